@@ -1,0 +1,25 @@
+/*
+ * handlers.h - one function per Kafka API runnel serves, grouped into files
+ * by concern (api_versions.c, metadata.c, topic_admin.c, configs.c).
+ *
+ * Each handler decodes its request with dispatch_decode(), does the work and
+ * answers with dispatch_respond(). Handlers run on the connection's reactor
+ * thread and must not block on the network.
+ */
+#ifndef RUNNEL_HANDLERS_H
+#define RUNNEL_HANDLERS_H
+
+#include "dispatch.h"
+
+void handle_api_versions(struct broker *b, struct request *req, struct kreader *body);
+void handle_api_versions_unsupported(struct broker *b, struct request *req);
+void handle_metadata(struct broker *b, struct request *req, struct kreader *body);
+void handle_describe_cluster(struct broker *b, struct request *req, struct kreader *body);
+void handle_create_topics(struct broker *b, struct request *req, struct kreader *body);
+void handle_delete_topics(struct broker *b, struct request *req, struct kreader *body);
+void handle_create_partitions(struct broker *b, struct request *req, struct kreader *body);
+void handle_describe_configs(struct broker *b, struct request *req, struct kreader *body);
+void handle_alter_configs(struct broker *b, struct request *req, struct kreader *body);
+void handle_incremental_alter_configs(struct broker *b, struct request *req, struct kreader *body);
+
+#endif

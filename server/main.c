@@ -1,0 +1,139 @@
+/*
+ * main.c - the runnel broker process: configuration, log directories, the
+ * topic catalog, the network server, and an orderly shutdown on SIGTERM or
+ * SIGINT.
+ *
+ *   build/runnel [server.properties] [--override key=value]...
+ *
+ * Start-up order is the dependency order (config -> log dirs -> catalog ->
+ * server) and shutdown is its reverse; a failure at any step prints one line
+ * saying what to do and exits non-zero.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../base/logging.h"
+#include "../log/catalog.h"
+#include "../log/logdir.h"
+#include "broker.h"
+#include "config.h"
+#include "dispatch.h"
+#include "server.h"
+
+static struct server *running_server;
+
+static void on_stop_signal(int sig)
+{
+        (void)sig;
+        if (running_server)
+                server_request_stop(running_server);
+}
+
+static int install_signals(void)
+{
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+                return -errno;
+        signal(SIGPIPE, SIG_IGN);
+        return 0;
+}
+
+static void catalog_log_line(void *ctx, const char *line)
+{
+        (void)ctx;
+        log_info("%s", line);
+}
+
+int main(int argc, char **argv)
+{
+        static struct broker_config cfg;
+        static struct logdirs dirs;
+        struct catalog *catalog = NULL;
+        struct server *srv = NULL;
+        char err[512];
+        char hostname[256];
+        int exit_code = 1;
+
+        if (config_load_args(&cfg, argc, argv, stderr, err, sizeof(err)) < 0) {
+                fprintf(stderr, "runnel: %s\n", err);
+                return 2;
+        }
+        if (cfg.listener_count != 1) {
+                log_error("runnel serves exactly one listener for now, but listeners names %u; "
+                          "keep one PLAINTEXT listener", cfg.listener_count);
+                goto out_config;
+        }
+        if (logdirs_open(&dirs, (const char *const *)cfg.log_dirs, cfg.log_dir_count, cfg.node_id,
+                         err, sizeof(err)) < 0) {
+                log_error("%s", err);
+                goto out_config;
+        }
+        struct catalog_hooks hooks = { .log_line = catalog_log_line };
+        if (catalog_open(&catalog, &dirs, &hooks, err, sizeof(err)) < 0) {
+                log_error("%s", err);
+                goto out_dirs;
+        }
+
+        static struct broker broker;
+        broker.config = &cfg;
+        broker.logdirs = &dirs;
+        broker.catalog = catalog;
+        broker.node_id = cfg.node_id;
+        broker.cluster_id = logdirs_cluster_id(&dirs);
+        broker.rack = cfg.rack;
+        const struct config_listener *adv = cfg.advertised_count > 0 ? &cfg.advertised[0] : &cfg.listeners[0];
+        broker.advertised_host = adv->host;
+        if (!adv->host[0]) {
+                /* Kafka advertises the canonical host name for an unbound listener. */
+                if (gethostname(hostname, sizeof(hostname)) < 0)
+                        snprintf(hostname, sizeof(hostname), "localhost");
+                hostname[sizeof(hostname) - 1] = '\0';
+                broker.advertised_host = hostname;
+        }
+
+        struct server_options o;
+        server_options_init(&o);
+        o.host = cfg.listeners[0].host;
+        o.port = cfg.listeners[0].port;
+        o.reactor_count = (uint32_t)cfg.num_network_threads;
+        o.dispatch = dispatch_request;
+        o.dispatch_ctx = &broker;
+        o.socket_request_max_bytes = cfg.socket_request_max_bytes;
+        o.connections_max_idle_ms = cfg.connections_max_idle_ms < 0 ? 0 : (uint64_t)cfg.connections_max_idle_ms;
+        if (cfg.max_connections > 0)
+                o.max_connections = (uint32_t)cfg.max_connections;
+        if (cfg.socket_listen_backlog_size > 0)
+                o.listen_backlog = (uint32_t)cfg.socket_listen_backlog_size;
+        if (install_signals() < 0) {
+                log_error("cannot install signal handlers: %s", strerror(errno));
+                goto out_catalog;
+        }
+        if (server_start(&o, &srv) < 0)
+                goto out_catalog;
+        running_server = srv;
+        broker.advertised_port = adv->port ? adv->port : server_port(srv);
+        log_info("runnel started: node %d of cluster %s, listening on %s:%u, advertising %s:%d, "
+                 "%u reactor threads, %u log dirs",
+                 broker.node_id, broker.cluster_id, o.host[0] ? o.host : "*", server_port(srv),
+                 broker.advertised_host, broker.advertised_port, server_reactor_count(srv), dirs.count);
+
+        server_wait(srv);
+        log_info("runnel stopped");
+        running_server = NULL;
+        server_destroy(srv);
+        exit_code = 0;
+out_catalog:
+        catalog_close(catalog);
+out_dirs:
+        logdirs_close(&dirs);
+out_config:
+        config_free(&cfg);
+        return exit_code;
+}

@@ -1,0 +1,94 @@
+/*
+ * request.h - the boundary between connections (server/conn.c) and request
+ * handling (server/dispatch.c and the handlers).
+ *
+ * The connection layer knows only Kafka's 4-byte size framing. For every
+ * complete frame it creates a struct request, whose frame and arena it owns,
+ * and calls the dispatch function the server was started with
+ * (dispatch_request() in the broker, an echo in the connection tests).
+ * Dispatch decodes the request header, finds
+ * the handler and eventually completes the request, possibly later (a
+ * Produce waiting for fsync, a Fetch waiting for data).
+ *
+ * Responses leave a connection in request order, whatever order requests
+ * complete in: a completed request waits until every request received before
+ * it on the same connection has been sent (Kafka guarantees this ordering and
+ * clients depend on it when pipelining).
+ *
+ * Thread confinement: a request belongs to the reactor thread of its
+ * connection. request_* functions are called on that thread only; other
+ * threads hand work back with reactor_post().
+ *
+ * Lifetime: if the client disconnects while a request is in flight, the
+ * request stays valid until it is completed; completing it then just frees
+ * it. Handlers therefore never need to know whether the peer is still there.
+ */
+#ifndef RUNNEL_REQUEST_H
+#define RUNNEL_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "../protocol/arena.h"
+
+struct conn;
+struct reactor;
+
+/* A piece of a response. Later kinds (a byte range of a segment file for
+ * zero-copy Fetch) extend this with a tag. */
+struct response_chunk {
+        const void *ptr;
+        size_t len;
+};
+
+struct request {
+        struct conn *conn;
+        struct reactor *reactor;
+        struct arena arena;             /* freed when the response has been sent */
+
+        const uint8_t *frame;           /* the request, without the 4-byte size */
+        uint32_t frame_len;
+        uint64_t received_ns;           /* CLOCK_MONOTONIC when the frame completed */
+
+        /* Filled in by dispatch after decoding the header. */
+        int16_t api_key;
+        int16_t api_version;
+        int32_t correlation_id;
+
+        /* Response under construction: chunks in send order. */
+        struct response_chunk *chunks;
+        uint32_t chunk_count;
+        uint32_t chunk_cap;
+        uint64_t response_bytes;
+
+        /* Owned by conn.c: in-order queue and completion state. */
+        struct request *next;
+        bool is_complete;
+        bool is_silent;                 /* complete without a response (acks=0) */
+        bool must_close;                /* close the connection instead of responding */
+};
+
+/* Handles one request, completing it now or later. */
+typedef void (*request_dispatch_fn)(struct request *req, void *ctx);
+
+/* Appends bytes to the response; ptr must stay valid until the request is freed
+ * (arena memory does). Returns 0 or -ENOMEM. */
+int request_append(struct request *req, const void *ptr, size_t len);
+
+/* The response is whole; it is sent once every earlier response has been. */
+void request_complete(struct request *req);
+
+/* Completes without sending anything (Produce with acks=0). */
+void request_complete_silently(struct request *req);
+
+/* Closes the connection once earlier responses are sent; later requests on
+ * it are dropped. Kafka does this for unknown API keys and versions and for
+ * frames it cannot parse. */
+void request_close_connection(struct request *req);
+
+/* The peer's address as "ip:port", for logs. Valid while the request lives. */
+const char *request_peer(const struct request *req);
+
+#endif
