@@ -22,7 +22,7 @@ TESTLIBS = -lcriterion
 
 LAYERS   = base protocol protocol/gen log coordinator server
 ALL_SRC  = $(foreach d,$(LAYERS),$(wildcard $(d)/*.c))
-TEST_SRC = $(filter %/test_%.c,$(ALL_SRC))
+TEST_SRC = $(foreach d,$(LAYERS),$(wildcard $(d)/test_*.c))
 FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
 LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
@@ -40,11 +40,13 @@ $(1)_TESTS = $$(patsubst %.c,$(4)/%,$$(TEST_SRC))
 
 $(2)/%.o: %.c
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_COMMON) $(3) -c $$< -o $$@
+	@echo "  CC      $$@"
+	@$$(CC) $$(CFLAGS_COMMON) $(3) -c $$< -o $$@
 
 $(4)/%: $(2)/%.o $$($(1)_OBJ) $$($(1)_FILL)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(3) $$^ -o $$@ $$(LIBS) $$(TESTLIBS)
+	@echo "  LINK    $$@"
+	@$$(CC) $(3) $$^ -o $$@ $$(LIBS) $$(TESTLIBS)
 
 -include $$(patsubst %.c,$(2)/%.d,$$(ALL_SRC))
 endef
@@ -54,10 +56,12 @@ $(eval $(call variant,REL,$(BUILD)/obj,$(CFLAGS),$(BUILD)/tests))
 $(eval $(call variant,SAN,$(BUILD)/asan/obj,$(SAN),$(BUILD)/asan/tests))
 
 $(BUILD)/runnel: $(BUILD)/obj/server/main.o $(REL_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
 
 $(BUILD)/asan/runnel: $(BUILD)/asan/obj/server/main.o $(SAN_OBJ)
-	$(CC) $(SAN) $^ -o $@ $(LIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(SAN) $^ -o $@ $(LIBS)
 
 asan: $(BUILD)/asan/runnel $(SAN_TESTS)
 
