@@ -1,0 +1,1067 @@
+/*
+ * conn.c - connections: framing, request lifetime, in-order responses, flow
+ * control and idle expiry; the request_* functions of request.h.
+ *
+ * Input. One multishot recv per connection takes buffers from the reactor's
+ * provided buffer ring. Bytes are copied once, from the ring buffer into the
+ * frame of the request being assembled (conn->partial), and the ring buffer
+ * goes straight back to the kernel. The frame lives in the request's arena,
+ * allocated at its announced size once the 4-byte size has been checked
+ * against socket_request_max_bytes (large frames get their own arena block,
+ * which malloc maps lazily, so a peer that announces much and sends little
+ * does not make us touch the memory). When a frame is complete the request
+ * is queued and dispatched at once.
+ *
+ * Flow control. A new frame is started only while the connection holds fewer
+ * than max_inflight_requests_per_conn requests and its queued frames total
+ * less than max_conn_buffer_bytes. Bytes that arrive past that point (the
+ * kernel may still deliver what it had received before our cancel took effect)
+ * are kept raw in conn->stash, and the recv is cancelled. When responses
+ * drain, the stash is framed first, then the recv re-armed.
+ *
+ * Output. conn->queue holds the connection's requests in arrival order.
+ * Completing a request schedules a flush (a reactor_defer task, so everything
+ * completed in one loop iteration leaves in one sendmsg). A flush gathers
+ * the chunks of the complete requests at the head of the queue into one
+ * sendmsg, at most CONN_IOV_MAX iovecs; only one send is in flight per
+ * connection, which is what keeps responses in order. A send completion
+ * frees the requests it finished and records how far into the head request
+ * it got (head_chunk_index/offset), then flushes again.
+ *
+ * Lifetime. A connection is reference counted: one reference while it is
+ * open, one per operation in flight (recv, send), one per request object
+ * (partial, queued or orphaned), one while its flush task is queued. Closing
+ * shuts the socket down (which ends any recv or send in flight), frees the
+ * requests that are complete, and turns the ones still being handled into
+ * orphans: out of the queue, still pointing at the connection, freed by
+ * request_complete. The fd is closed and the memory freed when the last
+ * reference goes, so a late request can still ask for its peer's address.
+ *
+ * Invariants (asserted where they matter):
+ *   - queue_count == length of the queue <= max_inflight_requests_per_conn;
+ *   - a queued request is marked is_queued, an orphan is not, and only a
+ *     closed or draining connection has orphans;
+ *   - while a send is in flight, the requests it covers are complete, are
+ *     the first ones in the queue, and are not freed;
+ *   - state only moves forward: OPEN -> DRAINING -> CLOSED or OPEN -> CLOSED.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../base/logging.h"
+
+#include "reactor.h"
+
+#define CONN_IOV_MAX 64                         /* iovecs per sendmsg */
+#define CONN_REQUEST_POOL_MAX 256               /* idle request objects kept per reactor */
+#define CONN_CHUNKS_INITIAL 8
+#define CONN_STASH_MIN_BYTES (64u * 1024)
+/* Raw input may exceed max_conn_buffer_bytes by what the kernel delivers
+ * between our decision to pause and the cancel taking effect: at most a
+ * socket receive buffer (tcp_rmem[2] is 6 MiB by default). */
+#define CONN_STASH_SLACK_BYTES (16u * 1024 * 1024)
+#define CONN_PEER_BYTES 64
+#define CONN_IDLE_SWEEP_MIN_MS 10
+#define CONN_IDLE_SWEEP_MAX_MS 1000
+#define CONN_BUF_GROUP 0
+
+enum conn_state {
+        CONN_OPEN,              /* reading and answering */
+        CONN_DRAINING,          /* a request asked to close: flush earlier responses, read nothing */
+        CONN_CLOSED,            /* socket shut down; waiting for references to go */
+};
+
+/* struct request plus what only this file needs; requests are only ever
+ * created here, so every struct request * points into one of these. */
+struct conn_request {
+        struct request req;
+        uint8_t *frame_buf;             /* req.frame, writable while assembling */
+        struct conn_request *pool_next;
+        bool is_queued;                 /* in its connection's queue, not an orphan */
+};
+
+struct conn {
+        struct conn_set *set;
+        int fd;
+        enum conn_state state;
+        uint32_t ref_count;
+
+        struct reactor_op recv_op;
+        struct reactor_op send_op;
+        struct reactor_task flush_task;
+        bool is_recv_armed;
+        bool is_recv_cancel_sent;
+        bool is_send_inflight;
+        bool is_consuming;              /* inside conn_consume: the stash must not be freed */
+
+        /* Open and draining connections, least recently active first. */
+        struct conn *lru_prev;
+        struct conn *lru_next;
+        uint64_t active_ms;
+
+        /* Framing. */
+        uint8_t size_prefix[4];
+        uint32_t size_prefix_have;
+        struct conn_request *partial;
+        uint32_t partial_have_bytes;
+        uint64_t input_bytes;           /* frame bytes of queued requests and the partial */
+
+        /* Raw bytes received while not allowed to frame them. */
+        uint8_t *stash;
+        size_t stash_off;
+        size_t stash_len;
+        size_t stash_cap;
+
+        /* Requests in arrival order; the head's response is sent first. */
+        struct request *queue_head;
+        struct request *queue_tail;
+        uint32_t queue_count;
+        uint32_t head_chunk_index;      /* send progress within the head request */
+        size_t head_chunk_offset;
+
+        struct msghdr msg;
+        struct iovec iov[CONN_IOV_MAX];
+        char peer[CONN_PEER_BYTES];
+};
+
+struct conn_set {
+        struct reactor *reactor;
+        struct conn_config cfg;
+        struct reactor_buf_ring *bufs;
+        struct conn *lru_head;
+        struct conn *lru_tail;
+        uint32_t open_count;            /* in the LRU list */
+        uint32_t alive_count;           /* allocated */
+        struct conn_request *pool;
+        uint32_t pool_count;
+        reactor_timer_id idle_timer;
+        uint64_t idle_sweep_ms;
+};
+
+static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
+static void conn_update_flow(struct conn *c);
+
+static void conn_log(const struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void conn_log(const struct conn *c, const char *fmt, ...)
+{
+        char msg[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_warn("connection from %s: %s", c->peer, msg);
+}
+
+static struct conn_request *conn_request_of(const struct request *req)
+{
+        return container_of(req, struct conn_request, req);
+}
+
+/* ---- references */
+
+static void conn_get(struct conn *c)
+{
+        assert(c->ref_count > 0);
+        c->ref_count++;
+}
+
+static void conn_free(struct conn *c)
+{
+        struct conn_set *set = c->set;
+        assert(c->state == CONN_CLOSED);
+        assert(!c->partial && !c->queue_head && c->queue_count == 0);
+        assert(!c->is_recv_armed && !c->is_send_inflight && !c->flush_task.is_queued);
+        close(c->fd);
+        free(c->stash);
+        assert(set->alive_count > 0);
+        set->alive_count--;
+        if (set->cfg.shared_conn_count)
+                atomic_fetch_sub(set->cfg.shared_conn_count, 1);
+        free(c);
+}
+
+static void conn_put(struct conn *c)
+{
+        assert(c->ref_count > 0);
+        if (--c->ref_count == 0)
+                conn_free(c);
+}
+
+/* ---- request objects */
+
+static void conn_request_release(struct conn_set *set, struct conn_request *cr)
+{
+        if (set->pool_count < CONN_REQUEST_POOL_MAX) {
+                arena_reset(&cr->req.arena);    /* keeps one block for the next request */
+                cr->pool_next = set->pool;
+                set->pool = cr;
+                set->pool_count++;
+                return;
+        }
+        arena_free(&cr->req.arena);
+        free(cr);
+}
+
+/* A request for a frame of frame_len bytes, its frame allocated but empty.
+ * Holds a reference on c. NULL when memory or the arena limit runs out. */
+static struct conn_request *conn_request_alloc(struct conn *c, uint32_t frame_len)
+{
+        struct conn_set *set = c->set;
+        struct conn_request *cr = set->pool;
+        struct arena arena;
+
+        if (cr) {
+                set->pool = cr->pool_next;
+                set->pool_count--;
+                arena = cr->req.arena;
+        } else {
+                cr = malloc(sizeof(*cr));
+                if (!cr)
+                        return NULL;
+                arena_init(&arena, 0);
+        }
+        memset(cr, 0, sizeof(*cr));
+        /* The arena keeps its first block across requests; only its limit is
+         * per request: the configured arena bytes, plus the frame, plus the
+         * block a pooled arena already holds. */
+        arena.limit_bytes = set->cfg.request_arena_max_bytes + (uint64_t)frame_len + 16 +
+                            ARENA_BLOCK_BYTES;
+        cr->req.arena = arena;
+
+        uint8_t *frame = arena_alloc(&cr->req.arena, frame_len);
+        if (!frame) {
+                conn_request_release(set, cr);
+                return NULL;
+        }
+        cr->frame_buf = frame;
+        cr->req.frame = frame;
+        cr->req.frame_len = frame_len;
+        cr->req.conn = c;
+        cr->req.reactor = set->reactor;
+        conn_get(c);
+        return cr;
+}
+
+static void conn_request_free(struct conn_request *cr)
+{
+        struct conn *c = cr->req.conn;
+        assert(!cr->is_queued);
+        assert(cr->req.next == NULL);
+        conn_request_release(c->set, cr);
+        conn_put(c);
+}
+
+/* ---- the in-order queue */
+
+static void conn_enqueue(struct conn *c, struct conn_request *cr)
+{
+        struct request *req = &cr->req;
+        assert(!cr->is_queued && req->next == NULL);
+        assert(c->queue_count < c->set->cfg.max_inflight_requests_per_conn);
+        if (c->queue_tail)
+                c->queue_tail->next = req;
+        else
+                c->queue_head = req;
+        c->queue_tail = req;
+        c->queue_count++;
+        cr->is_queued = true;
+}
+
+static struct conn_request *conn_dequeue_head(struct conn *c)
+{
+        struct request *req = c->queue_head;
+        assert(req && c->queue_count > 0);
+        c->queue_head = req->next;
+        if (!c->queue_head)
+                c->queue_tail = NULL;
+        req->next = NULL;
+        c->queue_count--;
+        assert(c->input_bytes >= req->frame_len);
+        c->input_bytes -= req->frame_len;
+        c->head_chunk_index = 0;
+        c->head_chunk_offset = 0;
+        struct conn_request *cr = conn_request_of(req);
+        cr->is_queued = false;
+        return cr;
+}
+
+/* Frees a request leaving the queue of a closing connection, or leaves it to
+ * its handler as an orphan if it is still being handled. */
+static void conn_drop_request(struct conn_request *cr)
+{
+        assert(!cr->is_queued);
+        if (cr->req.is_complete)
+                conn_request_free(cr);
+}
+
+/* Drops every request after req (Kafka closes the connection at the request
+ * that asked for it; later requests get no answer). */
+static void conn_truncate_after(struct conn *c, struct request *req)
+{
+        struct request *rest = req->next;
+        req->next = NULL;
+        c->queue_tail = req;
+        while (rest) {
+                struct request *next = rest->next;
+                struct conn_request *cr = conn_request_of(rest);
+                assert(cr->is_queued);
+                rest->next = NULL;
+                cr->is_queued = false;
+                assert(c->queue_count > 0);
+                c->queue_count--;
+                c->input_bytes -= rest->frame_len;
+                conn_drop_request(cr);
+                rest = next;
+        }
+}
+
+/* Empties the queue of a closed connection, unless a send still uses it. */
+static void conn_reap_queue(struct conn *c)
+{
+        assert(c->state == CONN_CLOSED);
+        if (c->is_send_inflight)
+                return;
+        uint32_t budget = c->queue_count;
+        while (c->queue_head && budget > 0) {
+                budget--;
+                conn_drop_request(conn_dequeue_head(c));
+        }
+        assert(!c->queue_head && c->queue_count == 0);
+}
+
+static bool conn_is_handling(const struct conn *c)
+{
+        for (const struct request *req = c->queue_head; req; req = req->next)
+                if (!req->is_complete)
+                        return true;
+        return false;
+}
+
+/* ---- activity and idle expiry */
+
+static void conn_lru_remove(struct conn *c)
+{
+        struct conn_set *set = c->set;
+        if (c->lru_prev)
+                c->lru_prev->lru_next = c->lru_next;
+        else
+                set->lru_head = c->lru_next;
+        if (c->lru_next)
+                c->lru_next->lru_prev = c->lru_prev;
+        else
+                set->lru_tail = c->lru_prev;
+        c->lru_prev = NULL;
+        c->lru_next = NULL;
+}
+
+static void conn_lru_append(struct conn *c)
+{
+        struct conn_set *set = c->set;
+        c->lru_prev = set->lru_tail;
+        c->lru_next = NULL;
+        if (set->lru_tail)
+                set->lru_tail->lru_next = c;
+        else
+                set->lru_head = c;
+        set->lru_tail = c;
+}
+
+static void conn_touch(struct conn *c)
+{
+        assert(c->state != CONN_CLOSED);
+        c->active_ms = reactor_now_ms();
+        if (c->set->lru_tail != c) {
+                conn_lru_remove(c);
+                conn_lru_append(c);
+        }
+}
+
+static void conn_set_on_idle_timer(void *arg)
+{
+        struct conn_set *set = arg;
+        uint64_t now_ms = reactor_now_ms();
+        uint64_t idle_ms = set->cfg.connections_max_idle_ms;
+        uint32_t budget = set->open_count;
+
+        set->idle_timer = 0;
+        while (set->lru_head && budget-- > 0) {
+                struct conn *c = set->lru_head;
+                if (now_ms - c->active_ms < idle_ms)
+                        break;
+                if (conn_is_handling(c)) {
+                        /* Waiting on us (a long-poll Fetch, an fsync) is not idleness. */
+                        conn_touch(c);
+                        continue;
+                }
+                conn_close(c);
+        }
+        set->idle_timer = reactor_timer_add(set->reactor, set->idle_sweep_ms,
+                                            conn_set_on_idle_timer, set);
+        if (!set->idle_timer)
+                log_error("connections: cannot re-arm idle timer; idle connections "
+                          "will not be closed");
+}
+
+/* ---- stash */
+
+static void conn_stash_free(struct conn *c)
+{
+        assert(!c->is_consuming);
+        free(c->stash);
+        c->stash = NULL;
+        c->stash_off = 0;
+        c->stash_len = 0;
+        c->stash_cap = 0;
+}
+
+static bool conn_has_stash(const struct conn *c)
+{
+        return c->stash_off < c->stash_len;
+}
+
+static int conn_stash_append(struct conn *c, const uint8_t *p, size_t len)
+{
+        size_t held = c->stash_len - c->stash_off;
+        size_t limit = c->set->cfg.max_conn_buffer_bytes + CONN_STASH_SLACK_BYTES;
+
+        assert(!c->is_consuming);
+        if (held + len > limit)
+                return -ENOBUFS;
+        if (c->stash_off > 0) {
+                memmove(c->stash, c->stash + c->stash_off, held);
+                c->stash_off = 0;
+                c->stash_len = held;
+        }
+        if (held + len > c->stash_cap) {
+                size_t cap = c->stash_cap ? c->stash_cap * 2 : CONN_STASH_MIN_BYTES;
+                if (cap < held + len)
+                        cap = held + len;
+                if (cap > limit)
+                        cap = limit;
+                uint8_t *stash = realloc(c->stash, cap);
+                if (!stash)
+                        return -ENOMEM;
+                c->stash = stash;
+                c->stash_cap = cap;
+        }
+        memcpy(c->stash + c->stash_len, p, len);
+        c->stash_len += len;
+        return 0;
+}
+
+/* ---- framing */
+
+static bool conn_can_start_frame(const struct conn *c)
+{
+        const struct conn_config *cfg = &c->set->cfg;
+        if (c->state != CONN_OPEN)
+                return false;
+        if (c->queue_count >= cfg->max_inflight_requests_per_conn)
+                return false;
+        /* One frame is always allowed, however large, or nothing could progress. */
+        return c->queue_count == 0 || c->input_bytes < cfg->max_conn_buffer_bytes;
+}
+
+static void conn_finish_frame(struct conn *c)
+{
+        struct conn_request *cr = c->partial;
+        assert(cr && c->partial_have_bytes == cr->req.frame_len);
+        c->partial = NULL;
+        c->partial_have_bytes = 0;
+        cr->req.received_ns = reactor_now_ns();
+        conn_enqueue(c, cr);
+        /* May complete the request, or even ask to close, before returning. */
+        c->set->cfg.dispatch(&cr->req, c->set->cfg.dispatch_ctx);
+}
+
+static int conn_start_frame(struct conn *c, int32_t size)
+{
+        const struct conn_config *cfg = &c->set->cfg;
+        assert(!c->partial);
+        if (size < 0 || (uint32_t)size > cfg->socket_request_max_bytes) {
+                /* Kafka's InvalidReceiveException: refuse before allocating. */
+                conn_log(c, "frame size %d outside 0..%u (socket.request.max.bytes), closing",
+                         size, cfg->socket_request_max_bytes);
+                return -EMSGSIZE;
+        }
+        struct conn_request *cr = conn_request_alloc(c, (uint32_t)size);
+        if (!cr) {
+                conn_log(c, "no memory for a %d-byte frame, closing", size);
+                return -ENOMEM;
+        }
+        c->partial = cr;
+        c->partial_have_bytes = 0;
+        if (size == 0)
+                conn_finish_frame(c);
+        return 0;
+}
+
+/* Frames bytes from p; returns how many it used. Stops early when the
+ * connection may not start another frame or stops being open. */
+static size_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
+{
+        size_t used = 0;
+
+        assert(c->is_consuming);
+        while (used < len && c->state == CONN_OPEN) {
+                if (c->partial) {
+                        struct request *req = &c->partial->req;
+                        size_t need = req->frame_len - c->partial_have_bytes;
+                        size_t n = len - used < need ? len - used : need;
+                        memcpy(c->partial->frame_buf + c->partial_have_bytes, p + used, n);
+                        c->partial_have_bytes += (uint32_t)n;
+                        c->input_bytes += n;
+                        used += n;
+                        if (c->partial_have_bytes == req->frame_len)
+                                conn_finish_frame(c);
+                        continue;
+                }
+                if (c->size_prefix_have == 0 && !conn_can_start_frame(c))
+                        break;
+                size_t n = 4 - c->size_prefix_have;
+                if (n > len - used)
+                        n = len - used;
+                memcpy(c->size_prefix + c->size_prefix_have, p + used, n);
+                c->size_prefix_have += (uint32_t)n;
+                used += n;
+                if (c->size_prefix_have < 4)
+                        break;
+                c->size_prefix_have = 0;
+                int32_t size = (int32_t)(((uint32_t)c->size_prefix[0] << 24) |
+                                         ((uint32_t)c->size_prefix[1] << 16) |
+                                         ((uint32_t)c->size_prefix[2] << 8) |
+                                         (uint32_t)c->size_prefix[3]);
+                if (conn_start_frame(c, size) != 0) {
+                        conn_close(c);
+                        break;
+                }
+        }
+        return used;
+}
+
+static void conn_drain_stash(struct conn *c)
+{
+        if (!conn_has_stash(c))
+                return;
+        c->is_consuming = true;
+        while (c->state == CONN_OPEN && conn_has_stash(c)) {
+                size_t used = conn_consume(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
+                c->stash_off += used;
+                if (used == 0)
+                        break;
+        }
+        c->is_consuming = false;
+        if (c->state != CONN_OPEN || !conn_has_stash(c))
+                conn_stash_free(c);
+}
+
+static void conn_receive(struct conn *c, const uint8_t *p, size_t len)
+{
+        size_t used = 0;
+
+        assert(c->state == CONN_OPEN);
+        if (!conn_has_stash(c)) {
+                c->is_consuming = true;
+                used = conn_consume(c, p, len);
+                c->is_consuming = false;
+                if (c->state != CONN_OPEN) {
+                        conn_stash_free(c);
+                        return;
+                }
+        }
+        if (used < len && conn_stash_append(c, p + used, len - used) != 0) {
+                conn_log(c, "more than %llu bytes of input buffered (max_conn_buffer_bytes), closing",
+                         (unsigned long long)c->set->cfg.max_conn_buffer_bytes);
+                conn_close(c);
+        }
+}
+
+/* ---- recv */
+
+static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags);
+
+static int conn_arm_recv(struct conn *c)
+{
+        assert(!c->is_recv_armed);
+        assert(c->state == CONN_OPEN);
+        struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->recv_op);
+        if (!sqe)
+                return -EBUSY;
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = reactor_buf_ring_group(c->set->bufs);
+        c->is_recv_armed = true;
+        c->is_recv_cancel_sent = false;
+        conn_get(c);
+        return 0;
+}
+
+static void conn_cancel_recv(struct conn *c)
+{
+        if (!c->is_recv_armed || c->is_recv_cancel_sent)
+                return;
+        struct io_uring_sqe *sqe = reactor_prep_untracked(c->set->reactor);
+        if (!sqe)
+                return;         /* keep receiving; the stash limit still bounds us */
+        io_uring_prep_cancel(sqe, &c->recv_op, 0);
+        c->is_recv_cancel_sent = true;
+}
+
+static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
+{
+        struct conn *c = container_of(op, struct conn, recv_op);
+        bool is_final = !(cqe_flags & IORING_CQE_F_MORE);
+
+        assert(c->is_recv_armed);
+        conn_get(c);
+        if (is_final) {
+                c->is_recv_armed = false;
+                c->is_recv_cancel_sent = false;
+        }
+        if (res > 0) {
+                assert(cqe_flags & IORING_CQE_F_BUFFER);
+                if (c->state == CONN_OPEN) {
+                        uint16_t buf_id = (uint16_t)(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+                        conn_touch(c);
+                        conn_receive(c, reactor_buf_ring_buffer(c->set->bufs, buf_id), (size_t)res);
+                }
+        } else if (res == 0) {
+                conn_close(c);          /* the peer closed its side */
+        } else if (res != -ENOBUFS && res != -ECANCELED) {
+                /* ECONNRESET and friends: nothing to tell an operator. */
+                conn_close(c);
+        }
+        /* Every buffer the kernel picked goes back, filled or not. */
+        if (cqe_flags & IORING_CQE_F_BUFFER)
+                reactor_buf_ring_recycle(c->set->bufs, (uint16_t)(cqe_flags >> IORING_CQE_BUFFER_SHIFT));
+        if (is_final)
+                conn_put(c);            /* the recv's reference */
+        conn_update_flow(c);
+        conn_put(c);
+}
+
+/* Decides whether the connection reads: frames stashed input if it may, then
+ * arms or cancels the recv. Called whenever a limit may have changed. */
+static void conn_update_flow(struct conn *c)
+{
+        if (c->state != CONN_OPEN)
+                return;
+        conn_drain_stash(c);
+        if (c->state != CONN_OPEN)
+                return;
+        bool want_recv = !conn_has_stash(c) && conn_can_start_frame(c);
+        if (want_recv && !c->is_recv_armed) {
+                if (conn_arm_recv(c) != 0) {
+                        conn_log(c, "submission queue full, cannot read, closing");
+                        conn_close(c);
+                }
+        } else if (!want_recv) {
+                conn_cancel_recv(c);
+        }
+}
+
+/* ---- send */
+
+/* Accounts sent bytes against the queue head: frees each request whose
+ * response has been sent whole and notes how far into the next one we got.
+ * With sent == 0 it just frees leading requests that have nothing to send. */
+static void conn_advance_sent(struct conn *c, size_t sent)
+{
+        uint32_t budget = c->queue_count;
+        while (c->queue_head && budget-- > 0) {
+                struct request *req = c->queue_head;
+                if (!req->is_complete || req->must_close)
+                        break;
+                while (c->head_chunk_index < req->chunk_count) {
+                        const struct response_chunk *ch = &req->chunks[c->head_chunk_index];
+                        assert(ch->len > c->head_chunk_offset);
+                        size_t left = ch->len - c->head_chunk_offset;
+                        if (sent < left) {
+                                c->head_chunk_offset += sent;
+                                return;
+                        }
+                        sent -= left;
+                        c->head_chunk_index++;
+                        c->head_chunk_offset = 0;
+                }
+                conn_request_free(conn_dequeue_head(c));
+        }
+        assert(sent == 0);
+}
+
+static void conn_on_send(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
+{
+        struct conn *c = container_of(op, struct conn, send_op);
+        (void)cqe_flags;
+        assert(c->is_send_inflight);
+        c->is_send_inflight = false;
+
+        if (c->state == CONN_CLOSED) {
+                conn_reap_queue(c);
+        } else if (res <= 0) {
+                if (res != -EPIPE && res != -ECONNRESET && res != 0)
+                        conn_log(c, "send failed: %s, closing", strerror(-res));
+                conn_close(c);
+        } else {
+                conn_touch(c);
+                conn_advance_sent(c, (size_t)res);
+                conn_flush(c);
+        }
+        conn_put(c);            /* the send's reference */
+}
+
+/* Sends what can be sent: the responses of complete requests at the head of
+ * the queue, in order. Closes the connection when the head asked for it. */
+static void conn_flush(struct conn *c)
+{
+        if (c->state == CONN_CLOSED || c->is_send_inflight)
+                return;
+        conn_advance_sent(c, 0);
+        struct request *req = c->queue_head;
+        if (req && req->is_complete && req->must_close) {
+                conn_close(c);  /* every earlier response has been sent */
+                return;
+        }
+
+        uint32_t iov_count = 0;
+        uint32_t chunk_index = c->head_chunk_index;
+        size_t offset = c->head_chunk_offset;
+        for (; req && req->is_complete && !req->must_close && iov_count < CONN_IOV_MAX; req = req->next) {
+                for (; chunk_index < req->chunk_count && iov_count < CONN_IOV_MAX; chunk_index++) {
+                        const struct response_chunk *ch = &req->chunks[chunk_index];
+                        assert(ch->len > offset);
+                        c->iov[iov_count].iov_base = (void *)((const uint8_t *)ch->ptr + offset);
+                        c->iov[iov_count].iov_len = ch->len - offset;
+                        iov_count++;
+                        offset = 0;
+                }
+                chunk_index = 0;
+        }
+
+        if (iov_count > 0) {
+                struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->send_op);
+                if (!sqe) {
+                        conn_log(c, "submission queue full, cannot send, closing");
+                        conn_close(c);
+                        return;
+                }
+                memset(&c->msg, 0, sizeof(c->msg));
+                c->msg.msg_iov = c->iov;
+                c->msg.msg_iovlen = iov_count;
+                /* MSG_WAITALL: io_uring retries short sends on stream sockets itself. */
+                io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
+                c->is_send_inflight = true;
+                conn_get(c);
+        }
+        /* Requests were freed above: reading may resume. */
+        conn_update_flow(c);
+}
+
+static void conn_on_flush_task(void *arg)
+{
+        struct conn *c = arg;
+        conn_flush(c);
+        conn_put(c);            /* the task's reference */
+}
+
+static void conn_schedule_flush(struct conn *c)
+{
+        if (c->flush_task.is_queued || c->state == CONN_CLOSED)
+                return;
+        conn_get(c);
+        reactor_defer(c->set->reactor, &c->flush_task);
+}
+
+/* ---- open and close */
+
+static void conn_format_peer(int fd, char *out, size_t out_bytes)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        char host[INET6_ADDRSTRLEN];
+
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+                snprintf(out, out_bytes, "unknown");
+                return;
+        }
+        if (ss.ss_family == AF_INET) {
+                const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+                inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+                snprintf(out, out_bytes, "%s:%u", host, (unsigned)ntohs(sin->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+                if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+                        inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], host, sizeof(host));
+                        snprintf(out, out_bytes, "%s:%u", host, (unsigned)ntohs(sin6->sin6_port));
+                } else {
+                        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+                        snprintf(out, out_bytes, "[%s]:%u", host, (unsigned)ntohs(sin6->sin6_port));
+                }
+        } else {
+                snprintf(out, out_bytes, "unknown");
+        }
+}
+
+int conn_open(struct conn_set *set, int fd)
+{
+        int rc;
+
+        assert(fd >= 0);
+        if (set->cfg.shared_conn_count &&
+            atomic_fetch_add(set->cfg.shared_conn_count, 1) >= set->cfg.max_conn_count) {
+                atomic_fetch_sub(set->cfg.shared_conn_count, 1);
+                close(fd);
+                return -EMFILE;
+        }
+        struct conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+                if (set->cfg.shared_conn_count)
+                        atomic_fetch_sub(set->cfg.shared_conn_count, 1);
+                close(fd);
+                return -ENOMEM;
+        }
+        c->set = set;
+        c->fd = fd;
+        c->state = CONN_OPEN;
+        c->ref_count = 1;       /* open */
+        c->recv_op.fn = conn_on_recv;
+        c->send_op.fn = conn_on_send;
+        reactor_task_init(&c->flush_task, conn_on_flush_task, c);
+        conn_format_peer(fd, c->peer, sizeof(c->peer));
+
+        /* Responses are written whole; Nagle would only delay them. */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+        set->alive_count++;
+        set->open_count++;
+        conn_lru_append(c);
+        c->active_ms = reactor_now_ms();
+
+        rc = conn_arm_recv(c);
+        if (rc) {
+                conn_log(c, "submission queue full, refusing connection");
+                conn_close(c);  /* frees c */
+                return rc;
+        }
+        return 0;
+}
+
+/* Closes now: no more reading or sending. Requests being handled become
+ * orphans. May free c (callers that use c afterwards hold a reference). */
+static void conn_close(struct conn *c)
+{
+        if (c->state == CONN_CLOSED)
+                return;
+        c->state = CONN_CLOSED;
+        conn_lru_remove(c);
+        assert(c->set->open_count > 0);
+        c->set->open_count--;
+        /* Ends the recv and any send in flight, whatever the peer does. */
+        (void)shutdown(c->fd, SHUT_RDWR);
+        conn_cancel_recv(c);
+        if (c->partial) {
+                struct conn_request *cr = c->partial;
+                c->partial = NULL;
+                c->input_bytes -= c->partial_have_bytes;
+                c->partial_have_bytes = 0;
+                conn_request_free(cr);
+        }
+        if (!c->is_consuming)
+                conn_stash_free(c);
+        conn_reap_queue(c);
+        conn_put(c);            /* the open reference */
+}
+
+/* ---- conn_set */
+
+int conn_set_create(struct reactor *r, const struct conn_config *cfg, struct conn_set **out)
+{
+        int rc;
+
+        assert(r == reactor_self());
+        if (!cfg->dispatch || cfg->max_inflight_requests_per_conn == 0 ||
+            cfg->max_conn_buffer_bytes == 0 || cfg->request_arena_max_bytes < ARENA_BLOCK_BYTES ||
+            cfg->socket_request_max_bytes > INT32_MAX || cfg->recv_buffer_count == 0 ||
+            cfg->recv_buffer_bytes == 0)
+                return -EINVAL;
+
+        struct conn_set *set = calloc(1, sizeof(*set));
+        if (!set)
+                return -ENOMEM;
+        set->reactor = r;
+        set->cfg = *cfg;
+        rc = reactor_buf_ring_create(r, CONN_BUF_GROUP, cfg->recv_buffer_count,
+                                     cfg->recv_buffer_bytes, &set->bufs);
+        if (rc)
+                goto out_free;
+        if (cfg->connections_max_idle_ms > 0) {
+                uint64_t sweep_ms = cfg->connections_max_idle_ms / 8;
+                if (sweep_ms < CONN_IDLE_SWEEP_MIN_MS)
+                        sweep_ms = CONN_IDLE_SWEEP_MIN_MS;
+                if (sweep_ms > CONN_IDLE_SWEEP_MAX_MS)
+                        sweep_ms = CONN_IDLE_SWEEP_MAX_MS;
+                set->idle_sweep_ms = sweep_ms;
+                set->idle_timer = reactor_timer_add(r, sweep_ms, conn_set_on_idle_timer, set);
+                if (!set->idle_timer) {
+                        rc = -ENOMEM;
+                        goto out_destroy_bufs;
+                }
+        }
+        *out = set;
+        return 0;
+
+out_destroy_bufs:
+        reactor_buf_ring_destroy(set->bufs);
+out_free:
+        free(set);
+        return rc;
+}
+
+void conn_set_close_all(struct conn_set *set)
+{
+        uint32_t budget = set->open_count;
+        while (set->lru_head && budget-- > 0)
+                conn_close(set->lru_head);
+        assert(set->open_count == 0);
+        reactor_timer_cancel(set->reactor, set->idle_timer);
+        set->idle_timer = 0;
+}
+
+void conn_set_destroy(struct conn_set *set)
+{
+        if (!set)
+                return;
+        if (set->alive_count > 0)
+                log_warn("connections: %u connection(s) still referenced by requests "
+                         "never completed at shutdown; leaking them", set->alive_count);
+        reactor_timer_cancel(set->reactor, set->idle_timer);
+        while (set->pool) {
+                struct conn_request *cr = set->pool;
+                set->pool = cr->pool_next;
+                arena_free(&cr->req.arena);
+                free(cr);
+        }
+        reactor_buf_ring_destroy(set->bufs);
+        free(set);
+}
+
+uint32_t conn_set_alive_count(const struct conn_set *set)
+{
+        return set->alive_count;
+}
+
+uint32_t conn_set_open_count(const struct conn_set *set)
+{
+        return set->open_count;
+}
+
+/* ---- request.h */
+
+int request_append(struct request *req, const void *ptr, size_t len)
+{
+        assert(req->reactor == reactor_self());
+        assert(!req->is_complete);
+        assert(ptr || len == 0);
+        if (len == 0)
+                return 0;
+        if (req->chunk_count > 0) {
+                /* Contiguous with the last chunk (consecutive arena writes): extend it. */
+                struct response_chunk *last = &req->chunks[req->chunk_count - 1];
+                if ((const uint8_t *)last->ptr + last->len == (const uint8_t *)ptr) {
+                        last->len += len;
+                        req->response_bytes += len;
+                        return 0;
+                }
+        }
+        if (req->chunk_count == req->chunk_cap) {
+                if (req->chunk_cap > UINT32_MAX / 2)
+                        return -ENOMEM;
+                uint32_t cap = req->chunk_cap ? req->chunk_cap * 2 : CONN_CHUNKS_INITIAL;
+                struct response_chunk *chunks = arena_alloc(&req->arena, (size_t)cap * sizeof(*chunks));
+                if (!chunks)
+                        return -ENOMEM;
+                if (req->chunk_count)
+                        memcpy(chunks, req->chunks, req->chunk_count * sizeof(*chunks));
+                req->chunks = chunks;
+                req->chunk_cap = cap;
+        }
+        req->chunks[req->chunk_count].ptr = ptr;
+        req->chunks[req->chunk_count].len = len;
+        req->chunk_count++;
+        req->response_bytes += len;
+        return 0;
+}
+
+void request_complete(struct request *req)
+{
+        struct conn_request *cr = conn_request_of(req);
+        assert(req->reactor == reactor_self());
+        assert(!req->is_complete);
+        req->is_complete = true;
+        if (!cr->is_queued) {
+                conn_request_free(cr);  /* orphan: the connection is gone */
+                return;
+        }
+        conn_schedule_flush(req->conn);
+}
+
+void request_complete_silently(struct request *req)
+{
+        assert(!req->is_complete);
+        req->is_silent = true;
+        req->chunk_count = 0;
+        req->response_bytes = 0;
+        request_complete(req);
+}
+
+void request_close_connection(struct request *req)
+{
+        struct conn_request *cr = conn_request_of(req);
+        struct conn *c = req->conn;
+
+        assert(req->reactor == reactor_self());
+        assert(!req->is_complete);
+        req->is_complete = true;
+        req->must_close = true;
+        req->chunk_count = 0;
+        req->response_bytes = 0;
+        if (!cr->is_queued) {
+                conn_request_free(cr);
+                return;
+        }
+        if (c->state == CONN_OPEN) {
+                c->state = CONN_DRAINING;
+                conn_cancel_recv(c);
+                if (c->partial) {
+                        struct conn_request *partial = c->partial;
+                        c->partial = NULL;
+                        c->input_bytes -= c->partial_have_bytes;
+                        c->partial_have_bytes = 0;
+                        conn_request_free(partial);
+                }
+                if (!c->is_consuming)
+                        conn_stash_free(c);
+        }
+        conn_truncate_after(c, req);
+        conn_schedule_flush(c);
+}
+
+const char *request_peer(const struct request *req)
+{
+        return req->conn->peer;
+}
