@@ -28,7 +28,7 @@ FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
 LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
-.PHONY: all run test unit asan asan-unit integration gen deps clean
+.PHONY: all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
 
 all: $(BUILD)/runnel
 
@@ -66,7 +66,8 @@ $(BUILD)/asan/runnel: $(BUILD)/asan/obj/server/main.o $(SAN_OBJ)
 
 asan: $(BUILD)/asan/runnel $(SAN_TESTS)
 
-run: deps-build $(BUILD)/runnel
+run: deps-build
+	@$(MAKE) --no-print-directory $(BUILD)/runnel
 	$(BUILD)/runnel config/server.properties
 
 deps-build:
@@ -74,6 +75,14 @@ deps-build:
 
 deps:
 	@bash tools/deps.sh test
+
+deps-compat:
+	@bash tools/deps.sh compat
+
+# The same integration scenarios against Apache Kafka 4.4, to check that
+# what the suite expects is what Kafka does.
+reference: deps-compat
+	RUNNEL=compat-tests/kafka/reference-broker RUNNEL_STARTUP_TIMEOUT_S=60 /usr/bin/python3 compat-tests/run.py
 
 # Unit tests: every test_*.c, plain and under the sanitizers.
 unit: $(REL_TESTS)

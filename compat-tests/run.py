@@ -1,0 +1,925 @@
+#!/usr/bin/python3
+"""compat-tests/run.py - runnel driven by real Kafka clients.
+
+Each scenario starts its own broker ($RUNNEL, default build/runnel) on a free
+port of 127.0.0.1 with its data in a fresh temporary directory, tells a user's
+story with real clients (kcat, kafka-python 2.0.2, confluent-kafka-python,
+kafkajs 2.2.4, raw sockets), asserts on what the clients got back, and stops
+the broker with SIGTERM. A failing scenario prints why, what the clients said,
+and the broker's stdout and stderr.
+
+    /usr/bin/python3 compat-tests/run.py             every scenario
+    /usr/bin/python3 compat-tests/run.py restart     one (or several) by name
+    /usr/bin/python3 compat-tests/run.py --list      their names
+
+Debian's /usr/bin/python3 is the interpreter that sees Debian's python3-kafka
+(2.0.2) and python3-confluent-kafka (1.7.0); tools/deps.sh test installs them,
+kcat and kafkajs. Only the standard library and those clients are used.
+
+Environment: RUNNEL (broker binary), RUNNEL_STARTUP_TIMEOUT_S (default 20),
+RUNNEL_STOP_TIMEOUT_S (default 10). The broker's command line is Kafka's:
+`$RUNNEL --override key=value ...`, so a script that starts Apache Kafka the
+same way (compat-tests/kafka/reference-broker) runs this suite against the
+reference broker.
+"""
+
+import argparse
+import io
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.dont_write_bytecode = True  # keep compat-tests/ free of __pycache__
+from wire import (API_API_VERSIONS, API_METADATA, WireError, api_versions_v0,  # noqa: E402
+                  decode_api_versions_v0, encode_request, metadata_v10, read_frame)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.join(REPO, "compat-tests")
+
+STARTUP_TIMEOUT_S = float(os.environ.get("RUNNEL_STARTUP_TIMEOUT_S", "20"))
+STOP_TIMEOUT_S = float(os.environ.get("RUNNEL_STOP_TIMEOUT_S", "10"))
+SCENARIO_TIMEOUT_S = 90 + STARTUP_TIMEOUT_S
+CLIENT_TIMEOUT_S = 60
+LOG_TAIL_LINES = 200
+
+BROKER_ID = 1
+SEGMENT_BYTES_DEFAULT = "1073741824"
+
+# Kafka error codes the scenarios expect (Errors.java).
+UNSUPPORTED_VERSION = 35
+TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_CONFIG = 40
+INVALID_TOPIC = 17
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+class Failure(Exception):
+    """A scenario's expectation did not hold."""
+
+
+class ScenarioTimeout(Exception):
+    """A scenario ran past SCENARIO_TIMEOUT_S."""
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def eventually(fn, what, timeout_s=5.0, interval_s=0.1):
+    """Calls fn until it returns a true value, for at most timeout_s.
+
+    Kafka applies an admin change to its metadata cache just after answering
+    the request, so a listing right after CreateTopics/DeleteTopics may lag.
+    """
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise Failure("%s: still not true after %.1f s (last: %r)" % (what, timeout_s, last))
+        time.sleep(interval_s)
+
+
+# ---------------------------------------------------------------------------
+# The broker under test.
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def describe_exit(code):
+    if code is not None and code < 0:
+        try:
+            return "signal %s" % signal.Signals(-code).name
+        except ValueError:
+            return "signal %d" % -code
+    return "exit code %s" % code
+
+
+def tail(path, lines=LOG_TAIL_LINES):
+    try:
+        with open(path, "r", errors="replace") as f:
+            content = f.read().splitlines()
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+    if len(content) > lines:
+        return "... (%d lines before)\n%s" % (len(content) - lines, "\n".join(content[-lines:]))
+    return "\n".join(content)
+
+
+class Broker:
+    """One broker process; start() may be called again (same port, same data)."""
+
+    def __init__(self, binary, data_dir, log_dir, overrides=()):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self.overrides = list(overrides)
+        self.port = free_port()
+        self.proc = None
+        self.runs = []  # (argv, stdout path, stderr path, exit code)
+        self.problems = []  # things noticed at stop: sanitizer reports, bad exits
+
+    @property
+    def bootstrap(self):
+        return "127.0.0.1:%d" % self.port
+
+    def argv(self):
+        listener = "PLAINTEXT://127.0.0.1:%d" % self.port
+        argv = [self.binary,
+                "--override", "listeners=" + listener,
+                "--override", "advertised.listeners=" + listener,
+                "--override", "log.dirs=" + self.data_dir,
+                "--override", "num.network.threads=2"]
+        for kv in self.overrides:
+            argv += ["--override", kv]
+        return argv
+
+    def start(self):
+        assert self.proc is None
+        n = len(self.runs)
+        out_path = os.path.join(self.log_dir, "broker-%d.stdout" % n)
+        err_path = os.path.join(self.log_dir, "broker-%d.stderr" % n)
+        argv = self.argv()
+        self.runs.append([argv, out_path, err_path, None])
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         cwd=REPO, start_new_session=True)
+        self.wait_ready()
+
+    def wait_ready(self):
+        """Until the port accepts and ApiVersions v0 is answered, bounded."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        last_error = "never tried"
+        correlation_id = 1000
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                raise Failure("broker ended with %s during start-up" % describe_exit(code))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
+                    correlation_id += 1
+                    got, error_code, api_keys, _ = api_versions_v0(s, correlation_id, timeout_s=2.0)
+                    if got == correlation_id and error_code == 0 and api_keys:
+                        return
+                    last_error = "ApiVersions v0 answered corr=%d error=%d with %d keys" % (
+                        got, error_code, len(api_keys))
+            except (OSError, Failure, WireError) as e:
+                last_error = "%s: %s" % (type(e).__name__, e)
+            time.sleep(0.1)
+        raise Failure("broker not ready within %.0f s (last attempt: %s)" % (STARTUP_TIMEOUT_S, last_error))
+
+    def check_alive(self):
+        code = self.proc.poll() if self.proc else None
+        check(self.proc is not None and code is None, "broker is not running (exit code %s)" % code)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; records what went wrong."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        died_early = proc.poll() is not None
+        if not died_early:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.problems.append("broker did not exit within %.0f s of SIGTERM; sent SIGKILL"
+                                     % STOP_TIMEOUT_S)
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        code = proc.returncode
+        self.runs[-1][3] = code
+        if died_early:
+            self.problems.append("broker died (%s) before the suite stopped it" % describe_exit(code))
+        # Clean exits: 0; killed by the default SIGTERM action; 143 (a JVM's exit
+        # after its shutdown hooks, for the reference broker).
+        elif code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM) and not self.problems:
+            self.problems.append("broker ended with %s after SIGTERM" % describe_exit(code))
+        with open(self.runs[-1][2], "r", errors="replace") as f:
+            stderr = f.read()
+        for marker in SANITIZER_MARKERS:
+            if marker in stderr:
+                self.problems.append("sanitizer report in the broker's stderr (%r)" % marker)
+                break
+
+    def report(self):
+        parts = []
+        for i, (argv, out_path, err_path, code) in enumerate(self.runs):
+            parts.append("--- broker run %d: %s (%s)" % (i, " ".join(argv), describe_exit(code)))
+            parts.append("--- stdout:\n" + tail(out_path))
+            parts.append("--- stderr:\n" + tail(err_path))
+        return "\n".join(parts)
+
+
+class Context:
+    """What a scenario gets: its broker, a transcript of client output, helpers."""
+
+    def __init__(self, binary, workdir):
+        self.binary = binary
+        self.workdir = workdir
+        self.brokers = []
+        self.transcript = []  # (label, text)
+        self.notes = []  # printed under the scenario's line even when it passes
+
+    def broker(self, overrides=(), data_dir=None, start=True):
+        if data_dir is None:
+            data_dir = tempfile.mkdtemp(prefix="data-", dir=self.workdir)
+        log_dir = tempfile.mkdtemp(prefix="logs-", dir=self.workdir)
+        b = Broker(self.binary, data_dir, log_dir, overrides)
+        self.brokers.append(b)
+        if start:
+            b.start()
+        return b
+
+    def note(self, label, text):
+        self.transcript.append((label, text if isinstance(text, str) else repr(text)))
+
+    def skip_check(self, text):
+        """A check that could not be made against this broker (said even on PASS)."""
+        self.notes.append(text)
+
+    def run(self, argv, timeout_s=CLIENT_TIMEOUT_S, check_exit=True):
+        """Runs a client program; its output goes into the transcript."""
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout_s, cwd=HERE)
+        except FileNotFoundError:
+            raise Failure("%s is not installed (bash tools/deps.sh test installs it)" % argv[0])
+        except subprocess.TimeoutExpired as e:
+            self.note("$ " + " ".join(argv) + " (timed out)",
+                      "stdout:\n%s\nstderr:\n%s" % (_text(e.stdout), _text(e.stderr)))
+            raise Failure("%s did not finish within %d s" % (argv[0], timeout_s))
+        out, err = _text(p.stdout), _text(p.stderr)
+        self.note("$ %s (exit %d)" % (" ".join(argv), p.returncode), "stdout:\n%s\nstderr:\n%s" % (out, err))
+        if check_exit and p.returncode != 0:
+            raise Failure("%s exited with %d" % (argv[0], p.returncode))
+        return p.returncode, out, err
+
+
+def _text(data):
+    if data is None:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+# ---------------------------------------------------------------------------
+# Clients
+
+
+def kafka_python():
+    try:
+        import kafka  # Debian's python3-kafka
+        import kafka.admin  # noqa: F401
+        import kafka.errors  # noqa: F401
+    except ImportError as e:
+        raise Failure("kafka-python is not importable from %s (%s); "
+                      "bash tools/deps.sh test installs python3-kafka" % (sys.executable, e))
+    return kafka
+
+
+def admin_client(broker):
+    kafka = kafka_python()
+    return kafka.admin.KafkaAdminClient(
+        bootstrap_servers=broker.bootstrap, client_id="runnel-compat-kafka-python",
+        request_timeout_ms=10000, api_version_auto_timeout_ms=10000)
+
+
+def topic_configs(admin, name):
+    """DescribeConfigs for one topic through kafka-python: {key: value}."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+    responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    return resource_configs(responses, name)
+
+
+def resource_configs(responses, name):
+    check(len(responses) == 1, "DescribeConfigs: %d responses" % len(responses))
+    resources = responses[0].to_object()["resources"]
+    check(len(resources) == 1, "DescribeConfigs: %d resources in the answer" % len(resources))
+    res = resources[0]
+    check(res["error_code"] == 0, "DescribeConfigs %s: error %s %s" % (name, res["error_code"], res["error_message"]))
+    check(res["resource_name"] == name, "DescribeConfigs answered for %r, asked %r" % (res["resource_name"], name))
+    return {e["config_names"]: e["config_value"] for e in res["config_entries"]}
+
+
+def describe_topic(admin, name):
+    topics = admin.describe_topics([name])
+    check(len(topics) == 1, "Metadata for %s returned %d topics" % (name, len(topics)))
+    return topics[0]
+
+
+def check_partitions(topic, count):
+    check(topic["error_code"] == 0, "topic %s: error %d" % (topic["topic"], topic["error_code"]))
+    parts = sorted(topic["partitions"], key=lambda p: p["partition"])
+    check([p["partition"] for p in parts] == list(range(count)),
+          "topic %s: partitions %s, want 0..%d" % (topic["topic"], [p["partition"] for p in parts], count - 1))
+    for p in parts:
+        check(p["error_code"] == 0 and p["leader"] == BROKER_ID and p["replicas"] == [BROKER_ID]
+              and p["isr"] == [BROKER_ID],
+              "topic %s partition %d: %r, want leader/replicas/isr = broker %d"
+              % (topic["topic"], p["partition"], p, BROKER_ID))
+
+
+def expect_kafka_error(ctx, error_class, errno, fn, what):
+    try:
+        value = fn()
+    except error_class as e:
+        check(getattr(e, "errno", errno) == errno, "%s: errno %s, want %d" % (what, e.errno, errno))
+        ctx.note(what, "raised %s as expected: %s" % (type(e).__name__, e))
+        return
+    except Exception as e:  # noqa: BLE001 - any other outcome is the failure to report
+        raise Failure("%s: raised %s (%s), want %s (%d)" % (what, type(e).__name__, e, error_class.__name__, errno))
+    raise Failure("%s: succeeded (%r), want %s (%d)" % (what, value, error_class.__name__, errno))
+
+
+def kcat_metadata(ctx, broker, topic=None):
+    argv = ["kcat", "-b", broker.bootstrap, "-L", "-J", "-m", "10"]
+    if topic:
+        argv += ["-t", topic]
+    _, out, _ = ctx.run(argv)
+    try:
+        return json.loads(out)
+    except ValueError as e:
+        raise Failure("kcat -L -J printed no JSON: %s" % e)
+
+
+def kcat_topic(md, name):
+    for t in md.get("topics", []):
+        if t.get("topic") == name:
+            return t
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Scenarios. Each is a user's story; each asserts what the client saw.
+
+
+def scenario_kcat_metadata(ctx):
+    """kcat -L lists the broker, then a topic created with 3 partitions led by broker 1."""
+    broker = ctx.broker()
+    md = kcat_metadata(ctx, broker)
+    check(md.get("brokers") == [{"id": BROKER_ID, "name": broker.bootstrap}],
+          "kcat brokers: %r, want [{id: %d, name: %s}]" % (md.get("brokers"), BROKER_ID, broker.bootstrap))
+    check(md.get("controllerid") == BROKER_ID, "kcat controllerid: %r" % md.get("controllerid"))
+    check(isinstance(md.get("topics"), list), "kcat topics: %r" % md.get("topics"))
+    check(all(t["topic"].startswith("__") for t in md["topics"]),
+          "a new broker lists user topics: %r" % [t["topic"] for t in md["topics"]])
+
+    # Created with librdkafka too (python3-confluent-kafka), as a kcat user would.
+    try:
+        from confluent_kafka.admin import AdminClient, NewTopic
+    except ImportError as e:
+        raise Failure("confluent_kafka not importable (%s); bash tools/deps.sh test installs it" % e)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000,
+                         "logger": logging.getLogger("confluent_kafka")})
+    futures = admin.create_topics([NewTopic("kcat-three", num_partitions=3, replication_factor=1)],
+                                  operation_timeout=10, request_timeout=15)
+    futures["kcat-three"].result(timeout=20)
+    ctx.note("confluent_kafka create_topics", "kcat-three created")
+    del admin, futures  # librdkafka's threads end here, not after the broker stops
+
+    def listed():
+        t = kcat_topic(kcat_metadata(ctx, broker), "kcat-three")
+        return t if t and len(t.get("partitions", [])) == 3 else None
+
+    t = eventually(listed, "kcat -L lists kcat-three with 3 partitions")
+    check("error" not in t, "kcat-three has an error: %r" % t.get("error"))
+    for p in sorted(t["partitions"], key=lambda p: p["partition"]):
+        check(p.get("leader") == BROKER_ID, "kcat-three partition %r: leader %r" % (p.get("partition"), p.get("leader")))
+        check(p.get("replicas") == [{"id": BROKER_ID}] and p.get("isrs") == [{"id": BROKER_ID}],
+              "kcat-three partition %r: replicas %r isrs %r" % (p["partition"], p.get("replicas"), p.get("isrs")))
+        check("error" not in p, "kcat-three partition %r: %r" % (p["partition"], p.get("error")))
+    check(sorted(p["partition"] for p in t["partitions"]) == [0, 1, 2],
+          "kcat-three partitions: %r" % [p["partition"] for p in t["partitions"]])
+
+    # Asking for one topic returns just it.
+    one = kcat_metadata(ctx, broker, "kcat-three")
+    check([t["topic"] for t in one["topics"]] == ["kcat-three"],
+          "kcat -L -t kcat-three listed %r" % [t["topic"] for t in one["topics"]])
+
+
+def scenario_kafka_python_admin(ctx):
+    """kafka-python 2.0.2's admin client: topics and configs, and the errors it branches on."""
+    kafka = kafka_python()
+    from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
+    errors = kafka.errors
+    # A broker-level default a topic inherits through its synonym (retention.ms
+    # <- log.retention.ms / .minutes / .hours).
+    broker = ctx.broker(overrides=["log.retention.hours=48"])
+    admin = admin_client(broker)
+    try:
+        response = admin.create_topics([
+            NewTopic("kp-orders", 3, 1, topic_configs={"retention.ms": "3600000", "cleanup.policy": "compact"}),
+            NewTopic("kp-defaults", 1, 1)])
+        ctx.note("create_topics kp-orders kp-defaults", response)
+        check(sorted(tuple(e[:2]) for e in response.topic_errors) == [("kp-defaults", 0), ("kp-orders", 0)],
+              "create_topics answered %r" % (response.topic_errors,))
+
+        eventually(lambda: "kp-orders" in admin.list_topics(), "list_topics shows kp-orders")
+        topic = describe_topic(admin, "kp-orders")
+        check(topic["topic"] == "kp-orders", "describe_topics named %r" % topic["topic"])
+        check(not topic["is_internal"], "kp-orders is internal")
+        check_partitions(topic, 3)
+
+        configs = topic_configs(admin, "kp-orders")
+        ctx.note("describe_configs kp-orders", configs)
+        check(configs.get("retention.ms") == "3600000", "retention.ms = %r, want the set 3600000" % configs.get("retention.ms"))
+        check(configs.get("cleanup.policy") == "compact", "cleanup.policy = %r, want compact" % configs.get("cleanup.policy"))
+        check(configs.get("segment.bytes") == SEGMENT_BYTES_DEFAULT,
+              "segment.bytes = %r, want the default %s" % (configs.get("segment.bytes"), SEGMENT_BYTES_DEFAULT))
+        configs = topic_configs(admin, "kp-defaults")
+        ctx.note("describe_configs kp-defaults", configs)
+        check(configs.get("retention.ms") == str(48 * 3600 * 1000),
+              "kp-defaults retention.ms = %r, want 172800000 from the broker's log.retention.hours=48"
+              % configs.get("retention.ms"))
+        check(configs.get("cleanup.policy") == "delete", "kp-defaults cleanup.policy = %r" % configs.get("cleanup.policy"))
+
+        # Broker configs must be asked of that broker; kafka-python sends to node 1.
+        responses = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(BROKER_ID))])
+        bconf = resource_configs(responses, str(BROKER_ID))
+        ctx.note("describe_configs broker 1", bconf)
+        check(bconf.get("log.segment.bytes") == SEGMENT_BYTES_DEFAULT,
+              "broker log.segment.bytes = %r, want %s" % (bconf.get("log.segment.bytes"), SEGMENT_BYTES_DEFAULT))
+        check(bconf.get("num.network.threads") == "2",
+              "broker num.network.threads = %r, want 2 (set by --override)" % bconf.get("num.network.threads"))
+
+        # Legacy AlterConfigs replaces the topic's whole dynamic config: what is
+        # not named goes back to its default (cleanup.policy -> delete).
+        response = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-orders",
+                                                       configs={"retention.ms": "7200000"})])
+        ctx.note("alter_configs kp-orders", response)
+        res = response.to_object()["resources"]
+        check([(r["error_code"], r["resource_name"]) for r in res] == [(0, "kp-orders")],
+              "alter_configs answered %r" % res)
+        configs = topic_configs(admin, "kp-orders")
+        check(configs.get("retention.ms") == "7200000", "after alter_configs retention.ms = %r" % configs.get("retention.ms"))
+        check(configs.get("cleanup.policy") == "delete",
+              "after alter_configs (which replaces every topic config) cleanup.policy = %r, want the default delete"
+              % configs.get("cleanup.policy"))
+
+        response = admin.create_partitions({"kp-orders": NewPartitions(5)})
+        ctx.note("create_partitions kp-orders 5", response)
+        eventually(lambda: len(describe_topic(admin, "kp-orders")["partitions"]) == 5, "kp-orders has 5 partitions")
+        check_partitions(describe_topic(admin, "kp-orders"), 5)
+
+        expect_kafka_error(ctx, errors.InvalidPartitionsError, INVALID_PARTITIONS,
+                           lambda: admin.create_partitions({"kp-orders": NewPartitions(2)}),
+                           "create_partitions 5 -> 2")
+        expect_kafka_error(ctx, errors.TopicAlreadyExistsError, TOPIC_ALREADY_EXISTS,
+                           lambda: admin.create_topics([NewTopic("kp-orders", 1, 1)]),
+                           "create_topics of an existing topic")
+        expect_kafka_error(ctx, errors.InvalidConfigurationError, INVALID_CONFIG,
+                           lambda: admin.create_topics([NewTopic("kp-badconfig", 1, 1,
+                                                                 topic_configs={"no.such.config": "1"})]),
+                           "create_topics with an unknown config key")
+        expect_kafka_error(ctx, errors.InvalidReplicationFactorError, INVALID_REPLICATION_FACTOR,
+                           lambda: admin.create_topics([NewTopic("kp-rf3", 1, 3)]),
+                           "create_topics with replication factor 3 on one broker")
+        expect_kafka_error(ctx, errors.InvalidTopicError, INVALID_TOPIC,
+                           lambda: admin.create_topics([NewTopic("kp bad/name", 1, 1)]),
+                           "create_topics with an invalid name")
+        names = admin.list_topics()
+        for bad in ("kp-badconfig", "kp-rf3", "kp bad/name"):
+            check(bad not in names, "a refused create_topics left %r behind: %r" % (bad, names))
+
+        response = admin.delete_topics(["kp-orders"])
+        ctx.note("delete_topics kp-orders", response)
+        eventually(lambda: "kp-orders" not in admin.list_topics(), "kp-orders gone from list_topics")
+    finally:
+        admin.close()
+    broker.check_alive()
+
+
+def scenario_kafkajs_admin(ctx):
+    """kafkajs 2.2.4: create, describe, alter, grow, delete, list."""
+    module = os.path.join(HERE, "node_modules", "kafkajs", "package.json")
+    check(os.path.exists(module), "kafkajs is not installed (bash tools/deps.sh test runs npm ci)")
+    broker = ctx.broker()
+    code, out, _ = ctx.run(["node", os.path.join(HERE, "kafkajs_admin.js"), str(broker.port), "kjs"],
+                           check_exit=False)
+    try:
+        r = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError) as e:
+        raise Failure("kafkajs_admin.js printed no JSON result (%s)" % e)
+    check(code == 0 and "failed" not in r,
+          "kafkajs step %r failed: %s" % (r.get("failed"), json.dumps(r.get("error"))))
+
+    check(r["created"] is True, "createTopics returned %r, want true" % r["created"])
+    check(r["createdAgain"] is False, "createTopics of an existing topic returned %r, want false" % r["createdAgain"])
+    rf3 = r["createReplicationFactor3"]
+    check(rf3["threw"], "createTopics with replication factor 3 succeeded")
+    types = [e.get("type") for e in (rf3["error"].get("errors") or [rf3["error"]])]
+    check(types == ["INVALID_REPLICATION_FACTOR"], "replication factor 3 failed with %r" % types)
+
+    check({"kjs-orders", "kjs-audit"} <= set(r["listAfterCreate"]), "listTopics: %r" % r["listAfterCreate"])
+    check("kjs-rf3" not in r["listAfterCreate"], "refused kjs-rf3 is listed")
+    md = {t["name"]: t for t in r["metadataAfterCreate"]["topics"]}
+    check(set(md) == {"kjs-orders", "kjs-audit"}, "fetchTopicMetadata topics: %r" % list(md))
+    for name, count in (("kjs-orders", 2), ("kjs-audit", 1)):
+        parts = sorted(md[name]["partitions"], key=lambda p: p["partitionId"])
+        check([p["partitionId"] for p in parts] == list(range(count)), "%s partitions: %r" % (name, parts))
+        for p in parts:
+            check(p["partitionErrorCode"] == 0 and p["leader"] == BROKER_ID and p["replicas"] == [BROKER_ID]
+                  and p["isr"] == [BROKER_ID], "%s partition: %r" % (name, p))
+
+    def entries(step):
+        res = r[step]["resources"]
+        check(len(res) == 1 and res[0]["errorCode"] == 0, "%s: %r" % (step, res))
+        return {e["configName"]: e for e in res[0]["configEntries"]}
+
+    conf = entries("configs")
+    check(set(conf) == {"retention.ms", "cleanup.policy", "segment.bytes"},
+          "describeConfigs for 3 names returned %r" % sorted(conf))
+    check(conf["retention.ms"]["configValue"] == "3600000", "retention.ms: %r" % conf["retention.ms"])
+    check(conf["cleanup.policy"]["configValue"] == "compact", "cleanup.policy: %r" % conf["cleanup.policy"])
+    check(not conf["retention.ms"]["isDefault"], "retention.ms set at creation is reported as a default")
+    check(conf["segment.bytes"]["configValue"] == SEGMENT_BYTES_DEFAULT and conf["segment.bytes"]["isDefault"],
+          "segment.bytes: %r, want the default %s" % (conf["segment.bytes"], SEGMENT_BYTES_DEFAULT))
+    every = entries("allConfigs")
+    for key in ("retention.ms", "cleanup.policy", "segment.bytes", "max.message.bytes",
+                "min.insync.replicas", "compression.type", "message.timestamp.type"):
+        check(key in every, "describeConfigs (all) of kjs-audit lacks %s (has %d keys)" % (key, len(every)))
+    check(every["cleanup.policy"]["configValue"] == "delete", "kjs-audit cleanup.policy: %r" % every["cleanup.policy"])
+
+    altered = r["altered"]["resources"]
+    check([(a["errorCode"], a["resourceName"]) for a in altered] == [(0, "kjs-orders")], "alterConfigs: %r" % altered)
+    conf = entries("configsAfterAlter")
+    check(conf["retention.ms"]["configValue"] == "7200000", "retention.ms after alterConfigs: %r" % conf["retention.ms"])
+    check(conf["cleanup.policy"]["configValue"] == "delete",
+          "cleanup.policy after alterConfigs (which replaces every topic config): %r, want delete"
+          % conf["cleanup.policy"]["configValue"])
+
+    parts = r["metadataAfterPartitions"]["topics"][0]["partitions"]
+    check(sorted(p["partitionId"] for p in parts) == [0, 1, 2, 3], "after createPartitions 4: %r" % parts)
+    shrink = r["shrinkPartitions"]
+    check(shrink["threw"], "createPartitions 4 -> 1 succeeded")
+    types = [e.get("type") for e in (shrink["error"].get("errors") or [shrink["error"]])]
+    check(types == ["INVALID_PARTITIONS"], "createPartitions 4 -> 1 failed with %r" % types)
+
+    check("kjs-orders" not in r["listAfterDelete"] and "kjs-audit" in r["listAfterDelete"],
+          "listTopics after deleting kjs-orders: %r" % r["listAfterDelete"])
+    broker.check_alive()
+
+
+def read_properties(path):
+    props = {}
+    with open(path, "r") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and not line.startswith("!"):
+                key, _, value = line.partition("=" if "=" in line else ":")
+                props[key.strip()] = value.strip()
+    return props
+
+
+def partition_metadata_topic_id(path):
+    with open(path, "r") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "topic_id":
+                return value.strip()
+    raise Failure("%s has no topic_id line" % path)
+
+
+def scenario_restart(ctx):
+    """Topics, partitions, ids and configs survive a restart on the same data."""
+    kafka_python()
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+    broker = ctx.broker()
+    data = broker.data_dir
+
+    def snapshot(label):
+        admin = admin_client(broker)
+        try:
+            names = sorted(n for n in admin.list_topics() if not n.startswith("__"))
+            topics = {n: describe_topic(admin, n) for n in names}
+            configs = {n: topic_configs(admin, n) for n in names}
+            cluster = admin.describe_cluster()
+        finally:
+            admin.close()
+        ids = None
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as s:
+            _, _, api_keys, _ = api_versions_v0(s, 7)
+            lo, hi = api_keys.get(API_METADATA, (0, -1))
+            if lo <= 10 <= hi:
+                md = metadata_v10(s, 8)
+                ids = {n: md["topics"][n]["topic_id"] for n in names if n in md["topics"]}
+            else:
+                ctx.skip_check("Metadata v10 not advertised (versions %d-%d): topic ids not compared" % (lo, hi))
+        ctx.note(label, {"names": names, "cluster": cluster, "ids": ids,
+                         "configs": {n: {k: configs[n].get(k) for k in ("retention.ms", "cleanup.policy")}
+                                     for n in names}})
+        return names, topics, configs, cluster, ids
+
+    admin = admin_client(broker)
+    try:
+        admin.create_topics([NewTopic("rs-events", 3, 1, topic_configs={"cleanup.policy": "compact"}),
+                             NewTopic("rs-audit", 1, 1)])
+        eventually(lambda: {"rs-events", "rs-audit"} <= set(admin.list_topics()), "both topics listed")
+        response = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "rs-audit",
+                                                       configs={"retention.ms": "86400000"})])
+        check(response.to_object()["resources"][0]["error_code"] == 0, "alter_configs: %r" % response)
+    finally:
+        admin.close()
+
+    before = snapshot("before restart")
+    names, topics, configs, cluster, ids = before
+    check(names == ["rs-audit", "rs-events"], "topics before restart: %r" % names)
+    check(configs["rs-events"].get("cleanup.policy") == "compact", "rs-events cleanup.policy %r" % configs["rs-events"])
+    check(configs["rs-audit"].get("retention.ms") == "86400000", "rs-audit retention.ms %r" % configs["rs-audit"])
+
+    broker.stop()
+    check(not broker.problems, "; ".join(broker.problems))
+
+    # Kafka's layout: meta.properties per log dir, partition.metadata per partition.
+    meta_path = os.path.join(data, "meta.properties")
+    check(os.path.isfile(meta_path), "no meta.properties in the data dir: %r" % sorted(os.listdir(data)))
+    meta = read_properties(meta_path)
+    ctx.note("meta.properties", meta)
+    check(meta.get("node.id") == str(BROKER_ID), "meta.properties node.id = %r" % meta.get("node.id"))
+    check(meta.get("cluster.id") and meta.get("cluster.id") == cluster.get("cluster_id"),
+          "meta.properties cluster.id %r, Metadata said %r" % (meta.get("cluster.id"), cluster.get("cluster_id")))
+    disk_ids = {}
+    for name, count in (("rs-events", 3), ("rs-audit", 1)):
+        for p in range(count):
+            path = os.path.join(data, "%s-%d" % (name, p), "partition.metadata")
+            check(os.path.isfile(path), "missing %s-%d/partition.metadata (data dir: %r)" % (name, p, sorted(os.listdir(data))))
+            disk_ids.setdefault(name, set()).add(partition_metadata_topic_id(path))
+    for name, found in disk_ids.items():
+        check(len(found) == 1, "%s partitions disagree on the topic id: %r" % (name, found))
+        if ids is not None:
+            check(found == {ids[name]}, "%s: partition.metadata has %r, Metadata v10 said %r" % (name, found, ids[name]))
+
+    broker.start()
+    after = snapshot("after restart")
+    names2, topics2, configs2, cluster2, ids2 = after
+    check(names2 == names, "topics after restart %r, before %r" % (names2, names))
+    for name in names:
+        check(len(topics2[name]["partitions"]) == len(topics[name]["partitions"]),
+              "%s: %d partitions after restart, %d before" % (name, len(topics2[name]["partitions"]),
+                                                               len(topics[name]["partitions"])))
+        check_partitions(topics2[name], len(topics[name]["partitions"]))
+        for key in ("cleanup.policy", "retention.ms", "segment.bytes"):
+            check(configs2[name].get(key) == configs[name].get(key),
+                  "%s %s after restart %r, before %r" % (name, key, configs2[name].get(key), configs[name].get(key)))
+    check(cluster2.get("cluster_id") == cluster.get("cluster_id"),
+          "cluster id changed across restart: %r -> %r" % (cluster.get("cluster_id"), cluster2.get("cluster_id")))
+    check(ids2 == ids, "topic ids changed across restart: %r -> %r" % (ids, ids2))
+    broker.check_alive()
+
+
+def expect_closed(sock, what, timeout_s=5.0):
+    """The broker must close this connection (EOF or reset), not answer."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                raise Failure("%s: connection still open after %.0f s, want it closed" % (what, timeout_s))
+            sock.settimeout(left_s)
+            data = sock.recv(4096)
+            if not data:
+                return
+            raise Failure("%s: broker answered %d bytes (%r...), want the connection closed"
+                          % (what, len(data), data[:32]))
+    except (ConnectionResetError, BrokenPipeError):
+        return
+    except socket.timeout:
+        raise Failure("%s: connection still open after %.0f s, want it closed" % (what, timeout_s))
+
+
+def scenario_hostile_input(ctx):
+    """Oversized, garbage, unknown-key and unsupported-version frames; others keep being served."""
+    broker = ctx.broker()
+    addr = ("127.0.0.1", broker.port)
+    correlation = [100]
+
+    def next_correlation():
+        correlation[0] += 1
+        return correlation[0]
+
+    # A bystander connected before the hostile frames must keep being served.
+    bystander = socket.create_connection(addr, timeout=5)
+
+    def still_served(after):
+        for label, s in (("bystander", bystander), ("new client", None)):
+            conn = s or socket.create_connection(addr, timeout=5)
+            try:
+                corr = next_correlation()
+                got, err, keys, _ = api_versions_v0(conn, corr)
+                check(got == corr and err == 0 and API_API_VERSIONS in keys,
+                      "after %s, %s's ApiVersions v0: corr %d (sent %d) error %d keys %d"
+                      % (after, label, got, corr, err, len(keys)))
+            except (OSError, Failure, WireError) as e:
+                raise Failure("after %s, %s not served: %s" % (after, label, e))
+            finally:
+                if s is None:
+                    conn.close()
+        broker.check_alive()
+
+    try:
+        still_served("connecting")
+
+        # (1) A frame announcing 200 MiB, past socket.request.max.bytes (100 MiB):
+        # closed without reading (or allocating) it.
+        with socket.create_connection(addr, timeout=5) as s:
+            s.sendall(struct.pack(">i", 200 << 20) + encode_request(API_API_VERSIONS, 0, 1)[4:])
+            expect_closed(s, "a 200 MiB frame")
+        still_served("a 200 MiB frame")
+
+        # (2) 64 random bytes, size-prefixed. Re-drawn while the first two bytes
+        # would name a real API key, so the frame is garbage to any broker.
+        seed = random.randrange(1 << 32)
+        rng = random.Random(seed)
+        garbage = bytes(rng.randrange(256) for _ in range(64))
+        while 0 <= struct.unpack(">h", garbage[:2])[0] < 200:
+            garbage = bytes(rng.randrange(256) for _ in range(64))
+        ctx.note("garbage frame", "seed %d: %s" % (seed, garbage.hex()))
+        with socket.create_connection(addr, timeout=5) as s:
+            s.sendall(struct.pack(">i", len(garbage)) + garbage)
+            expect_closed(s, "64 random bytes (seed %d)" % seed)
+        still_served("64 random bytes")
+
+        # (3) A well-formed header naming API key 9999: Kafka closes the connection
+        # (kafka-python 2.0.2's version probe relies on exactly that).
+        with socket.create_connection(addr, timeout=5) as s:
+            s.sendall(encode_request(9999, 0, next_correlation()))
+            expect_closed(s, "unknown API key 9999")
+        still_served("unknown API key 9999")
+
+        # (4) ApiVersions v99 (KIP-511): answered in the v0 body format with
+        # UNSUPPORTED_VERSION and the broker's api keys, so a client can retry
+        # with a version the broker has. Sent as a future client would: request
+        # header v2 and a v3-style body (client software name and version).
+        with socket.create_connection(addr, timeout=5) as s:
+            corr = next_correlation()
+            body = b"\x0erunnel-compat" + b"\x040.1" + b"\x00"
+            s.sendall(encode_request(API_API_VERSIONS, 99, corr, body, flexible=True))
+            payload = read_frame(s)
+            check(payload is not None, "ApiVersions v99: connection closed, want an UNSUPPORTED_VERSION answer")
+            got, err, keys, trailing = decode_api_versions_v0(payload)
+            ctx.note("ApiVersions v99 answer", {"corr": got, "error": err, "keys": keys, "trailing": trailing})
+            check(got == corr, "ApiVersions v99: correlation id %d, sent %d" % (got, corr))
+            check(err == UNSUPPORTED_VERSION, "ApiVersions v99: error %d, want %d" % (err, UNSUPPORTED_VERSION))
+            # Kafka lists just ApiVersions itself here (ApiVersionsRequest.getErrorResponse);
+            # that entry is what librdkafka and kafkajs retry with.
+            check(API_API_VERSIONS in keys and keys[API_API_VERSIONS][0] == 0,
+                  "ApiVersions v99 answer lists %r, want at least ApiVersions from v0" % keys)
+            check(trailing == 0, "ApiVersions v99 answer: %d bytes after the v0 body" % trailing)
+            # The same connection goes on: the client retries with v0.
+            corr = next_correlation()
+            got, err, keys, trailing = api_versions_v0(s, corr)
+            check(got == corr and err == 0 and keys, "ApiVersions v0 after v99 on the same connection: %d %d" % (got, err))
+            check(trailing == 0, "ApiVersions v0 answer: %d bytes after the v0 body" % trailing)
+        still_served("ApiVersions v99")
+
+        # And a real client still works.
+        admin = admin_client(broker)
+        try:
+            topics = admin.list_topics()
+            ctx.note("kafka-python list_topics after hostile input", topics)
+        finally:
+            admin.close()
+    finally:
+        bystander.close()
+    broker.check_alive()
+
+
+SCENARIOS = [
+    ("kcat_metadata", scenario_kcat_metadata),
+    ("kafka_python_admin", scenario_kafka_python_admin),
+    ("kafkajs_admin", scenario_kafkajs_admin),
+    ("restart", scenario_restart),
+    ("hostile_input", scenario_hostile_input),
+]
+
+
+# ---------------------------------------------------------------------------
+# Runner
+
+
+def _on_alarm(signum, frame):
+    raise ScenarioTimeout("scenario ran past %.0f s" % SCENARIO_TIMEOUT_S)
+
+
+def run_scenario(name, fn, binary, keep):
+    workdir = tempfile.mkdtemp(prefix="runnel-compat-%s-" % name)
+    ctx = Context(binary, workdir)
+    # kafka-python and librdkafka log what they sent and why they gave up;
+    # keep it for a failure.
+    client_log = io.StringIO()
+    handler = logging.StreamHandler(client_log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    client_loggers = [logging.getLogger("kafka"), logging.getLogger("confluent_kafka")]
+    for logger in client_loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+
+    error = None
+    started = time.monotonic()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(int(SCENARIO_TIMEOUT_S))
+    try:
+        fn(ctx)
+    except Exception:  # noqa: BLE001 - every failure is reported the same way
+        error = traceback.format_exc()
+    finally:
+        signal.alarm(0)
+        for b in ctx.brokers:
+            try:
+                b.stop()
+            except Exception:  # noqa: BLE001
+                b.problems.append("stopping the broker failed:\n" + traceback.format_exc())
+        for logger in client_loggers:
+            logger.removeHandler(handler)
+    elapsed_s = time.monotonic() - started
+
+    problems = [p for b in ctx.brokers for p in b.problems]
+    ok = error is None and not problems
+    print("%s  %-20s %6.2f s" % ("PASS" if ok else "FAIL", name, elapsed_s), flush=True)
+    for text in ctx.notes:
+        print("    note: " + text, flush=True)
+    if not ok:
+        out = []
+        if error:
+            out.append(error.rstrip())
+        for p in problems:
+            out.append("broker: " + p)
+        for label, text in ctx.transcript:
+            out.append("--- client: %s\n%s" % (label, text.rstrip()))
+        log_lines = client_log.getvalue().splitlines()
+        if log_lines:
+            out.append("--- client library log (last %d of %d lines)\n%s"
+                       % (min(len(log_lines), LOG_TAIL_LINES), len(log_lines),
+                          "\n".join(log_lines[-LOG_TAIL_LINES:])))
+        for b in ctx.brokers:
+            out.append(b.report())
+        print("\n".join("    " + line for line in "\n".join(out).splitlines()), flush=True)
+    if keep or not ok and keep is None:
+        print("    (kept %s)" % workdir, flush=True)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return ok
+
+
+def main():
+    parser = argparse.ArgumentParser(description="runnel driven by real Kafka clients.")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="names to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
+    parser.add_argument("--keep", action="store_true", help="keep every scenario's data and logs")
+    args = parser.parse_args()
+
+    if args.list:
+        for name, fn in SCENARIOS:
+            print("%-20s %s" % (name, fn.__doc__.strip().splitlines()[0]))
+        return 0
+
+    by_name = dict(SCENARIOS)
+    unknown = [n for n in args.scenarios if n not in by_name]
+    if unknown:
+        print("unknown scenario(s): %s; --list names them" % ", ".join(unknown), file=sys.stderr)
+        return 2
+    selected = [(n, by_name[n]) for n in args.scenarios] or SCENARIOS
+
+    binary = os.environ.get("RUNNEL", "build/runnel")
+    if not os.path.isabs(binary) and not os.path.exists(binary):
+        binary = os.path.join(REPO, binary)
+    binary = os.path.abspath(binary)
+    if not os.access(binary, os.X_OK):
+        print("broker binary %s is missing or not executable (make build/runnel)" % binary, file=sys.stderr)
+        return 1
+
+    print("compat-tests: broker %s" % binary, flush=True)
+    passed = failed = 0
+    for name, fn in selected:
+        if run_scenario(name, fn, binary, keep=True if args.keep else None):
+            passed += 1
+        else:
+            failed += 1
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

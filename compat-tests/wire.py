@@ -1,0 +1,199 @@
+"""compat-tests/wire.py - the few Kafka wire messages run.py speaks itself.
+
+Written here, not taken from a client library, so the hostile-input and
+restart scenarios see exactly the bytes the broker sends. Standard library only.
+
+Request header v1: int16 api_key, int16 api_version, int32 correlation_id,
+int16-length client_id; v2 (flexible requests) adds tagged fields. Response
+header v0: int32 correlation_id; v1 adds tagged fields. ApiVersions responses
+always use header v0 (KIP-511).
+"""
+
+import base64
+import socket
+import struct
+import time
+
+API_METADATA, API_API_VERSIONS = 3, 18
+FRAME_SIZE_MAX_BYTES = 16 << 20  # largest response read
+
+
+class WireError(Exception):
+    """The broker's bytes are not what the protocol says."""
+
+
+def encode_request(api_key, api_version, correlation_id, body=b"",
+                   client_id=b"runnel-compat", flexible=False):
+    header = struct.pack(">hhih", api_key, api_version, correlation_id, len(client_id)) + client_id
+    if flexible:
+        header += b"\x00"  # no tagged fields
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def recv_exact(sock, size_bytes, deadline):
+    """Reads exactly size_bytes; None when the peer closed first."""
+    chunks = []
+    remaining = size_bytes
+    while remaining > 0:
+        left_s = deadline - time.monotonic()
+        if left_s <= 0:
+            raise socket.timeout("no complete frame before the deadline")
+        sock.settimeout(left_s)
+        chunk = sock.recv(min(remaining, 1 << 16))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(sock, timeout_s=5.0):
+    """One size-prefixed response payload; None when the peer closed."""
+    deadline = time.monotonic() + timeout_s
+    prefix = recv_exact(sock, 4, deadline)
+    if prefix is None:
+        return None
+    (size,) = struct.unpack(">i", prefix)
+    if size < 4 or size > FRAME_SIZE_MAX_BYTES:
+        raise WireError("response frame announces %d bytes" % size)
+    payload = recv_exact(sock, size, deadline)
+    if payload is None:
+        raise WireError("connection closed in the middle of a %d-byte response" % size)
+    return payload
+
+
+def decode_api_versions_v0(payload):
+    """ApiVersions response, v0 body: (correlation_id, error_code, {key: (min, max)}, trailing_bytes).
+
+    Response header v0 (int32 correlation id), then int16 error code, int32
+    count, count x (int16 api key, int16 min version, int16 max version).
+    """
+    if len(payload) < 10:
+        raise WireError("ApiVersions response of %d bytes is too short" % len(payload))
+    correlation_id, error_code, count = struct.unpack_from(">ihi", payload, 0)
+    offset = 10
+    if count < 0 or offset + 6 * count > len(payload):
+        raise WireError("ApiVersions response announces %d api keys in %d bytes" % (count, len(payload)))
+    api_keys = {}
+    for _ in range(count):
+        key, min_version, max_version = struct.unpack_from(">hhh", payload, offset)
+        offset += 6
+        api_keys[key] = (min_version, max_version)
+    return correlation_id, error_code, api_keys, len(payload) - offset
+
+
+def api_versions_v0(sock, correlation_id, timeout_s=5.0):
+    sock.sendall(encode_request(API_API_VERSIONS, 0, correlation_id))
+    payload = read_frame(sock, timeout_s)
+    if payload is None:
+        raise WireError("broker closed the connection instead of answering ApiVersions v0")
+    return decode_api_versions_v0(payload)
+
+
+class Reader:
+    """Bounds-checked reader for flexible (compact, tagged) response bodies."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.offset = 0
+
+    def take(self, size_bytes):
+        if size_bytes < 0 or self.offset + size_bytes > len(self.buf):
+            raise WireError("response truncated at byte %d (wanted %d more)" % (self.offset, size_bytes))
+        chunk = self.buf[self.offset:self.offset + size_bytes]
+        self.offset += size_bytes
+        return chunk
+
+    def int8(self):
+        return struct.unpack(">b", self.take(1))[0]
+
+    def int16(self):
+        return struct.unpack(">h", self.take(2))[0]
+
+    def int32(self):
+        return struct.unpack(">i", self.take(4))[0]
+
+    def uvarint(self):
+        value, shift = 0, 0
+        for _ in range(5):
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+        raise WireError("unsigned varint longer than 5 bytes at byte %d" % self.offset)
+
+    def compact_string(self):
+        size = self.uvarint()
+        return None if size == 0 else self.take(size - 1).decode("utf-8")
+
+    def compact_array(self, read_item):
+        count = self.uvarint()
+        if count == 0:
+            return None
+        if count - 1 > len(self.buf) - self.offset:
+            raise WireError("compact array of %d items in %d bytes" % (count - 1, len(self.buf) - self.offset))
+        return [read_item() for _ in range(count - 1)]
+
+    def tagged_fields(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()  # tag
+            self.take(self.uvarint())
+
+
+def kafka_uuid_string(raw):
+    """Kafka's Uuid.toString(): URL-safe base64 of the 16 bytes, unpadded."""
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def metadata_v10(sock, correlation_id):
+    """Metadata v10 (flexible; the first version with topic ids) for all topics.
+
+    Returns {"cluster_id", "controller_id", "brokers": [...], "topics": {name: {...}}}.
+    """
+    body = b"\x00"  # Topics: null compact array = all topics
+    body += b"\x00\x00\x00"  # AllowAutoTopicCreation, IncludeCluster/TopicAuthorizedOperations
+    body += b"\x00"  # tagged fields
+    sock.sendall(encode_request(API_METADATA, 10, correlation_id, body, flexible=True))
+    payload = read_frame(sock)
+    if payload is None:
+        raise WireError("broker closed the connection on Metadata v10")
+    r = Reader(payload)
+    if r.int32() != correlation_id:
+        raise WireError("Metadata v10: correlation id not echoed")
+    r.tagged_fields()  # response header v1
+    r.int32()  # throttle_time_ms
+
+    def broker():
+        b = {"node_id": r.int32(), "host": r.compact_string(), "port": r.int32(), "rack": r.compact_string()}
+        r.tagged_fields()
+        return b
+
+    def int32_item():
+        return r.int32()
+
+    def partition():
+        p = {"error_code": r.int16(), "partition": r.int32(), "leader": r.int32(),
+             "leader_epoch": r.int32(), "replicas": r.compact_array(int32_item),
+             "isr": r.compact_array(int32_item), "offline": r.compact_array(int32_item)}
+        r.tagged_fields()
+        return p
+
+    def topic():
+        t = {"error_code": r.int16(), "name": r.compact_string(),
+             "topic_id": kafka_uuid_string(r.take(16)), "is_internal": r.int8() != 0,
+             "partitions": r.compact_array(partition)}
+        r.int32()  # topic_authorized_operations
+        r.tagged_fields()
+        return t
+
+    out = {"brokers": r.compact_array(broker), "cluster_id": r.compact_string(),
+           "controller_id": r.int32()}
+    topics = r.compact_array(topic) or []
+    r.int32()  # cluster_authorized_operations (v8-10)
+    r.tagged_fields()
+    if r.offset != len(payload):
+        raise WireError("Metadata v10: %d bytes after the body" % (len(payload) - r.offset))
+    out["topics"] = {t["name"]: t for t in topics}
+    return out
