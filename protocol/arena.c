@@ -34,6 +34,9 @@ static struct arena_block *arena_add_block(struct arena *a, size_t min_bytes)
         size_t size = min_bytes > ARENA_BLOCK_BYTES ? min_bytes : ARENA_BLOCK_BYTES;
         if (a->used_bytes + size > a->limit_bytes || a->used_bytes + size < a->used_bytes)
                 return NULL;
+        /* With a limit near SIZE_MAX the header would wrap malloc's size. */
+        if (size > SIZE_MAX - sizeof(struct arena_block))
+                return NULL;
         struct arena_block *b = malloc(sizeof(*b) + size);
         if (!b)
                 return NULL;

@@ -164,6 +164,11 @@ class Field:
             self.struct = msg.define_struct(self.elem, js.get("fields"), valid)
         if self.tagged is not None:
             assert self.tag is not None, self.name
+            if self.is_struct and not self.is_array and self.nullable is not None:
+                # Kafka marks these with a varint, not the int8 of regular
+                # nullable structs; no schema has one yet, so refuse rather
+                # than guess.
+                raise SystemExit(f"{msg.name}.{self.name}: tagged nullable struct fields are not supported")
         # Versions where the field is written in the regular sequence / as a tag.
         if self.tagged is not None:
             self.regular = None
@@ -206,7 +211,8 @@ class Field:
             v = int(str(d), 0)
             ct = PRIM[e][0]
             if e == "int64":
-                return f"(int64_t){v}LL" if v >= -(2 ** 62) else f"INT64_MIN"
+                # -2^63 has no literal (it is the negation of an overflowing one).
+                return f"(int64_t){v}LL" if v != -(2 ** 63) else "INT64_MIN"
             if e == "int32" and v == -2147483648:
                 return "INT32_MIN"
             return f"({ct}){v}"
@@ -399,9 +405,9 @@ class Gen:
         if f.is_struct:
             sc = f.struct.cname
             if not elem_only and f.nullable is not None:
-                em(f"if (kr_i8({rd}) < 0) {{")
-                em(f"if (!{nullable})")
-                em(f"\treturn kr_fail({rd}), -EBADMSG;")
+                # The int8 presence marker exists only in the versions
+                # where the struct is nullable.
+                em(f"if ({nullable} && kr_i8({rd}) < 0) {{")
                 em(f"{lv}_is_null = true;")
                 em("} else {")
                 em(f"{lv}_is_null = false;")
@@ -421,6 +427,11 @@ class Gen:
             lenfn = "kr_len16" if is_str else "kr_len32"
             em("{")
             em(f"int32_t len = {flex} ? kr_compact_len({rd}) : {lenfn}({rd});")
+            if is_str:
+                # Kafka refuses a string longer than 0x7fff in either
+                # encoding; only the int16 prefix enforces it by itself.
+                em("if (len > 0x7fff)")
+                em(f"\treturn kr_fail({rd}), -EBADMSG;")
             em("if (len == -1) {")
             em(f"if (!{nullable})")
             em(f"\treturn kr_fail({rd}), -EBADMSG;")
@@ -516,7 +527,7 @@ class Gen:
                 em(f"int64_t sub = {sc}_size_in(&{lv}, version);")
                 em("if (sub < 0)")
                 em("\treturn sub;")
-                em(f"{acc} += 1 + sub;")
+                em(f"{acc} += ({nullable} ? 1 : 0) + sub;")
                 em("}")
             else:
                 em("{")
@@ -533,7 +544,7 @@ class Gen:
             em(f"{acc} += {flex} ? 1 : {2 if e == 'string' else 4};")
             em("} else {")
             if e == "string":
-                em(f"if (!{flex} && {lv}.len > 0x7fff)")
+                em(f"if ({lv}.len > 0x7fff)")
                 em("\treturn -EINVAL;")
                 em(f"{acc} += ({flex} ? (int64_t)kw_uvarint_size((uint32_t){lv}.len + 1) : 2) + {lv}.len;")
             else:
@@ -618,7 +629,8 @@ class Gen:
                 em(f"if ({lv}_is_null) {{")
                 em("kw_i8(w, -1);")
                 em("} else {")
-                em("kw_i8(w, 1);")
+                em(f"if ({self.nullable_expr(f)})")
+                em("\tkw_i8(w, 1);")
                 em(f"{sc}_write(w, &{lv}, version);")
                 em("}")
             else:
@@ -636,7 +648,13 @@ class Gen:
             em(f"\tkw_uvarint(w, (uint32_t){lv}.len + 1);")
             em("else")
             em(f"\t{lenw}(w, ({'int16_t' if e == 'string' else 'int32_t'}){lv}.len);")
-            em(f"kw_raw(w, {lv}.ptr, (size_t){lv}.len);")
+            if e == "records":
+                em(f"if (!{lv}.ptr && {lv}.len > 0)")
+                em(f"\tkw_hole(w, (size_t){lv}.len);      /* sent from a file */")
+                em("else")
+                em(f"\tkw_raw(w, {lv}.ptr, (size_t){lv}.len);")
+            else:
+                em(f"kw_raw(w, {lv}.ptr, (size_t){lv}.len);")
             em("}")
             return
         em(f"{PRIM[e][3]}(w, {lv});")

@@ -111,10 +111,12 @@ static inline bool kr_need(struct kreader *r, size_t n)
 }
 
 /* A count read from the wire must fit in what is left, given that each element
- * takes at least min_elem_bytes; this bounds every allocation by the frame. */
+ * takes at least min_elem_bytes; this bounds every allocation by the frame.
+ * Counts are stored as int32_t, so anything larger is refused whatever the
+ * buffer holds. */
 static inline bool kr_check_count(struct kreader *r, int64_t count, size_t min_elem_bytes)
 {
-        if (count < 0)
+        if (count < 0 || count > INT32_MAX)
                 return kr_fail(r);
         if (min_elem_bytes == 0)
                 min_elem_bytes = 1;
@@ -246,7 +248,7 @@ static inline int32_t kr_len_checked(struct kreader *r, int64_t len)
 {
         if (r->err)
                 return -2;
-        if (len < -1 || (len >= 0 && (uint64_t)len > kr_remaining(r))) {
+        if (len < -1 || len > INT32_MAX || (len >= 0 && (uint64_t)len > kr_remaining(r))) {
                 kr_fail(r);
                 return -2;
         }
@@ -258,15 +260,43 @@ static inline int32_t kr_compact_len(struct kreader *r) { return kr_len_checked(
 
 /* ---- writer ---- */
 
+/*
+ * A hole is a `records` field whose bytes are not in memory (ptr NULL, len
+ * > 0): a byte range of a log segment that the connection sends from the
+ * file. The encoder writes the length prefix and notes where the bytes
+ * belong; the buffer has no room for them. Writers without a hole table
+ * must never meet one.
+ */
+struct kw_hole {
+        size_t offset;          /* in the buffer, where the bytes go */
+        size_t len;
+};
+
 struct kwriter {
         uint8_t *p;
         uint8_t *end;
+        uint8_t *start;
+        struct kw_hole *holes;
+        uint32_t hole_count;
+        uint32_t hole_cap;
 };
 
 static inline void kw_init(struct kwriter *w, void *buf, size_t len)
 {
         w->p = buf;
         w->end = w->p + len;
+        w->start = buf;
+        w->holes = NULL;
+        w->hole_count = 0;
+        w->hole_cap = 0;
+}
+
+static inline void kw_hole(struct kwriter *w, size_t len)
+{
+        assert(w->hole_count < w->hole_cap);
+        w->holes[w->hole_count].offset = (size_t)(w->p - w->start);
+        w->holes[w->hole_count].len = len;
+        w->hole_count++;
 }
 
 static inline void kw_u8(struct kwriter *w, uint8_t v)

@@ -31,6 +31,8 @@ static int add_offsets_to_txn_request_read(struct kreader *r, struct arena *a, i
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -50,6 +52,8 @@ static int add_offsets_to_txn_request_read(struct kreader *r, struct arena *a, i
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -90,7 +94,7 @@ static int64_t add_offsets_to_txn_request_size_in(const struct add_offsets_to_tx
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transactional_id.len > 0x7fff)
+			if (m->transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_id.len + 1) : 2) + m->transactional_id.len;
 		}
@@ -113,7 +117,7 @@ static int64_t add_offsets_to_txn_request_size_in(const struct add_offsets_to_tx
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}

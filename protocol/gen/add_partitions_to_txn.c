@@ -34,6 +34,8 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_topic_read(struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -100,7 +102,7 @@ static int64_t add_partitions_to_txn_request_add_partitions_to_txn_topic_size_in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -189,6 +191,8 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_read(
 	if (version >= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -268,7 +272,7 @@ static int64_t add_partitions_to_txn_request_add_partitions_to_txn_transaction_s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transactional_id.len > 0x7fff)
+			if (m->transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_id.len + 1) : 2) + m->transactional_id.len;
 		}
@@ -418,6 +422,8 @@ static int add_partitions_to_txn_request_read(struct kreader *r, struct arena *a
 	if (version <= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -513,7 +519,7 @@ static int64_t add_partitions_to_txn_request_size_in(const struct add_partitions
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->v3_and_below_transactional_id.len > 0x7fff)
+			if (m->v3_and_below_transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->v3_and_below_transactional_id.len + 1) : 2) + m->v3_and_below_transactional_id.len;
 		}
@@ -750,6 +756,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_rea
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -820,7 +828,7 @@ static int64_t add_partitions_to_txn_response_add_partitions_to_txn_topic_result
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -913,6 +921,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_read(stru
 	if (version >= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -983,7 +993,7 @@ static int64_t add_partitions_to_txn_response_add_partitions_to_txn_result_size_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transactional_id.len > 0x7fff)
+			if (m->transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_id.len + 1) : 2) + m->transactional_id.len;
 		}

@@ -33,6 +33,8 @@ static int add_raft_voter_request_listener_read(struct kreader *r, struct arena 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -46,6 +48,8 @@ static int add_raft_voter_request_listener_read(struct kreader *r, struct arena 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -89,7 +93,7 @@ static int64_t add_raft_voter_request_listener_size_in(const struct add_raft_vot
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -102,7 +106,7 @@ static int64_t add_raft_voter_request_listener_size_in(const struct add_raft_vot
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -185,6 +189,8 @@ static int add_raft_voter_request_read(struct kreader *r, struct arena *a, int16
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -264,7 +270,7 @@ static int64_t add_raft_voter_request_size_in(const struct add_raft_voter_reques
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->cluster_id.len > 0x7fff)
+			if (m->cluster_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->cluster_id.len + 1) : 2) + m->cluster_id.len;
 		}
@@ -412,6 +418,8 @@ static int add_raft_voter_response_read(struct kreader *r, struct arena *a, int1
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -462,7 +470,7 @@ static int64_t add_raft_voter_response_size_in(const struct add_raft_voter_respo
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

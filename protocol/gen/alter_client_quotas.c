@@ -38,6 +38,8 @@ static int alter_client_quotas_request_entity_data_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -51,6 +53,8 @@ static int alter_client_quotas_request_entity_data_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -91,7 +95,7 @@ static int64_t alter_client_quotas_request_entity_data_size_in(const struct alte
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->entity_type.len > 0x7fff)
+			if (m->entity_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->entity_type.len + 1) : 2) + m->entity_type.len;
 		}
@@ -104,7 +108,7 @@ static int64_t alter_client_quotas_request_entity_data_size_in(const struct alte
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->entity_name.len > 0x7fff)
+			if (m->entity_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->entity_name.len + 1) : 2) + m->entity_name.len;
 		}
@@ -177,6 +181,8 @@ static int alter_client_quotas_request_op_data_read(struct kreader *r, struct ar
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -223,7 +229,7 @@ static int64_t alter_client_quotas_request_op_data_size_in(const struct alter_cl
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->key.len > 0x7fff)
+			if (m->key.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->key.len + 1) : 2) + m->key.len;
 		}
@@ -648,6 +654,8 @@ static int alter_client_quotas_response_entity_data_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -661,6 +669,8 @@ static int alter_client_quotas_response_entity_data_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -701,7 +711,7 @@ static int64_t alter_client_quotas_response_entity_data_size_in(const struct alt
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->entity_type.len > 0x7fff)
+			if (m->entity_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->entity_type.len + 1) : 2) + m->entity_type.len;
 		}
@@ -714,7 +724,7 @@ static int64_t alter_client_quotas_response_entity_data_size_in(const struct alt
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->entity_name.len > 0x7fff)
+			if (m->entity_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->entity_name.len + 1) : 2) + m->entity_name.len;
 		}
@@ -790,6 +800,8 @@ static int alter_client_quotas_response_entry_data_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -865,7 +877,7 @@ static int64_t alter_client_quotas_response_entry_data_size_in(const struct alte
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

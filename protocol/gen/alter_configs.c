@@ -35,6 +35,8 @@ static int alter_configs_request_alterable_config_read(struct kreader *r, struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -48,6 +50,8 @@ static int alter_configs_request_alterable_config_read(struct kreader *r, struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -88,7 +92,7 @@ static int64_t alter_configs_request_alterable_config_size_in(const struct alter
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -101,7 +105,7 @@ static int64_t alter_configs_request_alterable_config_size_in(const struct alter
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->value.len > 0x7fff)
+			if (m->value.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->value.len + 1) : 2) + m->value.len;
 		}
@@ -177,6 +181,8 @@ static int alter_configs_request_alter_configs_resource_read(struct kreader *r, 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -252,7 +258,7 @@ static int64_t alter_configs_request_alter_configs_resource_size_in(const struct
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}
@@ -514,6 +520,8 @@ static int alter_configs_response_alter_configs_resource_response_read(struct kr
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -530,6 +538,8 @@ static int alter_configs_response_alter_configs_resource_response_read(struct kr
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -575,7 +585,7 @@ static int64_t alter_configs_response_alter_configs_resource_response_size_in(co
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -593,7 +603,7 @@ static int64_t alter_configs_response_alter_configs_resource_response_size_in(co
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}

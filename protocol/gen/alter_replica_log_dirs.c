@@ -34,6 +34,8 @@ static int alter_replica_log_dirs_request_alter_replica_log_dir_topic_read(struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -100,7 +102,7 @@ static int64_t alter_replica_log_dirs_request_alter_replica_log_dir_topic_size_i
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -186,6 +188,8 @@ static int alter_replica_log_dirs_request_alter_replica_log_dir_read(struct krea
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -256,7 +260,7 @@ static int64_t alter_replica_log_dirs_request_alter_replica_log_dir_size_in(cons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->path.len > 0x7fff)
+			if (m->path.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->path.len + 1) : 2) + m->path.len;
 		}
@@ -579,6 +583,8 @@ static int alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_re
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -649,7 +655,7 @@ static int64_t alter_replica_log_dirs_response_alter_replica_log_dir_topic_resul
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}

@@ -34,6 +34,8 @@ static int alter_user_scram_credentials_request_scram_credential_deletion_read(s
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -77,7 +79,7 @@ static int64_t alter_user_scram_credentials_request_scram_credential_deletion_si
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -146,6 +148,8 @@ static int alter_user_scram_credentials_request_scram_credential_upsertion_read(
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -218,7 +222,7 @@ static int64_t alter_user_scram_credentials_request_scram_credential_upsertion_s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -558,6 +562,8 @@ static int alter_user_scram_credentials_response_alter_user_scram_credentials_re
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -574,6 +580,8 @@ static int alter_user_scram_credentials_response_alter_user_scram_credentials_re
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -614,7 +622,7 @@ static int64_t alter_user_scram_credentials_response_alter_user_scram_credential
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->user.len > 0x7fff)
+			if (m->user.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->user.len + 1) : 2) + m->user.len;
 		}
@@ -632,7 +640,7 @@ static int64_t alter_user_scram_credentials_response_alter_user_scram_credential
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

@@ -29,6 +29,8 @@ static int api_versions_request_read(struct kreader *r, struct arena *a, int16_t
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -42,6 +44,8 @@ static int api_versions_request_read(struct kreader *r, struct arena *a, int16_t
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -82,7 +86,7 @@ static int64_t api_versions_request_size_in(const struct api_versions_request *m
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_software_name.len > 0x7fff)
+			if (m->client_software_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_software_name.len + 1) : 2) + m->client_software_name.len;
 		}
@@ -93,7 +97,7 @@ static int64_t api_versions_request_size_in(const struct api_versions_request *m
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_software_version.len > 0x7fff)
+			if (m->client_software_version.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_software_version.len + 1) : 2) + m->client_software_version.len;
 		}
@@ -288,6 +292,8 @@ static int api_versions_response_supported_feature_key_read(struct kreader *r, s
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -334,7 +340,7 @@ static int64_t api_versions_response_supported_feature_key_size_in(const struct 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -409,6 +415,8 @@ static int api_versions_response_finalized_feature_key_read(struct kreader *r, s
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -455,7 +463,7 @@ static int64_t api_versions_response_finalized_feature_key_size_in(const struct 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}

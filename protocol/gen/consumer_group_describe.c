@@ -47,6 +47,8 @@ static int consumer_group_describe_request_read(struct kreader *r, struct arena 
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -100,7 +102,7 @@ static int64_t consumer_group_describe_request_size_in(const struct consumer_gro
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->group_ids.items[i0].len > 0x7fff)
+					if (m->group_ids.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_ids.items[i0].len + 1) : 2) + m->group_ids.items[i0].len;
 				}
@@ -221,6 +223,8 @@ static int consumer_group_describe_response_topic_partitions_read(struct kreader
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -292,7 +296,7 @@ static int64_t consumer_group_describe_response_topic_partitions_size_in(const s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -517,6 +521,8 @@ static int consumer_group_describe_response_member_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -530,6 +536,8 @@ static int consumer_group_describe_response_member_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -543,6 +551,8 @@ static int consumer_group_describe_response_member_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -559,6 +569,8 @@ static int consumer_group_describe_response_member_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -572,6 +584,8 @@ static int consumer_group_describe_response_member_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -605,6 +619,8 @@ static int consumer_group_describe_response_member_read(struct kreader *r, struc
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -621,6 +637,8 @@ static int consumer_group_describe_response_member_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -675,7 +693,7 @@ static int64_t consumer_group_describe_response_member_size_in(const struct cons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -688,7 +706,7 @@ static int64_t consumer_group_describe_response_member_size_in(const struct cons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->instance_id.len > 0x7fff)
+			if (m->instance_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->instance_id.len + 1) : 2) + m->instance_id.len;
 		}
@@ -701,7 +719,7 @@ static int64_t consumer_group_describe_response_member_size_in(const struct cons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack_id.len > 0x7fff)
+			if (m->rack_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack_id.len + 1) : 2) + m->rack_id.len;
 		}
@@ -719,7 +737,7 @@ static int64_t consumer_group_describe_response_member_size_in(const struct cons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_id.len > 0x7fff)
+			if (m->client_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_id.len + 1) : 2) + m->client_id.len;
 		}
@@ -732,7 +750,7 @@ static int64_t consumer_group_describe_response_member_size_in(const struct cons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_host.len > 0x7fff)
+			if (m->client_host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_host.len + 1) : 2) + m->client_host.len;
 		}
@@ -752,7 +770,7 @@ static int64_t consumer_group_describe_response_member_size_in(const struct cons
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->subscribed_topic_names.items[i0].len > 0x7fff)
+					if (m->subscribed_topic_names.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->subscribed_topic_names.items[i0].len + 1) : 2) + m->subscribed_topic_names.items[i0].len;
 				}
@@ -767,7 +785,7 @@ static int64_t consumer_group_describe_response_member_size_in(const struct cons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->subscribed_topic_regex.len > 0x7fff)
+			if (m->subscribed_topic_regex.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->subscribed_topic_regex.len + 1) : 2) + m->subscribed_topic_regex.len;
 		}
@@ -965,6 +983,8 @@ static int consumer_group_describe_response_described_group_read(struct kreader 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -978,6 +998,8 @@ static int consumer_group_describe_response_described_group_read(struct kreader 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -991,6 +1013,8 @@ static int consumer_group_describe_response_described_group_read(struct kreader 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1010,6 +1034,8 @@ static int consumer_group_describe_response_described_group_read(struct kreader 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1088,7 +1114,7 @@ static int64_t consumer_group_describe_response_described_group_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -1101,7 +1127,7 @@ static int64_t consumer_group_describe_response_described_group_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -1114,7 +1140,7 @@ static int64_t consumer_group_describe_response_described_group_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_state.len > 0x7fff)
+			if (m->group_state.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_state.len + 1) : 2) + m->group_state.len;
 		}
@@ -1137,7 +1163,7 @@ static int64_t consumer_group_describe_response_described_group_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->assignor_name.len > 0x7fff)
+			if (m->assignor_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->assignor_name.len + 1) : 2) + m->assignor_name.len;
 		}

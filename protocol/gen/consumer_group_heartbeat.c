@@ -169,6 +169,8 @@ static int consumer_group_heartbeat_request_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -182,6 +184,8 @@ static int consumer_group_heartbeat_request_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -198,6 +202,8 @@ static int consumer_group_heartbeat_request_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -211,6 +217,8 @@ static int consumer_group_heartbeat_request_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -247,6 +255,8 @@ static int consumer_group_heartbeat_request_read(struct kreader *r, struct arena
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -263,6 +273,8 @@ static int consumer_group_heartbeat_request_read(struct kreader *r, struct arena
 	if (version >= 1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 1))
 					return kr_fail(r), -EBADMSG;
@@ -276,6 +288,8 @@ static int consumer_group_heartbeat_request_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -346,7 +360,7 @@ static int64_t consumer_group_heartbeat_request_size_in(const struct consumer_gr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -359,7 +373,7 @@ static int64_t consumer_group_heartbeat_request_size_in(const struct consumer_gr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -377,7 +391,7 @@ static int64_t consumer_group_heartbeat_request_size_in(const struct consumer_gr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->instance_id.len > 0x7fff)
+			if (m->instance_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->instance_id.len + 1) : 2) + m->instance_id.len;
 		}
@@ -390,7 +404,7 @@ static int64_t consumer_group_heartbeat_request_size_in(const struct consumer_gr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack_id.len > 0x7fff)
+			if (m->rack_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack_id.len + 1) : 2) + m->rack_id.len;
 		}
@@ -415,7 +429,7 @@ static int64_t consumer_group_heartbeat_request_size_in(const struct consumer_gr
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->subscribed_topic_names.items[i0].len > 0x7fff)
+					if (m->subscribed_topic_names.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->subscribed_topic_names.items[i0].len + 1) : 2) + m->subscribed_topic_names.items[i0].len;
 				}
@@ -430,7 +444,7 @@ static int64_t consumer_group_heartbeat_request_size_in(const struct consumer_gr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->subscribed_topic_regex.len > 0x7fff)
+			if (m->subscribed_topic_regex.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->subscribed_topic_regex.len + 1) : 2) + m->subscribed_topic_regex.len;
 		}
@@ -443,7 +457,7 @@ static int64_t consumer_group_heartbeat_request_size_in(const struct consumer_gr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->server_assignor.len > 0x7fff)
+			if (m->server_assignor.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->server_assignor.len + 1) : 2) + m->server_assignor.len;
 		}
@@ -926,6 +940,8 @@ static int consumer_group_heartbeat_response_read(struct kreader *r, struct aren
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -939,6 +955,8 @@ static int consumer_group_heartbeat_response_read(struct kreader *r, struct aren
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -956,9 +974,7 @@ static int consumer_group_heartbeat_response_read(struct kreader *r, struct aren
 		m->heartbeat_interval_ms = kr_i32(r);
 	}
 	if (1) {
-		if (kr_i8(r) < 0) {
-			if (!(1))
-				return kr_fail(r), -EBADMSG;
+		if ((1) && kr_i8(r) < 0) {
 			m->assignment_is_null = true;
 		} else {
 			m->assignment_is_null = false;
@@ -1007,7 +1023,7 @@ static int64_t consumer_group_heartbeat_response_size_in(const struct consumer_g
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -1020,7 +1036,7 @@ static int64_t consumer_group_heartbeat_response_size_in(const struct consumer_g
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -1046,7 +1062,7 @@ static int64_t consumer_group_heartbeat_response_size_in(const struct consumer_g
 			int64_t sub = consumer_group_heartbeat_response_assignment_size_in(&m->assignment, version);
 			if (sub < 0)
 				return sub;
-			n += 1 + sub;
+			n += ((1) ? 1 : 0) + sub;
 		}
 	} else if (!(m->assignment_is_null)) {
 		return -EINVAL;
@@ -1106,7 +1122,8 @@ static void consumer_group_heartbeat_response_write(struct kwriter *w, const str
 		if (m->assignment_is_null) {
 			kw_i8(w, -1);
 		} else {
-			kw_i8(w, 1);
+			if ((1))
+				kw_i8(w, 1);
 			consumer_group_heartbeat_response_assignment_write(w, &m->assignment, version);
 		}
 	}

@@ -31,6 +31,8 @@ static int consumer_protocol_subscription_topic_partition_read(struct kreader *r
 	if (version >= 1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -81,7 +83,7 @@ static int64_t consumer_protocol_subscription_topic_partition_size_in(const stru
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}
@@ -184,6 +186,8 @@ static int consumer_protocol_subscription_read(struct kreader *r, struct arena *
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -246,6 +250,8 @@ static int consumer_protocol_subscription_read(struct kreader *r, struct arena *
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 3))
 					return kr_fail(r), -EBADMSG;
@@ -277,7 +283,7 @@ static int64_t consumer_protocol_subscription_size_in(const struct consumer_prot
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->topics.items[i0].len > 0x7fff)
+					if (m->topics.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topics.items[i0].len + 1) : 2) + m->topics.items[i0].len;
 				}
@@ -323,7 +329,7 @@ static int64_t consumer_protocol_subscription_size_in(const struct consumer_prot
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack_id.len > 0x7fff)
+			if (m->rack_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack_id.len + 1) : 2) + m->rack_id.len;
 		}

@@ -32,6 +32,8 @@ static int create_delegation_token_request_creatable_renewers_read(struct kreade
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -45,6 +47,8 @@ static int create_delegation_token_request_creatable_renewers_read(struct kreade
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -85,7 +89,7 @@ static int64_t create_delegation_token_request_creatable_renewers_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_type.len > 0x7fff)
+			if (m->principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_type.len + 1) : 2) + m->principal_type.len;
 		}
@@ -98,7 +102,7 @@ static int64_t create_delegation_token_request_creatable_renewers_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_name.len > 0x7fff)
+			if (m->principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_name.len + 1) : 2) + m->principal_name.len;
 		}
@@ -173,6 +177,8 @@ static int create_delegation_token_request_read(struct kreader *r, struct arena 
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 3))
 					return kr_fail(r), -EBADMSG;
@@ -186,6 +192,8 @@ static int create_delegation_token_request_read(struct kreader *r, struct arena 
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 3))
 					return kr_fail(r), -EBADMSG;
@@ -259,7 +267,7 @@ static int64_t create_delegation_token_request_size_in(const struct create_deleg
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->owner_principal_type.len > 0x7fff)
+			if (m->owner_principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->owner_principal_type.len + 1) : 2) + m->owner_principal_type.len;
 		}
@@ -272,7 +280,7 @@ static int64_t create_delegation_token_request_size_in(const struct create_deleg
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->owner_principal_name.len > 0x7fff)
+			if (m->owner_principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->owner_principal_name.len + 1) : 2) + m->owner_principal_name.len;
 		}
@@ -427,6 +435,8 @@ static int create_delegation_token_response_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -440,6 +450,8 @@ static int create_delegation_token_response_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -453,6 +465,8 @@ static int create_delegation_token_response_read(struct kreader *r, struct arena
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -466,6 +480,8 @@ static int create_delegation_token_response_read(struct kreader *r, struct arena
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -488,6 +504,8 @@ static int create_delegation_token_response_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -549,7 +567,7 @@ static int64_t create_delegation_token_response_size_in(const struct create_dele
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_type.len > 0x7fff)
+			if (m->principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_type.len + 1) : 2) + m->principal_type.len;
 		}
@@ -562,7 +580,7 @@ static int64_t create_delegation_token_response_size_in(const struct create_dele
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_name.len > 0x7fff)
+			if (m->principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_name.len + 1) : 2) + m->principal_name.len;
 		}
@@ -575,7 +593,7 @@ static int64_t create_delegation_token_response_size_in(const struct create_dele
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->token_requester_principal_type.len > 0x7fff)
+			if (m->token_requester_principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->token_requester_principal_type.len + 1) : 2) + m->token_requester_principal_type.len;
 		}
@@ -588,7 +606,7 @@ static int64_t create_delegation_token_response_size_in(const struct create_dele
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->token_requester_principal_name.len > 0x7fff)
+			if (m->token_requester_principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->token_requester_principal_name.len + 1) : 2) + m->token_requester_principal_name.len;
 		}
@@ -616,7 +634,7 @@ static int64_t create_delegation_token_response_size_in(const struct create_dele
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->token_id.len > 0x7fff)
+			if (m->token_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->token_id.len + 1) : 2) + m->token_id.len;
 		}

@@ -30,6 +30,8 @@ static int default_principal_data_read(struct kreader *r, struct arena *a, int16
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -43,6 +45,8 @@ static int default_principal_data_read(struct kreader *r, struct arena *a, int16
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -86,7 +90,7 @@ static int64_t default_principal_data_size_in(const struct default_principal_dat
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->type.len > 0x7fff)
+			if (m->type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->type.len + 1) : 2) + m->type.len;
 		}
@@ -99,7 +103,7 @@ static int64_t default_principal_data_size_in(const struct default_principal_dat
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}

@@ -42,6 +42,8 @@ static int delete_acls_request_delete_acls_filter_read(struct kreader *r, struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -58,6 +60,8 @@ static int delete_acls_request_delete_acls_filter_read(struct kreader *r, struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -71,6 +75,8 @@ static int delete_acls_request_delete_acls_filter_read(struct kreader *r, struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -122,7 +128,7 @@ static int64_t delete_acls_request_delete_acls_filter_size_in(const struct delet
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name_filter.len > 0x7fff)
+			if (m->resource_name_filter.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name_filter.len + 1) : 2) + m->resource_name_filter.len;
 		}
@@ -140,7 +146,7 @@ static int64_t delete_acls_request_delete_acls_filter_size_in(const struct delet
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_filter.len > 0x7fff)
+			if (m->principal_filter.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_filter.len + 1) : 2) + m->principal_filter.len;
 		}
@@ -153,7 +159,7 @@ static int64_t delete_acls_request_delete_acls_filter_size_in(const struct delet
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host_filter.len > 0x7fff)
+			if (m->host_filter.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host_filter.len + 1) : 2) + m->host_filter.len;
 		}
@@ -426,6 +432,8 @@ static int delete_acls_response_delete_acls_matching_acl_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -442,6 +450,8 @@ static int delete_acls_response_delete_acls_matching_acl_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -458,6 +468,8 @@ static int delete_acls_response_delete_acls_matching_acl_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -471,6 +483,8 @@ static int delete_acls_response_delete_acls_matching_acl_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -522,7 +536,7 @@ static int64_t delete_acls_response_delete_acls_matching_acl_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -540,7 +554,7 @@ static int64_t delete_acls_response_delete_acls_matching_acl_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}
@@ -558,7 +572,7 @@ static int64_t delete_acls_response_delete_acls_matching_acl_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal.len > 0x7fff)
+			if (m->principal.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal.len + 1) : 2) + m->principal.len;
 		}
@@ -571,7 +585,7 @@ static int64_t delete_acls_response_delete_acls_matching_acl_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -700,6 +714,8 @@ static int delete_acls_response_delete_acls_filter_result_read(struct kreader *r
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -775,7 +791,7 @@ static int64_t delete_acls_response_delete_acls_filter_result_size_in(const stru
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

@@ -46,6 +46,8 @@ static int delete_groups_request_read(struct kreader *r, struct arena *a, int16_
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -96,7 +98,7 @@ static int64_t delete_groups_request_size_in(const struct delete_groups_request 
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->groups_names.items[i0].len > 0x7fff)
+					if (m->groups_names.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->groups_names.items[i0].len + 1) : 2) + m->groups_names.items[i0].len;
 				}
@@ -196,6 +198,8 @@ static int delete_groups_response_deletable_group_result_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -239,7 +243,7 @@ static int64_t delete_groups_response_deletable_group_result_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}

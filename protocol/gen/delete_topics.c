@@ -31,6 +31,8 @@ static int delete_topics_request_delete_topic_state_read(struct kreader *r, stru
 	if (version >= 6) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 6))
 					return kr_fail(r), -EBADMSG;
@@ -74,7 +76,7 @@ static int64_t delete_topics_request_delete_topic_state_size_in(const struct del
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -190,6 +192,8 @@ static int delete_topics_request_read(struct kreader *r, struct arena *a, int16_
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -262,7 +266,7 @@ static int64_t delete_topics_request_size_in(const struct delete_topics_request 
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->topic_names.items[i0].len > 0x7fff)
+					if (m->topic_names.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_names.items[i0].len + 1) : 2) + m->topic_names.items[i0].len;
 				}
@@ -387,6 +391,8 @@ static int delete_topics_response_deletable_topic_result_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 6))
 					return kr_fail(r), -EBADMSG;
@@ -406,6 +412,8 @@ static int delete_topics_response_deletable_topic_result_read(struct kreader *r,
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 5))
 					return kr_fail(r), -EBADMSG;
@@ -446,7 +454,7 @@ static int64_t delete_topics_response_deletable_topic_result_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -467,7 +475,7 @@ static int64_t delete_topics_response_deletable_topic_result_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

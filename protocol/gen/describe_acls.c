@@ -39,6 +39,8 @@ static int describe_acls_request_read(struct kreader *r, struct arena *a, int16_
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -55,6 +57,8 @@ static int describe_acls_request_read(struct kreader *r, struct arena *a, int16_
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -68,6 +72,8 @@ static int describe_acls_request_read(struct kreader *r, struct arena *a, int16_
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -119,7 +125,7 @@ static int64_t describe_acls_request_size_in(const struct describe_acls_request 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name_filter.len > 0x7fff)
+			if (m->resource_name_filter.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name_filter.len + 1) : 2) + m->resource_name_filter.len;
 		}
@@ -137,7 +143,7 @@ static int64_t describe_acls_request_size_in(const struct describe_acls_request 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_filter.len > 0x7fff)
+			if (m->principal_filter.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_filter.len + 1) : 2) + m->principal_filter.len;
 		}
@@ -150,7 +156,7 @@ static int64_t describe_acls_request_size_in(const struct describe_acls_request 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host_filter.len > 0x7fff)
+			if (m->host_filter.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host_filter.len + 1) : 2) + m->host_filter.len;
 		}
@@ -291,6 +297,8 @@ static int describe_acls_response_acl_description_read(struct kreader *r, struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -304,6 +312,8 @@ static int describe_acls_response_acl_description_read(struct kreader *r, struct
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -350,7 +360,7 @@ static int64_t describe_acls_response_acl_description_size_in(const struct descr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal.len > 0x7fff)
+			if (m->principal.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal.len + 1) : 2) + m->principal.len;
 		}
@@ -363,7 +373,7 @@ static int64_t describe_acls_response_acl_description_size_in(const struct descr
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -457,6 +467,8 @@ static int describe_acls_response_describe_acls_resource_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -535,7 +547,7 @@ static int64_t describe_acls_response_describe_acls_resource_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}
@@ -647,6 +659,8 @@ static int describe_acls_response_read(struct kreader *r, struct arena *a, int16
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -727,7 +741,7 @@ static int64_t describe_acls_response_size_in(const struct describe_acls_respons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

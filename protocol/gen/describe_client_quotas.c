@@ -33,6 +33,8 @@ static int describe_client_quotas_request_component_data_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -49,6 +51,8 @@ static int describe_client_quotas_request_component_data_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -89,7 +93,7 @@ static int64_t describe_client_quotas_request_component_data_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->entity_type.len > 0x7fff)
+			if (m->entity_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->entity_type.len + 1) : 2) + m->entity_type.len;
 		}
@@ -107,7 +111,7 @@ static int64_t describe_client_quotas_request_component_data_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->match.len > 0x7fff)
+			if (m->match.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->match.len + 1) : 2) + m->match.len;
 		}
@@ -349,6 +353,8 @@ static int describe_client_quotas_response_entity_data_read(struct kreader *r, s
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -362,6 +368,8 @@ static int describe_client_quotas_response_entity_data_read(struct kreader *r, s
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -402,7 +410,7 @@ static int64_t describe_client_quotas_response_entity_data_size_in(const struct 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->entity_type.len > 0x7fff)
+			if (m->entity_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->entity_type.len + 1) : 2) + m->entity_type.len;
 		}
@@ -415,7 +423,7 @@ static int64_t describe_client_quotas_response_entity_data_size_in(const struct 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->entity_name.len > 0x7fff)
+			if (m->entity_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->entity_name.len + 1) : 2) + m->entity_name.len;
 		}
@@ -487,6 +495,8 @@ static int describe_client_quotas_response_value_data_read(struct kreader *r, st
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -530,7 +540,7 @@ static int64_t describe_client_quotas_response_value_data_size_in(const struct d
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->key.len > 0x7fff)
+			if (m->key.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->key.len + 1) : 2) + m->key.len;
 		}
@@ -791,6 +801,8 @@ static int describe_client_quotas_response_read(struct kreader *r, struct arena 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -871,7 +883,7 @@ static int64_t describe_client_quotas_response_size_in(const struct describe_cli
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

@@ -141,6 +141,8 @@ static int describe_cluster_response_describe_cluster_broker_read(struct kreader
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -157,6 +159,8 @@ static int describe_cluster_response_describe_cluster_broker_read(struct kreader
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -202,7 +206,7 @@ static int64_t describe_cluster_response_describe_cluster_broker_size_in(const s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -220,7 +224,7 @@ static int64_t describe_cluster_response_describe_cluster_broker_size_in(const s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack.len > 0x7fff)
+			if (m->rack.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack.len + 1) : 2) + m->rack.len;
 		}
@@ -314,6 +318,8 @@ static int describe_cluster_response_read(struct kreader *r, struct arena *a, in
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -330,6 +336,8 @@ static int describe_cluster_response_read(struct kreader *r, struct arena *a, in
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -416,7 +424,7 @@ static int64_t describe_cluster_response_size_in(const struct describe_cluster_r
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -434,7 +442,7 @@ static int64_t describe_cluster_response_size_in(const struct describe_cluster_r
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->cluster_id.len > 0x7fff)
+			if (m->cluster_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->cluster_id.len + 1) : 2) + m->cluster_id.len;
 		}

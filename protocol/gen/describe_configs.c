@@ -35,6 +35,8 @@ static int describe_configs_request_describe_configs_resource_read(struct kreade
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -68,6 +70,8 @@ static int describe_configs_request_describe_configs_resource_read(struct kreade
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -116,7 +120,7 @@ static int64_t describe_configs_request_describe_configs_resource_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}
@@ -136,7 +140,7 @@ static int64_t describe_configs_request_describe_configs_resource_size_in(const 
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->configuration_keys.items[i0].len > 0x7fff)
+					if (m->configuration_keys.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->configuration_keys.items[i0].len + 1) : 2) + m->configuration_keys.items[i0].len;
 				}
@@ -406,6 +410,8 @@ static int describe_configs_response_describe_configs_synonym_read(struct kreade
 	if (version >= 1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -419,6 +425,8 @@ static int describe_configs_response_describe_configs_synonym_read(struct kreade
 	if (version >= 1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -462,7 +470,7 @@ static int64_t describe_configs_response_describe_configs_synonym_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -475,7 +483,7 @@ static int64_t describe_configs_response_describe_configs_synonym_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->value.len > 0x7fff)
+			if (m->value.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->value.len + 1) : 2) + m->value.len;
 		}
@@ -565,6 +573,8 @@ static int describe_configs_response_describe_configs_resource_result_read(struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -578,6 +588,8 @@ static int describe_configs_response_describe_configs_resource_result_read(struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -636,6 +648,8 @@ static int describe_configs_response_describe_configs_resource_result_read(struc
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -676,7 +690,7 @@ static int64_t describe_configs_response_describe_configs_resource_result_size_i
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -689,7 +703,7 @@ static int64_t describe_configs_response_describe_configs_resource_result_size_i
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->value.len > 0x7fff)
+			if (m->value.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->value.len + 1) : 2) + m->value.len;
 		}
@@ -740,7 +754,7 @@ static int64_t describe_configs_response_describe_configs_resource_result_size_i
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->documentation.len > 0x7fff)
+			if (m->documentation.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->documentation.len + 1) : 2) + m->documentation.len;
 		}
@@ -862,6 +876,8 @@ static int describe_configs_response_describe_configs_result_read(struct kreader
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -878,6 +894,8 @@ static int describe_configs_response_describe_configs_result_read(struct kreader
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -953,7 +971,7 @@ static int64_t describe_configs_response_describe_configs_result_size_in(const s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -971,7 +989,7 @@ static int64_t describe_configs_response_describe_configs_result_size_in(const s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}

@@ -32,6 +32,8 @@ static int describe_delegation_token_request_describe_delegation_token_owner_rea
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -45,6 +47,8 @@ static int describe_delegation_token_request_describe_delegation_token_owner_rea
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -85,7 +89,7 @@ static int64_t describe_delegation_token_request_describe_delegation_token_owner
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_type.len > 0x7fff)
+			if (m->principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_type.len + 1) : 2) + m->principal_type.len;
 		}
@@ -98,7 +102,7 @@ static int64_t describe_delegation_token_request_describe_delegation_token_owner
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_name.len > 0x7fff)
+			if (m->principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_name.len + 1) : 2) + m->principal_name.len;
 		}
@@ -322,6 +326,8 @@ static int describe_delegation_token_response_described_delegation_token_renewer
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -335,6 +341,8 @@ static int describe_delegation_token_response_described_delegation_token_renewer
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -375,7 +383,7 @@ static int64_t describe_delegation_token_response_described_delegation_token_ren
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_type.len > 0x7fff)
+			if (m->principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_type.len + 1) : 2) + m->principal_type.len;
 		}
@@ -388,7 +396,7 @@ static int64_t describe_delegation_token_response_described_delegation_token_ren
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_name.len > 0x7fff)
+			if (m->principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_name.len + 1) : 2) + m->principal_name.len;
 		}
@@ -472,6 +480,8 @@ static int describe_delegation_token_response_described_delegation_token_read(st
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -485,6 +495,8 @@ static int describe_delegation_token_response_described_delegation_token_read(st
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -498,6 +510,8 @@ static int describe_delegation_token_response_described_delegation_token_read(st
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -511,6 +525,8 @@ static int describe_delegation_token_response_described_delegation_token_read(st
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -533,6 +549,8 @@ static int describe_delegation_token_response_described_delegation_token_read(st
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -616,7 +634,7 @@ static int64_t describe_delegation_token_response_described_delegation_token_siz
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_type.len > 0x7fff)
+			if (m->principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_type.len + 1) : 2) + m->principal_type.len;
 		}
@@ -629,7 +647,7 @@ static int64_t describe_delegation_token_response_described_delegation_token_siz
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->principal_name.len > 0x7fff)
+			if (m->principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->principal_name.len + 1) : 2) + m->principal_name.len;
 		}
@@ -642,7 +660,7 @@ static int64_t describe_delegation_token_response_described_delegation_token_siz
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->token_requester_principal_type.len > 0x7fff)
+			if (m->token_requester_principal_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->token_requester_principal_type.len + 1) : 2) + m->token_requester_principal_type.len;
 		}
@@ -655,7 +673,7 @@ static int64_t describe_delegation_token_response_described_delegation_token_siz
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->token_requester_principal_name.len > 0x7fff)
+			if (m->token_requester_principal_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->token_requester_principal_name.len + 1) : 2) + m->token_requester_principal_name.len;
 		}
@@ -683,7 +701,7 @@ static int64_t describe_delegation_token_response_described_delegation_token_siz
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->token_id.len > 0x7fff)
+			if (m->token_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->token_id.len + 1) : 2) + m->token_id.len;
 		}

@@ -47,6 +47,8 @@ static int describe_groups_request_read(struct kreader *r, struct arena *a, int1
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -100,7 +102,7 @@ static int64_t describe_groups_request_size_in(const struct describe_groups_requ
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->groups.items[i0].len > 0x7fff)
+					if (m->groups.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->groups.items[i0].len + 1) : 2) + m->groups.items[i0].len;
 				}
@@ -218,6 +220,8 @@ static int describe_groups_response_described_group_member_read(struct kreader *
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -231,6 +235,8 @@ static int describe_groups_response_described_group_member_read(struct kreader *
 	if (version >= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 4))
 					return kr_fail(r), -EBADMSG;
@@ -244,6 +250,8 @@ static int describe_groups_response_described_group_member_read(struct kreader *
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -257,6 +265,8 @@ static int describe_groups_response_described_group_member_read(struct kreader *
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -323,7 +333,7 @@ static int64_t describe_groups_response_described_group_member_size_in(const str
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -336,7 +346,7 @@ static int64_t describe_groups_response_described_group_member_size_in(const str
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_instance_id.len > 0x7fff)
+			if (m->group_instance_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_instance_id.len + 1) : 2) + m->group_instance_id.len;
 		}
@@ -347,7 +357,7 @@ static int64_t describe_groups_response_described_group_member_size_in(const str
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_id.len > 0x7fff)
+			if (m->client_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_id.len + 1) : 2) + m->client_id.len;
 		}
@@ -360,7 +370,7 @@ static int64_t describe_groups_response_described_group_member_size_in(const str
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_host.len > 0x7fff)
+			if (m->client_host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_host.len + 1) : 2) + m->client_host.len;
 		}
@@ -522,6 +532,8 @@ static int describe_groups_response_described_group_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -535,6 +547,8 @@ static int describe_groups_response_described_group_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -548,6 +562,8 @@ static int describe_groups_response_described_group_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -561,6 +577,8 @@ static int describe_groups_response_described_group_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -639,7 +657,7 @@ static int64_t describe_groups_response_described_group_size_in(const struct des
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -652,7 +670,7 @@ static int64_t describe_groups_response_described_group_size_in(const struct des
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_state.len > 0x7fff)
+			if (m->group_state.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_state.len + 1) : 2) + m->group_state.len;
 		}
@@ -665,7 +683,7 @@ static int64_t describe_groups_response_described_group_size_in(const struct des
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_type.len > 0x7fff)
+			if (m->protocol_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_type.len + 1) : 2) + m->protocol_type.len;
 		}
@@ -678,7 +696,7 @@ static int64_t describe_groups_response_described_group_size_in(const struct des
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_data.len > 0x7fff)
+			if (m->protocol_data.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_data.len + 1) : 2) + m->protocol_data.len;
 		}

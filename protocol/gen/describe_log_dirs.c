@@ -31,6 +31,8 @@ static int describe_log_dirs_request_describable_log_dir_topic_read(struct kread
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -97,7 +99,7 @@ static int64_t describe_log_dirs_request_describable_log_dir_topic_size_in(const
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}
@@ -440,6 +442,8 @@ static int describe_log_dirs_response_describe_log_dirs_topic_read(struct kreade
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -510,7 +514,7 @@ static int64_t describe_log_dirs_response_describe_log_dirs_topic_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -611,6 +615,8 @@ static int describe_log_dirs_response_describe_log_dirs_result_read(struct kread
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -692,7 +698,7 @@ static int64_t describe_log_dirs_response_describe_log_dirs_result_size_in(const
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->log_dir.len > 0x7fff)
+			if (m->log_dir.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->log_dir.len + 1) : 2) + m->log_dir.len;
 		}

@@ -101,6 +101,8 @@ static int describe_quorum_request_topic_data_read(struct kreader *r, struct are
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -171,7 +173,7 @@ static int64_t describe_quorum_request_topic_data_size_in(const struct describe_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -549,6 +551,8 @@ static int describe_quorum_response_partition_data_read(struct kreader *r, struc
 	if (version >= 2) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 2))
 					return kr_fail(r), -EBADMSG;
@@ -668,7 +672,7 @@ static int64_t describe_quorum_response_partition_data_size_in(const struct desc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -824,6 +828,8 @@ static int describe_quorum_response_topic_data_read(struct kreader *r, struct ar
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -894,7 +900,7 @@ static int64_t describe_quorum_response_topic_data_size_in(const struct describe
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -989,6 +995,8 @@ static int describe_quorum_response_listener_read(struct kreader *r, struct aren
 	if (version >= 2) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1002,6 +1010,8 @@ static int describe_quorum_response_listener_read(struct kreader *r, struct aren
 	if (version >= 2) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1045,7 +1055,7 @@ static int64_t describe_quorum_response_listener_size_in(const struct describe_q
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -1058,7 +1068,7 @@ static int64_t describe_quorum_response_listener_size_in(const struct describe_q
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -1276,6 +1286,8 @@ static int describe_quorum_response_read(struct kreader *r, struct arena *a, int
 	if (version >= 2) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 2))
 					return kr_fail(r), -EBADMSG;
@@ -1381,7 +1393,7 @@ static int64_t describe_quorum_response_size_in(const struct describe_quorum_res
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

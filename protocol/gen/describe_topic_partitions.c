@@ -33,6 +33,8 @@ static int describe_topic_partitions_request_topic_request_read(struct kreader *
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -73,7 +75,7 @@ static int64_t describe_topic_partitions_request_topic_request_size_in(const str
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -131,6 +133,8 @@ static int describe_topic_partitions_request_cursor_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -174,7 +178,7 @@ static int64_t describe_topic_partitions_request_cursor_size_in(const struct des
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -274,9 +278,7 @@ static int describe_topic_partitions_request_read(struct kreader *r, struct aren
 		m->response_partition_limit = kr_i32(r);
 	}
 	if (1) {
-		if (kr_i8(r) < 0) {
-			if (!(1))
-				return kr_fail(r), -EBADMSG;
+		if ((1) && kr_i8(r) < 0) {
 			m->cursor_is_null = true;
 		} else {
 			m->cursor_is_null = false;
@@ -342,7 +344,7 @@ static int64_t describe_topic_partitions_request_size_in(const struct describe_t
 			int64_t sub = describe_topic_partitions_request_cursor_size_in(&m->cursor, version);
 			if (sub < 0)
 				return sub;
-			n += 1 + sub;
+			n += ((1) ? 1 : 0) + sub;
 		}
 	} else if (!(m->cursor_is_null)) {
 		return -EINVAL;
@@ -381,7 +383,8 @@ static void describe_topic_partitions_request_write(struct kwriter *w, const str
 		if (m->cursor_is_null) {
 			kw_i8(w, -1);
 		} else {
-			kw_i8(w, 1);
+			if ((1))
+				kw_i8(w, 1);
 			describe_topic_partitions_request_cursor_write(w, &m->cursor, version);
 		}
 	}
@@ -829,6 +832,8 @@ static int describe_topic_partitions_response_topic_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -913,7 +918,7 @@ static int64_t describe_topic_partitions_response_topic_size_in(const struct des
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -1029,6 +1034,8 @@ static int describe_topic_partitions_response_cursor_read(struct kreader *r, str
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1072,7 +1079,7 @@ static int64_t describe_topic_partitions_response_cursor_size_in(const struct de
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -1171,9 +1178,7 @@ static int describe_topic_partitions_response_read(struct kreader *r, struct are
 		}
 	}
 	if (1) {
-		if (kr_i8(r) < 0) {
-			if (!(1))
-				return kr_fail(r), -EBADMSG;
+		if ((1) && kr_i8(r) < 0) {
 			m->next_cursor_is_null = true;
 		} else {
 			m->next_cursor_is_null = false;
@@ -1237,7 +1242,7 @@ static int64_t describe_topic_partitions_response_size_in(const struct describe_
 			int64_t sub = describe_topic_partitions_response_cursor_size_in(&m->next_cursor, version);
 			if (sub < 0)
 				return sub;
-			n += 1 + sub;
+			n += ((1) ? 1 : 0) + sub;
 		}
 	} else if (!(m->next_cursor_is_null)) {
 		return -EINVAL;
@@ -1276,7 +1281,8 @@ static void describe_topic_partitions_response_write(struct kwriter *w, const st
 		if (m->next_cursor_is_null) {
 			kw_i8(w, -1);
 		} else {
-			kw_i8(w, 1);
+			if ((1))
+				kw_i8(w, 1);
 			describe_topic_partitions_response_cursor_write(w, &m->next_cursor, version);
 		}
 	}

@@ -46,6 +46,8 @@ static int describe_transactions_request_read(struct kreader *r, struct arena *a
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -96,7 +98,7 @@ static int64_t describe_transactions_request_size_in(const struct describe_trans
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->transactional_ids.items[i0].len > 0x7fff)
+					if (m->transactional_ids.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_ids.items[i0].len + 1) : 2) + m->transactional_ids.items[i0].len;
 				}
@@ -199,6 +201,8 @@ static int describe_transactions_response_topic_data_read(struct kreader *r, str
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -265,7 +269,7 @@ static int64_t describe_transactions_response_topic_data_size_in(const struct de
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}
@@ -361,6 +365,8 @@ static int describe_transactions_response_transaction_state_read(struct kreader 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -374,6 +380,8 @@ static int describe_transactions_response_transaction_state_read(struct kreader 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -461,7 +469,7 @@ static int64_t describe_transactions_response_transaction_state_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transactional_id.len > 0x7fff)
+			if (m->transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_id.len + 1) : 2) + m->transactional_id.len;
 		}
@@ -474,7 +482,7 @@ static int64_t describe_transactions_response_transaction_state_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transaction_state.len > 0x7fff)
+			if (m->transaction_state.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transaction_state.len + 1) : 2) + m->transaction_state.len;
 		}

@@ -282,6 +282,8 @@ static int fetch_request_fetch_topic_read(struct kreader *r, struct arena *a, in
 	if (version <= 12) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -355,7 +357,7 @@ static int64_t fetch_request_fetch_topic_size_in(const struct fetch_request_fetc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}
@@ -453,6 +455,8 @@ static int fetch_request_forgotten_topic_read(struct kreader *r, struct arena *a
 	if (version >= 7 && version <= 12) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -522,7 +526,7 @@ static int64_t fetch_request_forgotten_topic_size_in(const struct fetch_request_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}
@@ -708,6 +712,8 @@ static int fetch_request_read(struct kreader *r, struct arena *a, int16_t versio
 	if (version >= 11) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -736,6 +742,8 @@ static int fetch_request_read(struct kreader *r, struct arena *a, int16_t versio
 				if (version >= 12) {
 					{
 						int32_t len = 1 ? kr_compact_len((&sub)) : kr_len16((&sub));
+						if (len > 0x7fff)
+							return kr_fail((&sub)), -EBADMSG;
 						if (len == -1) {
 							if (!(version >= 12))
 								return kr_fail((&sub)), -EBADMSG;
@@ -776,7 +784,7 @@ static int64_t fetch_request_tag_cluster_id_size(const struct fetch_request *m, 
 			return -EINVAL;
 		fs += 1 ? 1 : 2;
 	} else {
-		if (!1 && m->cluster_id.len > 0x7fff)
+		if (m->cluster_id.len > 0x7fff)
 			return -EINVAL;
 		fs += (1 ? (int64_t)kw_uvarint_size((uint32_t)m->cluster_id.len + 1) : 2) + m->cluster_id.len;
 	}
@@ -873,7 +881,7 @@ static int64_t fetch_request_size_in(const struct fetch_request *m, int16_t vers
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack_id.len > 0x7fff)
+			if (m->rack_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack_id.len + 1) : 2) + m->rack_id.len;
 		}
@@ -1697,7 +1705,10 @@ static void fetch_response_partition_data_write(struct kwriter *w, const struct 
 				kw_uvarint(w, (uint32_t)m->records.len + 1);
 			else
 				kw_i32(w, (int32_t)m->records.len);
-			kw_raw(w, m->records.ptr, (size_t)m->records.len);
+			if (!m->records.ptr && m->records.len > 0)
+				kw_hole(w, (size_t)m->records.len);      /* sent from a file */
+			else
+				kw_raw(w, m->records.ptr, (size_t)m->records.len);
 		}
 	}
 	if (flex) {
@@ -1754,6 +1765,8 @@ static int fetch_response_fetchable_topic_response_read(struct kreader *r, struc
 	if (version <= 12) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1827,7 +1840,7 @@ static int64_t fetch_response_fetchable_topic_response_size_in(const struct fetc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}
@@ -1930,6 +1943,8 @@ static int fetch_response_node_endpoint_read(struct kreader *r, struct arena *a,
 	if (version >= 16) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1946,6 +1961,8 @@ static int fetch_response_node_endpoint_read(struct kreader *r, struct arena *a,
 	if (version >= 16) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 16))
 					return kr_fail(r), -EBADMSG;
@@ -1991,7 +2008,7 @@ static int64_t fetch_response_node_endpoint_size_in(const struct fetch_response_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -2009,7 +2026,7 @@ static int64_t fetch_response_node_endpoint_size_in(const struct fetch_response_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack.len > 0x7fff)
+			if (m->rack.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack.len + 1) : 2) + m->rack.len;
 		}

@@ -29,6 +29,8 @@ static int find_coordinator_request_read(struct kreader *r, struct arena *a, int
 	if (version <= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -65,6 +67,8 @@ static int find_coordinator_request_read(struct kreader *r, struct arena *a, int
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -108,7 +112,7 @@ static int64_t find_coordinator_request_size_in(const struct find_coordinator_re
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->key.len > 0x7fff)
+			if (m->key.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->key.len + 1) : 2) + m->key.len;
 		}
@@ -133,7 +137,7 @@ static int64_t find_coordinator_request_size_in(const struct find_coordinator_re
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->coordinator_keys.items[i0].len > 0x7fff)
+					if (m->coordinator_keys.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->coordinator_keys.items[i0].len + 1) : 2) + m->coordinator_keys.items[i0].len;
 				}
@@ -256,6 +260,8 @@ static int find_coordinator_response_coordinator_read(struct kreader *r, struct 
 	if (version >= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -272,6 +278,8 @@ static int find_coordinator_response_coordinator_read(struct kreader *r, struct 
 	if (version >= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -291,6 +299,8 @@ static int find_coordinator_response_coordinator_read(struct kreader *r, struct 
 	if (version >= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 4))
 					return kr_fail(r), -EBADMSG;
@@ -331,7 +341,7 @@ static int64_t find_coordinator_response_coordinator_size_in(const struct find_c
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->key.len > 0x7fff)
+			if (m->key.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->key.len + 1) : 2) + m->key.len;
 		}
@@ -349,7 +359,7 @@ static int64_t find_coordinator_response_coordinator_size_in(const struct find_c
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -372,7 +382,7 @@ static int64_t find_coordinator_response_coordinator_size_in(const struct find_c
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -477,6 +487,8 @@ static int find_coordinator_response_read(struct kreader *r, struct arena *a, in
 	if (version >= 1 && version <= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 1 && version <= 3))
 					return kr_fail(r), -EBADMSG;
@@ -493,6 +505,8 @@ static int find_coordinator_response_read(struct kreader *r, struct arena *a, in
 	if (version <= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -574,7 +588,7 @@ static int64_t find_coordinator_response_size_in(const struct find_coordinator_r
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -590,7 +604,7 @@ static int64_t find_coordinator_response_size_in(const struct find_coordinator_r
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}

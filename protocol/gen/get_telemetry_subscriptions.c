@@ -192,6 +192,8 @@ static int get_telemetry_subscriptions_response_read(struct kreader *r, struct a
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -289,7 +291,7 @@ static int64_t get_telemetry_subscriptions_response_size_in(const struct get_tel
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->requested_metrics.items[i0].len > 0x7fff)
+					if (m->requested_metrics.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->requested_metrics.items[i0].len + 1) : 2) + m->requested_metrics.items[i0].len;
 				}

@@ -36,6 +36,8 @@ static int incremental_alter_configs_request_alterable_config_read(struct kreade
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -52,6 +54,8 @@ static int incremental_alter_configs_request_alterable_config_read(struct kreade
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -92,7 +96,7 @@ static int64_t incremental_alter_configs_request_alterable_config_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -110,7 +114,7 @@ static int64_t incremental_alter_configs_request_alterable_config_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->value.len > 0x7fff)
+			if (m->value.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->value.len + 1) : 2) + m->value.len;
 		}
@@ -189,6 +193,8 @@ static int incremental_alter_configs_request_alter_configs_resource_read(struct 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -264,7 +270,7 @@ static int64_t incremental_alter_configs_request_alter_configs_resource_size_in(
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}
@@ -526,6 +532,8 @@ static int incremental_alter_configs_response_alter_configs_resource_response_re
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -542,6 +550,8 @@ static int incremental_alter_configs_response_alter_configs_resource_response_re
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -587,7 +597,7 @@ static int64_t incremental_alter_configs_response_alter_configs_resource_respons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -605,7 +615,7 @@ static int64_t incremental_alter_configs_response_alter_configs_resource_respons
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->resource_name.len > 0x7fff)
+			if (m->resource_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->resource_name.len + 1) : 2) + m->resource_name.len;
 		}

@@ -31,6 +31,8 @@ static int join_group_request_protocol_read(struct kreader *r, struct arena *a, 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -84,7 +86,7 @@ static int64_t join_group_request_protocol_size_in(const struct join_group_reque
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -178,6 +180,8 @@ static int join_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -197,6 +201,8 @@ static int join_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -210,6 +216,8 @@ static int join_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 5))
 					return kr_fail(r), -EBADMSG;
@@ -223,6 +231,8 @@ static int join_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -266,6 +276,8 @@ static int join_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 8))
 					return kr_fail(r), -EBADMSG;
@@ -306,7 +318,7 @@ static int64_t join_group_request_size_in(const struct join_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -327,7 +339,7 @@ static int64_t join_group_request_size_in(const struct join_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -340,7 +352,7 @@ static int64_t join_group_request_size_in(const struct join_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_instance_id.len > 0x7fff)
+			if (m->group_instance_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_instance_id.len + 1) : 2) + m->group_instance_id.len;
 		}
@@ -353,7 +365,7 @@ static int64_t join_group_request_size_in(const struct join_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_type.len > 0x7fff)
+			if (m->protocol_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_type.len + 1) : 2) + m->protocol_type.len;
 		}
@@ -385,7 +397,7 @@ static int64_t join_group_request_size_in(const struct join_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->reason.len > 0x7fff)
+			if (m->reason.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->reason.len + 1) : 2) + m->reason.len;
 		}
@@ -548,6 +560,8 @@ static int join_group_response_member_read(struct kreader *r, struct arena *a, i
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -561,6 +575,8 @@ static int join_group_response_member_read(struct kreader *r, struct arena *a, i
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 5))
 					return kr_fail(r), -EBADMSG;
@@ -614,7 +630,7 @@ static int64_t join_group_response_member_size_in(const struct join_group_respon
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -627,7 +643,7 @@ static int64_t join_group_response_member_size_in(const struct join_group_respon
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_instance_id.len > 0x7fff)
+			if (m->group_instance_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_instance_id.len + 1) : 2) + m->group_instance_id.len;
 		}
@@ -742,6 +758,8 @@ static int join_group_response_read(struct kreader *r, struct arena *a, int16_t 
 	if (version >= 7) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 7))
 					return kr_fail(r), -EBADMSG;
@@ -755,6 +773,8 @@ static int join_group_response_read(struct kreader *r, struct arena *a, int16_t 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 7))
 					return kr_fail(r), -EBADMSG;
@@ -768,6 +788,8 @@ static int join_group_response_read(struct kreader *r, struct arena *a, int16_t 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -784,6 +806,8 @@ static int join_group_response_read(struct kreader *r, struct arena *a, int16_t 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -867,7 +891,7 @@ static int64_t join_group_response_size_in(const struct join_group_response *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_type.len > 0x7fff)
+			if (m->protocol_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_type.len + 1) : 2) + m->protocol_type.len;
 		}
@@ -878,7 +902,7 @@ static int64_t join_group_response_size_in(const struct join_group_response *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_name.len > 0x7fff)
+			if (m->protocol_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_name.len + 1) : 2) + m->protocol_name.len;
 		}
@@ -891,7 +915,7 @@ static int64_t join_group_response_size_in(const struct join_group_response *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->leader.len > 0x7fff)
+			if (m->leader.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->leader.len + 1) : 2) + m->leader.len;
 		}
@@ -909,7 +933,7 @@ static int64_t join_group_response_size_in(const struct join_group_response *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}

@@ -47,6 +47,8 @@ static int list_groups_request_read(struct kreader *r, struct arena *a, int16_t 
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -83,6 +85,8 @@ static int list_groups_request_read(struct kreader *r, struct arena *a, int16_t 
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -133,7 +137,7 @@ static int64_t list_groups_request_size_in(const struct list_groups_request *m, 
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->states_filter.items[i0].len > 0x7fff)
+					if (m->states_filter.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->states_filter.items[i0].len + 1) : 2) + m->states_filter.items[i0].len;
 				}
@@ -155,7 +159,7 @@ static int64_t list_groups_request_size_in(const struct list_groups_request *m, 
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->types_filter.items[i0].len > 0x7fff)
+					if (m->types_filter.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->types_filter.items[i0].len + 1) : 2) + m->types_filter.items[i0].len;
 				}
@@ -287,6 +291,8 @@ static int list_groups_response_listed_group_read(struct kreader *r, struct aren
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -300,6 +306,8 @@ static int list_groups_response_listed_group_read(struct kreader *r, struct aren
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -313,6 +321,8 @@ static int list_groups_response_listed_group_read(struct kreader *r, struct aren
 	if (version >= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -326,6 +336,8 @@ static int list_groups_response_listed_group_read(struct kreader *r, struct aren
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -366,7 +378,7 @@ static int64_t list_groups_response_listed_group_size_in(const struct list_group
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -379,7 +391,7 @@ static int64_t list_groups_response_listed_group_size_in(const struct list_group
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_type.len > 0x7fff)
+			if (m->protocol_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_type.len + 1) : 2) + m->protocol_type.len;
 		}
@@ -392,7 +404,7 @@ static int64_t list_groups_response_listed_group_size_in(const struct list_group
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_state.len > 0x7fff)
+			if (m->group_state.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_state.len + 1) : 2) + m->group_state.len;
 		}
@@ -403,7 +415,7 @@ static int64_t list_groups_response_listed_group_size_in(const struct list_group
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_type.len > 0x7fff)
+			if (m->group_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_type.len + 1) : 2) + m->group_type.len;
 		}

@@ -49,6 +49,8 @@ static int list_transactions_request_read(struct kreader *r, struct arena *a, in
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -128,7 +130,7 @@ static int64_t list_transactions_request_size_in(const struct list_transactions_
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->state_filters.items[i0].len > 0x7fff)
+					if (m->state_filters.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->state_filters.items[i0].len + 1) : 2) + m->state_filters.items[i0].len;
 				}
@@ -266,6 +268,8 @@ static int list_transactions_response_transaction_state_read(struct kreader *r, 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -282,6 +286,8 @@ static int list_transactions_response_transaction_state_read(struct kreader *r, 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -322,7 +328,7 @@ static int64_t list_transactions_response_transaction_state_size_in(const struct
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transactional_id.len > 0x7fff)
+			if (m->transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_id.len + 1) : 2) + m->transactional_id.len;
 		}
@@ -340,7 +346,7 @@ static int64_t list_transactions_response_transaction_state_size_in(const struct
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transaction_state.len > 0x7fff)
+			if (m->transaction_state.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transaction_state.len + 1) : 2) + m->transaction_state.len;
 		}
@@ -442,6 +448,8 @@ static int list_transactions_response_read(struct kreader *r, struct arena *a, i
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -532,7 +540,7 @@ static int64_t list_transactions_response_size_in(const struct list_transactions
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->unknown_state_filters.items[i0].len > 0x7fff)
+					if (m->unknown_state_filters.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->unknown_state_filters.items[i0].len + 1) : 2) + m->unknown_state_filters.items[i0].len;
 				}

@@ -34,6 +34,8 @@ static int metadata_request_topic_read(struct kreader *r, struct arena *a, int16
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 10))
 					return kr_fail(r), -EBADMSG;
@@ -77,7 +79,7 @@ static int64_t metadata_request_topic_size_in(const struct metadata_request_topi
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -335,6 +337,8 @@ static int metadata_response_broker_read(struct kreader *r, struct arena *a, int
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -351,6 +355,8 @@ static int metadata_response_broker_read(struct kreader *r, struct arena *a, int
 	if (version >= 1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 1))
 					return kr_fail(r), -EBADMSG;
@@ -396,7 +402,7 @@ static int64_t metadata_response_broker_size_in(const struct metadata_response_b
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -414,7 +420,7 @@ static int64_t metadata_response_broker_size_in(const struct metadata_response_b
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack.len > 0x7fff)
+			if (m->rack.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack.len + 1) : 2) + m->rack.len;
 		}
@@ -763,6 +769,8 @@ static int metadata_response_topic_read(struct kreader *r, struct arena *a, int1
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 12))
 					return kr_fail(r), -EBADMSG;
@@ -847,7 +855,7 @@ static int64_t metadata_response_topic_size_in(const struct metadata_response_to
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -1002,6 +1010,8 @@ static int metadata_response_read(struct kreader *r, struct arena *a, int16_t ve
 	if (version >= 2) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 2))
 					return kr_fail(r), -EBADMSG;
@@ -1100,7 +1110,7 @@ static int64_t metadata_response_size_in(const struct metadata_response *m, int1
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->cluster_id.len > 0x7fff)
+			if (m->cluster_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->cluster_id.len + 1) : 2) + m->cluster_id.len;
 		}

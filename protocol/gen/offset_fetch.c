@@ -37,6 +37,8 @@ static int offset_fetch_request_topic_read(struct kreader *r, struct arena *a, i
 	if (version <= 7) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -103,7 +105,7 @@ static int64_t offset_fetch_request_topic_size_in(const struct offset_fetch_requ
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -189,6 +191,8 @@ static int offset_fetch_request_topics_read(struct kreader *r, struct arena *a, 
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -255,7 +259,7 @@ static int64_t offset_fetch_request_topics_size_in(const struct offset_fetch_req
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -345,6 +349,8 @@ static int offset_fetch_request_group_read(struct kreader *r, struct arena *a, i
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -358,6 +364,8 @@ static int offset_fetch_request_group_read(struct kreader *r, struct arena *a, i
 	if (version >= 9) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 9))
 					return kr_fail(r), -EBADMSG;
@@ -431,7 +439,7 @@ static int64_t offset_fetch_request_group_size_in(const struct offset_fetch_requ
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -444,7 +452,7 @@ static int64_t offset_fetch_request_group_size_in(const struct offset_fetch_requ
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -557,6 +565,8 @@ static int offset_fetch_request_read(struct kreader *r, struct arena *a, int16_t
 	if (version <= 7) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -660,7 +670,7 @@ static int64_t offset_fetch_request_size_in(const struct offset_fetch_request *m
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -848,6 +858,8 @@ static int offset_fetch_response_partition_read(struct kreader *r, struct arena 
 	if (version <= 7) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version <= 7))
 					return kr_fail(r), -EBADMSG;
@@ -904,7 +916,7 @@ static int64_t offset_fetch_response_partition_size_in(const struct offset_fetch
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->metadata.len > 0x7fff)
+			if (m->metadata.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->metadata.len + 1) : 2) + m->metadata.len;
 		}
@@ -979,6 +991,8 @@ static int offset_fetch_response_topic_read(struct kreader *r, struct arena *a, 
 	if (version <= 7) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1049,7 +1063,7 @@ static int64_t offset_fetch_response_topic_size_in(const struct offset_fetch_res
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -1155,6 +1169,8 @@ static int offset_fetch_response_partitions_read(struct kreader *r, struct arena
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 8))
 					return kr_fail(r), -EBADMSG;
@@ -1211,7 +1227,7 @@ static int64_t offset_fetch_response_partitions_size_in(const struct offset_fetc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->metadata.len > 0x7fff)
+			if (m->metadata.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->metadata.len + 1) : 2) + m->metadata.len;
 		}
@@ -1286,6 +1302,8 @@ static int offset_fetch_response_topics_read(struct kreader *r, struct arena *a,
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1356,7 +1374,7 @@ static int64_t offset_fetch_response_topics_size_in(const struct offset_fetch_re
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -1450,6 +1468,8 @@ static int offset_fetch_response_group_read(struct kreader *r, struct arena *a, 
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1523,7 +1543,7 @@ static int64_t offset_fetch_response_group_size_in(const struct offset_fetch_res
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}

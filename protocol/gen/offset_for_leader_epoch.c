@@ -124,6 +124,8 @@ static int offset_for_leader_epoch_request_offset_for_leader_topic_read(struct k
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -194,7 +196,7 @@ static int64_t offset_for_leader_epoch_request_offset_for_leader_topic_size_in(c
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}
@@ -552,6 +554,8 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_read(
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -622,7 +626,7 @@ static int64_t offset_for_leader_epoch_response_offset_for_leader_topic_result_s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic.len > 0x7fff)
+			if (m->topic.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic.len + 1) : 2) + m->topic.len;
 		}

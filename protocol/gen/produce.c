@@ -111,7 +111,10 @@ static void produce_request_partition_produce_data_write(struct kwriter *w, cons
 				kw_uvarint(w, (uint32_t)m->records.len + 1);
 			else
 				kw_i32(w, (int32_t)m->records.len);
-			kw_raw(w, m->records.ptr, (size_t)m->records.len);
+			if (!m->records.ptr && m->records.len > 0)
+				kw_hole(w, (size_t)m->records.len);      /* sent from a file */
+			else
+				kw_raw(w, m->records.ptr, (size_t)m->records.len);
 		}
 	}
 	if (flex) {
@@ -140,6 +143,8 @@ static int produce_request_topic_produce_data_read(struct kreader *r, struct are
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -210,7 +215,7 @@ static int64_t produce_request_topic_produce_data_size_in(const struct produce_r
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -305,6 +310,8 @@ static int produce_request_read(struct kreader *r, struct arena *a, int16_t vers
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 3))
 					return kr_fail(r), -EBADMSG;
@@ -381,7 +388,7 @@ static int64_t produce_request_size_in(const struct produce_request *m, int16_t 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transactional_id.len > 0x7fff)
+			if (m->transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_id.len + 1) : 2) + m->transactional_id.len;
 		}
@@ -532,6 +539,8 @@ static int produce_response_batch_index_and_error_message_read(struct kreader *r
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 8))
 					return kr_fail(r), -EBADMSG;
@@ -577,7 +586,7 @@ static int64_t produce_response_batch_index_and_error_message_size_in(const stru
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->batch_index_error_message.len > 0x7fff)
+			if (m->batch_index_error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->batch_index_error_message.len + 1) : 2) + m->batch_index_error_message.len;
 		}
@@ -773,6 +782,8 @@ static int produce_response_partition_produce_response_read(struct kreader *r, s
 	if (version >= 8) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 8))
 					return kr_fail(r), -EBADMSG;
@@ -877,7 +888,7 @@ static int64_t produce_response_partition_produce_response_size_in(const struct 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -982,6 +993,8 @@ static int produce_response_topic_produce_response_read(struct kreader *r, struc
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1052,7 +1065,7 @@ static int64_t produce_response_topic_produce_response_size_in(const struct prod
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -1151,6 +1164,8 @@ static int produce_response_node_endpoint_read(struct kreader *r, struct arena *
 	if (version >= 10) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1167,6 +1182,8 @@ static int produce_response_node_endpoint_read(struct kreader *r, struct arena *
 	if (version >= 10) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 10))
 					return kr_fail(r), -EBADMSG;
@@ -1212,7 +1229,7 @@ static int64_t produce_response_node_endpoint_size_in(const struct produce_respo
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -1230,7 +1247,7 @@ static int64_t produce_response_node_endpoint_size_in(const struct produce_respo
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack.len > 0x7fff)
+			if (m->rack.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack.len + 1) : 2) + m->rack.len;
 		}

@@ -29,6 +29,8 @@ static int remove_raft_voter_request_read(struct kreader *r, struct arena *a, in
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -75,7 +77,7 @@ static int64_t remove_raft_voter_request_size_in(const struct remove_raft_voter_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->cluster_id.len > 0x7fff)
+			if (m->cluster_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->cluster_id.len + 1) : 2) + m->cluster_id.len;
 		}
@@ -180,6 +182,8 @@ static int remove_raft_voter_response_read(struct kreader *r, struct arena *a, i
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -230,7 +234,7 @@ static int64_t remove_raft_voter_response_size_in(const struct remove_raft_voter
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

@@ -39,6 +39,8 @@ static int request_header_read(struct kreader *r, struct arena *a, int16_t versi
 	if (version >= 1) {
 		{
 			int32_t len = (0) ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 1))
 					return kr_fail(r), -EBADMSG;
@@ -94,7 +96,7 @@ static int64_t request_header_size_in(const struct request_header *m, int16_t ve
 				return -EINVAL;
 			n += (0) ? 1 : 2;
 		} else {
-			if (!(0) && m->client_id.len > 0x7fff)
+			if (m->client_id.len > 0x7fff)
 				return -EINVAL;
 			n += ((0) ? (int64_t)kw_uvarint_size((uint32_t)m->client_id.len + 1) : 2) + m->client_id.len;
 		}

@@ -27,6 +27,8 @@ static int sasl_handshake_request_read(struct kreader *r, struct arena *a, int16
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -51,7 +53,7 @@ static int64_t sasl_handshake_request_size_in(const struct sasl_handshake_reques
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->mechanism.len > 0x7fff)
+			if (m->mechanism.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->mechanism.len + 1) : 2) + m->mechanism.len;
 		}
@@ -147,6 +149,8 @@ static int sasl_handshake_response_read(struct kreader *r, struct arena *a, int1
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -186,7 +190,7 @@ static int64_t sasl_handshake_response_size_in(const struct sasl_handshake_respo
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->mechanisms.items[i0].len > 0x7fff)
+					if (m->mechanisms.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->mechanisms.items[i0].len + 1) : 2) + m->mechanisms.items[i0].len;
 				}

@@ -440,6 +440,8 @@ static int share_acknowledge_request_read(struct kreader *r, struct arena *a, in
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -453,6 +455,8 @@ static int share_acknowledge_request_read(struct kreader *r, struct arena *a, in
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -526,7 +530,7 @@ static int64_t share_acknowledge_request_size_in(const struct share_acknowledge_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -539,7 +543,7 @@ static int64_t share_acknowledge_request_size_in(const struct share_acknowledge_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -778,6 +782,8 @@ static int share_acknowledge_response_partition_data_read(struct kreader *r, str
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -835,7 +841,7 @@ static int64_t share_acknowledge_response_partition_data_size_in(const struct sh
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -1049,6 +1055,8 @@ static int share_acknowledge_response_node_endpoint_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1065,6 +1073,8 @@ static int share_acknowledge_response_node_endpoint_read(struct kreader *r, stru
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -1110,7 +1120,7 @@ static int64_t share_acknowledge_response_node_endpoint_size_in(const struct sha
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -1128,7 +1138,7 @@ static int64_t share_acknowledge_response_node_endpoint_size_in(const struct sha
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack.len > 0x7fff)
+			if (m->rack.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack.len + 1) : 2) + m->rack.len;
 		}
@@ -1215,6 +1225,8 @@ static int share_acknowledge_response_read(struct kreader *r, struct arena *a, i
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -1321,7 +1333,7 @@ static int64_t share_acknowledge_response_size_in(const struct share_acknowledge
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

@@ -582,6 +582,8 @@ static int share_fetch_request_read(struct kreader *r, struct arena *a, int16_t 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -595,6 +597,8 @@ static int share_fetch_request_read(struct kreader *r, struct arena *a, int16_t 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -707,7 +711,7 @@ static int64_t share_fetch_request_size_in(const struct share_fetch_request *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -720,7 +724,7 @@ static int64_t share_fetch_request_size_in(const struct share_fetch_request *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -1117,6 +1121,8 @@ static int share_fetch_response_partition_data_read(struct kreader *r, struct ar
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -1133,6 +1139,8 @@ static int share_fetch_response_partition_data_read(struct kreader *r, struct ar
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -1233,7 +1241,7 @@ static int64_t share_fetch_response_partition_data_size_in(const struct share_fe
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -1251,7 +1259,7 @@ static int64_t share_fetch_response_partition_data_size_in(const struct share_fe
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->acknowledge_error_message.len > 0x7fff)
+			if (m->acknowledge_error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->acknowledge_error_message.len + 1) : 2) + m->acknowledge_error_message.len;
 		}
@@ -1360,7 +1368,10 @@ static void share_fetch_response_partition_data_write(struct kwriter *w, const s
 				kw_uvarint(w, (uint32_t)m->records.len + 1);
 			else
 				kw_i32(w, (int32_t)m->records.len);
-			kw_raw(w, m->records.ptr, (size_t)m->records.len);
+			if (!m->records.ptr && m->records.len > 0)
+				kw_hole(w, (size_t)m->records.len);      /* sent from a file */
+			else
+				kw_raw(w, m->records.ptr, (size_t)m->records.len);
 		}
 	}
 	if (1) {
@@ -1544,6 +1555,8 @@ static int share_fetch_response_node_endpoint_read(struct kreader *r, struct are
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -1560,6 +1573,8 @@ static int share_fetch_response_node_endpoint_read(struct kreader *r, struct are
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -1605,7 +1620,7 @@ static int64_t share_fetch_response_node_endpoint_size_in(const struct share_fet
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -1623,7 +1638,7 @@ static int64_t share_fetch_response_node_endpoint_size_in(const struct share_fet
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack.len > 0x7fff)
+			if (m->rack.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack.len + 1) : 2) + m->rack.len;
 		}
@@ -1710,6 +1725,8 @@ static int share_fetch_response_read(struct kreader *r, struct arena *a, int16_t
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -1820,7 +1837,7 @@ static int64_t share_fetch_response_size_in(const struct share_fetch_response *m
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

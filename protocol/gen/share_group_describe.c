@@ -47,6 +47,8 @@ static int share_group_describe_request_read(struct kreader *r, struct arena *a,
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -100,7 +102,7 @@ static int64_t share_group_describe_request_size_in(const struct share_group_des
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->group_ids.items[i0].len > 0x7fff)
+					if (m->group_ids.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_ids.items[i0].len + 1) : 2) + m->group_ids.items[i0].len;
 				}
@@ -221,6 +223,8 @@ static int share_group_describe_response_topic_partitions_read(struct kreader *r
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -292,7 +296,7 @@ static int64_t share_group_describe_response_topic_partitions_size_in(const stru
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -511,6 +515,8 @@ static int share_group_describe_response_member_read(struct kreader *r, struct a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -524,6 +530,8 @@ static int share_group_describe_response_member_read(struct kreader *r, struct a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -540,6 +548,8 @@ static int share_group_describe_response_member_read(struct kreader *r, struct a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -553,6 +563,8 @@ static int share_group_describe_response_member_read(struct kreader *r, struct a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -586,6 +598,8 @@ static int share_group_describe_response_member_read(struct kreader *r, struct a
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -636,7 +650,7 @@ static int64_t share_group_describe_response_member_size_in(const struct share_g
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -649,7 +663,7 @@ static int64_t share_group_describe_response_member_size_in(const struct share_g
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack_id.len > 0x7fff)
+			if (m->rack_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack_id.len + 1) : 2) + m->rack_id.len;
 		}
@@ -667,7 +681,7 @@ static int64_t share_group_describe_response_member_size_in(const struct share_g
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_id.len > 0x7fff)
+			if (m->client_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_id.len + 1) : 2) + m->client_id.len;
 		}
@@ -680,7 +694,7 @@ static int64_t share_group_describe_response_member_size_in(const struct share_g
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->client_host.len > 0x7fff)
+			if (m->client_host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->client_host.len + 1) : 2) + m->client_host.len;
 		}
@@ -700,7 +714,7 @@ static int64_t share_group_describe_response_member_size_in(const struct share_g
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->subscribed_topic_names.items[i0].len > 0x7fff)
+					if (m->subscribed_topic_names.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->subscribed_topic_names.items[i0].len + 1) : 2) + m->subscribed_topic_names.items[i0].len;
 				}
@@ -859,6 +873,8 @@ static int share_group_describe_response_described_group_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -872,6 +888,8 @@ static int share_group_describe_response_described_group_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -885,6 +903,8 @@ static int share_group_describe_response_described_group_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -904,6 +924,8 @@ static int share_group_describe_response_described_group_read(struct kreader *r,
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -982,7 +1004,7 @@ static int64_t share_group_describe_response_described_group_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -995,7 +1017,7 @@ static int64_t share_group_describe_response_described_group_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -1008,7 +1030,7 @@ static int64_t share_group_describe_response_described_group_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_state.len > 0x7fff)
+			if (m->group_state.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_state.len + 1) : 2) + m->group_state.len;
 		}
@@ -1031,7 +1053,7 @@ static int64_t share_group_describe_response_described_group_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->assignor_name.len > 0x7fff)
+			if (m->assignor_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->assignor_name.len + 1) : 2) + m->assignor_name.len;
 		}

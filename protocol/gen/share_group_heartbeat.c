@@ -34,6 +34,8 @@ static int share_group_heartbeat_request_read(struct kreader *r, struct arena *a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -47,6 +49,8 @@ static int share_group_heartbeat_request_read(struct kreader *r, struct arena *a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -63,6 +67,8 @@ static int share_group_heartbeat_request_read(struct kreader *r, struct arena *a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -96,6 +102,8 @@ static int share_group_heartbeat_request_read(struct kreader *r, struct arena *a
 				for (int64_t i0 = 0; i0 < n0; i0++) {
 					{
 						int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+						if (len > 0x7fff)
+							return kr_fail(r), -EBADMSG;
 						if (len == -1) {
 							if (!0)
 								return kr_fail(r), -EBADMSG;
@@ -139,7 +147,7 @@ static int64_t share_group_heartbeat_request_size_in(const struct share_group_he
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -152,7 +160,7 @@ static int64_t share_group_heartbeat_request_size_in(const struct share_group_he
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -170,7 +178,7 @@ static int64_t share_group_heartbeat_request_size_in(const struct share_group_he
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack_id.len > 0x7fff)
+			if (m->rack_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack_id.len + 1) : 2) + m->rack_id.len;
 		}
@@ -190,7 +198,7 @@ static int64_t share_group_heartbeat_request_size_in(const struct share_group_he
 						return -EINVAL;
 					n += flex ? 1 : 2;
 				} else {
-					if (!flex && m->subscribed_topic_names.items[i0].len > 0x7fff)
+					if (m->subscribed_topic_names.items[i0].len > 0x7fff)
 						return -EINVAL;
 					n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->subscribed_topic_names.items[i0].len + 1) : 2) + m->subscribed_topic_names.items[i0].len;
 				}
@@ -595,6 +603,8 @@ static int share_group_heartbeat_response_read(struct kreader *r, struct arena *
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -608,6 +618,8 @@ static int share_group_heartbeat_response_read(struct kreader *r, struct arena *
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -625,9 +637,7 @@ static int share_group_heartbeat_response_read(struct kreader *r, struct arena *
 		m->heartbeat_interval_ms = kr_i32(r);
 	}
 	if (1) {
-		if (kr_i8(r) < 0) {
-			if (!(1))
-				return kr_fail(r), -EBADMSG;
+		if ((1) && kr_i8(r) < 0) {
 			m->assignment_is_null = true;
 		} else {
 			m->assignment_is_null = false;
@@ -676,7 +686,7 @@ static int64_t share_group_heartbeat_response_size_in(const struct share_group_h
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -689,7 +699,7 @@ static int64_t share_group_heartbeat_response_size_in(const struct share_group_h
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -715,7 +725,7 @@ static int64_t share_group_heartbeat_response_size_in(const struct share_group_h
 			int64_t sub = share_group_heartbeat_response_assignment_size_in(&m->assignment, version);
 			if (sub < 0)
 				return sub;
-			n += 1 + sub;
+			n += ((1) ? 1 : 0) + sub;
 		}
 	} else if (!(m->assignment_is_null)) {
 		return -EINVAL;
@@ -775,7 +785,8 @@ static void share_group_heartbeat_response_write(struct kwriter *w, const struct
 		if (m->assignment_is_null) {
 			kw_i8(w, -1);
 		} else {
-			kw_i8(w, 1);
+			if ((1))
+				kw_i8(w, 1);
 			share_group_heartbeat_response_assignment_write(w, &m->assignment, version);
 		}
 	}

@@ -40,6 +40,8 @@ static int stop_replica_request_stop_replica_partition_v0_read(struct kreader *r
 	if (version <= 0) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -83,7 +85,7 @@ static int64_t stop_replica_request_stop_replica_partition_v0_size_in(const stru
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -149,6 +151,8 @@ static int stop_replica_request_stop_replica_topic_v1_read(struct kreader *r, st
 	if (version >= 1 && version <= 2) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -215,7 +219,7 @@ static int64_t stop_replica_request_stop_replica_topic_v1_size_in(const struct s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -393,6 +397,8 @@ static int stop_replica_request_stop_replica_topic_state_read(struct kreader *r,
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -463,7 +469,7 @@ static int64_t stop_replica_request_stop_replica_topic_state_size_in(const struc
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -896,6 +902,8 @@ static int stop_replica_response_stop_replica_partition_error_read(struct kreade
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -942,7 +950,7 @@ static int64_t stop_replica_response_stop_replica_partition_error_size_in(const 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}

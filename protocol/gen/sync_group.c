@@ -31,6 +31,8 @@ static int sync_group_request_assignment_read(struct kreader *r, struct arena *a
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -84,7 +86,7 @@ static int64_t sync_group_request_assignment_size_in(const struct sync_group_req
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -176,6 +178,8 @@ static int sync_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -192,6 +196,8 @@ static int sync_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -205,6 +211,8 @@ static int sync_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 3))
 					return kr_fail(r), -EBADMSG;
@@ -218,6 +226,8 @@ static int sync_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 5))
 					return kr_fail(r), -EBADMSG;
@@ -231,6 +241,8 @@ static int sync_group_request_read(struct kreader *r, struct arena *a, int16_t v
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 5))
 					return kr_fail(r), -EBADMSG;
@@ -301,7 +313,7 @@ static int64_t sync_group_request_size_in(const struct sync_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -319,7 +331,7 @@ static int64_t sync_group_request_size_in(const struct sync_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -332,7 +344,7 @@ static int64_t sync_group_request_size_in(const struct sync_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_instance_id.len > 0x7fff)
+			if (m->group_instance_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_instance_id.len + 1) : 2) + m->group_instance_id.len;
 		}
@@ -345,7 +357,7 @@ static int64_t sync_group_request_size_in(const struct sync_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_type.len > 0x7fff)
+			if (m->protocol_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_type.len + 1) : 2) + m->protocol_type.len;
 		}
@@ -356,7 +368,7 @@ static int64_t sync_group_request_size_in(const struct sync_group_request *m, in
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_name.len > 0x7fff)
+			if (m->protocol_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_name.len + 1) : 2) + m->protocol_name.len;
 		}
@@ -540,6 +552,8 @@ static int sync_group_response_read(struct kreader *r, struct arena *a, int16_t 
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 5))
 					return kr_fail(r), -EBADMSG;
@@ -553,6 +567,8 @@ static int sync_group_response_read(struct kreader *r, struct arena *a, int16_t 
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 5))
 					return kr_fail(r), -EBADMSG;
@@ -614,7 +630,7 @@ static int64_t sync_group_response_size_in(const struct sync_group_response *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_type.len > 0x7fff)
+			if (m->protocol_type.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_type.len + 1) : 2) + m->protocol_type.len;
 		}
@@ -625,7 +641,7 @@ static int64_t sync_group_response_size_in(const struct sync_group_response *m, 
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->protocol_name.len > 0x7fff)
+			if (m->protocol_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->protocol_name.len + 1) : 2) + m->protocol_name.len;
 		}

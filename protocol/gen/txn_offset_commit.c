@@ -46,6 +46,8 @@ static int txn_offset_commit_request_partition_read(struct kreader *r, struct ar
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -99,7 +101,7 @@ static int64_t txn_offset_commit_request_partition_size_in(const struct txn_offs
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->committed_metadata.len > 0x7fff)
+			if (m->committed_metadata.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->committed_metadata.len + 1) : 2) + m->committed_metadata.len;
 		}
@@ -166,6 +168,8 @@ static int txn_offset_commit_request_topic_read(struct kreader *r, struct arena 
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -236,7 +240,7 @@ static int64_t txn_offset_commit_request_topic_size_in(const struct txn_offset_c
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}
@@ -339,6 +343,8 @@ static int txn_offset_commit_request_read(struct kreader *r, struct arena *a, in
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -352,6 +358,8 @@ static int txn_offset_commit_request_read(struct kreader *r, struct arena *a, in
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -374,6 +382,8 @@ static int txn_offset_commit_request_read(struct kreader *r, struct arena *a, in
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -387,6 +397,8 @@ static int txn_offset_commit_request_read(struct kreader *r, struct arena *a, in
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(version >= 3))
 					return kr_fail(r), -EBADMSG;
@@ -457,7 +469,7 @@ static int64_t txn_offset_commit_request_size_in(const struct txn_offset_commit_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->transactional_id.len > 0x7fff)
+			if (m->transactional_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->transactional_id.len + 1) : 2) + m->transactional_id.len;
 		}
@@ -470,7 +482,7 @@ static int64_t txn_offset_commit_request_size_in(const struct txn_offset_commit_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_id.len > 0x7fff)
+			if (m->group_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_id.len + 1) : 2) + m->group_id.len;
 		}
@@ -498,7 +510,7 @@ static int64_t txn_offset_commit_request_size_in(const struct txn_offset_commit_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->member_id.len > 0x7fff)
+			if (m->member_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->member_id.len + 1) : 2) + m->member_id.len;
 		}
@@ -511,7 +523,7 @@ static int64_t txn_offset_commit_request_size_in(const struct txn_offset_commit_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->group_instance_id.len > 0x7fff)
+			if (m->group_instance_id.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->group_instance_id.len + 1) : 2) + m->group_instance_id.len;
 		}
@@ -764,6 +776,8 @@ static int txn_offset_commit_response_topic_read(struct kreader *r, struct arena
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -834,7 +848,7 @@ static int64_t txn_offset_commit_response_topic_size_in(const struct txn_offset_
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->name.len > 0x7fff)
+			if (m->name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->name.len + 1) : 2) + m->name.len;
 		}

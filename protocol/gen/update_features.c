@@ -34,6 +34,8 @@ static int update_features_request_feature_update_key_read(struct kreader *r, st
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -83,7 +85,7 @@ static int64_t update_features_request_feature_update_key_size_in(const struct u
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->feature.len > 0x7fff)
+			if (m->feature.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->feature.len + 1) : 2) + m->feature.len;
 		}
@@ -340,6 +342,8 @@ static int update_features_response_updatable_feature_result_read(struct kreader
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -356,6 +360,8 @@ static int update_features_response_updatable_feature_result_read(struct kreader
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -396,7 +402,7 @@ static int64_t update_features_response_updatable_feature_result_size_in(const s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->feature.len > 0x7fff)
+			if (m->feature.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->feature.len + 1) : 2) + m->feature.len;
 		}
@@ -414,7 +420,7 @@ static int64_t update_features_response_updatable_feature_result_size_in(const s
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}
@@ -497,6 +503,8 @@ static int update_features_response_read(struct kreader *r, struct arena *a, int
 	if (1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -577,7 +585,7 @@ static int64_t update_features_response_size_in(const struct update_features_res
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->error_message.len > 0x7fff)
+			if (m->error_message.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->error_message.len + 1) : 2) + m->error_message.len;
 		}

@@ -47,6 +47,8 @@ static int update_metadata_request_update_metadata_partition_state_read(struct k
 	if (version <= 4) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -180,7 +182,7 @@ static int64_t update_metadata_request_update_metadata_partition_state_size_in(c
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -359,6 +361,8 @@ static int update_metadata_request_update_metadata_topic_state_read(struct kread
 	if (version >= 5) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -432,7 +436,7 @@ static int64_t update_metadata_request_update_metadata_topic_state_size_in(const
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->topic_name.len > 0x7fff)
+			if (m->topic_name.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->topic_name.len + 1) : 2) + m->topic_name.len;
 		}
@@ -537,6 +541,8 @@ static int update_metadata_request_update_metadata_endpoint_read(struct kreader 
 	if (version >= 1) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -550,6 +556,8 @@ static int update_metadata_request_update_metadata_endpoint_read(struct kreader 
 	if (version >= 3) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -598,7 +606,7 @@ static int64_t update_metadata_request_update_metadata_endpoint_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->host.len > 0x7fff)
+			if (m->host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->host.len + 1) : 2) + m->host.len;
 		}
@@ -611,7 +619,7 @@ static int64_t update_metadata_request_update_metadata_endpoint_size_in(const st
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->listener.len > 0x7fff)
+			if (m->listener.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->listener.len + 1) : 2) + m->listener.len;
 		}
@@ -699,6 +707,8 @@ static int update_metadata_request_update_metadata_broker_read(struct kreader *r
 	if (version <= 0) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(0))
 					return kr_fail(r), -EBADMSG;
@@ -745,6 +755,8 @@ static int update_metadata_request_update_metadata_broker_read(struct kreader *r
 	if (version >= 2) {
 		{
 			int32_t len = flex ? kr_compact_len(r) : kr_len16(r);
+			if (len > 0x7fff)
+				return kr_fail(r), -EBADMSG;
 			if (len == -1) {
 				if (!(1))
 					return kr_fail(r), -EBADMSG;
@@ -790,7 +802,7 @@ static int64_t update_metadata_request_update_metadata_broker_size_in(const stru
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->v0_host.len > 0x7fff)
+			if (m->v0_host.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->v0_host.len + 1) : 2) + m->v0_host.len;
 		}
@@ -821,7 +833,7 @@ static int64_t update_metadata_request_update_metadata_broker_size_in(const stru
 				return -EINVAL;
 			n += flex ? 1 : 2;
 		} else {
-			if (!flex && m->rack.len > 0x7fff)
+			if (m->rack.len > 0x7fff)
 				return -EINVAL;
 			n += (flex ? (int64_t)kw_uvarint_size((uint32_t)m->rack.len + 1) : 2) + m->rack.len;
 		}
