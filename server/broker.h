@@ -15,6 +15,8 @@
 #include "../log/logdir.h"
 #include "config.h"
 
+struct partition_homes;
+
 struct broker {
         const struct broker_config *config;
         struct logdirs *logdirs;
@@ -24,6 +26,8 @@ struct broker {
         const char *advertised_host;    /* what Metadata tells clients to connect to */
         int32_t advertised_port;
         const char *rack;               /* NULL when broker.rack is unset */
+        struct partition_homes *homes;  /* which reactor owns each partition */
+        bool is_durable_acks;           /* acks=all waits for fdatasync */
 };
 
 #endif

@@ -84,6 +84,7 @@ enum broker_key {
         BK_LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS,
         BK_LOG_FLUSH_START_OFFSET_CHECKPOINT_INTERVAL_MS,
         BK_LOG_CLEANER_ENABLE,
+        BK_RUNNEL_LOG_FLUSH_ACKS_ALL,
         BK_LOG_CLEANER_THREADS,
         BK_LOG_CLEANER_BACKOFF_MS,
         BK_LOG_CLEANER_DEDUPE_BUFFER_SIZE,
@@ -330,6 +331,12 @@ static const struct broker_key_def broker_keys[BK_COUNT] = {
                 .name = "log.flush.start.offset.checkpoint.interval.ms", .type = CONFIG_TYPE_INT,
                 .default_text = "60000", AT_LEAST(0),
                 .doc = "How often the log-start-offset checkpoint file is rewritten.",
+        ) },
+        [BK_RUNNEL_LOG_FLUSH_ACKS_ALL] = { BROKER_KEY(
+                .name = "runnel.log.flush.acks.all", .type = CONFIG_TYPE_BOOLEAN, .default_text = "true",
+                .doc = "runnel's own key: acknowledge acks=all produce only once the data is fsynced "
+                       "(group commit). false keeps Kafka's page-cache behaviour, where durability "
+                       "comes from log.flush.interval.* and replication.",
         ) },
         [BK_LOG_CLEANER_ENABLE] = { BROKER_KEY(
                 .name = "log.cleaner.enable", .type = CONFIG_TYPE_BOOLEAN, .default_text = "true",
@@ -1631,6 +1638,7 @@ static void resolve_typed(struct broker_config *cfg)
         cfg->log_flush_start_offset_checkpoint_interval_ms =
                 (int32_t)get_int(cfg, BK_LOG_FLUSH_START_OFFSET_CHECKPOINT_INTERVAL_MS);
         cfg->is_log_cleaner_enabled = get_bool(cfg, BK_LOG_CLEANER_ENABLE);
+        cfg->is_durable_acks = get_bool(cfg, BK_RUNNEL_LOG_FLUSH_ACKS_ALL);
         cfg->log_cleaner_threads = (int32_t)get_int(cfg, BK_LOG_CLEANER_THREADS);
         cfg->log_cleaner_backoff_ms = get_int(cfg, BK_LOG_CLEANER_BACKOFF_MS);
         cfg->log_cleaner_dedupe_buffer_bytes = get_int(cfg, BK_LOG_CLEANER_DEDUPE_BUFFER_SIZE);

@@ -113,6 +113,7 @@ struct broker_config {
         int32_t log_flush_offset_checkpoint_interval_ms;
         int32_t log_flush_start_offset_checkpoint_interval_ms;
         bool is_log_cleaner_enabled;
+        bool is_durable_acks;                   /* runnel.log.flush.acks.all */
         int32_t log_cleaner_threads;
         int64_t log_cleaner_backoff_ms;
         int64_t log_cleaner_dedupe_buffer_bytes;

@@ -21,28 +21,56 @@
  *
  * Output. conn->queue holds the connection's requests in arrival order.
  * Completing a request schedules a flush (a reactor_defer task, so everything
- * completed in one loop iteration leaves in one sendmsg). A flush gathers
- * the chunks of the complete requests at the head of the queue into one
- * sendmsg, at most CONN_IOV_MAX iovecs; only one send is in flight per
- * connection, which is what keeps responses in order. A send completion
- * frees the requests it finished and records how far into the head request
- * it got (head_chunk_index/offset), then flushes again.
+ * completed in one loop iteration leaves in one sendmsg). A flush takes one
+ * step at the head of the output, and only one step is in flight per
+ * connection, which is what keeps responses in order:
+ *
+ *   - memory chunks: the ones of the complete requests at the head of the
+ *     queue, up to the first file chunk, gathered into one sendmsg of at most
+ *     CONN_IOV_MAX iovecs;
+ *   - a file chunk: its bytes go through a stage borrowed from the
+ *     conn_set's pool. With a pipe (splice mode), one submission links
+ *     SPLICE file -> pipe to SPLICE pipe -> socket; both run in io_uring's
+ *     workers, and the bytes go from the page cache to the socket as page
+ *     references, never through user space. With a buffer (copy mode, or
+ *     when no pipe can be made) a READ fills it and a SEND empties it.
+ *
+ * A step's completions record how far into the head request it got
+ * (head_chunk_index/offset counts bytes on the socket; staged_bytes counts
+ * file bytes read into the stage but not yet sent), free the requests it
+ * finished, and flush again. A pipe is filled only when empty, with at most
+ * its capacity less the offset within the first page (a pipe slot holds one
+ * page, and a short fill would break the link). The socket is non-blocking,
+ * so a splice into it may stop short when the socket buffer is full; the
+ * next step then links a POLL for POLLOUT before the splice. A file that
+ * ends before its range does (a fill returning 0) closes the connection: the
+ * response's size went out first and cannot be taken back. MSG_MORE /
+ * SPLICE_F_MORE mark sends that more bytes follow at once, so the pieces of
+ * a Fetch response (a header, then a file range, ...) fill whole segments.
  *
  * Lifetime. A connection is reference counted: one reference while it is
- * open, one per operation in flight (recv, send), one per request object
+ * open, one per operation in flight (recv, send, file step operations), one
+ * per request object
  * (partial, queued or orphaned), one while its flush task is queued. Closing
  * shuts the socket down (which ends any recv or send in flight), frees the
  * requests that are complete, and turns the ones still being handled into
  * orphans: out of the queue, still pointing at the connection, freed by
  * request_complete. The fd is closed and the memory freed when the last
  * reference goes, so a late request can still ask for its peer's address.
+ * Freeing a request calls the release function of every file range it was
+ * given; requests are never freed while an output step is in flight, so no
+ * file is released while a splice or read still uses it. A stage holding
+ * bytes when its connection closes is destroyed, not pooled.
  *
  * Invariants (asserted where they matter):
  *   - queue_count == length of the queue <= max_inflight_requests_per_conn;
  *   - a queued request is marked is_queued, an orphan is not, and only a
  *     closed or draining connection has orphans;
- *   - while a send is in flight, the requests it covers are complete, are
- *     the first ones in the queue, and are not freed;
+ *   - while a step is in flight (out_ops_inflight > 0), the requests it
+ *     covers are complete, are the first ones in the queue, and are not
+ *     freed;
+ *   - staged_bytes > 0 only while the head chunk is a file chunk and the
+ *     connection holds a stage; head_chunk_offset + staged_bytes <= its len;
  *   - state only moves forward: OPEN -> DRAINING -> CLOSED or OPEN -> CLOSED.
  */
 #include "conn.h"
@@ -50,9 +78,11 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,11 +106,30 @@
 #define CONN_IDLE_SWEEP_MIN_MS 10
 #define CONN_IDLE_SWEEP_MAX_MS 1000
 #define CONN_BUF_GROUP 0
+/* A stage: the pipe size asked for (fs.pipe-max-size is 1 MiB by default),
+ * and the size of a copy-mode buffer. */
+#define CONN_STAGE_BYTES (1u << 20)
+#define CONN_STAGE_POOL_MAX 64                  /* idle stages kept per reactor and kind */
+#define CONN_STAGE_LOG_INTERVAL_MS 10000
 
 enum conn_state {
         CONN_OPEN,              /* reading and answering */
         CONN_DRAINING,          /* a request asked to close: flush earlier responses, read nothing */
         CONN_CLOSED,            /* socket shut down; waiting for references to go */
+};
+
+/* Where file bytes wait between the file and the socket. */
+enum conn_stage_kind {
+        CONN_STAGE_PIPE,
+        CONN_STAGE_BUFFER,
+};
+
+struct conn_stage {
+        struct conn_stage *next;        /* in its pool */
+        enum conn_stage_kind kind;
+        int pipe_fds[2];                /* read end, write end; -1 for a buffer */
+        uint8_t *buf;                   /* NULL for a pipe */
+        uint32_t cap_bytes;             /* pipe capacity or buffer size */
 };
 
 /* struct request plus what only this file needs; requests are only ever
@@ -99,12 +148,26 @@ struct conn {
         uint32_t ref_count;
 
         struct reactor_op recv_op;
-        struct reactor_op send_op;
+        struct reactor_op send_op;      /* sendmsg of memory chunks */
+        struct reactor_op fill_op;      /* file -> stage */
+        struct reactor_op drain_op;     /* stage -> socket */
+        struct reactor_op poll_op;      /* socket writable again, linked before a drain */
         struct reactor_task flush_task;
+        uint32_t out_ops_inflight;      /* operations of the output step whose CQE is due */
         bool is_recv_armed;
         bool is_recv_cancel_sent;
-        bool is_send_inflight;
         bool is_consuming;              /* inside conn_consume: the stash must not be freed */
+
+        /* The file step in flight, and what its completions said. */
+        struct conn_stage *stage;       /* borrowed while it holds or moves bytes */
+        uint32_t staged_bytes;          /* read from the file, not yet on the socket */
+        uint32_t stage_sent_bytes;      /* buffer stage: its first bytes, already sent */
+        uint32_t fill_bytes;            /* asked of the fill in flight */
+        int32_t fill_res;
+        int32_t drain_res;
+        bool has_fill;
+        bool has_drain;
+        bool is_socket_full;            /* the last splice into the socket stopped short */
 
         /* Open and draining connections, least recently active first. */
         struct conn *lru_prev;
@@ -148,6 +211,15 @@ struct conn_set {
         uint32_t pool_count;
         reactor_timer_id idle_timer;
         uint64_t idle_sweep_ms;
+
+        /* Idle stages for file chunks, by kind. */
+        enum conn_file_send_mode file_send_mode;        /* never DEFAULT */
+        struct conn_stage *pipe_pool;
+        uint32_t pipe_pool_count;
+        struct conn_stage *buffer_pool;
+        uint32_t buffer_pool_count;
+        uint32_t page_bytes;
+        uint64_t stage_log_ms;          /* when a stage failure was last logged */
 };
 
 static void conn_close(struct conn *c);
@@ -171,6 +243,156 @@ static struct conn_request *conn_request_of(const struct request *req)
         return container_of(req, struct conn_request, req);
 }
 
+static bool conn_is_sending(const struct conn *c)
+{
+        return c->out_ops_inflight > 0;
+}
+
+/* ---- stages */
+
+static void conn_stage_destroy(struct conn_stage *st)
+{
+        if (st->kind == CONN_STAGE_PIPE) {
+                close(st->pipe_fds[0]);
+                close(st->pipe_fds[1]);
+        }
+        free(st->buf);
+        free(st);
+}
+
+static struct conn_stage *conn_stage_create_pipe(struct conn_set *set, int *err)
+{
+        int fds[2];
+
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+                *err = errno;
+                return NULL;
+        }
+        /* Larger than the default 64 KiB: fewer, larger splices. Refused past
+         * fs.pipe-max-size or the user's pipe page quota; the pipe then keeps
+         * the size it has, which only costs more steps. */
+        (void)fcntl(fds[1], F_SETPIPE_SZ, (int)CONN_STAGE_BYTES);
+        int size = fcntl(fds[1], F_GETPIPE_SZ);
+        if (size < (int)set->page_bytes) {
+                *err = size < 0 ? errno : EINVAL;
+                goto out_close;
+        }
+        struct conn_stage *st = calloc(1, sizeof(*st));
+        if (!st) {
+                *err = ENOMEM;
+                goto out_close;
+        }
+        st->kind = CONN_STAGE_PIPE;
+        st->pipe_fds[0] = fds[0];
+        st->pipe_fds[1] = fds[1];
+        st->cap_bytes = (uint32_t)size;
+        return st;
+
+out_close:
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
+}
+
+static struct conn_stage *conn_stage_create_buffer(void)
+{
+        struct conn_stage *st = calloc(1, sizeof(*st));
+        if (!st)
+                return NULL;
+        st->buf = malloc(CONN_STAGE_BYTES);
+        if (!st->buf) {
+                free(st);
+                return NULL;
+        }
+        st->kind = CONN_STAGE_BUFFER;
+        st->pipe_fds[0] = -1;
+        st->pipe_fds[1] = -1;
+        st->cap_bytes = CONN_STAGE_BYTES;
+        return st;
+}
+
+/* A stage for the next file step: a pipe in splice mode, a buffer in copy
+ * mode or when no pipe can be made (out of file descriptors, say: a
+ * connection should not fail for that). NULL when memory runs out. */
+static struct conn_stage *conn_stage_get(struct conn_set *set)
+{
+        struct conn_stage *st;
+
+        if (set->file_send_mode == CONN_FILE_SEND_SPLICE) {
+                if (set->pipe_pool) {
+                        st = set->pipe_pool;
+                        set->pipe_pool = st->next;
+                        set->pipe_pool_count--;
+                        st->next = NULL;
+                        return st;
+                }
+                int err = 0;
+                st = conn_stage_create_pipe(set, &err);
+                if (st)
+                        return st;
+                uint64_t now_ms = reactor_now_ms();
+                if (!set->stage_log_ms || now_ms - set->stage_log_ms >= CONN_STAGE_LOG_INTERVAL_MS) {
+                        set->stage_log_ms = now_ms;
+                        log_warn("connections: cannot make a pipe to splice file bytes (%s); "
+                                 "copying them through a buffer instead", strerror(err));
+                }
+        }
+        if (set->buffer_pool) {
+                st = set->buffer_pool;
+                set->buffer_pool = st->next;
+                set->buffer_pool_count--;
+                st->next = NULL;
+                return st;
+        }
+        return conn_stage_create_buffer();
+}
+
+/* Gives a stage back to the pool, unless it may hold bytes (a pipe still
+ * holding some would hand them to the next connection) or the pool is full. */
+static void conn_stage_put(struct conn_set *set, struct conn_stage *st, bool is_empty)
+{
+        assert(!st->next);
+        if (st->kind == CONN_STAGE_PIPE && is_empty && set->pipe_pool_count < CONN_STAGE_POOL_MAX) {
+                st->next = set->pipe_pool;
+                set->pipe_pool = st;
+                set->pipe_pool_count++;
+                return;
+        }
+        if (st->kind == CONN_STAGE_BUFFER && set->buffer_pool_count < CONN_STAGE_POOL_MAX) {
+                st->next = set->buffer_pool;
+                set->buffer_pool = st;
+                set->buffer_pool_count++;
+                return;
+        }
+        conn_stage_destroy(st);
+}
+
+static void conn_stage_pool_destroy(struct conn_stage *pool, uint32_t count)
+{
+        while (pool) {
+                struct conn_stage *next = pool->next;
+                assert(count > 0);
+                count--;
+                conn_stage_destroy(pool);
+                pool = next;
+        }
+        assert(count == 0);
+}
+
+/* Returns the connection's stage once no step uses it; the bytes it still
+ * holds, if any, are dropped with it. */
+static void conn_put_stage(struct conn *c)
+{
+        assert(!conn_is_sending(c));
+        if (!c->stage)
+                return;
+        conn_stage_put(c->set, c->stage, c->staged_bytes == 0);
+        c->stage = NULL;
+        c->staged_bytes = 0;
+        c->stage_sent_bytes = 0;
+        c->is_socket_full = false;
+}
+
 /* ---- references */
 
 static void conn_get(struct conn *c)
@@ -184,7 +406,8 @@ static void conn_free(struct conn *c)
         struct conn_set *set = c->set;
         assert(c->state == CONN_CLOSED);
         assert(!c->partial && !c->queue_head && c->queue_count == 0);
-        assert(!c->is_recv_armed && !c->is_send_inflight && !c->flush_task.is_queued);
+        assert(!c->is_recv_armed && !conn_is_sending(c) && !c->flush_task.is_queued);
+        assert(!c->stage && c->staged_bytes == 0);
         close(c->fd);
         free(c->stash);
         assert(set->alive_count > 0);
@@ -203,8 +426,22 @@ static void conn_put(struct conn *c)
 
 /* ---- request objects */
 
+/* Calls the release function of every file range of the request, once. */
+static void conn_request_release_files(struct request *req)
+{
+        struct response_file *f = req->files;
+        req->files = NULL;
+        while (f) {
+                struct response_file *next = f->next;  /* arena memory, still ours */
+                if (f->release)
+                        f->release(f->release_arg);
+                f = next;
+        }
+}
+
 static void conn_request_release(struct conn_set *set, struct conn_request *cr)
 {
+        conn_request_release_files(&cr->req);
         if (set->pool_count < CONN_REQUEST_POOL_MAX) {
                 arena_reset(&cr->req.arena);    /* keeps one block for the next request */
                 cr->pool_next = set->pool;
@@ -329,12 +566,14 @@ static void conn_truncate_after(struct conn *c, struct request *req)
         }
 }
 
-/* Empties the queue of a closed connection, unless a send still uses it. */
+/* Empties the queue of a closed connection and gives its stage back,
+ * unless a step still uses them. */
 static void conn_reap_queue(struct conn *c)
 {
         assert(c->state == CONN_CLOSED);
-        if (c->is_send_inflight)
+        if (conn_is_sending(c))
                 return;
+        conn_put_stage(c);
         uint32_t budget = c->queue_count;
         while (c->queue_head && budget > 0) {
                 budget--;
@@ -703,12 +942,24 @@ static void conn_advance_sent(struct conn *c, size_t sent)
         assert(sent == 0);
 }
 
+/* True if complete response bytes follow the head chunk, so the step after
+ * the current one will send at once. */
+static bool conn_has_more_after_head_chunk(const struct conn *c)
+{
+        const struct request *req = c->queue_head;
+        assert(req && req->is_complete);
+        if (c->head_chunk_index + 1 < req->chunk_count)
+                return true;
+        const struct request *next = req->next;
+        return next && next->is_complete && !next->must_close && next->chunk_count > 0;
+}
+
 static void conn_on_send(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
 {
         struct conn *c = container_of(op, struct conn, send_op);
         (void)cqe_flags;
-        assert(c->is_send_inflight);
-        c->is_send_inflight = false;
+        assert(c->out_ops_inflight == 1 && !c->has_fill && !c->has_drain);
+        c->out_ops_inflight = 0;
 
         if (c->state == CONN_CLOSED) {
                 conn_reap_queue(c);
@@ -724,26 +975,25 @@ static void conn_on_send(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
         conn_put(c);            /* the send's reference */
 }
 
-/* Sends what can be sent: the responses of complete requests at the head of
- * the queue, in order. Closes the connection when the head asked for it. */
-static void conn_flush(struct conn *c)
+/* Sends the memory chunks from the head of the output on, across complete
+ * requests, up to the first file chunk, in one sendmsg. */
+static int conn_send_memory(struct conn *c)
 {
-        if (c->state == CONN_CLOSED || c->is_send_inflight)
-                return;
-        conn_advance_sent(c, 0);
-        struct request *req = c->queue_head;
-        if (req && req->is_complete && req->must_close) {
-                conn_close(c);  /* every earlier response has been sent */
-                return;
-        }
-
         uint32_t iov_count = 0;
         uint32_t chunk_index = c->head_chunk_index;
         size_t offset = c->head_chunk_offset;
-        for (; req && req->is_complete && !req->must_close && iov_count < CONN_IOV_MAX; req = req->next) {
-                for (; chunk_index < req->chunk_count && iov_count < CONN_IOV_MAX; chunk_index++) {
+        bool is_more = false;
+
+        assert(c->staged_bytes == 0);
+        for (struct request *req = c->queue_head;
+             req && req->is_complete && !req->must_close && !is_more; req = req->next) {
+                for (; chunk_index < req->chunk_count; chunk_index++) {
                         const struct response_chunk *ch = &req->chunks[chunk_index];
-                        assert(ch->len > offset);
+                        if (ch->file || iov_count == CONN_IOV_MAX) {
+                                is_more = true;         /* the next step follows at once */
+                                break;
+                        }
+                        assert(ch->ptr && ch->len > offset);
                         c->iov[iov_count].iov_base = (void *)((const uint8_t *)ch->ptr + offset);
                         c->iov[iov_count].iov_len = ch->len - offset;
                         iov_count++;
@@ -751,21 +1001,230 @@ static void conn_flush(struct conn *c)
                 }
                 chunk_index = 0;
         }
+        assert(iov_count > 0);
 
-        if (iov_count > 0) {
-                struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->send_op);
-                if (!sqe) {
-                        conn_log(c, "submission queue full, cannot send, closing");
+        struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->send_op);
+        if (!sqe)
+                return -EBUSY;
+        memset(&c->msg, 0, sizeof(c->msg));
+        c->msg.msg_iov = c->iov;
+        c->msg.msg_iovlen = iov_count;
+        /* MSG_WAITALL: io_uring retries short sends on stream sockets itself. */
+        io_uring_prep_sendmsg(sqe, c->fd, &c->msg,
+                              MSG_NOSIGNAL | MSG_WAITALL | (is_more ? MSG_MORE : 0));
+        c->out_ops_inflight = 1;
+        conn_get(c);
+        return 0;
+}
+
+/* Starts the next step of the file chunk at the head of the output. An
+ * empty stage is filled from the file (a pipe with the splice into the
+ * socket linked behind the fill); a stage holding bytes is drained into the
+ * socket, after a POLLOUT if the socket was full last time. */
+static int conn_start_file_step(struct conn *c)
+{
+        struct conn_set *set = c->set;
+        struct reactor *r = set->reactor;
+        const struct request *req = c->queue_head;
+        const struct response_chunk *ch = &req->chunks[c->head_chunk_index];
+        const struct response_file *f = ch->file;
+        struct io_uring_sqe *sqe;
+
+        assert(f && !conn_is_sending(c));
+        assert(c->head_chunk_offset + c->staged_bytes <= ch->len);
+        if (!c->stage) {
+                assert(c->staged_bytes == 0);
+                c->stage = conn_stage_get(set);
+                if (!c->stage)
+                        return -ENOMEM;
+        }
+        struct conn_stage *st = c->stage;
+        bool is_pipe = st->kind == CONN_STAGE_PIPE;
+        uint64_t read_bytes = c->head_chunk_offset + c->staged_bytes;
+        uint64_t file_pos = f->offset + read_bytes;
+        uint32_t fill_bytes = 0;
+        if (c->staged_bytes == 0) {
+                /* A pipe slot holds one page: a range starting mid-page
+                 * needs one slot more than its length says. */
+                uint64_t room = st->cap_bytes - (is_pipe ? file_pos % set->page_bytes : 0);
+                uint64_t left = ch->len - read_bytes;
+                fill_bytes = (uint32_t)(left < room ? left : room);
+                assert(fill_bytes > 0);
+        }
+        bool has_fill = fill_bytes > 0;
+        bool has_drain = is_pipe || !has_fill;
+        bool has_poll = is_pipe && !has_fill && c->is_socket_full;
+        uint32_t drain_bytes = has_fill ? fill_bytes : c->staged_bytes;
+        bool is_more = read_bytes + fill_bytes < ch->len || conn_has_more_after_head_chunk(c);
+        uint32_t op_count = (uint32_t)has_fill + (uint32_t)has_poll + (uint32_t)has_drain;
+
+        assert(!st->buf || c->stage_sent_bytes + drain_bytes <= st->cap_bytes);
+        if (reactor_reserve_sqes(r, op_count) != 0)
+                return -EBUSY;
+        if (has_fill) {
+                sqe = reactor_prep_op(r, &c->fill_op);
+                assert(sqe);
+                if (is_pipe) {
+                        io_uring_prep_splice(sqe, f->fd, (int64_t)file_pos, st->pipe_fds[1], -1,
+                                             fill_bytes, 0);
+                        sqe->flags |= IOSQE_IO_LINK;    /* a short fill cancels the drain */
+                } else {
+                        io_uring_prep_read(sqe, f->fd, st->buf, fill_bytes, file_pos);
+                }
+        }
+        if (has_poll) {
+                sqe = reactor_prep_op(r, &c->poll_op);
+                assert(sqe);
+                io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+                sqe->flags |= IOSQE_IO_LINK;
+        }
+        if (has_drain) {
+                sqe = reactor_prep_op(r, &c->drain_op);
+                assert(sqe);
+                if (is_pipe)
+                        io_uring_prep_splice(sqe, st->pipe_fds[0], -1, c->fd, -1, drain_bytes,
+                                             is_more ? SPLICE_F_MORE : 0);
+                else
+                        io_uring_prep_send(sqe, c->fd, st->buf + c->stage_sent_bytes, drain_bytes,
+                                           MSG_NOSIGNAL | MSG_WAITALL | (is_more ? MSG_MORE : 0));
+        }
+        c->fill_bytes = fill_bytes;
+        c->fill_res = 0;
+        c->drain_res = 0;
+        c->has_fill = has_fill;
+        c->has_drain = has_drain;
+        c->out_ops_inflight = op_count;
+        for (uint32_t i = 0; i < op_count; i++)
+                conn_get(c);
+        return 0;
+}
+
+/* All the operations of a file step are in: account what moved, decide. */
+static void conn_finish_file_step(struct conn *c)
+{
+        bool had_fill = c->has_fill;
+        bool had_drain = c->has_drain;
+
+        c->has_fill = false;
+        c->has_drain = false;
+        if (c->state == CONN_CLOSED) {
+                conn_reap_queue(c);
+                return;
+        }
+        const struct request *req = c->queue_head;
+        assert(req && req->is_complete && c->head_chunk_index < req->chunk_count);
+        const struct response_chunk *ch = &req->chunks[c->head_chunk_index];
+        assert(ch->file && c->stage);
+        bool is_pipe = c->stage->kind == CONN_STAGE_PIPE;
+
+        if (had_fill) {
+                unsigned long long file_pos = ch->file->offset + c->head_chunk_offset + c->staged_bytes;
+                if (c->fill_res == 0) {
+                        conn_log(c, "response file ends at offset %llu, inside the %zu-byte range "
+                                 "at %llu promised to the client, closing", file_pos, ch->len,
+                                 (unsigned long long)ch->file->offset);
                         conn_close(c);
                         return;
                 }
-                memset(&c->msg, 0, sizeof(c->msg));
-                c->msg.msg_iov = c->iov;
-                c->msg.msg_iovlen = iov_count;
-                /* MSG_WAITALL: io_uring retries short sends on stream sockets itself. */
-                io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
-                c->is_send_inflight = true;
-                conn_get(c);
+                if (c->fill_res < 0) {
+                        conn_log(c, "reading response file at offset %llu failed: %s, closing",
+                                 file_pos, strerror(-c->fill_res));
+                        conn_close(c);
+                        return;
+                }
+                assert((uint32_t)c->fill_res <= c->fill_bytes && c->staged_bytes == 0);
+                c->staged_bytes = (uint32_t)c->fill_res;
+                c->stage_sent_bytes = 0;
+        }
+        if (had_drain) {
+                int32_t res = c->drain_res;
+                if (res > 0) {
+                        assert((uint32_t)res <= c->staged_bytes);
+                        c->staged_bytes -= (uint32_t)res;
+                        c->stage_sent_bytes += (uint32_t)res;
+                        c->is_socket_full = c->staged_bytes > 0;
+                        conn_touch(c);
+                        conn_advance_sent(c, (size_t)res);      /* ch may be freed */
+                } else if (res == -EAGAIN && is_pipe) {
+                        c->is_socket_full = true;
+                } else if (res == -ECANCELED && had_fill && (uint32_t)c->fill_res < c->fill_bytes) {
+                        /* The fill came up short, which broke the link: the
+                         * next step drains what it did read. */
+                } else {
+                        if (res == 0)
+                                conn_log(c, "socket took none of %u staged file bytes, closing",
+                                         c->staged_bytes);
+                        else if (res != -EPIPE && res != -ECONNRESET)
+                                conn_log(c, "sending response file bytes failed: %s, closing",
+                                         strerror(-res));
+                        conn_close(c);
+                        return;
+                }
+        }
+        if (c->staged_bytes == 0)
+                conn_put_stage(c);
+        conn_flush(c);
+}
+
+static void conn_on_file_op(struct conn *c)
+{
+        assert(c->out_ops_inflight > 0);
+        c->out_ops_inflight--;
+        if (c->out_ops_inflight == 0)
+                conn_finish_file_step(c);
+        conn_put(c);            /* the operation's reference */
+}
+
+static void conn_on_fill(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
+{
+        struct conn *c = container_of(op, struct conn, fill_op);
+        (void)cqe_flags;
+        assert(c->has_fill);
+        c->fill_res = res;
+        conn_on_file_op(c);
+}
+
+static void conn_on_poll(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
+{
+        struct conn *c = container_of(op, struct conn, poll_op);
+        (void)cqe_flags;
+        (void)res;              /* the splice behind it reports what matters */
+        assert(c->has_drain);
+        conn_on_file_op(c);
+}
+
+static void conn_on_drain(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
+{
+        struct conn *c = container_of(op, struct conn, drain_op);
+        (void)cqe_flags;
+        assert(c->has_drain);
+        c->drain_res = res;
+        conn_on_file_op(c);
+}
+
+/* Takes the next output step: sends what can be sent of the responses of
+ * complete requests at the head of the queue, in order. Closes the
+ * connection when the head asked for it. */
+static void conn_flush(struct conn *c)
+{
+        if (c->state == CONN_CLOSED || conn_is_sending(c))
+                return;
+        conn_advance_sent(c, 0);
+        struct request *req = c->queue_head;
+        if (req && req->is_complete && req->must_close) {
+                conn_close(c);  /* every earlier response has been sent */
+                return;
+        }
+        if (req && req->is_complete) {
+                assert(c->head_chunk_index < req->chunk_count);
+                bool is_file = req->chunks[c->head_chunk_index].file != NULL;
+                int rc = is_file ? conn_start_file_step(c) : conn_send_memory(c);
+                if (rc) {
+                        conn_log(c, "%s, closing", rc == -EBUSY ? "submission queue full, cannot send"
+                                                               : "no memory to stage file bytes");
+                        conn_close(c);
+                        return;
+                }
         }
         /* Requests were freed above: reading may resume. */
         conn_update_flow(c);
@@ -840,6 +1299,9 @@ int conn_open(struct conn_set *set, int fd)
         c->ref_count = 1;       /* open */
         c->recv_op.fn = conn_on_recv;
         c->send_op.fn = conn_on_send;
+        c->fill_op.fn = conn_on_fill;
+        c->drain_op.fn = conn_on_drain;
+        c->poll_op.fn = conn_on_poll;
         reactor_task_init(&c->flush_task, conn_on_flush_task, c);
         conn_format_peer(fd, c->peer, sizeof(c->peer));
 
@@ -897,7 +1359,10 @@ int conn_set_create(struct reactor *r, const struct conn_config *cfg, struct con
         if (!cfg->dispatch || cfg->max_inflight_requests_per_conn == 0 ||
             cfg->max_conn_buffer_bytes == 0 || cfg->request_arena_max_bytes < ARENA_BLOCK_BYTES ||
             cfg->socket_request_max_bytes > INT32_MAX || cfg->recv_buffer_count == 0 ||
-            cfg->recv_buffer_bytes == 0)
+            cfg->recv_buffer_bytes == 0 || cfg->file_send_mode > CONN_FILE_SEND_COPY)
+                return -EINVAL;
+        long page_bytes = sysconf(_SC_PAGESIZE);
+        if (page_bytes <= 0 || page_bytes > (long)CONN_STAGE_BYTES)
                 return -EINVAL;
 
         struct conn_set *set = calloc(1, sizeof(*set));
@@ -905,6 +1370,10 @@ int conn_set_create(struct reactor *r, const struct conn_config *cfg, struct con
                 return -ENOMEM;
         set->reactor = r;
         set->cfg = *cfg;
+        set->page_bytes = (uint32_t)page_bytes;
+        /* Measured by tools/bench_file_send.c: see conn.h. */
+        set->file_send_mode = cfg->file_send_mode == CONN_FILE_SEND_DEFAULT ? CONN_FILE_SEND_SPLICE
+                                                                           : cfg->file_send_mode;
         rc = reactor_buf_ring_create(r, CONN_BUF_GROUP, cfg->recv_buffer_count,
                                      cfg->recv_buffer_bytes, &set->bufs);
         if (rc)
@@ -956,6 +1425,8 @@ void conn_set_destroy(struct conn_set *set)
                 arena_free(&cr->req.arena);
                 free(cr);
         }
+        conn_stage_pool_destroy(set->pipe_pool, set->pipe_pool_count);
+        conn_stage_pool_destroy(set->buffer_pool, set->buffer_pool_count);
         reactor_buf_ring_destroy(set->bufs);
         free(set);
 }
@@ -972,6 +1443,24 @@ uint32_t conn_set_open_count(const struct conn_set *set)
 
 /* ---- request.h */
 
+/* Makes room for one more chunk. Returns 0 or -ENOMEM. */
+static int request_reserve_chunk(struct request *req)
+{
+        if (req->chunk_count < req->chunk_cap)
+                return 0;
+        if (req->chunk_cap > UINT32_MAX / 2)
+                return -ENOMEM;
+        uint32_t cap = req->chunk_cap ? req->chunk_cap * 2 : CONN_CHUNKS_INITIAL;
+        struct response_chunk *chunks = arena_alloc(&req->arena, (size_t)cap * sizeof(*chunks));
+        if (!chunks)
+                return -ENOMEM;
+        if (req->chunk_count)
+                memcpy(chunks, req->chunks, req->chunk_count * sizeof(*chunks));
+        req->chunks = chunks;
+        req->chunk_cap = cap;
+        return 0;
+}
+
 int request_append(struct request *req, const void *ptr, size_t len)
 {
         assert(req->reactor == reactor_self());
@@ -982,29 +1471,65 @@ int request_append(struct request *req, const void *ptr, size_t len)
         if (req->chunk_count > 0) {
                 /* Contiguous with the last chunk (consecutive arena writes): extend it. */
                 struct response_chunk *last = &req->chunks[req->chunk_count - 1];
-                if ((const uint8_t *)last->ptr + last->len == (const uint8_t *)ptr) {
+                if (!last->file && (const uint8_t *)last->ptr + last->len == (const uint8_t *)ptr) {
                         last->len += len;
                         req->response_bytes += len;
                         return 0;
                 }
         }
-        if (req->chunk_count == req->chunk_cap) {
-                if (req->chunk_cap > UINT32_MAX / 2)
-                        return -ENOMEM;
-                uint32_t cap = req->chunk_cap ? req->chunk_cap * 2 : CONN_CHUNKS_INITIAL;
-                struct response_chunk *chunks = arena_alloc(&req->arena, (size_t)cap * sizeof(*chunks));
-                if (!chunks)
-                        return -ENOMEM;
-                if (req->chunk_count)
-                        memcpy(chunks, req->chunks, req->chunk_count * sizeof(*chunks));
-                req->chunks = chunks;
-                req->chunk_cap = cap;
-        }
-        req->chunks[req->chunk_count].ptr = ptr;
-        req->chunks[req->chunk_count].len = len;
-        req->chunk_count++;
+        if (request_reserve_chunk(req) != 0)
+                return -ENOMEM;
+        struct response_chunk *ch = &req->chunks[req->chunk_count++];
+        ch->ptr = ptr;
+        ch->len = len;
+        ch->file = NULL;
         req->response_bytes += len;
         return 0;
+}
+
+int request_append_file(struct request *req, int fd, uint64_t offset, uint32_t len,
+                        request_release_fn release, void *release_arg)
+{
+        struct response_file *f;
+        int rc;
+
+        assert(req->reactor == reactor_self());
+        assert(!req->is_complete);
+        if (fd < 0 || offset > (uint64_t)INT64_MAX - len) {
+                rc = -EINVAL;
+                goto out_release;
+        }
+        /* Everything that can fail comes first: once the range is on the
+         * request's list, the request owns the release. */
+        if (len > 0 && request_reserve_chunk(req) != 0) {
+                rc = -ENOMEM;
+                goto out_release;
+        }
+        f = arena_alloc(&req->arena, sizeof(*f));
+        if (!f) {
+                rc = -ENOMEM;
+                goto out_release;
+        }
+        f->fd = fd;
+        f->offset = offset;
+        f->release = release;
+        f->release_arg = release_arg;
+        f->next = req->files;
+        req->files = f;
+        if (len > 0) {
+                assert(req->chunk_count < req->chunk_cap);
+                struct response_chunk *ch = &req->chunks[req->chunk_count++];
+                ch->ptr = NULL;
+                ch->len = len;
+                ch->file = f;
+                req->response_bytes += len;
+        }
+        return 0;
+
+out_release:
+        if (release)
+                release(release_arg);
+        return rc;
 }
 
 void request_complete(struct request *req)

@@ -16,7 +16,10 @@
  *   - responses leave in request order; a request that asked for the
  *     connection to close has every earlier response sent first;
  *   - a connection with no traffic and no request being handled for
- *     connections_max_idle_ms is closed (Kafka's connections.max.idle.ms).
+ *     connections_max_idle_ms is closed (Kafka's connections.max.idle.ms);
+ *   - file ranges of responses (request_append_file) are spliced from the
+ *     page cache to the socket, or copied through a buffer if so configured;
+ *     a range that turns out shorter than promised closes the connection.
  *
  * Thread confinement: everything here runs on the conn_set's reactor thread,
  * except the shared connection counter, which is atomic.
@@ -33,6 +36,13 @@
 struct reactor;
 struct conn_set;
 
+/* How file ranges of responses reach the socket. */
+enum conn_file_send_mode {
+        CONN_FILE_SEND_DEFAULT = 0,     /* the faster one measured: splice */
+        CONN_FILE_SEND_SPLICE,          /* file -> pipe -> socket, no copy in user space */
+        CONN_FILE_SEND_COPY,            /* file -> buffer -> socket (read, then send) */
+};
+
 struct conn_config {
         request_dispatch_fn dispatch;
         void *dispatch_ctx;
@@ -45,6 +55,8 @@ struct conn_config {
 
         uint32_t recv_buffer_count;             /* provided buffers per reactor, power of two */
         uint32_t recv_buffer_bytes;
+
+        enum conn_file_send_mode file_send_mode;
 
         /* Connections across all reactors: incremented on open, decremented on
          * free; opening fails once it reaches max_conn_count. May be NULL. */

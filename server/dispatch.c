@@ -24,6 +24,12 @@
  * advertised range (see the client notes in the project docs).
  */
 static const struct handler handlers[] = {
+        /* Produce v0-v2 are answered UNSUPPORTED_VERSION per partition, as
+         * Kafka 4 does, but advertised: librdkafka < 2.11 compresses only
+         * when Produce v0 is in range (KAFKA-18659). */
+        { API_PRODUCE, 0, 11, handle_produce },
+        { API_FETCH, 4, 17, handle_fetch },
+        { API_LIST_OFFSETS, 0, 10, handle_list_offsets },
         { API_METADATA, 0, 12, handle_metadata },
         { API_API_VERSIONS, 0, 4, handle_api_versions },
         { API_CREATE_TOPICS, 0, 7, handle_create_topics },
@@ -32,6 +38,7 @@ static const struct handler handlers[] = {
         { API_ALTER_CONFIGS, 0, 2, handle_alter_configs },
         { API_CREATE_PARTITIONS, 0, 3, handle_create_partitions },
         { API_INCREMENTAL_ALTER_CONFIGS, 0, 1, handle_incremental_alter_configs },
+        { API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch },
         { API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster },
 };
 
@@ -180,4 +187,71 @@ void dispatch_respond_version(struct request *req, const void *msg, int16_t body
 void dispatch_respond(struct request *req, const void *msg)
 {
         dispatch_respond_version(req, msg, req->api_version);
+}
+
+static void release_files(const struct response_range *files, uint32_t from, uint32_t count)
+{
+        for (uint32_t i = from; i < count; i++)
+                if (files[i].release)
+                        files[i].release(files[i].release_arg);
+}
+
+void dispatch_respond_files(struct request *req, const void *msg, const struct response_range *files,
+                            uint32_t file_count)
+{
+        const struct api_schema *schema = api_schema_lookup(req->api_key);
+        assert(schema);
+        int16_t hv = api_response_header_version(req->api_key, req->api_version);
+        struct response_header rh;
+        response_header_init(&rh);
+        rh.correlation_id = req->correlation_id;
+        uint64_t file_bytes = 0;
+        for (uint32_t i = 0; i < file_count; i++)
+                file_bytes += files[i].len;
+
+        int64_t header_bytes = response_header_size(&rh, hv);
+        int64_t body_bytes = schema->response.size(msg, req->api_version);
+        uint32_t done_files = 0;
+        if (header_bytes < 0 || body_bytes < 0 || header_bytes + body_bytes > INT32_MAX ||
+            (uint64_t)body_bytes < file_bytes) {
+                log_error("cannot encode %s v%d response for %s (error %lld); closing the connection",
+                          schema->name, req->api_version, request_peer(req), (long long)body_bytes);
+                goto fail;
+        }
+        size_t total = 4 + (size_t)header_bytes + (size_t)body_bytes;
+        size_t mem = total - file_bytes;
+        uint8_t *buf = arena_alloc(&req->arena, mem);
+        struct kw_hole *holes = arena_calloc(&req->arena, file_count + 1, sizeof(*holes));
+        if (!buf || !holes)
+                goto fail;
+        struct kwriter w;
+        kw_init(&w, buf, mem);
+        w.holes = holes;
+        w.hole_cap = file_count;
+        kw_i32(&w, (int32_t)(total - 4));
+        response_header_encode(&w, &rh, hv);
+        schema->response.encode(&w, msg, req->api_version);
+        assert(w.p == buf + mem);
+        assert(w.hole_count == file_count);
+
+        size_t at = 0;
+        for (uint32_t i = 0; i < file_count; i++) {
+                assert(holes[i].len == files[i].len);
+                if (holes[i].offset > at && request_append(req, buf + at, holes[i].offset - at) < 0)
+                        goto fail;
+                at = holes[i].offset;
+                /* From here the request owns the range's release, even on failure. */
+                done_files = i + 1;
+                int rc = request_append_file(req, files[i].fd, files[i].offset, files[i].len,
+                                             files[i].release, files[i].release_arg);
+                if (rc < 0)
+                        goto fail;
+        }
+        if (mem > at && request_append(req, buf + at, mem - at) < 0)
+                goto fail;
+        request_complete(req);
+        return;
+fail:
+        release_files(files, done_files, file_count);
+        request_close_connection(req);
 }

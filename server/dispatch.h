@@ -52,6 +52,24 @@ void *dispatch_decode(struct request *req, struct kreader *body);
  */
 void dispatch_respond(struct request *req, const void *msg);
 
+/* A byte range of a file that takes the place of the next `records` hole. */
+struct response_range {
+        int fd;
+        uint64_t offset;
+        uint32_t len;
+        void (*release)(void *arg);     /* called once, when the range is no longer needed */
+        void *release_arg;
+};
+
+/*
+ * Like dispatch_respond, for a response whose `records` fields with a NULL
+ * ptr and len > 0 are file ranges: files[i] fills the i-th such field in
+ * encoding order. Every file's release is called exactly once, whatever
+ * happens.
+ */
+void dispatch_respond_files(struct request *req, const void *msg, const struct response_range *files,
+                            uint32_t file_count);
+
 /* Same, encoding the body with an explicit version (ApiVersions fallback). */
 void dispatch_respond_version(struct request *req, const void *msg, int16_t body_version);
 

@@ -21,5 +21,9 @@ void handle_create_partitions(struct broker *b, struct request *req, struct krea
 void handle_describe_configs(struct broker *b, struct request *req, struct kreader *body);
 void handle_alter_configs(struct broker *b, struct request *req, struct kreader *body);
 void handle_incremental_alter_configs(struct broker *b, struct request *req, struct kreader *body);
+void handle_produce(struct broker *b, struct request *req, struct kreader *body);
+void handle_fetch(struct broker *b, struct request *req, struct kreader *body);
+void handle_list_offsets(struct broker *b, struct request *req, struct kreader *body);
+void handle_offset_for_leader_epoch(struct broker *b, struct request *req, struct kreader *body);
 
 #endif

@@ -22,6 +22,7 @@
 #include "broker.h"
 #include "config.h"
 #include "dispatch.h"
+#include "partition_home.h"
 #include "server.h"
 
 static struct server *running_server;
@@ -75,7 +76,7 @@ int main(int argc, char **argv)
                 log_error("%s", err);
                 goto out_config;
         }
-        struct catalog_hooks hooks = { .log_line = catalog_log_line };
+        struct catalog_hooks hooks = { .log_line = catalog_log_line, .release_log = partition_homes_release_log };
         if (catalog_open(&catalog, &dirs, &hooks, err, sizeof(err)) < 0) {
                 log_error("%s", err);
                 goto out_dirs;
@@ -98,8 +99,16 @@ int main(int argc, char **argv)
                 broker.advertised_host = hostname;
         }
 
+        broker.is_durable_acks = cfg.is_durable_acks;
+        if (partition_homes_create(&broker, (uint32_t)cfg.num_network_threads, &broker.homes) < 0) {
+                log_error("out of memory setting up partition homes");
+                goto out_catalog;
+        }
+
         struct server_options o;
         server_options_init(&o);
+        o.on_reactor_start = partition_homes_on_reactor_start;
+        o.on_reactor_stop = partition_homes_on_reactor_stop;
         o.host = cfg.listeners[0].host;
         o.port = cfg.listeners[0].port;
         o.reactor_count = (uint32_t)cfg.num_network_threads;
@@ -116,7 +125,7 @@ int main(int argc, char **argv)
                 goto out_catalog;
         }
         if (server_start(&o, &srv) < 0)
-                goto out_catalog;
+                goto out_homes;
         running_server = srv;
         broker.advertised_port = adv->port ? adv->port : server_port(srv);
         log_info("runnel started: node %d of cluster %s, listening on %s:%u, advertising %s:%d, "
@@ -129,8 +138,14 @@ int main(int argc, char **argv)
         running_server = NULL;
         server_destroy(srv);
         exit_code = 0;
-out_catalog:
+out_homes:
+        /* The catalog's release hook still needs the homes while it closes. */
         catalog_close(catalog);
+        catalog = NULL;
+        partition_homes_destroy(broker.homes);
+out_catalog:
+        if (catalog)
+                catalog_close(catalog);
 out_dirs:
         logdirs_close(&dirs);
 out_config:

@@ -82,6 +82,8 @@ struct reactor {
         struct reactor_post_item *post_in;      /* producers append, under post_lock */
         struct reactor_post_item *post_out;     /* the reactor runs from here */
         uint32_t post_in_count;
+        struct reactor_task *post_task_head;    /* reactor_post_task(), guarded by post_lock */
+        struct reactor_task *post_task_tail;
         uint32_t post_queue_cap;
         bool is_wake_pending;                   /* under post_lock */
         bool is_post_closed;                    /* under post_lock */
@@ -311,12 +313,52 @@ struct io_uring_sqe *reactor_prep_op(struct reactor *r, struct reactor_op *op)
         return sqe;
 }
 
+int reactor_reserve_sqes(struct reactor *r, uint32_t count)
+{
+        assert(reactor_is_owner(r));
+        assert(count > 0);
+        if (io_uring_sq_space_left(&r->ring) >= count)
+                return 0;
+        io_uring_submit(&r->ring);
+        return io_uring_sq_space_left(&r->ring) >= count ? 0 : -EBUSY;
+}
+
 uint32_t reactor_ops_pending_count(const struct reactor *r)
 {
         return r->ops_pending_count;
 }
 
 /* ---- posted work */
+
+int reactor_post_task(struct reactor *r, struct reactor_task *t)
+{
+        assert(t && t->fn && !t->is_queued);
+        bool must_wake;
+
+        pthread_mutex_lock(&r->post_lock);
+        if (r->is_post_closed) {
+                pthread_mutex_unlock(&r->post_lock);
+                return -ESHUTDOWN;
+        }
+        t->next = NULL;
+        t->is_queued = true;
+        if (r->post_task_tail)
+                r->post_task_tail->next = t;
+        else
+                r->post_task_head = t;
+        r->post_task_tail = t;
+        must_wake = !r->is_wake_pending;
+        r->is_wake_pending = true;
+        pthread_mutex_unlock(&r->post_lock);
+
+        if (must_wake) {
+                uint64_t one = 1;
+                ssize_t n = write(r->wake_fd, &one, sizeof(one));
+                assert(n == (ssize_t)sizeof(one));
+                (void)n;
+        }
+        return 0;
+}
 
 int reactor_post(struct reactor *r, reactor_callback_fn fn, void *arg)
 {
@@ -358,12 +400,22 @@ static void reactor_run_posts(struct reactor *r)
         r->post_in = r->post_out;
         r->post_out = items;
         r->post_in_count = 0;
+        struct reactor_task *tasks = r->post_task_head;
+        r->post_task_head = NULL;
+        r->post_task_tail = NULL;
         r->is_wake_pending = false;
         pthread_mutex_unlock(&r->post_lock);
 
         assert(count <= r->post_queue_cap);
         for (uint32_t i = 0; i < count; i++)
                 items[i].fn(items[i].arg);
+        while (tasks) {
+                struct reactor_task *t = tasks;
+                tasks = t->next;
+                t->next = NULL;
+                t->is_queued = false;
+                t->fn(t->arg);
+        }
 }
 
 static void reactor_on_wake(struct reactor_op *op, int32_t res, uint32_t cqe_flags)

@@ -120,6 +120,12 @@ struct io_uring_sqe *reactor_prep_op(struct reactor *r, struct reactor_op *op);
 /* An SQE whose completion is ignored (cancellations, fire-and-forget). */
 struct io_uring_sqe *reactor_prep_untracked(struct reactor *r);
 
+/* Makes room for count SQEs, submitting what the queue holds if it must, so
+ * that the next count reactor_prep_* calls reach the kernel in one submission
+ * (operations linked with IOSQE_IO_LINK must). Returns 0, or -EBUSY if the
+ * room cannot be made. */
+int reactor_reserve_sqes(struct reactor *r, uint32_t count);
+
 /* Operations prepared through reactor_prep_op whose final CQE has not yet
  * arrived, excluding the reactor's own eventfd read. */
 uint32_t reactor_ops_pending_count(const struct reactor *r);
@@ -155,6 +161,15 @@ void reactor_close_posts(struct reactor *r);
 /* ---- deferred tasks (reactor thread only) */
 
 void reactor_task_init(struct reactor_task *t, reactor_callback_fn fn, void *arg);
+
+/*
+ * Like reactor_post(), for a task embedded in the caller's object: no queue
+ * bound and no allocation, so a post that must not fail (handing a finished
+ * append back to the request's reactor) cannot. Any thread. The task must
+ * not be queued already; it is free for reuse once its fn runs. Returns 0 or
+ * -ESHUTDOWN after reactor_close_posts().
+ */
+int reactor_post_task(struct reactor *r, struct reactor_task *t);
 
 /* Queues t to run once before the reactor next waits; a task already queued
  * stays queued once. The task's memory must stay valid until it has run. */

@@ -22,6 +22,11 @@
  * Lifetime: if the client disconnects while a request is in flight, the
  * request stays valid until it is completed; completing it then just frees
  * it. Handlers therefore never need to know whether the peer is still there.
+ *
+ * A response is a list of chunks sent in order: bytes in memory
+ * (request_append) or a byte range of a file (request_append_file), which
+ * goes from the page cache to the socket without passing through user space,
+ * so Fetch can answer with log segment bytes as they lie on disk.
  */
 #ifndef RUNNEL_REQUEST_H
 #define RUNNEL_REQUEST_H
@@ -36,11 +41,24 @@
 struct conn;
 struct reactor;
 
-/* A piece of a response. Later kinds (a byte range of a segment file for
- * zero-copy Fetch) extend this with a tag. */
+/* Gives up what kept a file range valid (a segment reference). */
+typedef void (*request_release_fn)(void *arg);
+
+/* A file range of a response, in the request's arena. */
+struct response_file {
+        int fd;
+        uint64_t offset;
+        request_release_fn release;     /* may be NULL */
+        void *release_arg;
+        struct response_file *next;     /* the request's file ranges, newest first */
+};
+
+/* A piece of a response: len bytes at ptr in memory, or, when file is not
+ * NULL, len bytes of a file (ptr is NULL then). len is never 0. */
 struct response_chunk {
         const void *ptr;
         size_t len;
+        const struct response_file *file;
 };
 
 struct request {
@@ -61,7 +79,8 @@ struct request {
         struct response_chunk *chunks;
         uint32_t chunk_count;
         uint32_t chunk_cap;
-        uint64_t response_bytes;
+        uint64_t response_bytes;        /* memory and file bytes */
+        struct response_file *files;    /* every file range appended, to release */
 
         /* Owned by conn.c: in-order queue and completion state. */
         struct request *next;
@@ -76,6 +95,28 @@ typedef void (*request_dispatch_fn)(struct request *req, void *ctx);
 /* Appends bytes to the response; ptr must stay valid until the request is freed
  * (arena memory does). Returns 0 or -ENOMEM. */
 int request_append(struct request *req, const void *ptr, size_t len);
+
+/*
+ * Appends len bytes of the regular file fd, from offset on, to the response.
+ * They are read when their turn to be sent comes, spliced from the page cache
+ * into the socket (or copied through a buffer, see conn_config).
+ *
+ * release(release_arg), unless release is NULL, is called exactly once, on
+ * the request's reactor thread, once the bytes are no longer needed: after
+ * the response has been sent, or when the request is dropped (peer gone,
+ * connection closed, completed silently, request_close_connection). Until
+ * then fd must stay open and the range readable; that is what release is for
+ * (a segment reference held until its bytes have left). On failure release
+ * has been called before the return, so the caller never releases itself.
+ *
+ * The response's size was announced before its bytes, so a range that cannot
+ * be read whole (the file was truncated under it) closes the connection: a
+ * response cannot be shortened, and the client would wait forever.
+ *
+ * Returns 0, -EINVAL (fd < 0, or offset + len past INT64_MAX) or -ENOMEM.
+ */
+int request_append_file(struct request *req, int fd, uint64_t offset, uint32_t len,
+                        request_release_fn release, void *release_arg);
 
 /* The response is whole; it is sent once every earlier response has been. */
 void request_complete(struct request *req);

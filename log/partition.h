@@ -1,0 +1,200 @@
+/*
+ * partition.h - one partition's log: its segments, offsets, appends,
+ * reads, durability and the waiters on new data.
+ *
+ * Ownership: a partition belongs to one thread, its home (in the broker, one
+ * reactor chosen by hashing the topic and partition). Every function here
+ * except the refcounted read results is called on the home thread only, and
+ * every callback runs there. Other threads hand work to the home thread
+ * (server/partition_home.c does that); nothing in a partition is locked.
+ *
+ * I/O: fdatasyncs are submitted through struct log_io, which the home
+ * thread's event loop implements (io_uring in the broker, plain syscalls in
+ * unit tests), so the log layer never waits for the disk to persist. Appends
+ * are copied into the page cache on the home thread; opening or rolling a
+ * segment is brief, rare metadata work done there too.
+ *
+ * Offsets, for one node:
+ *   log_start_offset <= high_watermark == log_end_offset
+ * log_end_offset is the next offset to assign; what is below the high
+ * watermark is what Fetch may return. The recovery point (synced offset)
+ * is the end of the prefix known durable.
+ *
+ * Durability: an append with is_durable set (acks=all) completes only once
+ * an fdatasync covering it has completed, unless the broker runs in Kafka's
+ * page-cache mode. fdatasyncs are group commits: while one runs, later
+ * durable appends wait for the next, which covers all of them.
+ */
+#ifndef RUNNEL_PARTITION_H
+#define RUNNEL_PARTITION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "topic_config.h"
+
+/* ---- the I/O the home thread provides ---- */
+
+typedef void (*log_io_done_fn)(void *arg, int result);
+
+struct log_io_ops {
+        /* fdatasync(fd); done gets 0 or -errno, later, on the home thread. */
+        int (*datasync)(void *ctx, int fd, log_io_done_fn done, void *arg);
+        /* Milliseconds, wall clock (record timestamps, segment.ms). */
+        int64_t (*now_ms)(void *ctx);
+};
+
+struct log_io {
+        const struct log_io_ops *ops;
+        void *ctx;
+};
+
+struct partition;
+struct segment_handle;
+
+/* ---- opening ---- */
+
+struct partition_options {
+        int dir_fd;                     /* the log dir holding the partition dir */
+        const char *dir_name;           /* "<topic>-<partition>" */
+        struct topic_config config;     /* effective config of the topic */
+        bool is_durable_acks;           /* acks=all waits for fdatasync (runnel's default) */
+        bool is_clean_shutdown;         /* the log dir was closed cleanly: no recovery scan */
+        int64_t recovery_point;         /* from recovery-point-offset-checkpoint, 0 if none */
+        int64_t log_start_offset;       /* from log-start-offset-checkpoint, 0 if none */
+};
+
+/* Opens (creating if needed) a partition and recovers its log when the
+ * shutdown was not clean. Returns 0 or -errno with one line in err. */
+int partition_open(const struct partition_options *o, const struct log_io *io, struct partition **out,
+                   char *err, size_t err_bytes);
+
+/* Flushes and closes. Appends still waiting for I/O must have completed. */
+void partition_close(struct partition *p);
+
+/* Takes a new effective config (AlterConfigs); applies to later appends. */
+void partition_set_config(struct partition *p, const struct topic_config *config);
+
+/* ---- offsets ---- */
+
+int64_t partition_log_start_offset(const struct partition *p);
+int64_t partition_log_end_offset(const struct partition *p);
+int64_t partition_high_watermark(const struct partition *p);
+int64_t partition_recovery_point(const struct partition *p);
+int32_t partition_leader_epoch(const struct partition *p);
+
+/* ---- appending ---- */
+
+struct partition_append;
+typedef void (*partition_append_done_fn)(struct partition_append *a);
+
+/*
+ * One Produce request's records for this partition: a buffer of one or more
+ * record batches already validated by the caller (record_batch_validate),
+ * which the append rewrites in place (base offset, partition leader epoch,
+ * LogAppendTime) and writes from directly. The buffer must stay valid until
+ * done is called.
+ */
+struct partition_append {
+        uint8_t *batches;
+        size_t len;
+        bool is_durable;                /* acks=all */
+        partition_append_done_fn done;
+        void *ctx;                      /* the caller's */
+
+        /* results, valid in done */
+        int16_t error_code;             /* Kafka error: NONE, CORRUPT_MESSAGE, KAFKA_STORAGE_ERROR, ... */
+        int32_t error_record_index;     /* the record at fault for INVALID_RECORD, or -1 */
+        char error_message[160];        /* empty when there is nothing to say */
+        int64_t base_offset;
+        int64_t log_append_time_ms;     /* -1 unless the topic uses LogAppendTime */
+        int64_t log_start_offset;
+
+        /* private */
+        int64_t end_offset;
+        struct partition *partition;
+        struct partition_append *next;
+};
+
+/*
+ * Validates the batch against the topic's config (record_batch_validate:
+ * one batch per partition, CRC, records, timestamps, max.message.bytes,
+ * keys on compacted topics), assigns offsets and submits the write. done is
+ * called exactly once: from inside this call when the batch is refused or
+ * the partition has failed, else after the write (acks=1) or after the
+ * covering fdatasync (is_durable in durable mode).
+ */
+void partition_append(struct partition *p, struct partition_append *a);
+
+/* ---- reading ---- */
+
+/*
+ * What a Fetch returns for this partition: a byte range of one segment file,
+ * whole batches from the one containing fetch_offset, up to max_bytes (the
+ * first batch whole even when larger, when is_first_batch_whole).
+ * The segment is referenced until partition_read_release(); the range may be
+ * sent from another thread meanwhile.
+ */
+struct partition_read {
+        int64_t fetch_offset;
+        int32_t max_bytes;
+        bool is_first_batch_whole;
+
+        /* results */
+        int16_t error_code;             /* NONE or OFFSET_OUT_OF_RANGE */
+        int64_t high_watermark;
+        int64_t log_start_offset;
+        int fd;                         /* -1 when there is nothing to send */
+        uint64_t file_position;
+        uint32_t len;
+        struct segment_handle *segment; /* reference for the range, or NULL */
+};
+
+void partition_read(struct partition *p, struct partition_read *r);
+
+/* Any thread: drops the segment reference a read took. */
+void partition_read_release(struct partition_read *r);
+
+/* ---- waiting for data (Fetch long poll) ---- */
+
+struct partition_waiter;
+typedef void (*partition_waiter_fn)(struct partition_waiter *w);
+
+/* Called once when the high watermark passes offset (or the partition closes). */
+struct partition_waiter {
+        int64_t offset;
+        partition_waiter_fn fire;
+        void *ctx;
+        /* private */
+        struct partition_waiter *prev, *next;
+        bool is_linked;
+};
+
+void partition_wait(struct partition *p, struct partition_waiter *w);
+/* Removes a waiter that has not fired (timeout); no-op otherwise. */
+void partition_unwait(struct partition *p, struct partition_waiter *w);
+
+/* ---- offsets by time (ListOffsets) and by epoch (OffsetForLeaderEpoch) ---- */
+
+/* The first offset whose batch max timestamp is >= timestamp_ms, with that
+ * timestamp; -1 offset when none. */
+void partition_offset_for_time(struct partition *p, int64_t timestamp_ms, int64_t *offset_out,
+                               int64_t *timestamp_out);
+
+/* The offset and timestamp of the record with the largest timestamp (-3). */
+void partition_max_timestamp(struct partition *p, int64_t *offset_out, int64_t *timestamp_out);
+
+/* ---- maintenance, on the home thread ---- */
+
+/* Deletes whole segments past retention.ms / retention.bytes, never the
+ * active one. Returns the number deleted. */
+int partition_enforce_retention(struct partition *p, int64_t now_ms);
+
+/* DeleteRecords: moves the log start offset. Returns a Kafka error code. */
+int partition_delete_records(struct partition *p, int64_t offset, int64_t *low_watermark_out);
+
+/* Starts an fdatasync of everything written if flush.messages/flush.ms is due. */
+void partition_maybe_flush(struct partition *p, int64_t now_ms);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * fanout.c - see fanout.h. Invariant: pending_count counts items sent home
+ * and not yet back; done runs exactly once, when it reaches zero.
+ */
+#include "fanout.h"
+
+#include "partition_home.h"
+
+static void fanout_item_arrived_back(void *arg)
+{
+        struct fanout_item *it = arg;
+        struct fanout *f = it->fanout;
+        assert(f->pending_count > 0);
+        if (--f->pending_count == 0)
+                f->done(f);
+}
+
+void fanout_item_back(struct fanout_item *it)
+{
+        reactor_task_init(&it->back, fanout_item_arrived_back, it);
+        partition_home_run(it->fanout->req->reactor, &it->back);
+}
+
+static void fanout_item_at_home(void *arg)
+{
+        struct fanout_item *it = arg;
+        struct fanout *f = it->fanout;
+        int16_t err = 0;
+        struct partition *p = partition_home_get(f->broker, it->topic, it->index, &err);
+        it->is_deferred = false;
+        f->at_home(it, p, err);
+        if (!it->is_deferred)
+                fanout_item_back(it);
+}
+
+void fanout_start(struct fanout *f)
+{
+        int32_t sent = 0;
+        for (int32_t i = 0; i < f->count; i++)
+                sent += f->items[i].topic != NULL;
+        if (sent == 0) {
+                f->done(f);
+                return;
+        }
+        /* Count first: items may come back before the loop ends, and the
+         * last one back may end the request. */
+        f->pending_count = sent;
+        int32_t count = f->count;
+        struct fanout_item *items = f->items;
+        struct partition_homes *homes = f->broker->homes;
+        for (int32_t i = 0; i < count; i++) {
+                struct fanout_item *it = &items[i];
+                if (!it->topic)
+                        continue;
+                bool is_last = --sent == 0;
+                it->fanout = f;
+                uint32_t home = partition_home_index(homes, it->topic, it->index);
+                reactor_task_init(&it->to_home, fanout_item_at_home, it);
+                partition_home_run(partition_home_reactor(homes, home), &it->to_home);
+                if (is_last)
+                        break;
+        }
+}
+
+void fanout_put_topics(struct fanout *f)
+{
+        for (int32_t i = 0; i < f->count; i++) {
+                catalog_topic_put(f->items[i].topic);
+                f->items[i].topic = NULL;
+        }
+}

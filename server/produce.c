@@ -1,0 +1,207 @@
+/*
+ * produce.c - Produce: validate each partition's record batches on the
+ * request's reactor, append them on the partition's home reactor, and answer
+ * once every partition has finished (written for acks=1, durable for
+ * acks=all under runnel's default flush policy, silently for acks=0).
+ *
+ * The records are appended straight from the request frame: the batches are
+ * rewritten in place (offsets, leader epoch, LogAppendTime) and written from
+ * there, so produced bytes are copied once, from the socket into the frame.
+ * The request therefore stays alive until every write has completed, acks=0
+ * included.
+ *
+ * Produce v0-v2 (the pre-0.11 message formats) is advertised from v0 because
+ * librdkafka before 2.11 disables compression when the minimum is above 0,
+ * but answered as Kafka 4 answers it: UNSUPPORTED_VERSION per partition.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "../base/logging.h"
+#include "../protocol/gen/errors.h"
+#include "../protocol/gen/produce.h"
+#include "../protocol/record_batch.h"
+#include "broker.h"
+#include "handlers.h"
+#include "fanout.h"
+
+/* One partition of the request, carried to its home and back. */
+struct produce_part {
+        struct fanout_item *item;
+        struct partition_append append;
+        struct produce_response_partition_produce_response *out;
+};
+
+/* On the request's reactor once every partition is back: fill the answers. */
+static void produce_done(struct fanout *f)
+{
+        struct request *req = f->req;
+        fanout_put_topics(f);
+        for (int32_t i = 0; i < f->count; i++) {
+                struct produce_part *pp = f->items[i].ctx;
+                struct partition_append *a = &pp->append;
+                struct produce_response_partition_produce_response *out = pp->out;
+                if (out->error_code != KAFKA_NONE)
+                        continue;       /* refused before the append */
+                out->error_code = a->error_code;
+                if (a->error_code == KAFKA_NONE) {
+                        out->base_offset = a->base_offset;
+                        out->log_append_time_ms = a->log_append_time_ms;
+                        out->log_start_offset = a->log_start_offset;
+                        continue;
+                }
+                if (a->error_message[0])
+                        out->error_message = KSTR(a->error_message);
+                if (req->api_version >= 8 && a->error_code == KAFKA_INVALID_RECORD && a->error_record_index >= 0) {
+                        out->record_errors.items = arena_calloc(&req->arena, 1, sizeof(*out->record_errors.items));
+                        if (out->record_errors.items) {
+                                produce_response_batch_index_and_error_message_init(out->record_errors.items);
+                                out->record_errors.items[0].batch_index = a->error_record_index;
+                                out->record_errors.items[0].batch_index_error_message = out->error_message;
+                                out->record_errors.count = 1;
+                        }
+                }
+        }
+        if (f->ctx == NULL)
+                request_complete_silently(req);         /* acks=0 */
+        else
+                dispatch_respond(req, f->ctx);
+}
+
+/* On the home reactor, when the append is written (or durable). */
+static void produce_append_done(struct partition_append *a)
+{
+        struct produce_part *pp = a->ctx;
+        fanout_item_back(pp->item);
+}
+
+static void produce_at_home(struct fanout_item *it, struct partition *p, int16_t err)
+{
+        struct produce_part *pp = it->ctx;
+        if (!p) {
+                pp->append.error_code = err;
+                return;
+        }
+        it->is_deferred = true;
+        partition_append(p, &pp->append);
+}
+
+static void fail_part(struct produce_response_partition_produce_response *out, int16_t code, const char *message)
+{
+        out->error_code = code;
+        if (message)
+                out->error_message = KSTR(message);
+}
+
+/*
+ * What can be checked before the partition's home: there is a batch, and a
+ * zstd batch comes in Produce v7 or later (KIP-110). The rest, which needs
+ * the topic's config, is checked at home by partition_append.
+ */
+static int16_t check_records(struct request *req, const struct kbytes *records,
+                             struct produce_response_partition_produce_response *out)
+{
+        struct record_batch_header h;
+        if (records->len <= 0 || record_batch_parse_header(records->ptr, (size_t)records->len, &h) !=
+                                         RECORD_BATCH_FRAME_OK) {
+                fail_part(out, KAFKA_CORRUPT_MESSAGE, "The records are not a record batch of magic 2.");
+                return KAFKA_CORRUPT_MESSAGE;
+        }
+        if (record_batch_codec(&h) == RECORD_BATCH_CODEC_ZSTD && req->api_version < 7) {
+                fail_part(out, KAFKA_UNSUPPORTED_COMPRESSION_TYPE,
+                          "zstd-compressed batches need Produce v7 or later.");
+                return KAFKA_UNSUPPORTED_COMPRESSION_TYPE;
+        }
+        return KAFKA_NONE;
+}
+
+void handle_produce(struct broker *b, struct request *req, struct kreader *body)
+{
+        struct produce_request *rq = dispatch_decode(req, body);
+        if (!rq)
+                return;
+        struct produce_response *resp = arena_alloc(&req->arena, sizeof(*resp));
+        struct fanout *f = arena_calloc(&req->arena, 1, sizeof(*f));
+        if (!resp || !f)
+                goto out_of_memory;
+        produce_response_init(resp);
+
+        int32_t topic_count = rq->topic_data.count > 0 ? rq->topic_data.count : 0;
+        int32_t part_total = 0;
+        for (int32_t t = 0; t < topic_count; t++)
+                part_total += rq->topic_data.items[t].partition_data.count > 0 ?
+                              rq->topic_data.items[t].partition_data.count : 0;
+        f->items = arena_calloc(&req->arena, (size_t)part_total + 1, sizeof(*f->items));
+        struct produce_part *parts = arena_calloc(&req->arena, (size_t)part_total + 1, sizeof(*parts));
+        resp->responses.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->responses.items));
+        if (!f->items || !parts || !resp->responses.items)
+                goto out_of_memory;
+        resp->responses.count = topic_count;
+        f->broker = b;
+        f->req = req;
+        f->at_home = produce_at_home;
+        f->done = produce_done;
+        f->ctx = rq->acks == 0 ? NULL : resp;
+
+        bool is_acks_valid = rq->acks == 0 || rq->acks == 1 || rq->acks == -1;
+        for (int32_t t = 0; t < topic_count; t++) {
+                const struct produce_request_topic_produce_data *td = &rq->topic_data.items[t];
+                struct produce_response_topic_produce_response *tr = &resp->responses.items[t];
+                produce_response_topic_produce_response_init(tr);
+                tr->name = td->name;
+                int32_t pn = td->partition_data.count > 0 ? td->partition_data.count : 0;
+                tr->partition_responses.items = arena_calloc(&req->arena, (size_t)pn + 1,
+                                                             sizeof(*tr->partition_responses.items));
+                if (!tr->partition_responses.items)
+                        goto out_of_memory;
+                tr->partition_responses.count = pn;
+                const struct catalog_topic *topic = catalog_get_topic(b->catalog, td->name);
+                for (int32_t i = 0; i < pn; i++) {
+                        const struct produce_request_partition_produce_data *pd = &td->partition_data.items[i];
+                        struct produce_response_partition_produce_response *out = &tr->partition_responses.items[i];
+                        produce_response_partition_produce_response_init(out);
+                        out->index = pd->index;
+                        if (req->api_version < 3) {
+                                fail_part(out, KAFKA_UNSUPPORTED_VERSION,
+                                          "Produce v0-v2 (message format v0/v1) is not supported; use v3 or later.");
+                                continue;
+                        }
+                        if (!is_acks_valid) {
+                                fail_part(out, KAFKA_INVALID_REQUIRED_ACKS, NULL);
+                                continue;
+                        }
+                        if (!topic || !catalog_topic_partition(topic, pd->index)) {
+                                fail_part(out, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, NULL);
+                                continue;
+                        }
+                        if (topic->is_internal) {
+                                fail_part(out, KAFKA_INVALID_TOPIC_EXCEPTION,
+                                          "Clients may not write to an internal topic.");
+                                continue;
+                        }
+                        if (check_records(req, &pd->records, out) != KAFKA_NONE)
+                                continue;
+                        struct produce_part *pp = &parts[f->count];
+                        struct fanout_item *it = &f->items[f->count++];
+                        it->topic = catalog_topic_hold(topic);
+                        it->index = pd->index;
+                        it->ctx = pp;
+                        pp->item = it;
+                        pp->out = out;
+                        pp->append.batches = (uint8_t *)pd->records.ptr;
+                        pp->append.len = (size_t)pd->records.len;
+                        pp->append.is_durable = rq->acks == -1;
+                        pp->append.done = produce_append_done;
+                        pp->append.ctx = pp;
+                }
+                catalog_topic_put(topic);
+        }
+        fanout_start(f);
+        return;
+
+out_of_memory:
+        if (f && f->items)
+                fanout_put_topics(f);
+        log_warn("closing connection from %s: Produce exceeds the request memory limit", request_peer(req));
+        request_close_connection(req);
+}
