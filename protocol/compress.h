@@ -37,8 +37,9 @@
  * on first use and reused, so a call does not build a compressor from
  * scratch. They are freed when the thread exits or by
  * compress_thread_release(). Their size does not depend on the input,
- * except an LZ4 frame announcing 4 MiB blocks makes that thread's LZ4
- * context grow to about 8 MiB, once.
+ * except that an LZ4 frame announcing 4 MiB blocks grows the thread's LZ4
+ * context to about 8 MiB of (mostly untouched) buffers, kept while the
+ * context lives.
  *
  * Thread-safety: every function may be called from any thread at once;
  * each thread uses its own contexts. An arena is still one thread's.

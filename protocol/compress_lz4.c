@@ -251,12 +251,12 @@ int compress_lz4_decode(const uint8_t *src, size_t src_bytes, size_t out_max_byt
                         goto out_drop_dctx;
                 }
         }
-        /* The scan found the frame's end where LZ4F did. */
-        if (in_pos != f.frame_bytes) {
+        /* The scan found the frame's end where LZ4F did, and LZ4F checked
+         * the content size; neither is left to an assert on client bytes. */
+        if (in_pos != f.frame_bytes || (f.has_content_size && out_pos != f.content_bytes)) {
                 rc = -EBADMSG;
                 goto out_drop_dctx;
         }
-        assert(!f.has_content_size || out_pos == f.content_bytes);
 
         *out = buf;
         *out_bytes = out_pos;

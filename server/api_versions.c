@@ -69,15 +69,34 @@ void handle_api_versions(struct broker *b, struct request *req, struct kreader *
         dispatch_respond(req, &resp);
 }
 
+/*
+ * KIP-511: an ApiVersions newer than ours is answered in v0 with
+ * UNSUPPORTED_VERSION and our ApiVersions range, which is all a client needs
+ * to retry (librdkafka takes our max for key 18, kafkajs steps down). Kafka 4
+ * lists only that key, and so do we.
+ */
 void handle_api_versions_unsupported(struct broker *b, struct request *req)
 {
         (void)b;
         struct api_versions_response resp;
         api_versions_response_init(&resp);
         resp.error_code = KAFKA_UNSUPPORTED_VERSION;
-        if (fill_api_keys(req, &resp) < 0) {
+        int count;
+        const struct handler *h = dispatch_handlers(&count);
+        struct api_versions_response_api_version *self = arena_alloc(&req->arena, sizeof(*self));
+        if (!self) {
                 request_close_connection(req);
                 return;
         }
+        api_versions_response_api_version_init(self);
+        for (int i = 0; i < count; i++) {
+                if (h[i].api_key != API_API_VERSIONS)
+                        continue;
+                self->api_key = h[i].api_key;
+                self->min_version = h[i].min_version;
+                self->max_version = h[i].max_version;
+        }
+        resp.api_keys.count = 1;
+        resp.api_keys.items = self;
         dispatch_respond_version(req, &resp, 0);
 }

@@ -54,6 +54,20 @@ enum resource_type {
         RESOURCE_BROKER_LOGGER = 8,
 };
 
+/* A NUL-terminated copy; NULL for a null string. */
+static char *dup_kstr(struct arena *a, struct kstr s)
+{
+        if (s.len < 0)
+                return NULL;
+        return arena_strndup(a, s.ptr ? s.ptr : "", (size_t)s.len);
+}
+
+/* Kafka's names and values are text: a NUL inside one would be cut short. */
+static bool has_nul(struct kstr s)
+{
+        return s.len > 0 && memchr(s.ptr, '\0', (size_t)s.len) != NULL;
+}
+
 typedef struct describe_configs_response_describe_configs_resource_result describe_entry;
 typedef struct describe_configs_response_describe_configs_synonym describe_synonym;
 
@@ -69,8 +83,8 @@ struct describe_ctx {
 static bool is_key_wanted(const struct describe_ctx *d, const char *name)
 {
         const struct kstr_array *keys = &d->res->configuration_keys;
-        if (keys->count < 0)
-                return true;
+        if (keys->count <= 0)
+                return true;            /* null or empty: every key, as Kafka's ConfigHelper */
         for (int32_t i = 0; i < keys->count; i++)
                 if (kstr_eq_cstr(keys->items[i], name))
                         return true;
@@ -209,13 +223,21 @@ static int describe_broker_configs(struct describe_ctx *d, const struct broker *
         struct kstr name = d->res->resource_name;
         if (name.len == 0)
                 return 0;       /* cluster-wide dynamic defaults: runnel has none */
-        char want[16];
-        snprintf(want, sizeof(want), "%d", b->node_id);
-        if (!kstr_eq_cstr(name, want)) {
+        char *text = dup_kstr(&d->req->arena, name);
+        int64_t id;
+        if (!text)
+                return -ENOMEM;
+        if (config_parse_int64(text, &id) != 0 || strlen(text) != (size_t)name.len) {
                 out->error_code = KAFKA_INVALID_REQUEST;
                 out->error_message = KSTR(arena_printf(&d->req->arena,
-                        "Unexpected broker id, expected %s or empty string, but received %.*s",
-                        want, name.len > 0 ? name.len : 0, name.ptr ? name.ptr : "") ?: "");
+                        "Broker id must be an integer, but it is: %s", text) ?: "");
+                return 0;
+        }
+        if (id != b->node_id) {
+                out->error_code = KAFKA_INVALID_REQUEST;
+                out->error_message = KSTR(arena_printf(&d->req->arena,
+                        "Unexpected broker id, expected %d or empty string, but received %s",
+                        b->node_id, text) ?: "");
                 return 0;
         }
         size_t n = config_count_keys();
@@ -291,12 +313,6 @@ struct alter_result {
         const char *message;
 };
 
-static char *dup_kstr(struct arena *a, struct kstr s)
-{
-        if (s.len < 0)
-                return NULL;
-        return arena_strndup(a, s.ptr ? s.ptr : "", (size_t)s.len);
-}
 
 /* Checks the resource: a topic that exists, or a broker, which runnel cannot change at runtime. */
 static bool check_alter_resource(struct broker *b, struct request *req, int8_t type, struct kstr name,
@@ -358,10 +374,21 @@ static void alter_one(struct broker *b, struct request *req, bool is_validate_on
         if (!changes || !err)
                 goto out_of_memory;
         for (int32_t i = 0; i < n; i++) {
+                if (has_nul(r->configs.items[i].name) || has_nul(r->configs.items[i].value)) {
+                        res->code = KAFKA_INVALID_REQUEST;
+                        res->message = "Config names and values may not contain NUL characters.";
+                        return;
+                }
                 changes[i].key = dup_kstr(&req->arena, r->configs.items[i].name);
                 changes[i].value = dup_kstr(&req->arena, r->configs.items[i].value);
                 if (!changes[i].key)
                         goto out_of_memory;
+                if (!changes[i].value) {
+                        res->code = KAFKA_INVALID_REQUEST;
+                        res->message = arena_printf(&req->arena, "Null value not supported for : %s",
+                                                    changes[i].key);
+                        return;
+                }
                 if (topic_config_validate(changes[i].key, changes[i].value, err, CONFIG_ERR_BYTES) != 0) {
                         res->code = KAFKA_INVALID_CONFIG;
                         res->message = err;
@@ -481,10 +508,20 @@ static void incremental_alter_one(struct broker *b, struct request *req, bool is
         }
         for (int32_t i = 0; i < n; i++) {
                 const struct incremental_alter_configs_request_alterable_config *c = &r->configs.items[i];
+                if (has_nul(c->name) || has_nul(c->value)) {
+                        res->code = KAFKA_INVALID_REQUEST;
+                        res->message = "Config names and values may not contain NUL characters.";
+                        goto out_put;
+                }
                 char *key = dup_kstr(&req->arena, c->name);
                 char *value = dup_kstr(&req->arena, c->value);
                 if (!key)
                         goto out_of_memory_put;
+                if (c->config_operation == ALTER_OP_SET && !value) {
+                        res->code = KAFKA_INVALID_REQUEST;
+                        res->message = arena_printf(&req->arena, "Null value not supported for : %s", key);
+                        goto out_put;
+                }
                 const struct config_def *def = topic_config_find(key);
                 if (!def) {
                         res->code = KAFKA_INVALID_CONFIG;

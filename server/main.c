@@ -10,6 +10,7 @@
  * saying what to do and exits non-zero.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,9 +125,20 @@ int main(int argc, char **argv)
                 log_error("cannot install signal handlers: %s", strerror(errno));
                 goto out_catalog;
         }
-        if (server_start(&o, &srv) < 0)
+        /* Hold SIGTERM/SIGINT until the server can take them: the reactor
+         * threads inherit the mask, and one arriving meanwhile is delivered
+         * (not lost) when main unblocks it below. */
+        sigset_t stop_signals, old_mask;
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGTERM);
+        sigaddset(&stop_signals, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+        if (server_start(&o, &srv) < 0) {
+                pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
                 goto out_homes;
+        }
         running_server = srv;
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         broker.advertised_port = adv->port ? adv->port : server_port(srv);
         log_info("runnel started: node %d of cluster %s, listening on %s:%u, advertising %s:%d, "
                  "%u reactor threads, %u log dirs",

@@ -95,7 +95,14 @@ static int describe_requested(struct broker *b, struct request *req, const struc
                               const struct metadata_request_topic *want, struct metadata_response_topic *out)
 {
         const struct catalog_topic *t;
-        if (want->name.len < 0 || (want->name.len == 0 && !kuuid_is_zero(want->topic_id))) {
+        bool is_by_id = want->name.len < 0 || (want->name.len == 0 && !kuuid_is_zero(want->topic_id));
+        if (is_by_id && req->api_version < 12) {
+                /* Topic ids in Metadata requests arrived in v12 (KIP-516). */
+                out->error_code = KAFKA_INVALID_REQUEST;
+                out->name = want->name.len < 0 ? KSTR("") : want->name;
+                return 0;
+        }
+        if (is_by_id) {
                 /* By id (v10+). */
                 t = catalog_get_topic_by_id(b->catalog, want->topic_id);
                 if (!t) {

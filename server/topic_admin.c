@@ -62,12 +62,18 @@ static bool is_repeated_name(struct kstr name, const struct create_topics_reques
 static int check_assignments(const struct broker *b, const struct create_topics_request_creatable_topic *t,
                              struct request *req, const char **msg)
 {
-        for (int32_t i = 0; i < t->assignments.count; i++) {
+        int32_t n = t->assignments.count;
+        uint8_t *seen = arena_calloc(&req->arena, (size_t)n, 1);
+        if (!seen)
+                return KAFKA_UNKNOWN_SERVER_ERROR;
+        for (int32_t i = 0; i < n; i++) {
                 const struct create_topics_request_creatable_replica_assignment *as = &t->assignments.items[i];
-                if (as->partition_index != i) {
-                        *msg = "Partitions in the replica assignment must be numbered 0 to n-1 in order.";
+                /* Any order, but each of partitions 0..n-1 exactly once. */
+                if (as->partition_index < 0 || as->partition_index >= n || seen[as->partition_index]) {
+                        *msg = "Replica assignments must name each partition 0 to n-1 exactly once.";
                         return KAFKA_INVALID_REPLICA_ASSIGNMENT;
                 }
+                seen[as->partition_index] = 1;
                 if (as->broker_ids.count != 1 || as->broker_ids.items[0] != b->node_id) {
                         *msg = arena_printf(&req->arena,
                                             "Replica assignment of partition %d names brokers other than "
@@ -111,6 +117,14 @@ static int fill_created_configs(struct broker *b, struct request *req, struct ks
         const struct catalog_topic *t = catalog_get_topic(b->catalog, name);
         struct config_entry *entries;
         int n = configs_topic_entries(b, t, &req->arena, &entries);
+        /* Override values live in the topic: copy them before letting go. */
+        for (int i = 0; n > 0 && i < n; i++) {
+                if (entries[i].source == CONFIG_SOURCE_DYNAMIC_TOPIC && entries[i].value) {
+                        entries[i].value = arena_strndup(&req->arena, entries[i].value, strlen(entries[i].value));
+                        if (!entries[i].value)
+                                n = -ENOMEM;
+                }
+        }
         catalog_topic_put(t);
         if (n < 0)
                 return n;
@@ -152,14 +166,23 @@ static int create_one(struct broker *b, struct request *req, const struct create
         struct catalog_config *configs = NULL;
 
         res->name = t->name;
+        /* Kafka's order: duplicates, name, existence, then the rest, so that
+         * `kafka-topics --if-not-exists` sees TOPIC_ALREADY_EXISTS first. */
         if (is_repeated_name(t->name, rq)) {
                 code = KAFKA_INVALID_REQUEST;
-                msg = "The topic is named more than once in this request.";
+                msg = "Duplicate topic name.";
                 goto out;
         }
-        if (catalog_is_internal_topic_name(t->name)) {
-                code = KAFKA_INVALID_REQUEST;
-                msg = "Internal topics are created by the broker, not by clients.";
+        if (!catalog_is_valid_topic_name(t->name) || kstr_eq_cstr(t->name, "__cluster_metadata")) {
+                code = KAFKA_INVALID_TOPIC_EXCEPTION;
+                msg = "The topic name is not valid: 1 to 249 characters of [a-zA-Z0-9._-], not '.' or '..'.";
+                goto out;
+        }
+        const struct catalog_topic *existing = catalog_get_topic(b->catalog, t->name);
+        catalog_topic_put(existing);
+        if (existing) {
+                code = KAFKA_TOPIC_ALREADY_EXISTS;
+                msg = arena_printf(&req->arena, "Topic '%.*s' already exists.", t->name.len, t->name.ptr);
                 goto out;
         }
         if (t->assignments.count > 0) {
@@ -229,6 +252,7 @@ static int create_one(struct broker *b, struct request *req, const struct create
         }
 out:
         res->error_code = (int16_t)code;
+        res->error_message = KSTR_NULL;         /* Kafka sends null on success */
         if (code != KAFKA_NONE) {
                 res->error_message = msg ? KSTR(msg) : KSTR_NULL;
                 /* v5+: a failed topic reports -1 and no configs. */
@@ -272,11 +296,22 @@ static void delete_one(struct broker *b, struct request *req, struct kstr name, 
         res->name = name;
         res->topic_id = id;
         if (!b->config->is_delete_topic_enabled) {
-                res->error_code = KAFKA_TOPIC_DELETION_DISABLED;
+                /* TOPIC_DELETION_DISABLED is known to clients from v3 on. */
+                res->error_code = req->api_version >= 3 ? KAFKA_TOPIC_DELETION_DISABLED : KAFKA_INVALID_REQUEST;
                 res->error_message = KSTR("Topic deletion is disabled (delete.topic.enable=false).");
                 return;
         }
         bool by_id = !kuuid_is_zero(id);
+        if (by_id && name.len >= 0) {
+                res->error_code = KAFKA_INVALID_REQUEST;
+                res->error_message = KSTR("You may not specify both topic name and topic id.");
+                return;
+        }
+        if (!by_id && name.len < 0) {
+                res->error_code = KAFKA_INVALID_REQUEST;
+                res->error_message = KSTR("Neither topic name nor id were specified.");
+                return;
+        }
         const struct catalog_topic *t = by_id ? catalog_get_topic_by_id(b->catalog, id)
                                               : catalog_get_topic(b->catalog, name);
         if (t) {
@@ -323,10 +358,23 @@ void handle_delete_topics(struct broker *b, struct request *req, struct kreader 
                 struct delete_topics_response_deletable_topic_result *res = &resp.responses.items[i];
                 delete_topics_response_deletable_topic_result_init(res);
                 struct kuuid zero = { { 0 } };
-                if (by_state)
-                        delete_one(b, req, rq->topics.items[i].name, rq->topics.items[i].topic_id, res);
-                else
-                        delete_one(b, req, rq->topic_names.items[i], zero, res);
+                struct kstr name = by_state ? rq->topics.items[i].name : rq->topic_names.items[i];
+                struct kuuid id = by_state ? rq->topics.items[i].topic_id : zero;
+                bool is_repeated = false;
+                for (int32_t j = 0; j < i && !is_repeated; j++) {
+                        struct kstr other = by_state ? rq->topics.items[j].name : rq->topic_names.items[j];
+                        struct kuuid other_id = by_state ? rq->topics.items[j].topic_id : zero;
+                        is_repeated = kuuid_is_zero(id) ? (name.len >= 0 && kstr_eq(name, other))
+                                                        : kuuid_eq(id, other_id);
+                }
+                if (is_repeated) {
+                        res->name = name;
+                        res->topic_id = id;
+                        res->error_code = KAFKA_INVALID_REQUEST;
+                        res->error_message = KSTR(kuuid_is_zero(id) ? "Duplicate topic name." : "Duplicate topic id.");
+                        continue;
+                }
+                delete_one(b, req, name, id, res);
         }
         dispatch_respond(req, &resp);
 }
@@ -347,8 +395,21 @@ static int grow_one(struct broker *b, struct request *req, const struct create_p
         const struct catalog_topic *cur = catalog_get_topic(b->catalog, t->name);
         int32_t now = cur ? cur->partition_count : 0;
         catalog_topic_put(cur);
-        if (cur && t->assignments.count >= 0) {
-                if (t->assignments.count != t->count_ - now) {
+        if (!cur) {
+                res->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                res->error_message = KSTR("The topic does not exist.");
+                return 0;
+        }
+        if (t->count_ <= now) {
+                res->error_code = KAFKA_INVALID_PARTITIONS;
+                res->error_message = KSTR(t->count_ == now ?
+                        arena_printf(&req->arena, "Topic already has %d partition(s).", now) ?: "" :
+                        arena_printf(&req->arena, "The topic %.*s currently has %d partition(s); %d would not "
+                                     "be an increase.", t->name.len, t->name.ptr, now, t->count_) ?: "");
+                return 0;
+        }
+        if (t->assignments.count >= 0) {
+                if ((int64_t)t->assignments.count != (int64_t)t->count_ - now) {
                         res->error_code = KAFKA_INVALID_REPLICA_ASSIGNMENT;
                         res->error_message = KSTR(arena_printf(&req->arena,
                                 "Increasing the number of partitions by %d but %d assignments provided.",
@@ -373,13 +434,7 @@ static int grow_one(struct broker *b, struct request *req, const struct create_p
                 return 0;
         }
         res->error_code = err.code;
-        if (err.code == KAFKA_INVALID_PARTITIONS && cur) {
-                res->error_message = KSTR(arena_printf(&req->arena,
-                        "Topic currently has %d partitions, which is higher than the requested %d.",
-                        now, t->count_) ?: "");
-        } else {
-                res->error_message = err.message ? KSTR(err.message) : KSTR_NULL;
-        }
+        res->error_message = err.message ? KSTR(err.message) : KSTR_NULL;
         if (err.code == KAFKA_NONE && !rq->validate_only)
                 log_info("topic %.*s now has %d partitions", t->name.len, t->name.ptr, t->count_);
         return 0;
