@@ -27,9 +27,7 @@ static void fanout_item_at_home(void *arg)
         struct fanout *f = it->fanout;
         int16_t err = 0;
         struct partition *p = partition_home_get(f->broker, it->topic, it->index, &err);
-        it->is_deferred = false;
-        f->at_home(it, p, err);
-        if (!it->is_deferred)
+        if (!f->at_home(it, p, err))
                 fanout_item_back(it);
 }
 

@@ -21,18 +21,20 @@
 struct fanout;
 struct fanout_item;
 
-/* On the home thread; p is NULL (and error_code set) when it cannot be had. */
-typedef void (*fanout_home_fn)(struct fanout_item *it, struct partition *p, int16_t error_code);
+/*
+ * On the home thread; p is NULL (and error_code set) when it cannot be had.
+ * Returns false when the item's work is done, true when it finishes later
+ * (an append waiting for its sync) and fanout_item_back() will be called
+ * for it, possibly already from inside at_home: once at_home has handed the
+ * item on, it must not touch it again, as the whole request may be gone.
+ */
+typedef bool (*fanout_home_fn)(struct fanout_item *it, struct partition *p, int16_t error_code);
 
-/* At home, an item may finish later (an append waits for its write):
- * at_home then returns with it->is_deferred set and calls fanout_item_back()
- * itself when done. */
 struct fanout_item {
         struct fanout *fanout;
         const struct catalog_topic *topic;      /* held; put by fanout; NULL: not sent */
         int32_t index;
         void *ctx;                              /* the caller's */
-        bool is_deferred;
         struct reactor_task to_home;
         struct reactor_task back;
 };

@@ -278,14 +278,20 @@ static void fetch_round(struct fetch_ctx *c, bool is_wait_round)
         if (is_wait_round)
                 c->timer = reactor_timer_add(c->req->reactor, (uint64_t)c->max_wait_ms, fetch_timeout, c);
         c->pending_count = sent;
+        /* The last part sent may come back at once and end the request:
+         * nothing of c is touched after it. */
+        struct fetch_part *parts = c->parts;
         int32_t count = c->part_count;
         for (int32_t i = 0; i < count; i++) {
-                struct fetch_part *fp = &c->parts[i];
+                struct fetch_part *fp = &parts[i];
                 if (!fp->topic)
                         continue;
+                bool is_last = --sent == 0;
                 uint32_t home = partition_home_index(b->homes, fp->topic, fp->index);
                 reactor_task_init(&fp->to_home, fetch_part_at_home, fp);
                 partition_home_run(partition_home_reactor(b->homes, home), &fp->to_home);
+                if (is_last)
+                        break;
         }
 }
 

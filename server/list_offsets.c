@@ -45,17 +45,17 @@ struct list_item {
         int16_t version;
 };
 
-static void list_at_home(struct fanout_item *it, struct partition *p, int16_t err)
+static bool list_at_home(struct fanout_item *it, struct partition *p, int16_t err)
 {
         struct list_item *li = it->ctx;
         struct list_offsets_response_list_offsets_partition_response *out = li->out;
         if (!p) {
                 out->error_code = err;
-                return;
+                return false;
         }
         out->error_code = check_leader_epoch(li->version >= 4 ? li->want->current_leader_epoch : -1, p);
         if (out->error_code != KAFKA_NONE)
-                return;
+                return false;
         int64_t offset = -1;
         int64_t timestamp = -1;
         switch (li->want->timestamp) {
@@ -74,7 +74,7 @@ static void list_at_home(struct fanout_item *it, struct partition *p, int16_t er
         default:
                 if (li->want->timestamp < 0) {
                         out->error_code = KAFKA_INVALID_REQUEST;
-                        return;
+                        return false;
                 }
                 partition_offset_for_time(p, li->want->timestamp, &offset, &timestamp);
                 break;
@@ -83,6 +83,7 @@ static void list_at_home(struct fanout_item *it, struct partition *p, int16_t er
         out->timestamp = timestamp;
         if (li->version >= 4)
                 out->leader_epoch = offset >= 0 ? partition_leader_epoch(p) : -1;
+        return false;
 }
 
 static void list_done(struct fanout *f)
@@ -183,27 +184,28 @@ struct epoch_item {
         int16_t version;
 };
 
-static void epoch_at_home(struct fanout_item *it, struct partition *p, int16_t err)
+static bool epoch_at_home(struct fanout_item *it, struct partition *p, int16_t err)
 {
         struct epoch_item *ei = it->ctx;
         struct offset_for_leader_epoch_response_epoch_end_offset *out = ei->out;
         if (!p) {
                 out->error_code = err;
-                return;
+                return false;
         }
         out->error_code = check_leader_epoch(ei->version >= 2 ? ei->want->current_leader_epoch : -1, p);
         if (out->error_code != KAFKA_NONE)
-                return;
+                return false;
         int32_t epoch = partition_leader_epoch(p);
         if (ei->want->leader_epoch > epoch || ei->want->leader_epoch < 0) {
                 /* An epoch we never had: Kafka answers UNDEFINED (-1, -1). */
                 out->leader_epoch = -1;
                 out->end_offset = -1;
-                return;
+                return false;
         }
         /* Every epoch up to ours ends at our log end: there was only ours. */
         out->leader_epoch = epoch;
         out->end_offset = partition_log_end_offset(p);
+        return false;
 }
 
 static void epoch_done(struct fanout *f)

@@ -75,15 +75,16 @@ static void produce_append_done(struct partition_append *a)
         fanout_item_back(pp->item);
 }
 
-static void produce_at_home(struct fanout_item *it, struct partition *p, int16_t err)
+static bool produce_at_home(struct fanout_item *it, struct partition *p, int16_t err)
 {
         struct produce_part *pp = it->ctx;
         if (!p) {
                 pp->append.error_code = err;
-                return;
+                return false;
         }
-        it->is_deferred = true;
+        /* done (produce_append_done) sends the item back, maybe at once. */
         partition_append(p, &pp->append);
+        return true;
 }
 
 static void fail_part(struct produce_response_partition_produce_response *out, int16_t code, const char *message)
