@@ -32,9 +32,9 @@
  *     into the reserved slot), trim the indexes to their entries.
  *
  * Reading batches from the file goes through struct segment_walk: one
- * buffer, refilled by pread, that a walk over batch headers moves along;
- * CRCs of batches larger than the buffer are computed in streaming
- * fashion, so no walk allocates in proportion to a batch.
+ * buffer on the stack, refilled by pread, that a walk over batch headers
+ * moves along; CRCs of batches larger than the buffer are computed in
+ * streaming fashion, so no walk allocates, whatever the batch sizes.
  */
 #include "segment.h"
 
@@ -385,7 +385,7 @@ static bool segment_batch_offsets_ok(const struct segment *seg, const struct rec
 static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end, bool is_crc_checked,
                             bool is_index_built, struct segment_scan *out)
 {
-        struct segment_walk *w = malloc(sizeof(*w));
+        struct segment_walk walk, *w = &walk;
         struct record_batch_header h;
         int64_t next_offset = position == 0 ? seg->base_offset : -1;
         int64_t max_ts = RECORD_BATCH_NO_TIMESTAMP, offset_of_max_ts = -1;
@@ -394,8 +394,6 @@ static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end
         int rc;
 
         assert(!is_index_built || position == 0);
-        if (w == NULL)
-                return -ENOMEM;
         memset(out, 0, sizeof(*out));
         out->valid_bytes = position;
         out->next_offset = -1;
@@ -409,7 +407,7 @@ static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end
 
                 rc = segment_walk_next(w, is_crc_checked, &h, &at, &out->stop);
                 if (rc < 0)
-                        goto out_free;
+                        return rc;
                 if (rc == 0) {
                         out->stop_position_bytes = w->position;
                         break;
@@ -442,7 +440,7 @@ static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end
                                                          "byte %u; later entries skipped", seg->base_offset, at);
                                         is_index_room_logged = true;
                                 } else if (rc < 0) {
-                                        goto out_free;
+                                        return rc;
                                 }
                                 last_index_entry = at;
                         }
@@ -456,10 +454,7 @@ static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end
                 seg->max_timestamp_ms = max_ts;
                 seg->offset_of_max_timestamp = offset_of_max_ts;
         }
-        rc = 0;
-out_free:
-        free(w);
-        return rc;
+        return 0;
 }
 
 /* ---- index files ---- */
@@ -567,7 +562,7 @@ static void segment_unmap_index(const uint8_t *bytes, size_t len)
 static int segment_walk_tail(struct segment *seg, struct segment_scan *out)
 {
         struct offset_index_entry from = offset_index_last(&seg->offset_index);
-        struct segment_walk *w = malloc(sizeof(*w));
+        struct segment_walk walk, *w = &walk;
         struct record_batch_header h;
         struct time_index_entry t = time_index_last(&seg->time_index);
         int64_t max_ts = t.timestamp_ms, offset_of_max_ts = t.timestamp_ms >= 0 ? t.offset : -1;
@@ -575,8 +570,6 @@ static int segment_walk_tail(struct segment *seg, struct segment_scan *out)
         bool is_first = true;
         int rc;
 
-        if (w == NULL)
-                return -ENOMEM;
         memset(out, 0, sizeof(*out));
         out->valid_bytes = from.position_bytes;
         segment_walk_init(w, seg->log_fd, from.position_bytes, seg->file_size_bytes);
@@ -585,7 +578,7 @@ static int segment_walk_tail(struct segment *seg, struct segment_scan *out)
 
                 rc = segment_walk_next(w, false, &h, &at, &out->stop);
                 if (rc < 0)
-                        goto out_free;
+                        return rc;
                 if (rc == 0)
                         break;
                 /* An entry's offset is the largest of an append that starts
@@ -611,10 +604,7 @@ static int segment_walk_tail(struct segment *seg, struct segment_scan *out)
                 out->stop = SEGMENT_STOP_BAD_OFFSET;    /* the index points past the data */
         seg->max_timestamp_ms = max_ts;
         seg->offset_of_max_timestamp = offset_of_max_ts;
-        rc = out->stop == SEGMENT_STOP_END ? 1 : 0;
-out_free:
-        free(w);
-        return rc;
+        return out->stop == SEGMENT_STOP_END ? 1 : 0;
 }
 
 /* Rebuilds both indexes from the batch headers (no CRC), without cutting
@@ -749,8 +739,20 @@ out_free:
         return rc;
 }
 
+/* Opens an index file, creating it (and saying so) when missing. */
+static int segment_open_index_file(int dir_fd, int64_t base_offset, const char *suffix, bool *is_missing)
+{
+        int rc = segment_open_file(dir_fd, base_offset, suffix, O_RDWR);
+
+        if (rc != -ENOENT)
+                return rc;
+        *is_missing = true;
+        return segment_open_file(dir_fd, base_offset, suffix, O_RDWR | O_CREAT | O_EXCL);
+}
+
 int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const struct segment_config *config)
 {
+        bool is_index_missing = false;
         uint64_t size = 0;
         int rc;
 
@@ -767,16 +769,19 @@ int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const str
                 goto out_close;
         }
         seg->file_size_bytes = (uint32_t)size;
-        /* Kafka recreates missing index files, and so does this. */
-        rc = segment_open_file(dir_fd, base_offset, OFFSET_INDEX_FILE_SUFFIX, O_RDWR | O_CREAT);
+        /* Kafka rebuilds a missing index from the .log, and so does this. */
+        rc = segment_open_index_file(dir_fd, base_offset, OFFSET_INDEX_FILE_SUFFIX, &is_index_missing);
         if (rc < 0)
                 goto out_close;
         seg->offset_index_fd = rc;
-        rc = segment_open_file(dir_fd, base_offset, TIME_INDEX_FILE_SUFFIX, O_RDWR | O_CREAT);
+        rc = segment_open_index_file(dir_fd, base_offset, TIME_INDEX_FILE_SUFFIX, &is_index_missing);
         if (rc < 0)
                 goto out_close;
         seg->time_index_fd = rc;
-        rc = segment_load_indexes(seg);
+        if (is_index_missing)
+                rc = segment_rebuild_indexes(seg, "index file missing");
+        else
+                rc = segment_load_indexes(seg);
         if (rc < 0)
                 goto out_close;
         segment_check(seg);
@@ -979,7 +984,7 @@ int segment_append(struct segment *seg, const void *batches, size_t len, uint32_
 
 int segment_find_offset(struct segment *seg, int64_t offset, struct segment_batch_location *out)
 {
-        struct segment_walk *w;
+        struct segment_walk walk, *w = &walk;
         struct record_batch_header h;
         enum segment_stop stop = SEGMENT_STOP_END;
         uint32_t at;
@@ -988,9 +993,6 @@ int segment_find_offset(struct segment *seg, int64_t offset, struct segment_batc
         segment_check(seg);
         if (offset >= seg->next_offset)
                 return -ENOENT;
-        w = malloc(sizeof(*w));
-        if (w == NULL)
-                return -ENOMEM;
         segment_walk_init(w, seg->log_fd, offset_index_lookup(&seg->offset_index, offset).position_bytes,
                           seg->size_bytes);
         while ((rc = segment_walk_next(w, false, &h, &at, &stop)) == 1) {
@@ -1002,7 +1004,6 @@ int segment_find_offset(struct segment *seg, int64_t offset, struct segment_batc
                         break;
                 }
         }
-        free(w);
         if (rc < 0)
                 return rc;
         if (rc == 0) {
@@ -1074,16 +1075,13 @@ int segment_find_timestamp(struct segment *seg, int64_t timestamp_ms, int64_t st
 {
         struct time_index_entry t = time_index_lookup(&seg->time_index, timestamp_ms);
         int64_t from_offset = t.offset > starting_offset ? t.offset : starting_offset;
-        struct segment_walk *w;
+        struct segment_walk walk, *w = &walk;
         struct record_batch_header h;
         enum segment_stop stop = SEGMENT_STOP_END;
         uint32_t at;
         int rc;
 
         segment_check(seg);
-        w = malloc(sizeof(*w));
-        if (w == NULL)
-                return -ENOMEM;
         segment_walk_init(w, seg->log_fd, offset_index_lookup(&seg->offset_index, from_offset).position_bytes,
                           seg->size_bytes);
         while ((rc = segment_walk_next(w, false, &h, &at, &stop)) == 1) {
@@ -1101,7 +1099,6 @@ int segment_find_timestamp(struct segment *seg, int64_t timestamp_ms, int64_t st
                         break;
                 rc = 1;
         }
-        free(w);
         if (rc < 0)
                 return rc;
         if (rc == 0)

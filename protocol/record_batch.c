@@ -482,13 +482,14 @@ static int16_t record_batch_check_header(const uint8_t *p, const struct record_b
         return KAFKA_NONE;
 }
 
-/* LogValidator.validateTimestamp for one record. */
+/* LogValidator.validateTimestamp for one record: the clock bounds (when
+ * the policy asks for them), and no LogAppendTime bit from a producer. */
 static int16_t record_batch_check_timestamp(const struct record_view *rec, int32_t idx,
                                             const struct record_batch_policy *policy,
                                             struct record_batch_check *out)
 {
         if (!policy->is_log_append_time && rec->timestamp_ms != RECORD_BATCH_NO_TIMESTAMP) {
-                if (!record_batch_timestamp_in_range(rec->timestamp_ms, policy))
+                if (policy->is_timestamp_checked && !record_batch_timestamp_in_range(rec->timestamp_ms, policy))
                         return record_batch_fail(out, KAFKA_INVALID_TIMESTAMP, idx,
                                                  "timestamp %lld of record %d is out of range [now-%lld, now+%lld]",
                                                  (long long)rec->timestamp_ms, idx,
@@ -532,7 +533,7 @@ static int16_t record_batch_check_records(const uint8_t *p, const struct record_
                 if (policy != NULL && policy->is_compacted && rec.key.len < 0)
                         return record_batch_fail(out, KAFKA_INVALID_RECORD, idx,
                                                  "compacted topic cannot accept record %d without a key", idx);
-                if (policy != NULL && policy->is_timestamp_checked) {
+                if (policy != NULL) {
                         int16_t err = record_batch_check_timestamp(&rec, idx, policy, out);
 
                         if (err != KAFKA_NONE)

@@ -231,7 +231,8 @@ struct record_batch_policy {
          * checked (the broker overwrites them), but a producer may not set
          * the LogAppendTime bit itself. */
         bool is_log_append_time;
-        /* When false, no timestamp is checked against the clock. */
+        /* When false, no timestamp is checked against the clock; the
+         * LogAppendTime-bit rule above applies either way. */
         bool is_timestamp_checked;
         int64_t now_ms;
         int64_t timestamp_before_max_ms;        /* message.timestamp.before.max.ms */

@@ -646,6 +646,19 @@ Test(record_batch, timestamps_checked_like_kafka, .init = test_load_plain)
         plain[22] |= RECORD_BATCH_ATTR_LOG_APPEND_TIME;
         test_fix_crc(plain, plain_len);
         cr_assert_eq(record_batch_validate(plain, plain_len, &p, &c), KAFKA_INVALID_TIMESTAMP);
+        p.is_timestamp_checked = false;         /* the bit rule holds without clock checks */
+        cr_assert_eq(record_batch_validate(plain, plain_len, &p, &c), KAFKA_INVALID_TIMESTAMP);
+        /* On a CreateTime topic the bit makes every record carry maxTimestamp,
+         * which Kafka checks against the clock instead. */
+        p = test_client_policy();
+        cr_assert_eq(record_batch_validate(plain, plain_len, &p, &c), KAFKA_NONE, "%s", c.reason);
+        p.timestamp_after_max_ms = 0;
+        p.now_ms = 1700000000004LL;
+        cr_assert_eq(record_batch_validate(plain, plain_len, &p, &c), KAFKA_INVALID_TIMESTAMP);
+        /* ...and with no clock check, lets it through as Kafka would. */
+        p.is_timestamp_checked = false;
+        cr_assert_eq(record_batch_validate(plain, plain_len, &p, &c), KAFKA_NONE, "%s", c.reason);
+        cr_assert(record_batch_validate(plain, plain_len, NULL, &c) == KAFKA_NONE);
         /* Extreme clocks do not overflow. */
         p = test_client_policy();
         p.now_ms = INT64_MIN;
