@@ -28,7 +28,7 @@ FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
 LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
-.PHONY: all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
+.PHONY: bench all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
 
 all: $(BUILD)/runnel
 
@@ -65,6 +65,16 @@ $(BUILD)/asan/runnel: $(BUILD)/asan/obj/server/main.o $(SAN_OBJ)
 	@$(CC) $(SAN) $^ -o $@ $(LIBS)
 
 asan: $(BUILD)/asan/runnel $(SAN_TESTS)
+
+# Micro-benchmarks (tools/bench_*.c) print figures; they are not tests.
+BENCH_SRC = $(wildcard tools/bench_*.c)
+BENCHES   = $(patsubst tools/%.c,$(BUILD)/%,$(BENCH_SRC))
+$(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(REL_OBJ)
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
+
+bench: $(BENCHES)
+	@set -e; for b in $(BENCHES); do echo "== $$b"; $$b; done
 
 run: deps-build
 	@$(MAKE) --no-print-directory $(BUILD)/runnel

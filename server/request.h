@@ -24,9 +24,10 @@
  * it. Handlers therefore never need to know whether the peer is still there.
  *
  * A response is a list of chunks sent in order: bytes in memory
- * (request_append) or a byte range of a file (request_append_file), which
- * goes from the page cache to the socket without passing through user space,
- * so Fetch can answer with log segment bytes as they lie on disk.
+ * (request_append) or a byte range of a file (request_append_file), read
+ * only when its turn to be sent comes, so Fetch can answer with log segment
+ * bytes as they lie on disk without holding them in memory (and, in splice
+ * mode, without them passing through user space at all).
  */
 #ifndef RUNNEL_REQUEST_H
 #define RUNNEL_REQUEST_H
@@ -98,8 +99,8 @@ int request_append(struct request *req, const void *ptr, size_t len);
 
 /*
  * Appends len bytes of the regular file fd, from offset on, to the response.
- * They are read when their turn to be sent comes, spliced from the page cache
- * into the socket (or copied through a buffer, see conn_config).
+ * They are read when their turn to be sent comes, through a buffer or spliced
+ * from the page cache into the socket (conn_file_send_mode in conn.h).
  *
  * release(release_arg), unless release is NULL, is called exactly once, on
  * the request's reactor thread, once the bytes are no longer needed: after

@@ -900,7 +900,7 @@ Test(conn_file, slow_reader_copy, .timeout = 120) { slow_reader(CONN_FILE_SEND_C
 static void many_connections(enum conn_file_send_mode mode)
 {
         scenario_begin(mode, 8u << 20);
-        enum { CONNS = 12 };
+        enum { CONNS = 20 };         /* more than the buffer pool keeps */
         int fds[CONNS];
         struct recipe r[CONNS];
         for (int c = 0; c < CONNS; c++) {
@@ -1005,3 +1005,24 @@ static void unreadable_file(enum conn_file_send_mode mode)
 
 Test(conn_file, unreadable_file_closes_splice, .timeout = 60) { unreadable_file(CONN_FILE_SEND_SPLICE); }
 Test(conn_file, unreadable_file_closes_copy, .timeout = 60) { unreadable_file(CONN_FILE_SEND_COPY); }
+
+Test(conn_file, unknown_file_send_mode_is_refused)
+{
+        struct reactor *r;
+        struct conn_set *set = NULL;
+        cr_assert_eq(reactor_create(NULL, &r), 0);
+        memset(&h.cfg, 0, sizeof(h.cfg));
+        h.cfg.dispatch = recipe_dispatch;
+        h.cfg.max_inflight_requests_per_conn = 1;
+        h.cfg.max_conn_buffer_bytes = 1;
+        h.cfg.request_arena_max_bytes = ARENA_BLOCK_BYTES;
+        h.cfg.recv_buffer_count = 2;
+        h.cfg.recv_buffer_bytes = 64;
+        h.cfg.file_send_mode = (enum conn_file_send_mode)(CONN_FILE_SEND_COPY + 1);
+        cr_assert_eq(conn_set_create(r, &h.cfg, &set), -EINVAL);
+        cr_assert_null(set);
+        h.cfg.file_send_mode = CONN_FILE_SEND_SPLICE;
+        cr_assert_eq(conn_set_create(r, &h.cfg, &set), 0);
+        conn_set_destroy(set);
+        reactor_destroy(r);
+}
