@@ -28,7 +28,7 @@ FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
 LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
-.PHONY: bench all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
+.PHONY: bench bench-smoke all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
 
 all: $(BUILD)/runnel
 
@@ -68,13 +68,28 @@ asan: $(BUILD)/asan/runnel $(SAN_TESTS)
 
 # Micro-benchmarks (tools/bench_*.c) print figures; they are not tests.
 BENCH_SRC = $(wildcard tools/bench_*.c)
-BENCHES   = $(patsubst tools/%.c,$(BUILD)/%,$(BENCH_SRC))
+# The load tools of tools/bench.py take arguments and are not run alone:
+# the librdkafka driver, librdkafka's mock cluster, the machine's limits.
+BENCH_TOOLS = $(BUILD)/bench_rdkafka $(BUILD)/bench_mock $(BUILD)/bench_limits
+BENCHES   = $(filter-out $(BENCH_TOOLS),$(patsubst tools/%.c,$(BUILD)/%,$(BENCH_SRC)))
 $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(REL_OBJ)
 	@echo "  LINK    $@"
 	@$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
+$(BENCH_TOOLS): $(BUILD)/%: $(BUILD)/obj/tools/%.o
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS) $^ -o $@ -lrdkafka -lpthread
 
-bench: $(BENCHES)
+# make bench: the micro-benchmarks, then runnel beside Apache Kafka 4.4 and
+# librdkafka's mock cluster (tools/bench.py; build/bench.md, build/bench.json).
+# BENCH_SCALE=0.1 shrinks every count and duration; BENCH_BROKERS picks brokers.
+# make bench-smoke: runnel and the mock only, tiny, under a minute.
+bench: deps-compat $(BENCHES) $(BENCH_TOOLS) $(BUILD)/runnel
 	@set -e; for b in $(BENCHES); do echo "== $$b"; $$b; done
+	/usr/bin/python3 tools/bench.py
+
+bench-smoke: deps $(BENCH_TOOLS) $(BUILD)/runnel
+	BENCH_SCALE=$${BENCH_SCALE:-0.01} BENCH_BROKERS=runnel,mock BENCH_OUT=$(BUILD)/bench-smoke \
+		/usr/bin/python3 tools/bench.py
 
 run: deps-build
 	@$(MAKE) --no-print-directory $(BUILD)/runnel
@@ -112,10 +127,91 @@ integration: $(BUILD)/runnel $(BUILD)/asan/runnel
 	RUNNEL=$(BUILD)/asan/runnel /usr/bin/python3 compat-tests/run.py
 
 test: deps
-	$(MAKE) unit asan-unit integration
+	$(MAKE) unit fuzz-smoke asan-unit integration
 
 gen:
 	$(PYTHON) protocol/gen.py $(SCHEMAS) protocol/gen
+
+# ---- fuzzing: libFuzzer targets fuzz/<name>.c (fuzz/fuzz.h says what one
+# is), built with clang under ASan + UBSan into build/fuzz/<name>, with the
+# layers they reach (base, protocol, log/topic_config.c, server/config.c).
+#   make fuzz [FUZZ_SECONDS=60]   each target for FUZZ_SECONDS (make -j runs
+#                                 several at once); new inputs are kept in
+#                                 build/fuzz/corpus/<name>, crashes in
+#                                 build/fuzz/crashes/<name>/, output in
+#                                 build/fuzz/logs/<name>.log
+#   make fuzz-smoke               every input of fuzz/regressions/<name>/,
+#                                 then a few seconds from fuzz/corpus/<name>
+# A crash found becomes a file in fuzz/regressions/<name>/, replayed forever.
+FUZZ_CC        ?= clang
+FUZZ_SECONDS   ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SAN        = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# clang warns about designated initializers that leave fields to zero, a
+# C idiom gcc accepts and the tree uses.
+FUZZ_CFLAGS     = $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Wno-missing-field-initializers
+FUZZ_OPTS       = -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
+FUZZ_TARGETS    = $(filter-out gen_seeds,$(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c)))
+FUZZ_BINS       = $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
+FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c
+FUZZ_LIB_OBJ    = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
+FUZZ_FILL_OBJ   = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FILL_SRC))
+FUZZ_LIBS       = -lsnappy -llz4 -lzstd -lz -lpthread -lm
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-seeds
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $@"
+	@$(FUZZ_CC) $(CFLAGS_COMMON) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/librunnel.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/fuzz/%.o $(BUILD)/fuzz/librunnel.a
+	@echo "  LINK    $@"
+	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ $(FUZZ_LIBS)
+
+# Seeds for every API version and internal record, from the random fillers
+# of the codec tests (build/fuzz/seeds/<name>/; not committed: regenerated).
+$(BUILD)/fuzz/gen_seeds: $(BUILD)/fuzz/obj/fuzz/gen_seeds.o $(FUZZ_FILL_OBJ) $(BUILD)/fuzz/librunnel.a
+	@echo "  LINK    $@"
+	@$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $^ -o $@ $(FUZZ_LIBS)
+
+fuzz-seeds: $(BUILD)/fuzz/gen_seeds
+	@$(BUILD)/fuzz/gen_seeds $(BUILD)/fuzz/seeds
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(patsubst %,fuzz-run-%,$(FUZZ_TARGETS))
+
+fuzz-run-%: $(BUILD)/fuzz/% fuzz-seeds
+	@mkdir -p $(BUILD)/fuzz/corpus/$* $(BUILD)/fuzz/crashes/$* $(BUILD)/fuzz/logs $(BUILD)/fuzz/seeds/$*
+	@echo "== fuzz $* for $(FUZZ_SECONDS) s (log: $(BUILD)/fuzz/logs/$*.log)"
+	@ASAN_OPTIONS=detect_leaks=1 $< $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=$(BUILD)/fuzz/crashes/$*/ $(BUILD)/fuzz/corpus/$* fuzz/corpus/$* \
+		$(BUILD)/fuzz/seeds/$* >$(BUILD)/fuzz/logs/$*.log 2>&1 || \
+		{ tail -n 60 $(BUILD)/fuzz/logs/$*.log; \
+		  echo "fuzz $*: crash saved in $(BUILD)/fuzz/crashes/$*/; add it to fuzz/regressions/$*/"; exit 1; }
+	@grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
+		$(BUILD)/fuzz/logs/$*.log | tr '\n' ' ' | sed 's/^/   /; s/$$/\n/'
+
+# CI: replays the regressions, then FUZZ_SMOKE_SECONDS of fuzzing per target
+# from the committed corpus with a fixed seed; new inputs go to a scratch dir.
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		regs=$$(ls fuzz/regressions/$$t/* 2>/dev/null || true); \
+		echo "== fuzz-smoke $$t: $$(echo $$regs | wc -w) regressions, $(FUZZ_SMOKE_SECONDS) s"; \
+		rm -rf $(BUILD)/fuzz/smoke/$$t; mkdir -p $(BUILD)/fuzz/smoke/$$t $(BUILD)/fuzz/logs; \
+		log=$(BUILD)/fuzz/logs/smoke-$$t.log; \
+		{ if [ -n "$$regs" ]; then $(BUILD)/fuzz/$$t $(FUZZ_OPTS) $$regs; fi && \
+		  $(BUILD)/fuzz/$$t $(FUZZ_OPTS) -seed=1 -max_total_time=$(FUZZ_SMOKE_SECONDS) \
+			-artifact_prefix=$(BUILD)/fuzz/smoke/ $(BUILD)/fuzz/smoke/$$t fuzz/corpus/$$t; \
+		} >$$log 2>&1 || { tail -n 60 $$log; echo "fuzz-smoke $$t failed (log: $$log)"; exit 1; }; \
+	done
+
+-include $(patsubst %.c,$(BUILD)/fuzz/obj/%.d,$(FUZZ_LIB_SRC) $(FILL_SRC) $(wildcard fuzz/*.c))
 
 clean:
 	rm -rf $(BUILD)

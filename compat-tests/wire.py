@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-API_METADATA, API_API_VERSIONS = 3, 18
+API_FETCH, API_LIST_OFFSETS, API_METADATA, API_API_VERSIONS = 1, 2, 3, 18
 FRAME_SIZE_MAX_BYTES = 16 << 20  # largest response read
 
 
@@ -114,6 +114,25 @@ class Reader:
     def int32(self):
         return struct.unpack(">i", self.take(4))[0]
 
+    def int64(self):
+        return struct.unpack(">q", self.take(8))[0]
+
+    def string(self):
+        size = self.int16()
+        return None if size < 0 else self.take(size).decode("utf-8")
+
+    def array(self, read_item):
+        count = self.int32()
+        if count < 0:
+            return None
+        if count > len(self.buf) - self.offset:
+            raise WireError("array of %d items in %d bytes" % (count, len(self.buf) - self.offset))
+        return [read_item() for _ in range(count)]
+
+    def nullable_bytes(self):
+        size = self.int32()
+        return None if size < 0 else self.take(size)
+
     def uvarint(self):
         value, shift = 0, 0
         for _ in range(5):
@@ -140,6 +159,144 @@ class Reader:
         for _ in range(self.uvarint()):
             self.uvarint()  # tag
             self.take(self.uvarint())
+
+
+def string_bytes(text):
+    raw = text.encode("utf-8")
+    return struct.pack(">h", len(raw)) + raw
+
+
+def compact_string_bytes(text):
+    raw = text.encode("utf-8")
+    return uvarint_bytes(len(raw) + 1) + raw
+
+
+def uvarint_bytes(value):
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# Record batch v2 header (Kafka's DefaultRecordBatch): the 61 bytes before the records.
+BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
+BATCH_HEADER_BYTES = BATCH_HEADER.size  # 61
+BATCH_OVERHEAD_BYTES = 12  # base offset + batch length: what batch length does not count
+CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+def record_batches(buf, whole_only=True):
+    """The record batch headers in buf (a Fetch response's records or a .log file).
+
+    [{"base_offset", "last_offset", "count", "codec", "magic", "position",
+    "size", "max_timestamp", "leader_epoch"}]. Kafka may end a fetch with a
+    partial batch, which is dropped; in a .log file (whole_only) a partial
+    batch at the end is returned as {"partial": bytes left}.
+    """
+    batches = []
+    position = 0
+    while position < len(buf):
+        if len(buf) - position < BATCH_HEADER_BYTES:
+            if whole_only:
+                batches.append({"partial": len(buf) - position, "position": position})
+            break
+        (base_offset, length, leader_epoch, magic, _crc, attributes, last_delta, _base_ts, max_ts,
+         _pid, _epoch, _seq, count) = BATCH_HEADER.unpack_from(buf, position)
+        size = BATCH_OVERHEAD_BYTES + length
+        if magic != 2:
+            raise WireError("batch at byte %d has magic %d, want 2" % (position, magic))
+        if length < BATCH_HEADER_BYTES - BATCH_OVERHEAD_BYTES:
+            raise WireError("batch at byte %d announces %d bytes" % (position, length))
+        if position + size > len(buf):
+            if whole_only:
+                batches.append({"partial": len(buf) - position, "position": position})
+            break
+        batches.append({"base_offset": base_offset, "last_offset": base_offset + last_delta,
+                        "count": count, "codec": CODEC_NAMES.get(attributes & 7, attributes & 7),
+                        "magic": magic, "position": position, "size": size, "max_timestamp": max_ts,
+                        "leader_epoch": leader_epoch})
+        position += size
+    return batches
+
+
+def fetch_v4_send(sock, correlation_id, topic, partition, fetch_offset, max_wait_ms, min_bytes,
+                  max_bytes=1 << 20):
+    """Sends Fetch v4 (what kafka-python 2.0.2 sends) for one partition; read it with fetch_v4_read."""
+    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, max_bytes, 0)  # replica, wait, min, max, isolation
+    body += struct.pack(">i", 1) + string_bytes(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, fetch_offset, max_bytes)
+    sock.sendall(encode_request(API_FETCH, 4, correlation_id, body))
+
+
+def fetch_v4_read(sock, correlation_id, timeout_s):
+    """The Fetch v4 answer: {(topic, partition): {"error_code", "high_watermark", "records"}}."""
+    payload = read_frame(sock, timeout_s)
+    if payload is None:
+        raise WireError("broker closed the connection on Fetch v4")
+    r = Reader(payload)
+    if r.int32() != correlation_id:
+        raise WireError("Fetch v4: correlation id not echoed")
+    r.int32()  # throttle_time_ms
+    out = {}
+
+    def aborted():
+        return (r.int64(), r.int64())
+
+    def topic():
+        name = r.string()
+        for _ in range(r.int32()):
+            p = {"partition": r.int32(), "error_code": r.int16(), "high_watermark": r.int64(),
+                 "last_stable_offset": r.int64(), "aborted": r.array(aborted),
+                 "records": r.nullable_bytes() or b""}
+            out[(name, p["partition"])] = p
+
+    r.array(topic)
+    if r.offset != len(payload):
+        raise WireError("Fetch v4: %d bytes after the body" % (len(payload) - r.offset))
+    return out
+
+
+def list_offsets_v7(sock, correlation_id, topic, partition_timestamps):
+    """ListOffsets v7 (flexible; the first with -3, max timestamp, KIP-734).
+
+    partition_timestamps: [(partition, timestamp)]. Returns
+    {partition: {"error_code", "timestamp", "offset", "leader_epoch"}}.
+    """
+    body = struct.pack(">ib", -1, 0)  # replica_id, isolation_level
+    body += uvarint_bytes(2) + compact_string_bytes(topic) + uvarint_bytes(len(partition_timestamps) + 1)
+    for partition, timestamp in partition_timestamps:
+        body += struct.pack(">iiq", partition, -1, timestamp) + b"\x00"
+    body += b"\x00"  # topic tagged fields
+    body += b"\x00"  # request tagged fields
+    sock.sendall(encode_request(API_LIST_OFFSETS, 7, correlation_id, body, flexible=True))
+    payload = read_frame(sock)
+    if payload is None:
+        raise WireError("broker closed the connection on ListOffsets v7")
+    r = Reader(payload)
+    if r.int32() != correlation_id:
+        raise WireError("ListOffsets v7: correlation id not echoed")
+    r.tagged_fields()  # response header v1
+    r.int32()  # throttle_time_ms
+    out = {}
+
+    def partition_item():
+        p = {"partition": r.int32(), "error_code": r.int16(), "timestamp": r.int64(),
+             "offset": r.int64(), "leader_epoch": r.int32()}
+        r.tagged_fields()
+        out[p["partition"]] = p
+
+    def topic_item():
+        r.compact_string()
+        r.compact_array(partition_item)
+        r.tagged_fields()
+
+    r.compact_array(topic_item)
+    r.tagged_fields()
+    if r.offset != len(payload):
+        raise WireError("ListOffsets v7: %d bytes after the body" % (len(payload) - r.offset))
+    return out
 
 
 def kafka_uuid_string(raw):

@@ -1,7 +1,8 @@
 /*
  * partition.c - one partition's log on its home thread: the append pipeline
  * (validate, assign offsets, write), the high watermark, the group-commit
- * fdatasync, reads for Fetch, waiters, retention, and recovery at open.
+ * fdatasync, reads for Fetch, waiters, retention and DeleteRecords, and
+ * loading and recovery at open.
  *
  * Writes go to the page cache with segment_append on the home thread (a
  * memory copy); the fdatasync that makes acks=all durable is the slow part
@@ -13,8 +14,18 @@
  *     segment_append returned, as Kafka's single-replica leader does;
  *   - handle->written_bytes is the .log size covering every append below
  *     the high watermark; reads never go past it;
+ *   - log_start_offset <= high_watermark, synced_offset <= high_watermark,
+ *     and segs[0]->base_offset <= log_start_offset;
  *   - `durable` holds, in offset order, appends waiting for an fdatasync;
- *     one sync is in flight at most, covering up to sync_target.
+ *     it is empty unless a sync is in flight (or the partition failed, and
+ *     then it is emptied at once); one sync is in flight at most, covering
+ *     up to sync_target, and it holds a reference on every segment it
+ *     syncs, so retention cannot close a file under it;
+ *   - a segment handle is freed by its last reference: the partition's
+ *     own, a sync's, or a Fetch's read (which may be on another thread);
+ *   - the partition's memory is freed only when it is closing, no sync is
+ *     in flight, and no call into it is on the stack (call_depth 0):
+ *     callbacks may close it from inside.
  *
  * A write or sync that fails puts the partition in a failed state: every
  * later append answers KAFKA_STORAGE_ERROR, as Kafka takes a log dir
@@ -36,9 +47,13 @@
 #include "../base/logging.h"
 #include "../protocol/gen/errors.h"
 #include "../protocol/record_batch.h"
+#include "checkpoint.h"
+#include "logdir.h"
 #include "segment.h"
 
 #define PARTITION_SEGMENTS_MAX 65536
+/* Leader epochs a leader-epoch-checkpoint may list (runnel writes one). */
+#define PARTITION_EPOCHS_MAX 256
 
 /* A segment as the partition and its readers see it. */
 struct segment_handle {
@@ -47,7 +62,7 @@ struct segment_handle {
         int fd;
         uint64_t written_bytes;         /* end of the bytes below the high watermark */
         int64_t created_ms;
-        atomic_uint refs;               /* the partition's own + reads in flight */
+        atomic_uint refs;               /* the partition's own + a sync's + reads in flight */
         bool is_deleted;                /* remove the files when the last ref goes */
         int dir_fd;
 };
@@ -57,6 +72,8 @@ struct partition {
         struct topic_config config;
         bool is_durable_acks;
         bool is_failed;
+        bool is_closing;                /* partition_close was called; freed when idle */
+        uint32_t call_depth;            /* calls into the partition on the stack */
         int dir_fd;                     /* the partition directory */
         char name[256];
 
@@ -67,19 +84,35 @@ struct partition {
         int64_t log_start_offset;
         int64_t log_end_offset;
         int64_t high_watermark;
-        int64_t synced_offset;
+        int64_t synced_offset;          /* the recovery point */
         int32_t leader_epoch;
 
         struct partition_append *durable_head, *durable_tail;   /* written, waiting for a sync */
         bool is_syncing;
+        bool is_flush_wanted;           /* another sync once the one in flight is done */
         int64_t sync_target;
         int sync_outstanding;
         int sync_error;
+        struct segment_handle **sync_segs;      /* referenced by the sync in flight; seg_cap slots */
+        uint32_t sync_seg_count;
         int64_t unflushed_count;        /* records since the last sync */
         int64_t last_flush_ms;
 
         struct partition_waiter *waiters;
+        struct partition_waiter *firing;        /* ready, about to fire */
 };
+
+static void partition_check(const struct partition *p)
+{
+        assert(p->seg_count > 0 && p->seg_count <= p->seg_cap);
+        assert(p->segs[0]->base_offset <= p->log_start_offset);
+        assert(p->log_start_offset <= p->high_watermark);
+        assert(p->high_watermark == p->log_end_offset);
+        assert(p->synced_offset <= p->high_watermark);
+        assert(p->is_syncing || !p->durable_head);
+        assert(!p->is_syncing || p->sync_target <= p->high_watermark);
+        (void)p;
+}
 
 /* ---- segment handles ---- */
 
@@ -94,19 +127,43 @@ static void delete_segment_files(int dir_fd, int64_t base_offset)
         }
 }
 
+static void handle_get(struct segment_handle *h)
+{
+        unsigned prev = atomic_fetch_add(&h->refs, 1);
+        assert(prev > 0);
+        (void)prev;
+}
+
 /* Any thread: the last reference closes the segment (and deletes it if asked). */
 static void handle_put(struct segment_handle *h)
 {
-        if (atomic_fetch_sub(&h->refs, 1) != 1)
+        unsigned prev = atomic_fetch_sub(&h->refs, 1);
+        assert(prev > 0);
+        if (prev != 1)
                 return;
         if (h->is_deleted) {
                 segment_abandon(&h->seg);
-                delete_segment_files(h->dir_fd, h->base_offset);
-                close(h->dir_fd);
+                if (h->dir_fd >= 0) {
+                        delete_segment_files(h->dir_fd, h->base_offset);
+                        close(h->dir_fd);
+                }
         } else {
                 segment_close(&h->seg);
         }
         free(h);
+}
+
+/* Drops the partition's reference on h and has its files deleted when the
+ * last reference goes; reads in flight keep the open descriptors. */
+static void handle_delete(struct partition *p, struct segment_handle *h)
+{
+        h->is_deleted = true;
+        h->dir_fd = dup(p->dir_fd);     /* the files go with the last reference */
+        if (h->dir_fd < 0) {
+                log_warn("%s: cannot delete segment %020lld now (%s); it stays on disk until the next start",
+                         p->name, (long long)h->base_offset, strerror(errno));
+        }
+        handle_put(h);
 }
 
 /* Opens (or creates) segment base_offset and makes it the newest handle. */
@@ -121,6 +178,12 @@ static int add_segment(struct partition *p, int64_t base_offset, bool is_new, in
                 if (!n)
                         return -ENOMEM;
                 p->segs = n;
+                /* A sync references at most every segment: its list grows
+                 * here so that starting one never allocates. */
+                n = realloc(p->sync_segs, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                p->sync_segs = n;
                 p->seg_cap = cap;
         }
         struct segment_handle *h = calloc(1, sizeof(*h));
@@ -154,10 +217,12 @@ static struct segment_handle *active(const struct partition *p)
         return p->segs[p->seg_count - 1];
 }
 
-/* The segment holding offset: the last whose base offset is <= offset. */
-static struct segment_handle *find_segment(const struct partition *p, int64_t offset)
+/* The index of the segment holding offset: the last whose base offset is
+ * <= offset (the first when offset is below every base). */
+static uint32_t find_segment_index(const struct partition *p, int64_t offset)
 {
         uint32_t lo = 0, hi = p->seg_count;
+        assert(p->seg_count > 0);
         while (hi - lo > 1) {
                 uint32_t mid = lo + (hi - lo) / 2;
                 if (p->segs[mid]->base_offset <= offset)
@@ -165,7 +230,40 @@ static struct segment_handle *find_segment(const struct partition *p, int64_t of
                 else
                         hi = mid;
         }
-        return p->segs[lo];
+        return lo;
+}
+
+static struct segment_handle *find_segment(const struct partition *p, int64_t offset)
+{
+        return p->segs[find_segment_index(p, offset)];
+}
+
+/* ---- re-entrancy: a callback may close the partition ---- */
+
+static void partition_destroy(struct partition *p)
+{
+        assert(p->is_closing && !p->is_syncing && p->call_depth == 0);
+        assert(!p->durable_head && !p->waiters && !p->firing);
+        for (uint32_t i = 0; i < p->seg_count; i++)
+                handle_put(p->segs[i]);
+        free(p->segs);
+        free(p->sync_segs);
+        if (p->dir_fd >= 0)
+                close(p->dir_fd);
+        free(p);
+}
+
+static void partition_enter(struct partition *p)
+{
+        p->call_depth++;
+}
+
+/* The partition may be gone when this returns. */
+static void partition_leave(struct partition *p)
+{
+        assert(p->call_depth > 0);
+        if (--p->call_depth == 0 && p->is_closing && !p->is_syncing)
+                partition_destroy(p);
 }
 
 /* ---- opening and recovery ---- */
@@ -212,10 +310,70 @@ static int list_segments(int dir_fd, int64_t **out, uint32_t *count)
                 v[n++] = base;
         }
         closedir(d);
-        qsort(v, n, sizeof(*v), cmp_offsets);
+        if (n > 0)
+                qsort(v, n, sizeof(*v), cmp_offsets);
         *out = v;
         *count = n;
         return 0;
+}
+
+static void start_sync(struct partition *p, int64_t target_offset);
+
+/*
+ * leader-epoch-checkpoint as Kafka's LeaderEpochFileCache keeps it:
+ * truncateFromStart(log start) drops the epochs that began at or before the
+ * log start but the last of them, which is moved up to begin there. runnel
+ * has led in epoch 0 only, so the file it writes is "0 <log start>"; one
+ * written by Kafka keeps its later epochs. A missing or unreadable file (or
+ * one with no entry) gets that one entry. Blocking file I/O: called at open
+ * and when the log start moves (DeleteRecords, retention), which are rare.
+ */
+static int update_leader_epoch_checkpoint(struct partition *p)
+{
+        struct checkpoint_epoch e[PARTITION_EPOCHS_MAX];
+        char why[200];
+        char *text = NULL;
+        size_t len = 0;
+        int n = 0;
+        bool is_changed = false;
+        int rc = logdir_read_file(p->dir_fd, CHECKPOINT_LEADER_EPOCH_FILE, CHECKPOINT_FILE_BYTES_MAX, &text, &len);
+
+        if (rc == 0) {
+                n = checkpoint_epochs_parse(text, len, e, PARTITION_EPOCHS_MAX, why, sizeof(why));
+                free(text);
+                if (n < 0) {
+                        log_warn("%s/%s: %s; writing it anew", p->name, CHECKPOINT_LEADER_EPOCH_FILE, why);
+                        n = 0;
+                }
+        } else if (rc != -ENOENT) {
+                return rc;
+        }
+        if (n == 0) {
+                e[0] = (struct checkpoint_epoch){ p->leader_epoch, p->log_start_offset };
+                n = 1;
+                is_changed = true;
+        }
+        int first = 0;
+        for (int i = 0; i < n; i++)
+                if (e[i].start_offset <= p->log_start_offset)
+                        first = i;
+        if (first > 0 || e[first].start_offset < p->log_start_offset) {
+                if (e[first].start_offset < p->log_start_offset)
+                        e[first].start_offset = p->log_start_offset;
+                is_changed = true;
+        }
+        if (!is_changed)
+                return 0;
+        return checkpoint_epochs_write(p->dir_fd, e + first, (uint32_t)(n - first));
+}
+
+/* The log start offset moved: the leader epoch checkpoint follows. */
+static void on_log_start_moved(struct partition *p)
+{
+        int rc = update_leader_epoch_checkpoint(p);
+        if (rc < 0)
+                log_warn("%s: cannot update %s: %s; it is brought up to date at the next start", p->name,
+                         CHECKPOINT_LEADER_EPOCH_FILE, strerror(-rc));
 }
 
 int partition_open(const struct partition_options *o, const struct log_io *io, struct partition **out,
@@ -224,7 +382,12 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         struct partition *p = calloc(1, sizeof(*p));
         int64_t *bases = NULL;
         uint32_t base_count = 0;
+        uint32_t recovered_count = 0;
+        bool is_cut = false;
         int rc;
+
+        assert(o->dir_name && o->dir_name[0]);
+        assert(io && io->ops && io->ops->datasync && io->ops->now_ms);
         if (!p) {
                 snprintf(err, err_bytes, "out of memory");
                 return -ENOMEM;
@@ -254,6 +417,14 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                 goto fail;
         }
         for (uint32_t i = 0; i < base_count; i++) {
+                if (is_cut) {
+                        /* Kafka deletes the segments after a cut one: their
+                         * offsets would follow a hole. */
+                        log_warn("%s: deleting segment %020lld, which follows the cut", o->dir_name,
+                                 (long long)bases[i]);
+                        delete_segment_files(p->dir_fd, bases[i]);
+                        continue;
+                }
                 struct segment_handle *h;
                 rc = add_segment(p, bases[i], false, now_ms, &h);
                 if (rc < 0) {
@@ -261,29 +432,44 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                                  (long long)bases[i], o->dir_name, strerror(-rc));
                         goto fail;
                 }
-                /* After an unclean stop, segments past the recovery point are
-                 * checked batch by batch and cut at the first torn or corrupt
-                 * one; the active segment is always checked. */
+                /* After an unclean stop, the segments holding offsets at or
+                 * past the recovery point are checked batch by batch and cut
+                 * at the first torn or corrupt one. After a clean one only a
+                 * segment found torn anyway is. */
                 bool is_last = i + 1 == base_count;
-                bool is_past_recovery = i + 1 < base_count ? bases[i + 1] > o->recovery_point : true;
-                if (is_last || (!o->is_clean_shutdown && is_past_recovery)) {
-                        struct segment_scan scan;
-                        rc = segment_recover(&h->seg, &scan);
-                        if (rc < 0) {
-                                snprintf(err, err_bytes, "cannot recover segment %020lld of %s: %s",
-                                         (long long)bases[i], o->dir_name, strerror(-rc));
-                                goto fail;
-                        }
-                        if (scan.truncated_bytes > 0)
-                                log_warn("%s: segment %020lld had %u bytes of torn or corrupt batches at "
-                                         "position %u; truncated them", o->dir_name, (long long)bases[i],
-                                         scan.truncated_bytes, scan.valid_bytes);
-                        h->written_bytes = h->seg.size_bytes;
+                bool is_past_recovery = is_last || bases[i + 1] > o->recovery_point;
+                if (!h->seg.is_tail_dirty && (o->is_clean_shutdown || !is_past_recovery))
+                        continue;
+                struct segment_scan scan;
+                rc = segment_recover(&h->seg, &scan);
+                if (rc < 0) {
+                        snprintf(err, err_bytes, "cannot recover segment %020lld of %s: %s",
+                                 (long long)bases[i], o->dir_name, strerror(-rc));
+                        goto fail;
                 }
+                if (scan.batch_count > 0 || scan.truncated_bytes > 0)
+                        recovered_count++;
+                h->written_bytes = h->seg.size_bytes;
+                if (scan.truncated_bytes > 0) {
+                        log_warn("%s: segment %020lld had %u bytes of torn or corrupt batches at "
+                                 "position %u (%s); truncated them", o->dir_name, (long long)bases[i],
+                                 scan.truncated_bytes, scan.valid_bytes, segment_stop_name(scan.stop));
+                        is_cut = true;
+                }
+        }
+        if (p->seg_count > 0 && o->log_start_offset > active(p)->seg.next_offset) {
+                log_warn("%s: the log ends at %lld, below its checkpointed start offset %lld (segments "
+                         "removed by hand?); deleting every segment and starting at %lld, as Kafka does",
+                         o->dir_name, (long long)active(p)->seg.next_offset, (long long)o->log_start_offset,
+                         (long long)o->log_start_offset);
+                for (uint32_t i = 0; i < p->seg_count; i++)
+                        handle_delete(p, p->segs[i]);
+                p->seg_count = 0;
         }
         if (p->seg_count == 0) {
                 struct segment_handle *h;
-                rc = add_segment(p, 0, true, now_ms, &h);
+                int64_t base = o->log_start_offset > 0 ? o->log_start_offset : 0;
+                rc = add_segment(p, base, true, now_ms, &h);
                 if (rc < 0) {
                         snprintf(err, err_bytes, "cannot create the first segment of %s: %s", o->dir_name,
                                  strerror(-rc));
@@ -292,36 +478,123 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         }
         p->log_end_offset = active(p)->seg.next_offset;
         p->high_watermark = p->log_end_offset;
-        p->synced_offset = p->log_end_offset;
         p->log_start_offset = p->segs[0]->base_offset;
-        if (o->log_start_offset > p->log_start_offset && o->log_start_offset <= p->log_end_offset)
+        if (o->log_start_offset > p->log_start_offset)
                 p->log_start_offset = o->log_start_offset;
+        /* Kafka's recovery point: the log end after a clean shutdown (all
+         * was flushed before the marker), else no further than the
+         * checkpoint said: what recovery kept may be only in the page cache. */
+        if (o->is_clean_shutdown && !is_cut)
+                p->synced_offset = p->log_end_offset;
+        else
+                p->synced_offset = o->recovery_point < p->log_end_offset ? o->recovery_point : p->log_end_offset;
+        if (p->synced_offset < 0)
+                p->synced_offset = 0;
+        rc = update_leader_epoch_checkpoint(p);
+        if (rc < 0) {
+                snprintf(err, err_bytes, "cannot write %s/%s: %s", o->dir_name, CHECKPOINT_LEADER_EPOCH_FILE,
+                         strerror(-rc));
+                goto fail;
+        }
         free(bases);
+        partition_check(p);
+        if (recovered_count > 0 && !o->is_clean_shutdown)
+                log_info("%s: recovered %u segment(s) after an unclean shutdown; offsets %lld to %lld",
+                         o->dir_name, recovered_count, (long long)p->log_start_offset,
+                         (long long)p->log_end_offset);
+        if (p->synced_offset < p->high_watermark) {
+                partition_enter(p);
+                start_sync(p, p->high_watermark);
+                partition_leave(p);
+        }
         *out = p;
         return 0;
 fail:
         free(bases);
-        partition_close(p);
+        p->is_closing = true;
+        partition_destroy(p);
         return rc;
+}
+
+/* ---- waiters ---- */
+
+static void waiter_link(struct partition_waiter **list, struct partition_waiter *w)
+{
+        w->prev = NULL;
+        w->next = *list;
+        if (*list)
+                (*list)->prev = w;
+        *list = w;
+}
+
+static void waiter_unlink(struct partition_waiter **list, struct partition_waiter *w)
+{
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                *list = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->prev = w->next = NULL;
+}
+
+void partition_wait(struct partition *p, struct partition_waiter *w)
+{
+        assert(!w->is_linked);
+        if (p->high_watermark > w->offset || p->is_failed || p->is_closing) {
+                w->fire(w);
+                return;
+        }
+        waiter_link(&p->waiters, w);
+        w->is_linked = true;
+        w->is_firing = false;
+}
+
+void partition_unwait(struct partition *p, struct partition_waiter *w)
+{
+        if (!w->is_linked)
+                return;
+        waiter_unlink(w->is_firing ? &p->firing : &p->waiters, w);
+        w->is_linked = false;
+        w->is_firing = false;
+}
+
+/*
+ * Fires the waiters the high watermark has passed (every one when
+ * is_all). The ready ones move to a list of their own first, because a
+ * fire may unwait or re-arm others (a Fetch over several partitions of
+ * this home); one unwaited meanwhile is not fired.
+ */
+static void fire_waiters(struct partition *p, bool is_all)
+{
+        struct partition_waiter *w = p->waiters;
+        while (w) {
+                struct partition_waiter *next = w->next;
+                if (is_all || p->high_watermark > w->offset) {
+                        waiter_unlink(&p->waiters, w);
+                        waiter_link(&p->firing, w);
+                        w->is_firing = true;
+                }
+                w = next;
+        }
+        while ((w = p->firing)) {
+                waiter_unlink(&p->firing, w);
+                w->is_linked = false;
+                w->is_firing = false;
+                w->fire(w);
+        }
 }
 
 void partition_close(struct partition *p)
 {
         if (!p)
                 return;
-        assert(!p->is_syncing);
+        assert(!p->is_closing);
+        partition_enter(p);
+        p->is_closing = true;
         /* Whoever still waits is told the partition is going. */
-        while (p->waiters) {
-                struct partition_waiter *w = p->waiters;
-                partition_unwait(p, w);
-                w->fire(w);
-        }
-        for (uint32_t i = 0; i < p->seg_count; i++)
-                handle_put(p->segs[i]);
-        free(p->segs);
-        if (p->dir_fd >= 0)
-                close(p->dir_fd);
-        free(p);
+        fire_waiters(p, true);
+        partition_leave(p);
 }
 
 void partition_set_config(struct partition *p, const struct topic_config *config)
@@ -334,49 +607,10 @@ int64_t partition_log_end_offset(const struct partition *p) { return p->log_end_
 int64_t partition_high_watermark(const struct partition *p) { return p->high_watermark; }
 int64_t partition_recovery_point(const struct partition *p) { return p->synced_offset; }
 int32_t partition_leader_epoch(const struct partition *p) { return p->leader_epoch; }
-
-/* ---- waiters ---- */
-
-void partition_wait(struct partition *p, struct partition_waiter *w)
-{
-        assert(!w->is_linked);
-        if (p->high_watermark > w->offset || p->is_failed) {
-                w->fire(w);
-                return;
-        }
-        w->prev = NULL;
-        w->next = p->waiters;
-        if (p->waiters)
-                p->waiters->prev = w;
-        p->waiters = w;
-        w->is_linked = true;
-}
-
-void partition_unwait(struct partition *p, struct partition_waiter *w)
-{
-        if (!w->is_linked)
-                return;
-        if (w->prev)
-                w->prev->next = w->next;
-        else
-                p->waiters = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
-        w->is_linked = false;
-}
-
-static void fire_waiters(struct partition *p)
-{
-        struct partition_waiter *w = p->waiters;
-        while (w) {
-                struct partition_waiter *next = w->next;
-                if (p->high_watermark > w->offset) {
-                        partition_unwait(p, w);
-                        w->fire(w);
-                }
-                w = next;
-        }
-}
+int64_t partition_first_segment_offset(const struct partition *p) { return p->segs[0]->base_offset; }
+uint32_t partition_segment_count(const struct partition *p) { return p->seg_count; }
+bool partition_is_failed(const struct partition *p) { return p->is_failed; }
+bool partition_is_flushing(const struct partition *p) { return p->is_syncing; }
 
 /* ---- the append pipeline ---- */
 
@@ -402,8 +636,8 @@ static void mark_failed(struct partition *p, const char *what, int err)
         p->is_failed = true;
 }
 
-static void start_sync(struct partition *p);
-
+/* The last fdatasync of a sync has completed: advance the recovery point,
+ * complete the appends it covers, and start the next sync if one is due. */
 static void on_sync_done(void *arg, int result)
 {
         struct partition *p = arg;
@@ -412,11 +646,16 @@ static void on_sync_done(void *arg, int result)
                 p->sync_error = result;
         if (--p->sync_outstanding > 0)
                 return;
+        partition_enter(p);
         p->is_syncing = false;
+        for (uint32_t i = 0; i < p->sync_seg_count; i++)
+                handle_put(p->sync_segs[i]);
+        p->sync_seg_count = 0;
         if (p->sync_error < 0) {
                 mark_failed(p, "fdatasync", p->sync_error);
                 p->sync_error = 0;
         } else {
+                assert(p->sync_target >= p->synced_offset);
                 p->synced_offset = p->sync_target;
         }
         while (p->durable_head && (p->is_failed || p->durable_head->end_offset <= p->synced_offset)) {
@@ -424,29 +663,51 @@ static void on_sync_done(void *arg, int result)
                 p->durable_head = a->next;
                 if (!p->durable_head)
                         p->durable_tail = NULL;
-                if (p->is_failed && a->end_offset > p->synced_offset)
+                if (p->is_failed && a->end_offset > p->synced_offset) {
                         a->error_code = KAFKA_KAFKA_STORAGE_ERROR;
+                        snprintf(a->error_message, sizeof(a->error_message),
+                                 "The broker could not sync the log to disk; see its log.");
+                }
                 complete(a);
         }
-        if (p->durable_head)
-                start_sync(p);
+        if (p->durable_head || (p->is_flush_wanted && !p->is_closing && p->synced_offset < p->high_watermark))
+                start_sync(p, p->high_watermark);
+        p->is_flush_wanted = p->is_syncing && p->is_flush_wanted;
+        partition_leave(p);
 }
 
-/* One fdatasync per segment holding bytes past the synced offset. */
-static void start_sync(struct partition *p)
+/*
+ * Makes the log durable up to target_offset (at least): one fdatasync per
+ * segment holding bytes between the synced offset and the target, each
+ * segment referenced until the sync is done. A sync already in flight
+ * covers less than what is written now: another, to the high watermark,
+ * is started when it ends.
+ */
+static void start_sync(struct partition *p, int64_t target_offset)
 {
-        if (p->is_syncing || p->is_failed)
+        assert(p->call_depth > 0);
+        if (p->is_failed)
                 return;
+        if (p->is_syncing) {
+                p->is_flush_wanted = true;
+                return;
+        }
+        assert(p->sync_seg_count == 0);
         p->is_syncing = true;
-        p->sync_target = p->high_watermark;
+        p->is_flush_wanted = false;
+        assert(target_offset > p->synced_offset && target_offset <= p->high_watermark);
+        p->sync_target = target_offset;
         p->sync_outstanding = 1;        /* held until every sync is submitted */
-        p->unflushed_count = 0;
-        p->last_flush_ms = p->io.ops->now_ms(p->io.ctx);
-        struct segment_handle *first = find_segment(p, p->synced_offset);
-        for (uint32_t i = 0; i < p->seg_count; i++) {
+        if (target_offset == p->high_watermark) {
+                p->unflushed_count = 0;
+                p->last_flush_ms = p->io.ops->now_ms(p->io.ctx);
+        }
+        for (uint32_t i = find_segment_index(p, p->synced_offset);
+             i < p->seg_count && p->segs[i]->base_offset < target_offset; i++) {
                 struct segment_handle *h = p->segs[i];
-                if (h->base_offset < first->base_offset)
-                        continue;
+                assert(p->sync_seg_count < p->seg_cap);
+                handle_get(h);
+                p->sync_segs[p->sync_seg_count++] = h;
                 p->sync_outstanding++;
                 int rc = p->io.ops->datasync(p->io.ctx, h->fd, on_sync_done, p);
                 if (rc < 0)
@@ -456,7 +717,8 @@ static void start_sync(struct partition *p)
 }
 
 /* A new active segment when this batch would not fit, segment.ms passed,
- * or force (the segment's offsets or indexes are full). */
+ * or force (the segment's offsets or indexes are full). Returns 1 when it
+ * rolled, 0 when not, or -errno. */
 static int roll(struct partition *p, size_t len, int64_t now_ms, bool force)
 {
         struct segment_handle *h = active(p);
@@ -471,20 +733,23 @@ static int roll(struct partition *p, size_t len, int64_t now_ms, bool force)
         if (rc < 0)
                 return rc;
         struct segment_handle *n;
-        return add_segment(p, p->log_end_offset, true, now_ms, &n);
+        rc = add_segment(p, p->log_end_offset, true, now_ms, &n);
+        return rc < 0 ? rc : 1;
 }
 
 void partition_append(struct partition *p, struct partition_append *a)
 {
+        assert(!p->is_closing);
         a->partition = p;
         a->error_code = KAFKA_NONE;
         a->error_message[0] = '\0';
         a->error_record_index = -1;
         a->log_append_time_ms = -1;
         a->next = NULL;
+        partition_enter(p);
         if (p->is_failed) {
                 fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The partition's log dir had an I/O error.");
-                return;
+                goto out;
         }
         int64_t now_ms = p->io.ops->now_ms(p->io.ctx);
         bool is_log_append_time = p->config.message_timestamp_type == TOPIC_TIMESTAMP_LOG_APPEND_TIME;
@@ -502,11 +767,12 @@ void partition_append(struct partition *p, struct partition_append *a)
         if (record_batch_validate(a->batches, a->len, &policy, &check) != KAFKA_NONE) {
                 a->error_record_index = check.record_index;
                 fail_append(a, check.error_code, check.reason);
-                return;
+                goto out;
         }
         int rc = roll(p, a->len, now_ms, false);
         if (rc < 0)
                 goto storage_error;
+        bool is_rolled = rc > 0;
         int64_t count = (int64_t)check.header.last_offset_delta + 1;
         int64_t max_ts = is_log_append_time ? now_ms : check.max_timestamp_ms;
         record_batch_assign(a->batches, a->len, p->log_end_offset, p->leader_epoch, is_log_append_time, max_ts);
@@ -515,12 +781,14 @@ void partition_append(struct partition *p, struct partition_append *a)
         if (rc == -ERANGE || rc == -ENOSPC || rc == -EFBIG) {
                 /* The segment cannot take it (offsets or an index full): roll. */
                 rc = roll(p, a->len, now_ms, true);
-                if (rc == 0)
+                is_rolled |= rc > 0;
+                if (rc >= 0)
                         rc = segment_append(&active(p)->seg, a->batches, a->len, &position);
         }
         if (rc < 0)
                 goto storage_error;
         struct segment_handle *h = active(p);
+        int64_t roll_offset = h->base_offset;
         a->base_offset = p->log_end_offset;
         a->end_offset = p->log_end_offset + count;
         if (is_log_append_time)
@@ -529,23 +797,31 @@ void partition_append(struct partition *p, struct partition_append *a)
         p->log_end_offset = a->end_offset;
         p->high_watermark = a->end_offset;
         p->unflushed_count += count;
-        fire_waiters(p);
+        partition_check(p);
+        fire_waiters(p, false);
         if (a->is_durable && p->is_durable_acks) {
                 if (p->durable_tail)
                         p->durable_tail->next = a;
                 else
                         p->durable_head = a;
                 p->durable_tail = a;
-                start_sync(p);
+                start_sync(p, p->high_watermark);
         } else {
+                /* Kafka flushes a rolled segment right away, in the
+                 * background, so that recovery has the active segment only
+                 * to scan. */
                 if (p->unflushed_count >= p->config.flush_messages)
-                        start_sync(p);
+                        start_sync(p, p->high_watermark);
+                else if (is_rolled && roll_offset > p->synced_offset)
+                        start_sync(p, roll_offset);
                 complete(a);
         }
-        return;
+        goto out;
 storage_error:
         mark_failed(p, "appending to the log", rc);
         fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker could not write to the log; see its log.");
+out:
+        partition_leave(p);
 }
 
 /* ---- reads ---- */
@@ -639,77 +915,168 @@ void partition_max_timestamp(struct partition *p, int64_t *offset_out, int64_t *
 
 /* ---- maintenance ---- */
 
-static void drop_first_segments(struct partition *p, uint32_t n)
+/* Kafka's LogSegment.largestTimestamp: the largest record timestamp, or
+ * the .log's last modification when no batch had one. */
+static int64_t segment_largest_timestamp_ms(const struct segment_handle *h)
 {
+        struct stat st;
+
+        if (h->seg.max_timestamp_ms >= 0)
+                return h->seg.max_timestamp_ms;
+        if (fstat(h->fd, &st) < 0)
+                return h->created_ms;
+        return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+/* Kafka's deletableSegments guard for segment i: it must end at or below
+ * the high watermark, and an empty active segment never goes. */
+static bool is_segment_deletable(const struct partition *p, uint32_t i)
+{
+        bool is_last = i + 1 == p->seg_count;
+        int64_t upper = is_last ? p->log_end_offset : p->segs[i + 1]->base_offset;
+        return p->high_watermark >= upper && !(is_last && p->segs[i]->written_bytes == 0);
+}
+
+/* Deletes the n oldest segments, rolling first when that is all of them,
+ * and moves the log start offset to the first one left. Returns n or -errno. */
+static int delete_oldest_segments(struct partition *p, uint32_t n, const char *why, int64_t now_ms)
+{
+        if (n == 0)
+                return 0;
+        assert(n <= p->seg_count);
+        if (n == p->seg_count) {
+                int rc = roll(p, 0, now_ms, true);
+                if (rc < 0) {
+                        mark_failed(p, "rolling the log for retention", rc);
+                        return rc;
+                }
+                /* No sync of what is about to be deleted. */
+                assert(rc == 1 && p->seg_count == n + 1);
+        }
         for (uint32_t i = 0; i < n; i++) {
                 struct segment_handle *h = p->segs[i];
-                h->is_deleted = true;
-                h->dir_fd = dup(p->dir_fd);     /* the files go with the last reference */
-                log_info("%s: deleting segment %020lld (retention)", p->name, (long long)h->base_offset);
-                handle_put(h);
+                log_info("%s: deleting segment %020lld (%s)", p->name, (long long)h->base_offset, why);
+                handle_delete(p, h);
         }
         memmove(p->segs, p->segs + n, (p->seg_count - n) * sizeof(p->segs[0]));
         p->seg_count -= n;
-        if (p->log_start_offset < p->segs[0]->base_offset)
+        if (p->log_start_offset < p->segs[0]->base_offset) {
                 p->log_start_offset = p->segs[0]->base_offset;
+                on_log_start_moved(p);
+        }
+        partition_check(p);
+        return (int)n;
+}
+
+/* Segments wholly below the log start offset (DeleteRecords moved it). */
+static int delete_below_log_start(struct partition *p, int64_t now_ms)
+{
+        uint32_t n = 0;
+        while (n + 1 < p->seg_count && is_segment_deletable(p, n) && p->segs[n + 1]->base_offset <= p->log_start_offset)
+                n++;
+        return delete_oldest_segments(p, n, "below the log start offset", now_ms);
+}
+
+static int delete_over_retention_bytes(struct partition *p, int64_t now_ms)
+{
+        int64_t total = 0;
+        uint32_t n = 0;
+
+        if (p->config.retention_bytes < 0)
+                return 0;
+        for (uint32_t i = 0; i < p->seg_count; i++)
+                total += (int64_t)p->segs[i]->written_bytes;
+        if (total < p->config.retention_bytes)
+                return 0;
+        int64_t over = total - p->config.retention_bytes;
+        while (n < p->seg_count && is_segment_deletable(p, n) && over - (int64_t)p->segs[n]->written_bytes >= 0) {
+                over -= (int64_t)p->segs[n]->written_bytes;
+                n++;
+        }
+        return delete_oldest_segments(p, n, "retention.bytes", now_ms);
+}
+
+static int delete_past_retention_ms(struct partition *p, int64_t now_ms)
+{
+        uint32_t n = 0;
+
+        if (p->config.retention_ms < 0)
+                return 0;
+        while (n < p->seg_count && is_segment_deletable(p, n) &&
+               now_ms - segment_largest_timestamp_ms(p->segs[n]) > p->config.retention_ms)
+                n++;
+        return delete_oldest_segments(p, n, "retention.ms", now_ms);
 }
 
 int partition_enforce_retention(struct partition *p, int64_t now_ms)
 {
-        if (!p->config.is_cleanup_delete || p->seg_count < 2)
+        int total = 0, rc;
+
+        assert(!p->is_closing);
+        if (p->is_failed)
                 return 0;
-        uint32_t n = 0;
-        /* By time: every segment whose newest record is older than retention.ms. */
-        if (p->config.retention_ms >= 0) {
-                while (n + 1 < p->seg_count) {
-                        int64_t ts = p->segs[n]->seg.max_timestamp_ms;
-                        int64_t newest = ts >= 0 ? ts : p->segs[n]->created_ms;
-                        if (now_ms - newest <= p->config.retention_ms)
-                                break;
-                        n++;
-                }
+        partition_enter(p);
+        rc = delete_below_log_start(p, now_ms);
+        if (rc > 0)
+                total += rc;
+        if (rc >= 0 && p->config.is_cleanup_delete) {
+                rc = delete_over_retention_bytes(p, now_ms);
+                if (rc > 0)
+                        total += rc;
         }
-        /* By size: oldest segments while the log is larger than retention.bytes. */
-        if (p->config.retention_bytes >= 0) {
-                uint64_t total = 0;
-                for (uint32_t i = 0; i < p->seg_count; i++)
-                        total += p->segs[i]->written_bytes;
-                for (uint32_t i = 0; i < n; i++)
-                        total -= p->segs[i]->written_bytes;
-                while (n + 1 < p->seg_count && total - p->segs[n]->written_bytes >= (uint64_t)p->config.retention_bytes) {
-                        total -= p->segs[n]->written_bytes;
-                        n++;
-                }
+        if (rc >= 0 && p->config.is_cleanup_delete) {
+                rc = delete_past_retention_ms(p, now_ms);
+                if (rc > 0)
+                        total += rc;
         }
-        /* Never past the high watermark, never the active segment. */
-        while (n > 0 && p->segs[n]->base_offset > p->high_watermark)
-                n--;
-        if (n > 0)
-                drop_first_segments(p, n);
-        return (int)n;
+        partition_leave(p);
+        return total;
 }
 
 int partition_delete_records(struct partition *p, int64_t offset, int64_t *low_watermark_out)
 {
+        int16_t code = KAFKA_NONE;
+
+        assert(!p->is_closing);
+        partition_enter(p);
         if (offset == -1)
                 offset = p->high_watermark;
-        if (offset < 0 || offset > p->high_watermark) {
-                *low_watermark_out = p->log_start_offset;
-                return KAFKA_OFFSET_OUT_OF_RANGE;
-        }
-        if (offset > p->log_start_offset)
+        if (p->is_failed)
+                code = KAFKA_KAFKA_STORAGE_ERROR;
+        else if (!p->config.is_cleanup_delete)
+                code = KAFKA_POLICY_VIOLATION;  /* Kafka: "can not be deleted due to the configured policy" */
+        else if (offset < 0 || offset > p->high_watermark)
+                code = KAFKA_OFFSET_OUT_OF_RANGE;
+        if (code == KAFKA_NONE && offset > p->log_start_offset) {
                 p->log_start_offset = offset;
-        uint32_t n = 0;
-        while (n + 1 < p->seg_count && p->segs[n + 1]->base_offset <= p->log_start_offset)
-                n++;
-        if (n > 0)
-                drop_first_segments(p, n);
+                on_log_start_moved(p);
+                /* Kafka leaves the segments to the next retention check;
+                 * they go now, readers in flight keeping theirs. */
+                if (delete_below_log_start(p, p->io.ops->now_ms(p->io.ctx)) < 0)
+                        code = KAFKA_KAFKA_STORAGE_ERROR;
+        }
         *low_watermark_out = p->log_start_offset;
-        return KAFKA_NONE;
+        partition_check(p);
+        partition_leave(p);
+        return code;
 }
 
 void partition_maybe_flush(struct partition *p, int64_t now_ms)
 {
-        if (p->high_watermark > p->synced_offset && now_ms - p->last_flush_ms >= p->config.flush_ms)
-                start_sync(p);
+        if (p->is_failed || p->high_watermark == p->synced_offset || p->is_syncing)
+                return;
+        if (now_ms - p->last_flush_ms < p->config.flush_ms)
+                return;
+        partition_enter(p);
+        start_sync(p, p->high_watermark);
+        partition_leave(p);
+}
+
+void partition_flush(struct partition *p)
+{
+        if (p->is_failed || p->high_watermark == p->synced_offset)
+                return;
+        partition_enter(p);
+        start_sync(p, p->high_watermark);
+        partition_leave(p);
 }

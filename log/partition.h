@@ -1,6 +1,6 @@
 /*
  * partition.h - one partition's log: its segments, offsets, appends,
- * reads, durability and the waiters on new data.
+ * reads, durability, maintenance and the waiters on new data.
  *
  * Ownership: a partition belongs to one thread, its home (in the broker, one
  * reactor chosen by hashing the topic and partition). Every function here
@@ -16,14 +16,23 @@
  *
  * Offsets, for one node:
  *   log_start_offset <= high_watermark == log_end_offset
+ *   recovery_point <= log_end_offset
  * log_end_offset is the next offset to assign; what is below the high
- * watermark is what Fetch may return. The recovery point (synced offset)
- * is the end of the prefix known durable.
+ * watermark is what Fetch may return. The recovery point is the end of the
+ * prefix known durable (fdatasync'ed): what recovery-point-offset-checkpoint
+ * records, and where a recovery after an unclean stop starts scanning.
  *
  * Durability: an append with is_durable set (acks=all) completes only once
  * an fdatasync covering it has completed, unless the broker runs in Kafka's
  * page-cache mode. fdatasyncs are group commits: while one runs, later
- * durable appends wait for the next, which covers all of them.
+ * durable appends wait for the next, which covers all of them. A roll
+ * starts a sync of everything written, as Kafka flushes a segment once it
+ * is rolled, so that recovery rarely has more than the active segment to
+ * scan.
+ *
+ * Callbacks (append done, waiter fire) may re-enter the partition, and may
+ * even close it: a close from inside a callback, or while an fdatasync is
+ * in flight, takes effect when the last of them has returned.
  */
 #ifndef RUNNEL_PARTITION_H
 #define RUNNEL_PARTITION_H
@@ -60,17 +69,35 @@ struct partition_options {
         const char *dir_name;           /* "<topic>-<partition>" */
         struct topic_config config;     /* effective config of the topic */
         bool is_durable_acks;           /* acks=all waits for fdatasync (runnel's default) */
-        bool is_clean_shutdown;         /* the log dir was closed cleanly: no recovery scan */
+        bool is_clean_shutdown;         /* the log dir has a clean-shutdown marker: no recovery scan */
         int64_t recovery_point;         /* from recovery-point-offset-checkpoint, 0 if none */
         int64_t log_start_offset;       /* from log-start-offset-checkpoint, 0 if none */
 };
 
-/* Opens (creating if needed) a partition and recovers its log when the
- * shutdown was not clean. Returns 0 or -errno with one line in err. */
+/*
+ * Opens (creating if needed) a partition, as Kafka's LogLoader does:
+ *   - after a clean shutdown nothing is scanned (a segment whose tail is
+ *     found torn anyway is recovered);
+ *   - otherwise every segment holding offsets at or past the recovery point
+ *     is checked batch by batch and cut at the first invalid batch, and the
+ *     segments after a cut one are deleted; the recovery point stays at
+ *     min(recovery_point, log end) and a sync of the rest is started;
+ *   - the log start offset is max(log_start_offset, first segment's base);
+ *     a log ending below log_start_offset is emptied and restarts there;
+ *   - a missing leader-epoch-checkpoint is written ("0 <log start>").
+ * Returns 0 or -errno with one line in err.
+ */
 int partition_open(const struct partition_options *o, const struct log_io *io, struct partition **out,
                    char *err, size_t err_bytes);
 
-/* Flushes and closes. Appends still waiting for I/O must have completed. */
+/*
+ * Closes: waiters fire, segments are sealed (indexes cut to size) and
+ * closed once no read holds them. Nothing is synced here: call
+ * partition_flush and wait for !partition_is_flushing first when the
+ * recovery point must reach the log end (clean shutdown). A sync in flight
+ * completes first, durable appends waiting for it included; the memory goes
+ * when it has.
+ */
 void partition_close(struct partition *p);
 
 /* Takes a new effective config (AlterConfigs); applies to later appends. */
@@ -83,6 +110,14 @@ int64_t partition_log_end_offset(const struct partition *p);
 int64_t partition_high_watermark(const struct partition *p);
 int64_t partition_recovery_point(const struct partition *p);
 int32_t partition_leader_epoch(const struct partition *p);
+
+/* The base offset of the oldest segment: Kafka checkpoints the log start
+ * offset only when it is above this. */
+int64_t partition_first_segment_offset(const struct partition *p);
+uint32_t partition_segment_count(const struct partition *p);
+
+/* A write or sync failed: appends answer KAFKA_STORAGE_ERROR until restart. */
+bool partition_is_failed(const struct partition *p);
 
 /* ---- appending ---- */
 
@@ -161,7 +196,8 @@ void partition_read_release(struct partition_read *r);
 struct partition_waiter;
 typedef void (*partition_waiter_fn)(struct partition_waiter *w);
 
-/* Called once when the high watermark passes offset (or the partition closes). */
+/* Called once when the high watermark passes offset (or the partition
+ * closes, or has failed). */
 struct partition_waiter {
         int64_t offset;
         partition_waiter_fn fire;
@@ -169,6 +205,7 @@ struct partition_waiter {
         /* private */
         struct partition_waiter *prev, *next;
         bool is_linked;
+        bool is_firing;                 /* on the list of waiters about to fire */
 };
 
 void partition_wait(struct partition *p, struct partition_waiter *w);
@@ -187,14 +224,40 @@ void partition_max_timestamp(struct partition *p, int64_t *offset_out, int64_t *
 
 /* ---- maintenance, on the home thread ---- */
 
-/* Deletes whole segments past retention.ms / retention.bytes, never the
- * active one. Returns the number deleted. */
+/*
+ * Kafka's deleteOldSegments, in its order: segments wholly below the log
+ * start offset; then, when cleanup.policy has delete, the oldest while the
+ * log is over retention.bytes by at least their size; then the oldest whose
+ * largest timestamp (the .log's mtime when it has none) is more than
+ * retention.ms before now_ms. Only a prefix of segments goes, never one
+ * reaching past the high watermark, never an empty active segment; when
+ * every segment goes, a new active segment is rolled first, as Kafka does,
+ * so the segment taking appends is never the one deleted. The log start
+ * offset moves to the first remaining segment. A Fetch holding a deleted
+ * segment keeps reading it; its files go with the last reference.
+ * Returns the number of segments deleted.
+ */
 int partition_enforce_retention(struct partition *p, int64_t now_ms);
 
-/* DeleteRecords: moves the log start offset. Returns a Kafka error code. */
+/*
+ * DeleteRecords: moves the log start offset to offset (-1: the high
+ * watermark) and deletes the segments wholly below it. Returns a Kafka
+ * error: NONE, OFFSET_OUT_OF_RANGE (offset < 0 or past the high
+ * watermark), POLICY_VIOLATION (cleanup.policy without delete),
+ * KAFKA_STORAGE_ERROR (failed partition). *low_watermark_out gets the log
+ * start offset either way. A lower offset than the current start is no error.
+ */
 int partition_delete_records(struct partition *p, int64_t offset, int64_t *low_watermark_out);
 
 /* Starts an fdatasync of everything written if flush.messages/flush.ms is due. */
 void partition_maybe_flush(struct partition *p, int64_t now_ms);
+
+/* Starts an fdatasync of everything written and not yet synced, now or
+ * right after the one in flight. */
+void partition_flush(struct partition *p);
+
+/* An fdatasync is in flight (and appends may be waiting for it). Once this
+ * is false after partition_flush, the recovery point is the log end. */
+bool partition_is_flushing(const struct partition *p);
 
 #endif

@@ -104,12 +104,14 @@ static bool bc_is_timestamp_in_range(int64_t ts_ms, const struct record_batch_po
         return behind_ms <= policy->timestamp_before_max_ms && ahead_ms <= policy->timestamp_after_max_ms;
 }
 
-/* LogValidator.validateTimestamp for one record. */
+/* LogValidator.validateTimestamp for one record: the clock bounds (when
+ * the policy asks for them), and no LogAppendTime bit from a producer
+ * whatever the policy's clock checks (record_batch.h). */
 static int16_t bc_check_timestamp(const struct record_view *rec, int32_t idx, const struct record_batch_policy *policy,
                                   struct record_batch_check *out)
 {
         if (!policy->is_log_append_time && rec->timestamp_ms != RECORD_BATCH_NO_TIMESTAMP) {
-                if (!bc_is_timestamp_in_range(rec->timestamp_ms, policy))
+                if (policy->is_timestamp_checked && !bc_is_timestamp_in_range(rec->timestamp_ms, policy))
                         return bc_fail(out, KAFKA_INVALID_TIMESTAMP, idx,
                                        "timestamp %lld of record %d is out of range [now-%lld, now+%lld]",
                                        (long long)rec->timestamp_ms, idx,
@@ -155,7 +157,7 @@ static int16_t bc_check_records(const uint8_t *records, size_t records_bytes, co
                 if (policy != NULL && policy->is_compacted && rec.key.len < 0)
                         return bc_fail(out, KAFKA_INVALID_RECORD, idx,
                                        "compacted topic cannot accept record %d without a key", idx);
-                if (policy != NULL && policy->is_timestamp_checked) {
+                if (policy != NULL) {
                         int16_t err = bc_check_timestamp(&rec, idx, policy, out);
 
                         if (err != KAFKA_NONE)

@@ -268,6 +268,10 @@ bool record_iter_next(struct record_iter *it, struct record_view *out)
 
         if (it->error_code != KAFKA_NONE || it->r.err)
                 return false;
+        /* Not "the end after 0 records": the batch cannot have a count
+         * below zero (found by fuzz/record_batch.c). */
+        if (it->header.record_count < 0)
+                return record_iter_fail(it, "negative recordCount %d", it->header.record_count);
         if (idx >= it->header.record_count) {
                 if (kr_remaining(&it->r) != 0)
                         return record_iter_fail(it, "%zu bytes follow the last of %d records; "

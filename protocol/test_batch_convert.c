@@ -1019,6 +1019,45 @@ Test(batch_convert, timestamps_inside_compressed_records_checked)
         }
 }
 
+/*
+ * Found by fuzz/compressed_batch.c: on a LogAppendTime topic a producer's
+ * LogAppendTime bit is refused in every record whether or not the policy
+ * checks timestamps against the clock, as record_batch_validate refuses it
+ * in an uncompressed batch (Kafka's validateTimestamp runs for every record
+ * of both). On a CreateTime topic Kafka lets a record with a timestamp
+ * through, and so does runnel.
+ */
+Test(batch_convert, log_append_time_bit_refused_without_clock_checks)
+{
+        struct record_spec recs[RECORD_COUNT];
+
+        fill_records(recs);
+        for (int codec = 0; codec < CODEC_COUNT; codec++) {
+                size_t plain_len, len;
+                uint8_t *plain = encode_plain(recs, RECORD_COUNT, &plain_len);
+                struct record_batch_header h;
+
+                cr_assert_eq(record_batch_frame(plain, plain_len, &h), RECORD_BATCH_FRAME_OK);
+                h.attributes |= RECORD_BATCH_ATTR_LOG_APPEND_TIME;
+                uint8_t *b = wrap_records(&h, plain + HDR, plain_len - HDR, codec, &len);
+                struct record_batch_policy p = client_policy();
+                struct record_batch_check c;
+                struct arena a;
+
+                arena_init(&a, TEST_ARENA_BYTES);
+                p.is_timestamp_checked = false;
+                p.is_log_append_time = true;
+                expect_error(record_batch_validate_compressed_records(b, len, &p, TEST_RECORDS_MAX, &a, &c), c,
+                             KAFKA_INVALID_TIMESTAMP, 0);
+                p.is_log_append_time = false;
+                cr_assert_eq(record_batch_validate_compressed_records(b, len, &p, TEST_RECORDS_MAX, &a, &c),
+                             KAFKA_NONE, "%s", c.reason);
+                arena_free(&a);
+                free(b);
+                free(plain);
+        }
+}
+
 /* ---- bounds ---- */
 
 /* One record whose value is value_bytes of zeros: kilobytes compressed. */

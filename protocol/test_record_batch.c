@@ -814,6 +814,24 @@ Test(record_batch, iterator_stops_on_bad_framing)
         cr_assert_eq(record_batch_parse_header(buf + a, 11, &h), RECORD_BATCH_FRAME_PARTIAL);
 }
 
+/* Found by fuzz/record_batch.c: a batch with no record bytes and a negative
+ * recordCount ended the walk as if it had been complete. */
+Test(record_batch, record_iterator_refuses_negative_count, .init = test_load_plain)
+{
+        uint8_t b[RECORD_BATCH_HEADER_BYTES];
+        struct record_iter it;
+        struct record_view r;
+
+        memcpy(b, plain, sizeof(b));
+        test_put_be32(b + RECORD_BATCH_OFFSET_LENGTH, RECORD_BATCH_LENGTH_MIN);
+        test_put_be32(b + RECORD_BATCH_OFFSET_RECORD_COUNT, (uint32_t)-1);
+        test_fix_crc(b, sizeof(b));
+        cr_assert_eq(record_iter_init(&it, b, sizeof(b)), KAFKA_NONE);
+        cr_assert(!record_iter_next(&it, &r));
+        cr_assert_eq(it.error_code, KAFKA_INVALID_RECORD, "%s", it.reason);
+        cr_assert_neq(it.reason[0], '\0');
+}
+
 /* ---- encoder round trip ---- */
 
 static uint64_t test_rng = 88172645463325252ull;

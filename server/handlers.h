@@ -25,5 +25,17 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
 void handle_fetch(struct broker *b, struct request *req, struct kreader *body);
 void handle_list_offsets(struct broker *b, struct request *req, struct kreader *body);
 void handle_offset_for_leader_epoch(struct broker *b, struct request *req, struct kreader *body);
+void handle_find_coordinator(struct broker *b, struct request *req, struct kreader *body);
+void handle_join_group(struct broker *b, struct request *req, struct kreader *body);
+void handle_sync_group(struct broker *b, struct request *req, struct kreader *body);
+void handle_heartbeat(struct broker *b, struct request *req, struct kreader *body);
+void handle_leave_group(struct broker *b, struct request *req, struct kreader *body);
+void handle_describe_groups(struct broker *b, struct request *req, struct kreader *body);
+void handle_list_groups(struct broker *b, struct request *req, struct kreader *body);
+void handle_delete_groups(struct broker *b, struct request *req, struct kreader *body);
+void handle_delete_records(struct broker *b, struct request *req, struct kreader *body);
+void handle_offset_commit(struct broker *b, struct request *req, struct kreader *body);
+void handle_offset_fetch(struct broker *b, struct request *req, struct kreader *body);
+void handle_offset_delete(struct broker *b, struct request *req, struct kreader *body);
 
 #endif

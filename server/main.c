@@ -6,8 +6,12 @@
  *   build/runnel [server.properties] [--override key=value]...
  *
  * Start-up order is the dependency order (config -> log dirs -> catalog ->
- * server) and shutdown is its reverse; a failure at any step prints one line
- * saying what to do and exits non-zero.
+ * partition homes -> checkpointer, which reads the checkpoints and takes the
+ * clean-shutdown markers -> server, whose reactors open the partitions ->
+ * checkpoint writer thread) and shutdown is its reverse: the reactors flush
+ * and close their partitions as they stop (partition_home.h), then the
+ * final checkpoints and the markers are written (checkpointer.h). A failure
+ * at any step prints one line saying what to do and exits non-zero.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +25,7 @@
 #include "../log/catalog.h"
 #include "../log/logdir.h"
 #include "broker.h"
+#include "checkpointer.h"
 #include "config.h"
 #include "dispatch.h"
 #include "partition_home.h"
@@ -58,6 +63,7 @@ int main(int argc, char **argv)
         static struct broker_config cfg;
         static struct logdirs dirs;
         struct catalog *catalog = NULL;
+        struct checkpointer *checkpointer = NULL;
         struct server *srv = NULL;
         char err[512];
         char hostname[256];
@@ -105,6 +111,13 @@ int main(int argc, char **argv)
                 log_error("out of memory setting up partition homes");
                 goto out_catalog;
         }
+        /* Before any partition opens: reads the checkpoints and takes the
+         * clean-shutdown markers. */
+        if (checkpointer_create(&cfg, &dirs, catalog, broker.homes, &checkpointer, err, sizeof(err)) < 0) {
+                log_error("%s", err);
+                goto out_homes;
+        }
+        partition_homes_set_checkpointer(broker.homes, checkpointer);
 
         struct server_options o;
         server_options_init(&o);
@@ -123,7 +136,7 @@ int main(int argc, char **argv)
                 o.listen_backlog = (uint32_t)cfg.socket_listen_backlog_size;
         if (install_signals() < 0) {
                 log_error("cannot install signal handlers: %s", strerror(errno));
-                goto out_catalog;
+                goto out_homes;
         }
         /* Hold SIGTERM/SIGINT until the server can take them: the reactor
          * threads inherit the mask, and one arriving meanwhile is delivered
@@ -135,9 +148,13 @@ int main(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
         if (server_start(&o, &srv) < 0) {
                 pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-                goto out_homes;
+                goto out_finish;        /* the reactors that started have closed their partitions */
         }
         running_server = srv;
+        int rc = checkpointer_start(checkpointer);
+        if (rc < 0)
+                log_error("cannot start the checkpoint writer thread (%s); checkpoints are written at shutdown only",
+                          strerror(-rc));
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         broker.advertised_port = adv->port ? adv->port : server_port(srv);
         log_info("runnel started: node %d of cluster %s, listening on %s:%u, advertising %s:%d, "
@@ -146,14 +163,21 @@ int main(int argc, char **argv)
                  broker.advertised_host, broker.advertised_port, server_reactor_count(srv), dirs.count);
 
         server_wait(srv);
-        log_info("runnel stopped");
         running_server = NULL;
-        server_destroy(srv);
         exit_code = 0;
+out_finish:
+        /* Every reactor has flushed and closed its partitions: the final
+         * checkpoints, then the clean-shutdown markers. The writer thread
+         * stops first, while the reactors it posts to still exist. */
+        checkpointer_finish(checkpointer);
+        server_destroy(srv);
+        if (exit_code == 0)
+                log_info("runnel stopped");
 out_homes:
         /* The catalog's release hook still needs the homes while it closes. */
         catalog_close(catalog);
         catalog = NULL;
+        checkpointer_destroy(checkpointer);
         partition_homes_destroy(broker.homes);
 out_catalog:
         if (catalog)

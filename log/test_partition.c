@@ -1,0 +1,908 @@
+/*
+ * test_partition.c - one partition's log driven directly, with a fake
+ * log_io: fdatasync is the real syscall, counted, and its completion is
+ * handed back either at once or when the test says (so a sync can be "in
+ * flight" while more appends arrive); the clock is the test's.
+ *
+ * Covers: append and read round trip, rolling on segment.bytes, retention
+ * by time and by size as Kafka's deleteOldSegments decides it, reads that
+ * outlive the segment retention deleted, DeleteRecords, reopening after a
+ * clean close (nothing scanned) and after a torn or corrupt tail (cut, and
+ * the segments after it deleted), the recovery point, durable appends and
+ * their group commit, sync failure, and closing with work in flight.
+ *
+ * Every test works in its own mkdtemp directory under /tmp, removed after.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log/checkpoint.h"
+#include "log/partition.h"
+#include "log/segment.h"
+#include "protocol/gen/errors.h"
+#include "protocol/record_batch.h"
+
+#define TEST_DIR "t-0"
+#define TEST_NOW_MS 1700000000000LL
+#define TEST_APPENDS_MAX 512
+#define TEST_PENDING_MAX 64
+
+static char tmp_root[64];
+static int root_fd = -1;
+static char err_line[512];
+
+/* ---- the fake log_io ---- */
+
+struct fake_completion {
+        log_io_done_fn done;
+        void *arg;
+        int result;
+};
+
+static struct {
+        int64_t now_ms;
+        bool is_deferred;               /* completions wait for fake_complete() */
+        int fail_result;                /* what datasync reports, 0 for the real result */
+        int datasync_count;
+        struct fake_completion pending[TEST_PENDING_MAX];
+        int pending_count;
+} fake;
+
+static int fake_datasync(void *ctx, int fd, log_io_done_fn done, void *arg)
+{
+        (void)ctx;
+        int result = fdatasync(fd) < 0 ? -errno : 0;
+        fake.datasync_count++;
+        if (fake.fail_result)
+                result = fake.fail_result;
+        if (!fake.is_deferred) {
+                done(arg, result);
+                return 0;
+        }
+        cr_assert_lt(fake.pending_count, TEST_PENDING_MAX);
+        fake.pending[fake.pending_count++] = (struct fake_completion){ done, arg, result };
+        return 0;
+}
+
+static int64_t fake_now_ms(void *ctx)
+{
+        (void)ctx;
+        return fake.now_ms;
+}
+
+static const struct log_io_ops fake_ops = { .datasync = fake_datasync, .now_ms = fake_now_ms };
+static const struct log_io fake_io = { &fake_ops, NULL };
+
+/* Completes the syncs in flight now (not those they start); returns how many. */
+static int fake_complete(void)
+{
+        struct fake_completion batch[TEST_PENDING_MAX];
+        int n = fake.pending_count;
+
+        memcpy(batch, fake.pending, (size_t)n * sizeof(batch[0]));
+        fake.pending_count = 0;
+        for (int i = 0; i < n; i++)
+                batch[i].done(batch[i].arg, batch[i].result);
+        return n;
+}
+
+/* ---- appends ---- */
+
+struct test_append {
+        struct partition_append a;
+        int done_count;
+        uint8_t batch[];
+};
+
+static struct test_append *appends[TEST_APPENDS_MAX];
+static int append_count;
+static struct partition *close_in_done;         /* closed by the next append's done */
+
+static void test_append_done(struct partition_append *a)
+{
+        struct test_append *t = a->ctx;
+        t->done_count++;
+        if (close_in_done) {
+                struct partition *p = close_in_done;
+                close_in_done = NULL;
+                partition_close(p);
+        }
+}
+
+/* A batch of count records of vlen bytes, timestamps ts, appended. */
+static struct test_append *test_append(struct partition *p, uint32_t count, uint32_t vlen, int64_t ts,
+                                       bool is_durable)
+{
+        static uint8_t value[4096];
+        struct record_spec rs[16];
+        struct record_batch_spec spec;
+
+        cr_assert_leq(count, 16);
+        cr_assert_leq(vlen, sizeof(value));
+        cr_assert_lt(append_count, TEST_APPENDS_MAX);
+        memset(value, 'v', vlen);
+        for (uint32_t i = 0; i < count; i++)
+                rs[i] = (struct record_spec){ { (const uint8_t *)"k", 1 }, { value, (int32_t)vlen }, ts, NULL, 0 };
+        record_batch_spec_init(&spec, rs, count);
+        size_t len = record_batch_encoded_size(&spec);
+        struct test_append *t = calloc(1, sizeof(*t) + len);
+        cr_assert_not_null(t);
+        cr_assert_eq(record_batch_encode(&spec, t->batch, len), len);
+        t->a.batches = t->batch;
+        t->a.len = len;
+        t->a.is_durable = is_durable;
+        t->a.done = test_append_done;
+        t->a.ctx = t;
+        appends[append_count++] = t;
+        partition_append(p, &t->a);
+        return t;
+}
+
+/* An acks=1 append that must succeed at once; returns its base offset. */
+static int64_t test_append_ok(struct partition *p, uint32_t count, uint32_t vlen, int64_t ts)
+{
+        struct test_append *t = test_append(p, count, vlen, ts, false);
+        cr_assert_eq(t->done_count, 1);
+        cr_assert_eq(t->a.error_code, KAFKA_NONE, "append: error %d %s", t->a.error_code, t->a.error_message);
+        return t->a.base_offset;
+}
+
+/* ---- fixture ---- */
+
+static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        return remove(path);
+}
+
+static void test_setup(void)
+{
+        strcpy(tmp_root, "/tmp/runnel-partition-XXXXXX");
+        cr_assert_not_null(mkdtemp(tmp_root));
+        root_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(root_fd, 0);
+        memset(&fake, 0, sizeof(fake));
+        fake.now_ms = TEST_NOW_MS;
+        append_count = 0;
+        close_in_done = NULL;
+        err_line[0] = '\0';
+}
+
+static void test_teardown(void)
+{
+        for (int i = 0; i < append_count; i++)
+                free(appends[i]);
+        append_count = 0;
+        if (root_fd >= 0)
+                close(root_fd);
+        root_fd = -1;
+        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(partition, .init = test_setup, .fini = test_teardown);
+
+static struct partition_options test_options(void)
+{
+        struct partition_options o;
+
+        memset(&o, 0, sizeof(o));
+        o.dir_fd = root_fd;
+        o.dir_name = TEST_DIR;
+        topic_config_init_defaults(&o.config);
+        o.is_durable_acks = true;
+        return o;
+}
+
+static struct partition *test_open(const struct partition_options *o)
+{
+        struct partition *p = NULL;
+        int rc = partition_open(o, &fake_io, &p, err_line, sizeof(err_line));
+
+        cr_assert_eq(rc, 0, "partition_open: %s", err_line);
+        cr_assert_not_null(p);
+        return p;
+}
+
+/* "t-0/<20-digit base><suffix>" */
+static const char *test_seg_path(int64_t base, const char *suffix)
+{
+        static char bufs[4][64];
+        static int next;
+        char name[SEGMENT_FILE_NAME_BYTES];
+        char *b = bufs[next++ % 4];
+
+        segment_file_name(name, base, suffix);
+        snprintf(b, sizeof(bufs[0]), TEST_DIR "/%s", name);
+        return b;
+}
+
+static bool test_exists(const char *rel)
+{
+        return faccessat(root_fd, rel, F_OK, 0) == 0;
+}
+
+static off_t test_size(const char *rel)
+{
+        struct stat st;
+
+        cr_assert_eq(fstatat(root_fd, rel, &st, 0), 0, "%s: %s", rel, strerror(errno));
+        return st.st_size;
+}
+
+/* Flips one byte of rel at position from its end. */
+static void test_flip_byte(const char *rel, off_t from_end)
+{
+        int fd = openat(root_fd, rel, O_RDWR);
+        off_t at = test_size(rel) - from_end;
+        uint8_t b;
+
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(pread(fd, &b, 1, at), 1);
+        b ^= 0x5a;
+        cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+        close(fd);
+}
+
+static void test_truncate(const char *rel, off_t size)
+{
+        int fd = openat(root_fd, rel, O_RDWR);
+
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(ftruncate(fd, size), 0);
+        close(fd);
+}
+
+/* The partition's leader-epoch-checkpoint, in a static buffer. */
+static const char *test_epochs(void)
+{
+        static char buf[256];
+        int fd = openat(root_fd, TEST_DIR "/" CHECKPOINT_LEADER_EPOCH_FILE, O_RDONLY);
+        ssize_t n;
+
+        cr_assert_geq(fd, 0);
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        cr_assert_geq(n, 0);
+        buf[n] = '\0';
+        return buf;
+}
+
+static void test_write_epochs(const char *text)
+{
+        int fd = openat(root_fd, TEST_DIR "/" CHECKPOINT_LEADER_EPOCH_FILE, O_WRONLY | O_TRUNC);
+
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+}
+
+/* Reads at offset; returns the base offset of the first batch sent. */
+static int64_t test_read_base(struct partition *p, int64_t offset)
+{
+        struct partition_read r = { .fetch_offset = offset, .max_bytes = 1 << 20, .is_first_batch_whole = true };
+        uint8_t head[RECORD_BATCH_HEADER_BYTES];
+        struct record_batch_header h;
+
+        partition_read(p, &r);
+        cr_assert_eq(r.error_code, KAFKA_NONE, "read at %lld: error %d", (long long)offset, r.error_code);
+        cr_assert_not_null(r.segment, "read at %lld: nothing", (long long)offset);
+        cr_assert_eq(pread(r.fd, head, sizeof(head), (off_t)r.file_position), (ssize_t)sizeof(head));
+        cr_assert_eq(record_batch_parse_header(head, sizeof(head), &h), RECORD_BATCH_FRAME_OK);
+        partition_read_release(&r);
+        cr_assert_null(r.segment);
+        return h.base_offset;
+}
+
+static int16_t test_read_error(struct partition *p, int64_t offset)
+{
+        struct partition_read r = { .fetch_offset = offset, .max_bytes = 1 << 20, .is_first_batch_whole = true };
+
+        partition_read(p, &r);
+        partition_read_release(&r);
+        return r.error_code;
+}
+
+/* ---- append and read ---- */
+
+Test(partition, append_read_round_trip)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        struct partition_read r = { .max_bytes = 1 << 20, .is_first_batch_whole = true };
+
+        cr_assert_eq(partition_log_end_offset(p), 0);
+        cr_assert_eq(test_append_ok(p, 3, 10, TEST_NOW_MS), 0);
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 3);
+        cr_assert_eq(test_append_ok(p, 2, 10, TEST_NOW_MS), 4);
+        cr_assert_eq(partition_high_watermark(p), 6);
+        cr_assert_eq(partition_log_end_offset(p), 6);
+        cr_assert_eq(partition_log_start_offset(p), 0);
+        cr_assert_eq(fake.datasync_count, 0, "acks=1 appends sync nothing");
+
+        cr_assert_eq(test_read_base(p, 0), 0);
+        cr_assert_eq(test_read_base(p, 2), 0, "the batch holding offset 2");
+        cr_assert_eq(test_read_base(p, 3), 3);
+        cr_assert_eq(test_read_base(p, 5), 4);
+        r.fetch_offset = 0;
+        partition_read(p, &r);
+        cr_assert_eq(r.len, (uint32_t)(appends[0]->a.len + appends[1]->a.len + appends[2]->a.len),
+                     "a read returns every batch up to max_bytes");
+        partition_read_release(&r);
+        r.fetch_offset = 6;
+        partition_read(p, &r);
+        cr_assert_eq(r.error_code, KAFKA_NONE);
+        cr_assert_eq(r.len, 0, "at the high watermark: nothing yet");
+        cr_assert_null(r.segment);
+        cr_assert_eq(test_read_error(p, 7), KAFKA_OFFSET_OUT_OF_RANGE);
+        cr_assert_eq(test_read_error(p, -1), KAFKA_OFFSET_OUT_OF_RANGE);
+        partition_close(p);
+
+        /* A new partition gets Kafka's leader-epoch-checkpoint for epoch 0. */
+        cr_assert_str_eq(test_epochs(), "0\n1\n0 0\n");
+}
+
+Test(partition, invalid_batch_is_refused)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        struct test_append *t;
+
+        appends[append_count] = calloc(1, sizeof(struct test_append) + 16);
+        t = appends[append_count++];
+        memset(t->batch, 0xff, 16);
+        t->a.batches = t->batch;
+        t->a.len = 16;
+        t->a.done = test_append_done;
+        t->a.ctx = t;
+        partition_append(p, &t->a);
+        cr_assert_eq(t->done_count, 1);
+        cr_assert_neq(t->a.error_code, KAFKA_NONE);
+        cr_assert_eq(partition_log_end_offset(p), 0);
+        partition_close(p);
+}
+
+Test(partition, roll_on_segment_bytes_and_flush_the_rolled)
+{
+        struct partition_options o = test_options();
+        o.config.segment_bytes = 300;
+        struct partition *p = test_open(&o);
+
+        for (int i = 0; i < 6; i++)
+                cr_assert_eq(test_append_ok(p, 2, 100, TEST_NOW_MS), 2 * i);
+        /* Each batch is about 260 bytes: one per segment. */
+        cr_assert_eq(partition_segment_count(p), 6);
+        for (int i = 0; i < 6; i++)
+                cr_assert(test_exists(test_seg_path(2 * i, ".log")), "segment %d", 2 * i);
+        cr_assert_eq(test_read_base(p, 7), 6);
+        cr_assert_eq(test_read_base(p, 10), 10);
+        /* Kafka flushes a segment once rolled: the recovery point follows. */
+        cr_assert_eq(fake.datasync_count, 5);
+        cr_assert_eq(partition_recovery_point(p), 10);
+        partition_close(p);
+
+        /* The rolled segments' indexes were cut to size, the active one's at close. */
+        cr_assert_eq(test_size(test_seg_path(0, ".index")), 0);
+        cr_assert_eq(test_size(test_seg_path(10, ".index")), 0);
+}
+
+/* ---- retention ---- */
+
+/* n segments of one 100-byte-value batch each, the i-th stamped ts0 + i * step. */
+static struct partition *test_segments(struct partition_options *o, int n, int64_t ts0, int64_t step)
+{
+        o->config.segment_bytes = 200;
+        struct partition *p = test_open(o);
+        for (int i = 0; i < n; i++)
+                test_append_ok(p, 1, 100, ts0 + i * step);
+        cr_assert_eq(partition_segment_count(p), (uint32_t)n);
+        return p;
+}
+
+Test(partition, retention_ms_uses_largest_timestamp)
+{
+        struct partition_options o = test_options();
+        o.config.retention_ms = 10000;
+        /* Segments stamped now-40s, -30s, -20s, -10s, now. */
+        struct partition *p = test_segments(&o, 5, TEST_NOW_MS - 40000, 10000);
+
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 3, "older than 10 s: strictly more");
+        cr_assert_eq(partition_segment_count(p), 2);
+        cr_assert_eq(partition_log_start_offset(p), 3);
+        cr_assert_str_eq(test_epochs(), "0\n1\n0 3\n", "Kafka's truncateFromStart");
+        cr_assert_eq(partition_first_segment_offset(p), 3);
+        cr_assert_not(test_exists(test_seg_path(0, ".log")));
+        cr_assert_not(test_exists(test_seg_path(2, ".index")));
+        cr_assert_not(test_exists(test_seg_path(2, ".timeindex")));
+        cr_assert(test_exists(test_seg_path(3, ".log")));
+        cr_assert_eq(test_read_error(p, 2), KAFKA_OFFSET_OUT_OF_RANGE);
+        cr_assert_eq(test_read_base(p, 3), 3);
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 0, "nothing more is due");
+        partition_close(p);
+}
+
+Test(partition, retention_ms_never_deletes_the_segment_taking_appends)
+{
+        struct partition_options o = test_options();
+        o.config.retention_ms = 1000;
+        struct partition *p = test_segments(&o, 3, TEST_NOW_MS - 5000, 0);
+
+        /* All expired, the active one too: Kafka rolls a new active segment
+         * first, then deletes every old one. */
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 3);
+        cr_assert_eq(partition_segment_count(p), 1);
+        cr_assert_eq(partition_first_segment_offset(p), 3);
+        cr_assert_eq(partition_log_start_offset(p), 3);
+        cr_assert_eq(partition_log_end_offset(p), 3);
+        cr_assert(test_exists(test_seg_path(3, ".log")));
+        cr_assert_not(test_exists(test_seg_path(2, ".log")));
+        /* The new active segment is empty: it never goes, however old its
+         * file (an empty segment's largest timestamp is its mtime). */
+        fake.now_ms = (int64_t)time(NULL) * 1000 + 100000000;
+        cr_assert_eq(partition_enforce_retention(p, fake.now_ms), 0);
+        cr_assert_eq(test_append_ok(p, 1, 10, fake.now_ms), 3);
+        partition_close(p);
+}
+
+Test(partition, retention_bytes)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_segments(&o, 5, TEST_NOW_MS, 0);
+        int64_t seg_bytes = (int64_t)appends[0]->a.len;
+
+        /* 5 segments of one batch; at most 2.5 segments' worth: Kafka deletes
+         * the oldest while the excess still covers them: 2 of them. */
+        o.config.retention_bytes = 2 * seg_bytes + seg_bytes / 2;
+        partition_set_config(p, &o.config);
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 2);
+        cr_assert_eq(partition_log_start_offset(p), 2);
+        cr_assert_eq(partition_segment_count(p), 3);
+        /* Exactly the size of what is left: nothing to do. */
+        o.config.retention_bytes = 3 * seg_bytes;
+        partition_set_config(p, &o.config);
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 0);
+        /* 0 bytes: everything, the active segment after a roll. */
+        o.config.retention_bytes = 0;
+        partition_set_config(p, &o.config);
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 3);
+        cr_assert_eq(partition_segment_count(p), 1);
+        cr_assert_eq(partition_log_start_offset(p), 5);
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 0, "an empty active segment stays");
+        partition_close(p);
+}
+
+Test(partition, retention_needs_cleanup_policy_delete)
+{
+        struct partition_options o = test_options();
+        o.config.retention_ms = 1000;
+        o.config.retention_bytes = 0;
+        o.config.is_cleanup_delete = false;
+        o.config.is_cleanup_compact = true;
+        struct partition *p = test_open(&o);
+
+        /* A compacted topic's records need keys: test_append gives "k". */
+        o.config.segment_bytes = 200;
+        partition_set_config(p, &o.config);
+        for (int i = 0; i < 3; i++)
+                test_append_ok(p, 1, 100, TEST_NOW_MS - 100000);
+        cr_assert_eq(partition_segment_count(p), 3);
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 0);
+        int64_t low = -1;
+        cr_assert_eq(partition_delete_records(p, 1, &low), KAFKA_POLICY_VIOLATION);
+        cr_assert_eq(low, 0);
+        partition_close(p);
+}
+
+Test(partition, deleted_segment_stays_readable_by_a_fetch_holding_it)
+{
+        struct partition_options o = test_options();
+        o.config.retention_ms = 1000;
+        struct partition *p = test_segments(&o, 3, TEST_NOW_MS - 5000, 2000);
+        struct partition_read r = { .fetch_offset = 0, .max_bytes = 1 << 20, .is_first_batch_whole = true };
+        uint8_t want[512], got[512];
+
+        partition_read(p, &r);
+        cr_assert_not_null(r.segment);
+        cr_assert_leq(r.len, sizeof(want));
+        cr_assert_eq(pread(r.fd, want, r.len, (off_t)r.file_position), (ssize_t)r.len);
+        cr_assert_eq(partition_enforce_retention(p, TEST_NOW_MS), 2);
+        /* The files stay until the read lets go; its descriptor still reads. */
+        cr_assert(test_exists(test_seg_path(0, ".log")));
+        cr_assert_not(test_exists(test_seg_path(1, ".log")), "nobody held segment 1");
+        cr_assert_eq(pread(r.fd, got, r.len, (off_t)r.file_position), (ssize_t)r.len);
+        cr_assert_eq(memcmp(want, got, r.len), 0);
+        partition_read_release(&r);
+        cr_assert_not(test_exists(test_seg_path(0, ".log")));
+        cr_assert_not(test_exists(test_seg_path(0, ".index")));
+        partition_close(p);
+}
+
+/* ---- DeleteRecords ---- */
+
+Test(partition, delete_records)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_segments(&o, 5, TEST_NOW_MS, 0);
+        int64_t low = -7;
+
+        cr_assert_eq(partition_delete_records(p, 6, &low), KAFKA_OFFSET_OUT_OF_RANGE, "past the high watermark");
+        cr_assert_eq(low, 0);
+        cr_assert_eq(partition_delete_records(p, -2, &low), KAFKA_OFFSET_OUT_OF_RANGE);
+        cr_assert_eq(partition_delete_records(p, 2, &low), KAFKA_NONE);
+        cr_assert_eq(low, 2);
+        cr_assert_str_eq(test_epochs(), "0\n1\n0 2\n");
+        cr_assert_eq(partition_log_start_offset(p), 2);
+        cr_assert_eq(partition_first_segment_offset(p), 2, "segments wholly below go at once");
+        cr_assert_not(test_exists(test_seg_path(1, ".log")));
+        cr_assert_eq(test_read_error(p, 1), KAFKA_OFFSET_OUT_OF_RANGE);
+        cr_assert_eq(test_read_base(p, 2), 2);
+        cr_assert_eq(partition_delete_records(p, 1, &low), KAFKA_NONE, "below the start: nothing to do");
+        cr_assert_eq(low, 2);
+        cr_assert_eq(partition_delete_records(p, -1, &low), KAFKA_NONE, "-1: the high watermark");
+        cr_assert_eq(low, 5);
+        cr_assert_eq(partition_log_start_offset(p), 5);
+        cr_assert_eq(partition_segment_count(p), 1, "the active segment stays");
+        cr_assert_eq(partition_first_segment_offset(p), 4);
+        cr_assert_eq(test_read_error(p, 4), KAFKA_OFFSET_OUT_OF_RANGE);
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 5);
+        partition_close(p);
+
+        /* The start inside a segment survives only through the checkpoint. */
+        p = test_open(&o);
+        cr_assert_eq(partition_log_start_offset(p), 4);
+        partition_close(p);
+        o.log_start_offset = 5;
+        p = test_open(&o);
+        cr_assert_eq(partition_log_start_offset(p), 5);
+        cr_assert_eq(test_read_error(p, 4), KAFKA_OFFSET_OUT_OF_RANGE);
+        partition_close(p);
+}
+
+Test(partition, log_start_checkpoint_past_the_log_end_empties_it)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        test_append_ok(p, 3, 10, TEST_NOW_MS);
+        partition_close(p);
+        o.log_start_offset = 10;
+        p = test_open(&o);
+        cr_assert_eq(partition_log_start_offset(p), 10);
+        cr_assert_eq(partition_log_end_offset(p), 10);
+        cr_assert_eq(partition_segment_count(p), 1);
+        cr_assert_not(test_exists(test_seg_path(0, ".log")));
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 10);
+        partition_close(p);
+}
+
+Test(partition, leader_epochs_truncated_from_the_start_as_kafka_does)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        test_append_ok(p, 10, 10, TEST_NOW_MS);
+        partition_close(p);
+        /* A file Kafka wrote after three leaders. */
+        test_write_epochs("0\n3\n0 0\n1 3\n2 8\n");
+        o.log_start_offset = 5;
+        p = test_open(&o);
+        cr_assert_str_eq(test_epochs(), "0\n2\n1 5\n2 8\n");
+        partition_close(p);
+        /* Up to date: left as it is. */
+        p = test_open(&o);
+        cr_assert_str_eq(test_epochs(), "0\n2\n1 5\n2 8\n");
+        partition_close(p);
+        /* Unreadable, or empty of entries: epoch 0 from the log start. */
+        test_write_epochs("0\n2\n0 0\n");
+        p = test_open(&o);
+        cr_assert_str_eq(test_epochs(), "0\n1\n0 5\n");
+        partition_close(p);
+        test_write_epochs("0\n0\n");
+        p = test_open(&o);
+        cr_assert_str_eq(test_epochs(), "0\n1\n0 5\n");
+        partition_close(p);
+}
+
+/* ---- reopening and recovery ---- */
+
+/* Three acks=1 batches (offsets 0-2, 3-5, 6-8), synced, closed. */
+static void test_write_and_close(struct partition_options *o)
+{
+        struct partition *p = test_open(o);
+        for (int i = 0; i < 3; i++)
+                test_append_ok(p, 3, 50, TEST_NOW_MS);
+        partition_flush(p);
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(partition_recovery_point(p), 9);
+        partition_close(p);
+}
+
+Test(partition, reopen_after_clean_close_scans_nothing)
+{
+        struct partition_options o = test_options();
+
+        test_write_and_close(&o);
+        /* A corrupt byte in the last batch's records: only a scan sees it. */
+        test_flip_byte(test_seg_path(0, ".log"), 5);
+        int before = fake.datasync_count;
+        o.is_clean_shutdown = true;
+        o.recovery_point = 9;
+        struct partition *p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 9, "a clean open checks no CRC");
+        cr_assert_eq(partition_recovery_point(p), 9);
+        cr_assert_eq(fake.datasync_count, before, "nothing to sync after a clean shutdown");
+        partition_close(p);
+
+        /* The same files after an unclean stop: the last batch is cut. */
+        o.is_clean_shutdown = false;
+        o.recovery_point = 0;
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 6);
+        cr_assert_eq(partition_recovery_point(p), 6, "recovered, then synced");
+        cr_assert_eq(fake.datasync_count, before + 1);
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 6, "offsets continue after the cut");
+        partition_close(p);
+}
+
+Test(partition, reopen_after_torn_tail_truncates)
+{
+        struct partition_options o = test_options();
+
+        test_write_and_close(&o);
+        off_t full = test_size(test_seg_path(0, ".log"));
+        test_truncate(test_seg_path(0, ".log"), full - 20);
+        fake.is_deferred = true;
+        struct partition *p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 6);
+        cr_assert_eq(partition_recovery_point(p), 0, "what recovery kept may not be on disk");
+        cr_assert(partition_is_flushing(p), "so it is synced");
+        cr_assert_eq(fake_complete(), 1);
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(partition_recovery_point(p), 6);
+        cr_assert_lt(test_size(test_seg_path(0, ".log")), full - 20, "the torn batch is cut off the file");
+        cr_assert_eq(test_read_base(p, 5), 3);
+        partition_close(p);
+
+        /* A checkpoint ahead of the log: the recovery point stops at its end. */
+        o.recovery_point = 100;
+        p = test_open(&o);
+        cr_assert_eq(partition_recovery_point(p), 6);
+        cr_assert_not(partition_is_flushing(p));
+        partition_close(p);
+}
+
+Test(partition, recovery_cut_deletes_the_later_segments)
+{
+        struct partition_options o = test_options();
+        o.config.segment_bytes = 200;
+        struct partition *p = test_open(&o);
+        for (int i = 0; i < 4; i++)
+                test_append_ok(p, 1, 100, TEST_NOW_MS);
+        partition_close(p);
+        test_flip_byte(test_seg_path(1, ".log"), 5);
+
+        p = test_open(&o);              /* unclean, no recovery point: all scanned */
+        cr_assert_eq(partition_log_end_offset(p), 1);
+        cr_assert_eq(partition_segment_count(p), 2);
+        cr_assert_not(test_exists(test_seg_path(2, ".log")));
+        cr_assert_not(test_exists(test_seg_path(3, ".log")));
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 1);
+        partition_close(p);
+}
+
+Test(partition, recovery_starts_at_the_recovery_point)
+{
+        struct partition_options o = test_options();
+        o.config.segment_bytes = 200;
+        struct partition *p = test_open(&o);
+        for (int i = 0; i < 3; i++)
+                test_append_ok(p, 1, 100, TEST_NOW_MS);
+        partition_close(p);
+        /* Damage below the recovery point goes unnoticed (Kafka trusts it);
+         * damage in the segment holding it is found. */
+        test_flip_byte(test_seg_path(0, ".log"), 5);
+        test_flip_byte(test_seg_path(2, ".log"), 5);
+        o.recovery_point = 2;
+        p = test_open(&o);
+        cr_assert_eq(partition_segment_count(p), 3);
+        cr_assert_eq(partition_log_end_offset(p), 2);
+        cr_assert_eq(test_read_base(p, 0), 0);
+        partition_close(p);
+}
+
+/* ---- durability ---- */
+
+Test(partition, durable_appends_group_commit)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        fake.is_deferred = true;
+
+        struct test_append *a = test_append(p, 2, 10, TEST_NOW_MS, true);
+        cr_assert_eq(fake.datasync_count, 1);
+        cr_assert_eq(a->done_count, 0, "acks=all waits for the sync");
+        cr_assert_eq(partition_high_watermark(p), 2, "visible to Fetch at once");
+        cr_assert_eq(partition_recovery_point(p), 0);
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, true);
+        struct test_append *c = test_append(p, 3, 10, TEST_NOW_MS, true);
+        struct test_append *d = test_append(p, 1, 10, TEST_NOW_MS, false);
+        cr_assert_eq(d->done_count, 1, "acks=1 does not wait");
+        cr_assert_eq(fake.datasync_count, 1, "one sync in flight at a time");
+        cr_assert_eq(b->done_count + c->done_count, 0);
+
+        cr_assert_eq(fake_complete(), 1);
+        cr_assert_eq(a->done_count, 1);
+        cr_assert_eq(a->a.error_code, KAFKA_NONE);
+        cr_assert_eq(partition_recovery_point(p), 2);
+        cr_assert_eq(b->done_count + c->done_count, 0, "not covered by the first sync");
+        cr_assert_eq(fake.datasync_count, 2, "one sync for everything that waited");
+
+        cr_assert_eq(fake_complete(), 1);
+        cr_assert_eq(b->done_count, 1);
+        cr_assert_eq(c->done_count, 1);
+        cr_assert_eq(c->a.base_offset, 3);
+        cr_assert_eq(partition_recovery_point(p), 7);
+        cr_assert_eq(fake.datasync_count, 2);
+        cr_assert_not(partition_is_flushing(p));
+        partition_close(p);
+}
+
+Test(partition, page_cache_mode_acks_all_does_not_wait)
+{
+        struct partition_options o = test_options();
+        o.is_durable_acks = false;
+        struct partition *p = test_open(&o);
+        fake.is_deferred = true;
+
+        struct test_append *a = test_append(p, 1, 10, TEST_NOW_MS, true);
+        cr_assert_eq(a->done_count, 1);
+        cr_assert_eq(fake.datasync_count, 0);
+        cr_assert_eq(partition_recovery_point(p), 0);
+        partition_close(p);
+}
+
+Test(partition, flush_ms_and_flush_messages)
+{
+        struct partition_options o = test_options();
+        o.config.flush_ms = 1000;
+        o.config.flush_messages = 5;
+        struct partition *p = test_open(&o);
+
+        test_append_ok(p, 2, 10, TEST_NOW_MS);
+        partition_maybe_flush(p, TEST_NOW_MS + 999);
+        cr_assert_eq(fake.datasync_count, 0);
+        partition_maybe_flush(p, TEST_NOW_MS + 1000);
+        cr_assert_eq(fake.datasync_count, 1);
+        cr_assert_eq(partition_recovery_point(p), 2);
+        partition_maybe_flush(p, TEST_NOW_MS + 5000);
+        cr_assert_eq(fake.datasync_count, 1, "nothing new to flush");
+        test_append_ok(p, 4, 10, TEST_NOW_MS);
+        cr_assert_eq(fake.datasync_count, 1, "4 records since the flush");
+        test_append_ok(p, 1, 10, TEST_NOW_MS);
+        cr_assert_eq(fake.datasync_count, 2, "flush.messages reached");
+        cr_assert_eq(partition_recovery_point(p), 7);
+        partition_close(p);
+}
+
+Test(partition, flush_during_a_sync_is_not_lost)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        fake.is_deferred = true;
+
+        test_append(p, 1, 10, TEST_NOW_MS, true);
+        test_append_ok(p, 1, 10, TEST_NOW_MS);
+        partition_flush(p);
+        cr_assert_eq(fake.datasync_count, 1);
+        fake_complete();
+        cr_assert(partition_is_flushing(p), "the flush asked for meanwhile follows");
+        fake_complete();
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(partition_recovery_point(p), 2);
+        partition_close(p);
+}
+
+Test(partition, sync_failure_fails_the_partition)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        fake.fail_result = -EIO;
+        struct test_append *a = test_append(p, 1, 10, TEST_NOW_MS, true);
+        cr_assert_eq(a->done_count, 1);
+        cr_assert_eq(a->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert(partition_is_failed(p));
+        cr_assert_eq(partition_recovery_point(p), 0);
+        fake.fail_result = 0;
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, false);
+        cr_assert_eq(b->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        int64_t low;
+        cr_assert_eq(partition_delete_records(p, 0, &low), KAFKA_KAFKA_STORAGE_ERROR);
+        partition_close(p);
+}
+
+/* ---- closing with work in flight ---- */
+
+Test(partition, close_waits_for_the_sync_in_flight)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        fake.is_deferred = true;
+
+        struct test_append *a = test_append(p, 1, 10, TEST_NOW_MS, true);
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, true);
+        partition_close(p);             /* freed once its syncs are done */
+        cr_assert_eq(a->done_count + b->done_count, 0);
+        fake_complete();
+        cr_assert_eq(a->done_count, 1);
+        fake_complete();
+        cr_assert_eq(b->done_count, 1);
+        cr_assert_eq(b->a.error_code, KAFKA_NONE);
+        cr_assert_eq(fake.pending_count, 0);
+}
+
+Test(partition, close_from_inside_a_callback)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        fake.is_deferred = true;
+
+        struct test_append *a = test_append(p, 1, 10, TEST_NOW_MS, true);
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, true);
+        close_in_done = p;
+        fake_complete();                /* a's done closes p; b still waits */
+        cr_assert_eq(a->done_count, 1);
+        cr_assert_null(close_in_done);
+        fake_complete();
+        cr_assert_eq(b->done_count, 1);
+
+        /* An acks=1 append whose done closes the partition it is in. */
+        fake.is_deferred = false;
+        p = test_open(&o);
+        close_in_done = p;
+        test_append_ok(p, 1, 10, TEST_NOW_MS);
+        cr_assert_null(close_in_done);
+}
+
+/* ---- waiters ---- */
+
+static int fired_count;
+
+static void test_fire(struct partition_waiter *w)
+{
+        (void)w;
+        fired_count++;
+}
+
+Test(partition, waiters_fire_on_data_and_on_close)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        struct partition_waiter w1 = { .offset = 0, .fire = test_fire };
+        struct partition_waiter w2 = { .offset = 1, .fire = test_fire };
+        struct partition_waiter w3 = { .offset = 0, .fire = test_fire };
+
+        fired_count = 0;
+        partition_wait(p, &w1);
+        partition_wait(p, &w2);
+        partition_wait(p, &w3);
+        partition_unwait(p, &w3);
+        cr_assert_eq(fired_count, 0);
+        test_append_ok(p, 1, 10, TEST_NOW_MS);
+        cr_assert_eq(fired_count, 1, "only the waiter below the new high watermark");
+        cr_assert_not(w1.is_linked);
+        cr_assert(w2.is_linked);
+        partition_close(p);
+        cr_assert_eq(fired_count, 2, "close tells the others");
+        cr_assert_not(w2.is_linked);
+}
