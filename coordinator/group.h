@@ -48,6 +48,11 @@
  * thread (the home reactor of their partitions); waiters' done() and timer
  * callbacks run on that thread. done() must not call back into this module.
  *
+ * Membership lives in memory only: no GroupMetadata records are written,
+ * so after a restart members rejoin (as they do after any coordinator move
+ * in Kafka) and a group that only has committed offsets comes back Empty
+ * with no protocol type.
+ *
  * Offsets (the offsets store, coordinator/offsets.*) use a group through
  * group_find(), group_get_or_create() for commits of simple consumers,
  * group_validate_offset_commit() and group->offsets, and are told of a
@@ -62,8 +67,9 @@
 
 #include "../protocol/wire.h"
 
-/* Kafka's classic.group.new.member.join.timeout.ms: how long a brand new
- * member may wait in JoinGroup before it is dropped (it cannot heartbeat). */
+/* Kafka's classicGroupNewMemberJoinTimeoutMs (fixed, not a broker key):
+ * how long a brand new member may wait in JoinGroup before it is dropped
+ * (it cannot heartbeat yet). */
 #define GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS (5 * 60 * 1000)
 
 /* Limits of one coordinator, beyond Kafka's own: a new group past
