@@ -226,8 +226,9 @@ static int checkpointer_write_file(struct checkpointer *cp, uint32_t d, const ch
 }
 
 /*
- * Writes the chosen checkpoints of every log dir from l (sorted here).
- * *is_dir_failed_out[d] is set for dirs whose partitions had an I/O error.
+ * Writes the chosen checkpoints of every log dir from l (sorted here), each
+ * dir's entries in (topic, partition) order. has_failed_partition[d] is set
+ * for dirs with a partition that failed or was not flushed.
  */
 static void checkpointer_write(struct checkpointer *cp, struct home_offsets_list *l, bool is_recovery_points,
                                bool is_log_start_offsets, bool *has_failed_partition)
