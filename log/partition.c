@@ -46,6 +46,8 @@
 
 #include "../base/logging.h"
 #include "../protocol/gen/errors.h"
+#include "../protocol/arena.h"
+#include "../protocol/batch_convert.h"
 #include "../protocol/record_batch.h"
 #include "checkpoint.h"
 #include "logdir.h"
@@ -737,6 +739,62 @@ static int roll(struct partition *p, size_t len, int64_t now_ms, bool force)
         return rc < 0 ? rc : 1;
 }
 
+/* Room for decompressed records when a batch is converted or inspected:
+ * Kafka sets no bound; runnel bounds it so a compression bomb is refused. */
+static size_t convert_records_bytes_max(const struct topic_config *c)
+{
+        size_t four = (size_t)c->max_message_bytes * 4;
+        return four > (64u << 20) ? four : (64u << 20);
+}
+
+static size_t convert_arena_bytes(const struct topic_config *c)
+{
+        /* batch_convert.h: about 2.25 times the records bound, plus a block. */
+        return convert_records_bytes_max(c) * 9 / 4 + (1u << 20);
+}
+
+static int compression_level(const struct topic_config *c)
+{
+        switch (c->compression_type) {
+        case TOPIC_COMPRESSION_GZIP:
+                return c->compression_gzip_level;
+        case TOPIC_COMPRESSION_LZ4:
+                return c->compression_lz4_level;
+        case TOPIC_COMPRESSION_ZSTD:
+                return c->compression_zstd_level;
+        default:
+                return 0;
+        }
+}
+
+/*
+ * Kafka's LogValidator in three cases: a topic with its own compression.type
+ * gets the batch rebuilt with that codec (records checked on the way); a
+ * compacted topic has every record of a compressed batch checked for a key;
+ * otherwise the batch is stored as produced after the header, CRC and (when
+ * uncompressed) record checks. On return, bytes and len are the batch to store.
+ */
+static int16_t check_batch(struct partition *p, struct partition_append *a, const struct record_batch_policy *policy,
+                           struct arena *scratch, uint8_t **bytes, size_t *len, struct record_batch_check *check)
+{
+        const struct topic_config *c = &p->config;
+        size_t bound = convert_records_bytes_max(c);
+        if (c->compression_type != TOPIC_COMPRESSION_PRODUCER) {
+                struct record_batch_recompressed out;
+                int16_t code = record_batch_recompress(a->batches, a->len, policy,
+                                                       (enum compress_codec)c->compression_type,
+                                                       compression_level(c), bound, scratch, &out, check);
+                if (code == KAFKA_NONE && out.is_converted) {
+                        *bytes = out.bytes;
+                        *len = out.size_bytes;
+                }
+                return code;
+        }
+        if (c->is_cleanup_compact)
+                return record_batch_validate_compressed_records(a->batches, a->len, policy, bound, scratch, check);
+        return record_batch_validate(a->batches, a->len, policy, check);
+}
+
 void partition_append(struct partition *p, struct partition_append *a)
 {
         assert(!p->is_closing);
@@ -764,27 +822,37 @@ void partition_append(struct partition *p, struct partition_append *a)
                 .batch_bytes_max = (uint32_t)p->config.max_message_bytes,
         };
         struct record_batch_check check;
-        if (record_batch_validate(a->batches, a->len, &policy, &check) != KAFKA_NONE) {
+        struct arena scratch;
+        arena_init(&scratch, convert_arena_bytes(&p->config));
+        uint8_t *bytes = a->batches;
+        size_t len = a->len;
+        int16_t code = check_batch(p, a, &policy, &scratch, &bytes, &len, &check);
+        if (code != KAFKA_NONE) {
+                arena_free(&scratch);
                 a->error_record_index = check.record_index;
-                fail_append(a, check.error_code, check.reason);
+                fail_append(a, code, check.reason);
                 goto out;
         }
-        int rc = roll(p, a->len, now_ms, false);
-        if (rc < 0)
+        int rc = roll(p, len, now_ms, false);
+        if (rc < 0) {
+                arena_free(&scratch);
                 goto storage_error;
+        }
         bool is_rolled = rc > 0;
         int64_t count = (int64_t)check.header.last_offset_delta + 1;
         int64_t max_ts = is_log_append_time ? now_ms : check.max_timestamp_ms;
-        record_batch_assign(a->batches, a->len, p->log_end_offset, p->leader_epoch, is_log_append_time, max_ts);
+        record_batch_assign(bytes, len, p->log_end_offset, p->leader_epoch, is_log_append_time, max_ts);
         uint32_t position;
-        rc = segment_append(&active(p)->seg, a->batches, a->len, &position);
+        rc = segment_append(&active(p)->seg, bytes, len, &position);
         if (rc == -ERANGE || rc == -ENOSPC || rc == -EFBIG) {
                 /* The segment cannot take it (offsets or an index full): roll. */
-                rc = roll(p, a->len, now_ms, true);
+                rc = roll(p, len, now_ms, true);
                 is_rolled |= rc > 0;
                 if (rc >= 0)
-                        rc = segment_append(&active(p)->seg, a->batches, a->len, &position);
+                        rc = segment_append(&active(p)->seg, bytes, len, &position);
         }
+        /* The write copied the bytes; a converted batch can go. */
+        arena_free(&scratch);
         if (rc < 0)
                 goto storage_error;
         struct segment_handle *h = active(p);

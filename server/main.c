@@ -28,6 +28,7 @@
 #include "checkpointer.h"
 #include "config.h"
 #include "dispatch.h"
+#include "offsets.h"
 #include "partition_home.h"
 #include "server.h"
 
@@ -157,6 +158,9 @@ int main(int argc, char **argv)
                           strerror(-rc));
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         broker.advertised_port = adv->port ? adv->port : server_port(srv);
+        /* Groups with committed offsets come back before anyone asks, as
+         * Kafka loads its coordinator partitions at start-up. */
+        offsets_load_all(&broker);
         log_info("runnel started: node %d of cluster %s, listening on %s:%u, advertising %s:%d, "
                  "%u reactor threads, %u log dirs",
                  broker.node_id, broker.cluster_id, o.host[0] ? o.host : "*", server_port(srv),
