@@ -15,9 +15,8 @@
 // or {"failed": step, "error": {...}} with exit code 1. kafkajs logs to
 // stderr as JSON.
 //
-// kafkajs 2.2.4 cannot consume without a consumer group, which runnel does
-// not have yet: compat-tests/run.py reads the messages back with kafka-python
-// and kcat.
+// kafkajs 2.2.4 consumes only through a consumer group; compat-tests/logs.py
+// reads the messages back without one, with kafka-python and kcat.
 'use strict'
 
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs')

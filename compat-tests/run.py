@@ -12,15 +12,21 @@ and the broker's stdout and stderr.
     /usr/bin/python3 compat-tests/run.py restart     one (or several) by name
     /usr/bin/python3 compat-tests/run.py --list      their names
 
+The admin and protocol scenarios are here; producing, consuming, recovery and
+the on-disk format are in logs.py; the broker, the context and the shared
+helpers in harness.py; the few messages spoken on raw sockets in wire.py.
+
 Debian's /usr/bin/python3 is the interpreter that sees Debian's python3-kafka
 (2.0.2) and python3-confluent-kafka (1.7.0); tools/deps.sh test installs them,
-kcat and kafkajs. Only the standard library and those clients are used.
+kcat, kafkajs, Java and the Apache Kafka 4.4.0 jars (whose DumpLogSegments
+reads the broker's segments). Only the standard library and those clients
+are used.
 
 Environment: RUNNEL (broker binary), RUNNEL_STARTUP_TIMEOUT_S (default 20),
-RUNNEL_STOP_TIMEOUT_S (default 10). The broker's command line is Kafka's:
-`$RUNNEL --override key=value ...`, so a script that starts Apache Kafka the
-same way (compat-tests/kafka/reference-broker) runs this suite against the
-reference broker.
+RUNNEL_STOP_TIMEOUT_S (default 10), and those logs.py names. The broker's
+command line is Kafka's, `$RUNNEL --override key=value ...`, so a script that
+starts Apache Kafka the same way (compat-tests/kafka/reference-broker) runs
+this suite against the reference broker.
 """
 
 import argparse

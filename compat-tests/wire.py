@@ -1,7 +1,9 @@
-"""compat-tests/wire.py - the few Kafka wire messages run.py speaks itself.
+"""compat-tests/wire.py - the few Kafka wire messages the scenarios speak themselves.
 
-Written here, not taken from a client library, so the hostile-input and
-restart scenarios see exactly the bytes the broker sends. Standard library only.
+Written here, not taken from a client library, so the hostile-input, restart,
+long-poll and ListOffsets scenarios see exactly the bytes the broker sends (and
+time exactly one request). Also the record batch v2 header, to read a Fetch
+answer or a segment file. Standard library only.
 
 Request header v1: int16 api_key, int16 api_version, int32 correlation_id,
 int16-length client_id; v2 (flexible requests) adds tagged fields. Response

@@ -48,6 +48,7 @@
 #include "../protocol/gen/errors.h"
 #include "../protocol/arena.h"
 #include "../protocol/batch_convert.h"
+#include "../protocol/compress.h"
 #include "../protocol/record_batch.h"
 #include "checkpoint.h"
 #include "logdir.h"
@@ -949,6 +950,73 @@ void partition_read_release(struct partition_read *r)
 
 /* ---- offsets by time ---- */
 
+/*
+ * Record precision inside one batch, as Kafka answers ListOffsets: the first
+ * record at or after target_ms (is_max false), or the first record carrying
+ * the batch's max timestamp (is_max true). Compressed batches are
+ * decompressed for it. Returns 0 with *offset_out and *ts_out, -ENOENT when
+ * no record qualifies, or another -errno.
+ */
+static int find_record_in_batch(struct partition *p, struct segment_handle *h, int64_t batch_offset,
+                                bool is_max, int64_t target_ms, int64_t *offset_out, int64_t *ts_out)
+{
+        struct segment_batch_location loc;
+        int rc = segment_find_offset(&h->seg, batch_offset, &loc);
+        if (rc < 0)
+                return rc;
+        uint8_t *buf = malloc(loc.size_bytes);
+        if (!buf)
+                return -ENOMEM;
+        struct arena scratch;
+        arena_init(&scratch, convert_arena_bytes(&p->config));
+        size_t got = 0;
+        rc = segment_read(&h->seg, loc.position_bytes, buf, loc.size_bytes, &got);
+        if (rc < 0 || got != loc.size_bytes) {
+                rc = rc < 0 ? rc : -EIO;
+                goto out;
+        }
+        struct record_iter it;
+        struct record_batch_header hdr;
+        if (record_batch_parse_header(buf, got, &hdr) != RECORD_BATCH_FRAME_OK) {
+                rc = -EBADMSG;
+                goto out;
+        }
+        int codec = record_batch_codec(&hdr);
+        if (codec == RECORD_BATCH_CODEC_NONE) {
+                if (record_iter_init(&it, buf, got) != KAFKA_NONE) {
+                        rc = -EBADMSG;
+                        goto out;
+                }
+        } else {
+                uint8_t *records;
+                size_t records_len;
+                rc = compress_decode((enum compress_codec)codec, buf + RECORD_BATCH_HEADER_BYTES,
+                                     got - RECORD_BATCH_HEADER_BYTES, convert_records_bytes_max(&p->config),
+                                     &scratch, &records, &records_len);
+                if (rc < 0)
+                        goto out;
+                record_iter_init_records(&it, &hdr, records, records_len);
+        }
+        rc = -ENOENT;
+        struct record_view rec;
+        while (record_iter_next(&it, &rec)) {
+                /* LogAppendTime batches carry the time in the header only. */
+                int64_t ts = record_batch_is_log_append_time(&hdr) ? hdr.max_timestamp_ms : rec.timestamp_ms;
+                if (rec.offset < p->log_start_offset)
+                        continue;
+                if (is_max ? ts == hdr.max_timestamp_ms : ts >= target_ms) {
+                        *offset_out = rec.offset;
+                        *ts_out = ts;
+                        rc = 0;
+                        break;
+                }
+        }
+out:
+        arena_free(&scratch);
+        free(buf);
+        return rc;
+}
+
 void partition_offset_for_time(struct partition *p, int64_t timestamp_ms, int64_t *offset_out,
                                int64_t *timestamp_out)
 {
@@ -959,12 +1027,17 @@ void partition_offset_for_time(struct partition *p, int64_t timestamp_ms, int64_
                 if (h->seg.max_timestamp_ms < timestamp_ms)
                         continue;
                 struct segment_timestamp_hit hit;
-                if (segment_find_timestamp(&h->seg, timestamp_ms, p->log_start_offset, &hit) == 0 &&
-                    hit.offset < p->high_watermark) {
-                        *offset_out = hit.offset;
-                        *timestamp_out = hit.timestamp_ms;
-                        return;
-                }
+                if (segment_find_timestamp(&h->seg, timestamp_ms, p->log_start_offset, &hit) != 0 ||
+                    hit.offset >= p->high_watermark)
+                        continue;
+                int64_t off = hit.offset, ts = hit.timestamp_ms;
+                /* A compressed batch answered for its first offset: look inside. */
+                if (hit.is_batch_precision &&
+                    find_record_in_batch(p, h, hit.offset, false, timestamp_ms, &off, &ts) != 0)
+                        continue;
+                *offset_out = off;
+                *timestamp_out = ts;
+                return;
         }
 }
 
@@ -972,13 +1045,19 @@ void partition_max_timestamp(struct partition *p, int64_t *offset_out, int64_t *
 {
         *offset_out = -1;
         *timestamp_out = -1;
+        struct segment_handle *best = NULL;
         for (uint32_t i = 0; i < p->seg_count; i++) {
                 const struct segment *seg = &p->segs[i]->seg;
                 if (seg->max_timestamp_ms > *timestamp_out && seg->offset_of_max_timestamp >= p->log_start_offset) {
                         *offset_out = seg->offset_of_max_timestamp;
                         *timestamp_out = seg->max_timestamp_ms;
+                        best = p->segs[i];
                 }
         }
+        /* The segment knows the batch; Kafka answers the record (KIP-734). */
+        int64_t off, ts;
+        if (best && find_record_in_batch(p, best, *offset_out, true, 0, &off, &ts) == 0)
+                *offset_out = off;
 }
 
 /* ---- maintenance ---- */

@@ -41,6 +41,7 @@ struct fetch_part {
         struct partition_read read;
         struct partition_waiter waiter;
         bool is_waiting;                        /* home state: waiter linked */
+        int64_t seen_high_watermark;            /* at the last read: wait for more than this */
         struct reactor_task to_home;
         struct reactor_task back;
         struct reactor_task wake;
@@ -60,6 +61,7 @@ struct fetch_ctx {
         bool is_waiting;                        /* the wait round is armed */
         bool is_woken;                          /* data arrived while arming */
         bool is_last_round;                     /* next answer goes out whatever it holds */
+        uint64_t deadline_ms;                   /* of max_wait_ms, once waiting started */
         reactor_timer_id timer;
 };
 
@@ -155,7 +157,8 @@ static int64_t fetch_ready_bytes(const struct fetch_ctx *c)
 /* On the request's reactor, once every part of a round is back. */
 static void fetch_round_done(struct fetch_ctx *c)
 {
-        if (c->is_last_round || fetch_ready_bytes(c) >= c->min_bytes || c->max_wait_ms <= 0) {
+        if (c->is_last_round || fetch_ready_bytes(c) >= c->min_bytes || c->max_wait_ms <= 0 ||
+            (c->deadline_ms && reactor_now_ms() >= c->deadline_ms)) {
                 fetch_respond(c);
                 return;
         }
@@ -193,8 +196,10 @@ static void fetch_wake(void *arg)
                 return;
         }
         reactor_timer_cancel(c->req->reactor, c->timer);
+        c->timer = 0;
         c->is_waiting = false;
-        c->is_last_round = true;
+        /* New data, but maybe not min_bytes of it: read again, and wait
+         * again for what is left of max_wait_ms if it is still short. */
         fetch_round(c, false);
 }
 
@@ -250,7 +255,9 @@ static void fetch_part_at_home(void *arg)
         if (!p) {
                 fp->read.error_code = err;
         } else if (c->is_waiting) {
-                fp->waiter.offset = offset;
+                /* Wake for data newer than what the last read saw, so a
+                 * read short of min_bytes does not wake itself at once. */
+                fp->waiter.offset = offset > fp->seen_high_watermark ? offset : fp->seen_high_watermark;
                 fp->waiter.fire = fetch_waiter_fire;
                 fp->waiter.ctx = fp;
                 fp->is_waiting = true;
@@ -259,6 +266,7 @@ static void fetch_part_at_home(void *arg)
                 fetch_check_epoch(fp, p);
                 if (fp->read.error_code == KAFKA_NONE)
                         partition_read(p, &fp->read);
+                fp->seen_high_watermark = partition_high_watermark(p);
         }
         reactor_task_init(&fp->back, fetch_part_back, fp);
         partition_home_run(c->req->reactor, &fp->back);
@@ -275,8 +283,14 @@ static void fetch_round(struct fetch_ctx *c, bool is_wait_round)
                 fetch_respond(c);
                 return;
         }
-        if (is_wait_round)
-                c->timer = reactor_timer_add(c->req->reactor, (uint64_t)c->max_wait_ms, fetch_timeout, c);
+        if (is_wait_round) {
+                uint64_t now_ms = reactor_now_ms();
+                if (!c->deadline_ms)
+                        c->deadline_ms = now_ms + (uint64_t)c->max_wait_ms;
+                uint64_t left_ms = c->deadline_ms > now_ms ? c->deadline_ms - now_ms : 0;
+                c->timer = reactor_timer_add(c->req->reactor, left_ms, fetch_timeout, c);
+                c->is_woken = false;
+        }
         c->pending_count = sent;
         /* The last part sent may come back at once and end the request:
          * nothing of c is touched after it. */

@@ -4,9 +4,11 @@
 #   build   Debian packages to compile the broker (make, make run)
 #   test    build + the clients and tools the test suites drive (make test):
 #           kcat, librdkafka, kafka-python 2.0.2, confluent-kafka-python,
-#           tshark, clang, Node.js + kafkajs (npm ci in compat-tests/)
-#   compat  test + the reference Apache Kafka 4.4.0 broker and tools (Maven),
-#           current PyPI clients in a venv, @platformatic/kafka (npm)
+#           tshark, clang, Node.js + kafkajs (npm ci in compat-tests/), and
+#           Apache Kafka 4.4.0's jars (Maven; Java 17): the integration suite
+#           runs Kafka's own DumpLogSegments on runnel's segments
+#   compat  test + a JDK, current PyPI clients in a venv, @platformatic/kafka
+#           (npm); the same jars run the reference broker
 #
 # Everything present: a few dpkg/stamp checks, well under 2 s, no network.
 # Something missing: it says what it installs, then installs exactly that.
@@ -75,8 +77,12 @@ if [ "$mode" != build ]; then
         command -v node >/dev/null 2>&1 || missing+=(nodejs)
         command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
-if [ "$mode" = compat ]; then
-        command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
+# Java runs Kafka's tools (test) and the reference broker (compat); Maven
+# only fetches their jars. A Java already on PATH is left alone.
+if [ "$mode" != build ]; then
+        if ! command -v java >/dev/null 2>&1; then
+                if [ "$mode" = compat ]; then missing+=(openjdk-17-jdk-headless); else missing+=(openjdk-17-jre-headless); fi
+        fi
         command -v mvn >/dev/null 2>&1 || missing+=(maven)
 fi
 
@@ -123,22 +129,7 @@ elif ! is_stamped "$node_dir" "$prod_stamp" && ! is_stamped "$node_dir" "$all_st
         echo "$prod_stamp" >"$node_dir/.runnel-stamp"
 fi
 
-if [ "$mode" = test ]; then exit 0; fi
-
-# ---- PyPI clients in a venv of Debian's python3 --------------------------------
-
-venv=build/compat-venv
-req=compat-tests/requirements.txt
-req_stamp=$(stamp_of "$req")
-if ! is_stamped "$venv" "$req_stamp"; then
-        say "installing PyPI packages from $req into $venv"
-        rm -rf "$venv"
-        /usr/bin/python3 -m venv "$venv"
-        "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-        echo "$req_stamp" >"$venv/.runnel-stamp"
-fi
-
-# ---- Apache Kafka 4.4.0 broker + tools jars (Maven Central) ---------------------
+# ---- Apache Kafka 4.4.0 broker + tools jars (Maven Central), test and compat ----
 
 lib=build/kafka-lib
 pom=compat-tests/kafka/pom.xml
@@ -154,6 +145,23 @@ if ! is_stamped "$lib" "$pom_stamp"; then
                 die "mvn dependency:copy-dependencies failed"
         fi
         rm -f "$mvn_log"
-        [ -f "$lib/kafka_2.13-4.4.0.jar" ] || die "maven left no $lib/kafka_2.13-4.4.0.jar"
+        for jar in kafka_2.13-4.4.0.jar kafka-tools-4.4.0.jar; do
+                [ -f "$lib/$jar" ] || die "maven left no $lib/$jar"
+        done
         echo "$pom_stamp" >"$lib/.runnel-stamp"
+fi
+
+if [ "$mode" = test ]; then exit 0; fi
+
+# ---- PyPI clients in a venv of Debian's python3 --------------------------------
+
+venv=build/compat-venv
+req=compat-tests/requirements.txt
+req_stamp=$(stamp_of "$req")
+if ! is_stamped "$venv" "$req_stamp"; then
+        say "installing PyPI packages from $req into $venv"
+        rm -rf "$venv"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+        echo "$req_stamp" >"$venv/.runnel-stamp"
 fi
