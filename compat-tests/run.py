@@ -13,8 +13,10 @@ and the broker's stdout and stderr.
     /usr/bin/python3 compat-tests/run.py --list      their names
 
 The admin and protocol scenarios are here; producing, consuming, recovery and
-the on-disk format are in logs.py; the broker, the context and the shared
-helpers in harness.py; the few messages spoken on raw sockets in wire.py.
+the on-disk format are in logs.py; consumer groups and committed offsets in
+groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
+the broker, the context and the shared helpers in harness.py; the few
+messages spoken on raw sockets in wire.py.
 
 Debian's /usr/bin/python3 is the interpreter that sees Debian's python3-kafka
 (2.0.2) and python3-confluent-kafka (1.7.0); tools/deps.sh test installs them,
@@ -53,6 +55,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      admin_client, check, check_partitions, describe_topic, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
+import groups  # noqa: E402
 import logs  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -496,7 +499,7 @@ SCENARIOS = [
     ("kafkajs_admin", scenario_kafkajs_admin),
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
-] + logs.SCENARIOS
+] + logs.SCENARIOS + groups.SCENARIOS
 
 
 # ---------------------------------------------------------------------------
