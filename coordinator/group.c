@@ -37,7 +37,15 @@ struct group_coordinator {
         struct group *head, *tail;
         group_offsets_release_fn release_offsets;
         void *release_ctx;
+        group_persist_fn persist;
+        void *persist_ctx;
 };
+
+static void group_persist(const struct group *g, bool is_deleted)
+{
+        if (g->gc->persist)
+                g->gc->persist(g->gc->persist_ctx, g, is_deleted);
+}
 
 #define GROUP_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
@@ -750,6 +758,7 @@ static void expiry_fired(void *arg)
                 return;
         }
         log_debug("group coordinator: removing empty group %s", g->id.ptr);
+        group_persist(g, true);
         group_free(g);
 }
 
@@ -1183,6 +1192,7 @@ static void complete_join(struct group *g)
         if (g->member_count == 0) {
                 group_transition(g, GROUP_EMPTY);
                 log_info("Group %s with generation %d is now empty", g->id.ptr, g->generation_id);
+                group_persist(g, false);
                 group_check(g);
                 return;
         }
@@ -1700,6 +1710,7 @@ void group_sync(struct group_coordinator *gc, const struct group_sync_request *r
                 }
                 propagate_assignment(g, KAFKA_NONE);
                 group_transition(g, GROUP_STABLE);
+                group_persist(g, false);
                 break;
         case GROUP_STABLE: {
                 remove_pending_sync(g, m);
@@ -1832,6 +1843,7 @@ int16_t group_delete(struct group_coordinator *gc, struct kstr group_id)
                 g->offsets = NULL;
         }
         log_info("Group %s deleted", g->id.ptr);
+        group_persist(g, true);
         group_free(g);
         return KAFKA_NONE;
 }
@@ -1932,6 +1944,54 @@ void group_coordinator_set_offsets_release(struct group_coordinator *gc, group_o
 {
         gc->release_offsets = fn;
         gc->release_ctx = ctx;
+}
+
+void group_coordinator_set_persist(struct group_coordinator *gc, group_persist_fn fn, void *ctx)
+{
+        gc->persist = fn;
+        gc->persist_ctx = ctx;
+}
+
+int group_restore(struct group_coordinator *gc, struct kstr group_id, struct kstr protocol_type,
+                  int32_t generation_id, int64_t state_timestamp_ms)
+{
+        if (kstr_is_empty(group_id))
+                return 0;
+        struct group *g = group_find(gc, group_id);
+        if (!g) {
+                int16_t err = KAFKA_NONE;
+                g = group_new(gc, group_id, &err);
+                if (!g)
+                        return err == KAFKA_COORDINATOR_NOT_AVAILABLE && gc->groups.count >= GROUP_COUNT_MAX ?
+                                       0 : -ENOMEM;
+        }
+        if (g->state != GROUP_EMPTY || g->member_count > 0)
+                return 0;
+        struct kstr type = KSTR_NULL;
+        if (!kstr_is_empty(protocol_type) && !kstr_dup(&type, protocol_type))
+                return -ENOMEM;
+        kstr_free(&g->protocol_type);
+        g->protocol_type = type;
+        kstr_free(&g->protocol_name);
+        g->generation_id = generation_id;
+        if (state_timestamp_ms >= 0)
+                g->state_timestamp_ms = state_timestamp_ms;
+        group_check(g);
+        return 0;
+}
+
+void group_restore_tombstone(struct group_coordinator *gc, struct kstr group_id)
+{
+        struct group *g = group_find(gc, group_id);
+        if (!g || g->state != GROUP_EMPTY || g->member_count > 0 || g->pending_members.count > 0)
+                return;
+        if (!g->offsets) {
+                group_free(g);
+                return;
+        }
+        kstr_free(&g->protocol_type);
+        kstr_free(&g->protocol_name);
+        g->generation_id = 0;
 }
 
 uint32_t group_coordinator_group_count(const struct group_coordinator *gc)

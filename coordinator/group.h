@@ -48,10 +48,10 @@
  * thread (the home reactor of their partitions); waiters' done() and timer
  * callbacks run on that thread. done() must not call back into this module.
  *
- * Membership lives in memory only: no GroupMetadata records are written,
- * so after a restart members rejoin (as they do after any coordinator move
- * in Kafka) and a group that only has committed offsets comes back Empty
- * with no protocol type.
+ * Membership is persisted through the persist hook (group_coordinator_set_persist)
+ * as Kafka's GroupMetadata records, and replayed with group_restore(): after
+ * a restart a group comes back Empty with its protocol type and generation,
+ * and its members rejoin (as they do after any coordinator move in Kafka).
  *
  * Offsets (the offsets store, coordinator/offsets.*) use a group through
  * group_find(), group_get_or_create() for commits of simple consumers,
@@ -244,6 +244,32 @@ void group_coordinator_unload(struct group_coordinator *gc, int16_t error_code);
  * release it (DeleteGroups removes a group's offsets with it). */
 typedef void (*group_offsets_release_fn)(void *ctx, struct group *g);
 void group_coordinator_set_offsets_release(struct group_coordinator *gc, group_offsets_release_fn fn, void *ctx);
+
+/*
+ * Called when a group's metadata should be persisted (a GroupMetadata
+ * record): after the leader's SyncGroup stored a new generation's
+ * assignments, when the group becomes Empty, and, with is_deleted, just
+ * before a group is removed (DeleteGroups, expiry: a tombstone). g is
+ * valid only during the call; fn must not call back into this module.
+ */
+typedef void (*group_persist_fn)(void *ctx, const struct group *g, bool is_deleted);
+void group_coordinator_set_persist(struct group_coordinator *gc, group_persist_fn fn, void *ctx);
+
+/*
+ * Replay of a GroupMetadata record: the group comes back Empty, without
+ * members (they rejoin, as after a coordinator move), with protocol_type
+ * and generation_id kept so the next rebalance goes beyond it; its
+ * protocol name stays null (Empty has none). state_timestamp_ms < 0 keeps
+ * the time now. A group that has members is left alone. Returns 0 or
+ * -ENOMEM. Nothing is persisted.
+ */
+int group_restore(struct group_coordinator *gc, struct kstr group_id, struct kstr protocol_type,
+                  int32_t generation_id, int64_t state_timestamp_ms);
+
+/* Replay of a GroupMetadata tombstone: an Empty group without offsets is
+ * removed, one with offsets forgets its protocol type and generation.
+ * Nothing is persisted. */
+void group_restore_tombstone(struct group_coordinator *gc, struct kstr group_id);
 
 uint32_t group_coordinator_group_count(const struct group_coordinator *gc);
 

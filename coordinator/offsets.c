@@ -26,6 +26,7 @@
 
 #include "../log/partition.h"
 #include "../protocol/compress.h"
+#include "../protocol/gen/group_metadata_key.h"
 #include "../protocol/gen/offset_commit_key.h"
 #include "../protocol/gen/offset_commit_value.h"
 #include "../protocol/record_batch.h"
@@ -733,6 +734,100 @@ int offsets_batch_build(const struct offsets_write *writes, uint32_t count, int6
         }
         struct record_batch_spec spec;
         record_batch_spec_init(&spec, records, count);
+        size_t size = record_batch_encoded_size(&spec);
+        if (size == SIZE_MAX)
+                return -EINVAL;
+        uint8_t *batch = arena_alloc(a, size);
+        if (!batch)
+                return -ENOMEM;
+        size_t written = record_batch_encode(&spec, batch, size);
+        assert(written == size);
+        *batch_out = batch;
+        *len_out = written;
+        return 0;
+}
+
+int offsets_group_record_encode(const struct offsets_group_record *r, struct arena *a, struct kbytes *key_out,
+                                struct kbytes *value_out)
+{
+        struct group_metadata_key k;
+        group_metadata_key_init(&k);
+        k.group = r->group;
+        int64_t key_bytes = group_metadata_key_size(&k, OFFSETS_RECORD_TYPE_GROUP_METADATA);
+        if (key_bytes < 0 || r->group.len < 0)
+                return -EINVAL;
+        uint8_t *key = arena_alloc(a, 2 + (size_t)key_bytes);
+        if (!key)
+                return -ENOMEM;
+        struct kwriter kw;
+        kw_init(&kw, key, 2 + (size_t)key_bytes);
+        kw_i16(&kw, OFFSETS_RECORD_TYPE_GROUP_METADATA);
+        group_metadata_key_encode(&kw, &k, OFFSETS_RECORD_TYPE_GROUP_METADATA);
+        assert(kw.p == key + 2 + key_bytes);
+        *key_out = (struct kbytes){ key, (int32_t)(2 + key_bytes) };
+        if (r->is_tombstone) {
+                *value_out = KBYTES_NULL;
+                return 0;
+        }
+        int64_t value_bytes = group_metadata_value_size(&r->value, OFFSETS_GROUP_VALUE_VERSION);
+        if (value_bytes < 0 || value_bytes > INT32_MAX - 2)
+                return -EINVAL;
+        uint8_t *value = arena_alloc(a, 2 + (size_t)value_bytes);
+        if (!value)
+                return -ENOMEM;
+        kw_init(&kw, value, 2 + (size_t)value_bytes);
+        kw_i16(&kw, OFFSETS_GROUP_VALUE_VERSION);
+        group_metadata_value_encode(&kw, &r->value, OFFSETS_GROUP_VALUE_VERSION);
+        assert(kw.p == value + 2 + value_bytes);
+        *value_out = (struct kbytes){ value, (int32_t)(2 + value_bytes) };
+        return 0;
+}
+
+int offsets_group_record_decode(struct kbytes key, struct kbytes value, struct arena *a,
+                                struct offsets_group_record *out)
+{
+        memset(out, 0, sizeof(*out));
+        if (key.len < 2)
+                return -EBADMSG;
+        struct kreader r;
+        kr_init(&r, key.ptr, (size_t)key.len);
+        if (kr_i16(&r) != OFFSETS_RECORD_TYPE_GROUP_METADATA)
+                return -EBADMSG;
+        struct group_metadata_key k;
+        if (group_metadata_key_decode(&r, a, OFFSETS_RECORD_TYPE_GROUP_METADATA, &k) < 0 || kr_remaining(&r) != 0 ||
+            k.group.len < 0)
+                return -EBADMSG;
+        out->group = k.group;
+        if (value.len < 0) {
+                out->is_tombstone = true;
+                return 0;
+        }
+        kr_init(&r, value.ptr, (size_t)value.len);
+        int16_t version = kr_i16(&r);
+        if (r.err || version < GROUP_METADATA_VALUE_MIN_VERSION || version > GROUP_METADATA_VALUE_MAX_VERSION)
+                return -EBADMSG;
+        int rc = group_metadata_value_decode(&r, a, version, &out->value);
+        if (rc < 0)
+                return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
+        if (out->value.protocol_type.len < 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int offsets_group_batch_build(const struct offsets_group_record *r, int64_t now_ms, struct arena *a,
+                              uint8_t **batch_out, size_t *len_out)
+{
+        *batch_out = NULL;
+        *len_out = 0;
+        struct record_spec *rec = arena_calloc(a, 1, sizeof(*rec));
+        if (!rec)
+                return -ENOMEM;
+        int rc = offsets_group_record_encode(r, a, &rec->key, &rec->value);
+        if (rc < 0)
+                return rc;
+        rec->timestamp_ms = now_ms;
+        struct record_batch_spec spec;
+        record_batch_spec_init(&spec, rec, 1);
         size_t size = record_batch_encoded_size(&spec);
         if (size == SIZE_MAX)
                 return -EINVAL;

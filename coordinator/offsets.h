@@ -54,6 +54,7 @@
 
 #include "../protocol/arena.h"
 #include "../protocol/wire.h"
+#include "../protocol/gen/group_metadata_value.h"
 
 struct partition;
 
@@ -141,6 +142,38 @@ int offsets_batch_build(const struct offsets_write *writes, uint32_t count, int6
  * character outside the BMP counts 2 and any other character 1.
  */
 int64_t offsets_metadata_length(struct kstr metadata);
+
+/* ---- group metadata records ---- */
+
+/* GroupMetadataValue version written: 3, as Kafka 2.3+ writes it. */
+#define OFFSETS_GROUP_VALUE_VERSION 3
+
+/* A GroupMetadata record of a classic group: its metadata, or a tombstone
+ * (the group was deleted). */
+struct offsets_group_record {
+        struct kstr group;
+        bool is_tombstone;
+        struct group_metadata_value value;      /* unused for a tombstone */
+};
+
+/*
+ * Encodes a GroupMetadataKey (type 2) and GroupMetadataValue v3 (value len
+ * -1 for a tombstone) into arena a. Returns 0, -EINVAL or -ENOMEM.
+ */
+int offsets_group_record_encode(const struct offsets_group_record *r, struct arena *a, struct kbytes *key_out,
+                                struct kbytes *value_out);
+
+/*
+ * Decodes a record of type OFFSETS_RECORD_TYPE_GROUP_METADATA (any value
+ * version 0-4); members come from arena a, strings point into key and
+ * value. Returns 0, -EBADMSG or -ENOMEM.
+ */
+int offsets_group_record_decode(struct kbytes key, struct kbytes value, struct arena *a,
+                                struct offsets_group_record *out);
+
+/* One group record as a record batch, like offsets_batch_build(). */
+int offsets_group_batch_build(const struct offsets_group_record *r, int64_t now_ms, struct arena *a,
+                              uint8_t **batch_out, size_t *len_out);
 
 /* ---- the store ---- */
 

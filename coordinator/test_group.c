@@ -1571,3 +1571,93 @@ Test(group, random_operations_never_strand_a_request)
         cr_assert_gt(synced, 200);
         cr_assert_gt(max_gen, 20);
 }
+
+/* ---- persisting and restoring group metadata ---- */
+
+static struct {
+        int count;
+        bool is_deleted;
+        enum group_state state;
+        int32_t generation_id;
+        int32_t member_count;
+        bool has_assignment;
+} P;
+
+static void persist_rec(void *ctx, const struct group *g, bool is_deleted)
+{
+        (void)ctx;
+        P.count++;
+        P.is_deleted = is_deleted;
+        P.state = g->state;
+        P.generation_id = g->generation_id;
+        P.member_count = g->member_count;
+        P.has_assignment = g->members_head && g->members_head->assignment.len > 0;
+}
+
+Test(group, a_completed_rebalance_an_empty_group_and_a_deletion_are_persisted)
+{
+        memset(&P, 0, sizeof(P));
+        group_coordinator_set_persist(gc, persist_rec, NULL);
+        char a[128];
+        form_group_of_one(a, sizeof(a));
+        cr_assert_eq(P.count, 1, "only the leader's SyncGroup persists");
+        cr_assert_not(P.is_deleted);
+        cr_assert_eq(P.state, GROUP_STABLE);
+        cr_assert_eq(P.generation_id, 1);
+        cr_assert_eq(P.member_count, 1);
+        cr_assert(P.has_assignment);
+        cr_assert_eq(leave(a), KAFKA_NONE);
+        cr_assert_eq(P.count, 2);
+        cr_assert_eq(P.state, GROUP_EMPTY);
+        cr_assert_eq(P.generation_id, 2);
+        cr_assert_eq(P.member_count, 0);
+        cr_assert_eq(group_delete(gc, KSTR("g")), KAFKA_NONE);
+        cr_assert_eq(P.count, 3);
+        cr_assert(P.is_deleted);
+}
+
+Test(group, an_expired_empty_group_is_persisted_deleted)
+{
+        memset(&P, 0, sizeof(P));
+        group_coordinator_set_persist(gc, persist_rec, NULL);
+        cr_assert_eq(group_restore(gc, KSTR("g"), KSTR("consumer"), 4, 1000), 0);
+        cr_assert_eq(P.count, 0, "a replay persists nothing");
+        advance(test_config().empty_group_retention_ms);
+        cr_assert_null(group_find(gc, KSTR("g")));
+        cr_assert_eq(P.count, 1);
+        cr_assert(P.is_deleted);
+}
+
+Test(group, a_restored_group_is_empty_and_the_next_join_goes_beyond_its_generation)
+{
+        cr_assert_eq(group_restore(gc, KSTR("g"), KSTR("consumer"), 5, 1234), 0);
+        struct group *g = the_group();
+        cr_assert_eq(g->state, GROUP_EMPTY);
+        cr_assert_eq(g->generation_id, 5);
+        cr_assert(kstr_eq_cstr(g->protocol_type, "consumer"));
+        cr_assert(kstr_is_null(g->protocol_name));
+        cr_assert_eq(g->member_count, 0);
+        cr_assert_eq(g->state_timestamp_ms, 1234);
+
+        struct join_rec j;
+        char id[128];
+        join_dynamic(&j, id, sizeof(id));
+        advance(0);
+        cr_assert_eq(j.error_code, KAFKA_NONE);
+        cr_assert_eq(j.generation_id, 6);
+
+        /* a group with members is left alone by a later record */
+        cr_assert_eq(group_restore(gc, KSTR("g"), KSTR("consumer"), 9, 1), 0);
+        cr_assert_eq(the_group()->generation_id, 6);
+        group_restore_tombstone(gc, KSTR("g"));
+        cr_assert_not_null(group_find(gc, KSTR("g")));
+}
+
+Test(group, a_replayed_tombstone_removes_the_restored_group)
+{
+        cr_assert_eq(group_restore(gc, KSTR("g"), KSTR("consumer"), 3, -1), 0);
+        cr_assert_not_null(group_find(gc, KSTR("g")));
+        group_restore_tombstone(gc, KSTR("g"));
+        cr_assert_null(group_find(gc, KSTR("g")));
+        group_restore_tombstone(gc, KSTR("nope"));      /* nothing to remove */
+}

@@ -974,3 +974,124 @@ Test(load, empty_log_loads_at_once)
         offsets_store_destroy(s);
         partition_close(p);
 }
+
+/* ---- GroupMetadata records written by runnel ---- */
+
+struct group_seen {
+        int count;
+        bool is_tombstone;
+        char group[32];
+        char protocol_type[32];
+        int32_t generation;
+        int32_t member_count;
+        char member_id[32];
+        char instance_id[32];
+        int32_t session_timeout;
+        char assignment[32];
+};
+
+static void group_hook(void *ctx, int64_t offset, int16_t record_type, struct kbytes key, struct kbytes value)
+{
+        (void)offset;
+        struct group_seen *h = ctx;
+        cr_assert_eq(record_type, OFFSETS_RECORD_TYPE_GROUP_METADATA);
+        struct offsets_group_record r;
+        cr_assert_eq(offsets_group_record_decode(key, value, &test_arena, &r), 0);
+        h->count++;
+        h->is_tombstone = r.is_tombstone;
+        snprintf(h->group, sizeof(h->group), "%.*s", (int)r.group.len, r.group.ptr);
+        if (r.is_tombstone)
+                return;
+        snprintf(h->protocol_type, sizeof(h->protocol_type), "%.*s", (int)r.value.protocol_type.len,
+                 r.value.protocol_type.ptr);
+        h->generation = r.value.generation;
+        h->member_count = r.value.members.count;
+        if (r.value.members.count > 0) {
+                const struct group_metadata_value_member_metadata *m = &r.value.members.items[0];
+                snprintf(h->member_id, sizeof(h->member_id), "%.*s", (int)m->member_id.len, m->member_id.ptr);
+                snprintf(h->instance_id, sizeof(h->instance_id), "%.*s", (int)m->group_instance_id.len,
+                         m->group_instance_id.ptr);
+                h->session_timeout = m->session_timeout;
+                snprintf(h->assignment, sizeof(h->assignment), "%.*s", (int)m->assignment.len,
+                         (const char *)m->assignment.ptr);
+        }
+}
+
+Test(replay, group_metadata_records_round_trip_through_a_batch)
+{
+        struct group_metadata_value_member_metadata mm;
+        group_metadata_value_member_metadata_init(&mm);
+        mm.member_id = KSTR("m-1");
+        mm.group_instance_id = KSTR("inst");
+        mm.client_id = KSTR("cli");
+        mm.client_host = KSTR("/127.0.0.1");
+        mm.rebalance_timeout = 300000;
+        mm.session_timeout = 45000;
+        mm.subscription = (struct kbytes){ (const uint8_t *)"\xAA\xBB", 2 };
+        mm.assignment = (struct kbytes){ (const uint8_t *)"asg", 3 };
+        struct offsets_group_record r = { .group = KSTR("grp") };
+        group_metadata_value_init(&r.value);
+        r.value.protocol_type = KSTR("consumer");
+        r.value.generation = 7;
+        r.value.protocol = KSTR("range");
+        r.value.leader = KSTR("m-1");
+        r.value.current_state_timestamp = 1700000000000LL;
+        r.value.members.count = 1;
+        r.value.members.items = &mm;
+
+        /* key: type 2 then the group; value: version 3 first */
+        struct kbytes k, v;
+        cr_assert_eq(offsets_group_record_encode(&r, &test_arena, &k, &v), 0);
+        cr_assert_eq(k.len, 2 + 2 + 3);
+        cr_assert_eq(k.ptr[0], 0);
+        cr_assert_eq(k.ptr[1], 2);
+        cr_assert_gt(v.len, 2);
+        cr_assert_eq(v.ptr[0], 0);
+        cr_assert_eq(v.ptr[1], OFFSETS_GROUP_VALUE_VERSION);
+
+        uint8_t *batch;
+        size_t len;
+        cr_assert_eq(offsets_group_batch_build(&r, 5, &test_arena, &batch, &len), 0);
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_replay_stats st = { 0 };
+        struct group_seen seen = { 0 };
+        cr_assert_eq(offsets_store_replay_batch(s, batch, len, 0, &test_arena, group_hook, &seen, &st), 0);
+        cr_assert_eq(seen.count, 1);
+        cr_assert_not(seen.is_tombstone);
+        cr_assert_str_eq(seen.group, "grp");
+        cr_assert_str_eq(seen.protocol_type, "consumer");
+        cr_assert_eq(seen.generation, 7);
+        cr_assert_eq(seen.member_count, 1);
+        cr_assert_str_eq(seen.member_id, "m-1");
+        cr_assert_str_eq(seen.instance_id, "inst");
+        cr_assert_eq(seen.session_timeout, 45000);
+        cr_assert_str_eq(seen.assignment, "asg");
+        cr_assert_eq(st.other_count, 1);
+        cr_assert_eq(offsets_store_count(s), 0);
+
+        /* the tombstone: the same key, a null value */
+        r.is_tombstone = true;
+        cr_assert_eq(offsets_group_record_encode(&r, &test_arena, &k, &v), 0);
+        cr_assert_eq(v.len, -1);
+        cr_assert_eq(offsets_group_batch_build(&r, 6, &test_arena, &batch, &len), 0);
+        cr_assert_eq(offsets_store_replay_batch(s, batch, len, 0, &test_arena, group_hook, &seen, &st), 0);
+        cr_assert_eq(seen.count, 2);
+        cr_assert(seen.is_tombstone);
+        cr_assert_str_eq(seen.group, "grp");
+        offsets_store_destroy(s);
+}
+
+Test(records, group_record_decode_refuses_other_types_and_versions)
+{
+        struct offsets_group_record r;
+        struct bytes key = { .n = 0 };
+        put_be(&key, 1, 2);
+        put_str16(&key, "g");
+        cr_assert_eq(offsets_group_record_decode(kb(&key), KBYTES_NULL, &test_arena, &r), -EBADMSG);
+        struct bytes gkey = { .n = 0 };
+        put_be(&gkey, 2, 2);
+        put_str16(&gkey, "g");
+        struct bytes val = { .n = 0 };
+        put_be(&val, 9, 2);                     /* no such version */
+        cr_assert_eq(offsets_group_record_decode(kb(&gkey), kb(&val), &test_arena, &r), -EBADMSG);
+}

@@ -28,6 +28,10 @@
  * Membership (server/groups.c, coordinator/group.h) decides whether a
  * member may commit (generation, member id, rebalance) and how a group's
  * offsets expire; this file reads it through the "group bridge" below.
+ * Group metadata is persisted here too: the group coordinator's persist
+ * hook appends a GroupMetadata record (or tombstone) to the group's
+ * partition, without waiting for it (SyncGroup is answered at once), and
+ * the replay hands those records back to group_restore().
  *
  * Invariants:
  *   - shards[i] is touched only on the home reactor of partition i;
@@ -122,6 +126,10 @@ static int16_t coordinator_error_of(int16_t code)
 
 static void shard_on_loaded(struct shard *s);
 static void shard_destroy(struct shard *s);
+static void replay_group_record(void *ctx, int64_t offset, int16_t record_type, struct kbytes key,
+                                struct kbytes value);
+static struct group_coordinator *groups_here(struct broker *b);
+static void persist_group(void *ctx, const struct group *g, bool is_deleted);
 
 static void shard_load_step(void *arg)
 {
@@ -129,7 +137,7 @@ static void shard_load_step(void *arg)
         assert(s->state == SHARD_LOADING && shards[s->index] == s);
         int16_t err = KAFKA_NONE;
         struct partition *p = partition_home_get(s->broker, s->loading_topic, s->index, &err);
-        int rc = p ? offsets_loader_step(&s->loader, p, s->store, OFFSETS_LOAD_STEP_BYTES, NULL, NULL) : -EIO;
+        int rc = p ? offsets_loader_step(&s->loader, p, s->store, OFFSETS_LOAD_STEP_BYTES, replay_group_record, s) : -EIO;
         if (rc > 0) {
                 reactor_defer(s->home, &s->load_task);
                 return;
@@ -207,7 +215,10 @@ static struct shard *shard_get(struct broker *b, const struct catalog_topic *ot,
 int16_t offsets_partition_ready(struct broker *b, const struct catalog_topic *offsets_topic, int32_t index)
 {
         int16_t err = KAFKA_NONE;
-        return shard_get(b, offsets_topic, index, &err) ? KAFKA_NONE : err;
+        struct shard *s = shard_get(b, offsets_topic, index, &err);
+        if (s)
+                groups_here(b);         /* the hooks, before any group change */
+        return s ? KAFKA_NONE : err;
 }
 
 /* A load of one partition on its way to the partition's home. */
@@ -273,8 +284,10 @@ static struct group_coordinator *groups_here(struct broker *b)
         struct group_coordinator *gc = coordinator_home_groups(b);
         /* DeleteGroups of a group with offsets deletes them too. Setting
          * the hook each time keeps this file the only one that knows it. */
-        if (gc)
+        if (gc) {
                 group_coordinator_set_offsets_release(gc, offsets_release_group, b);
+                group_coordinator_set_persist(gc, persist_group, b);
+        }
         return gc;
 }
 
@@ -422,6 +435,8 @@ struct shard_write {
         struct offsets_write *writes;
         uint32_t count;
         bool is_expiry;
+        uint8_t *group_batch;           /* a GroupMetadata record, instead of writes */
+        size_t group_batch_len;
         struct partition_append append;
         struct reactor_task start_task;
 };
@@ -459,6 +474,9 @@ static void shard_write_done(struct partition_append *a)
                 if (w->is_expiry)
                         log_info("expired %u committed offsets in %s-%d", w->count, COORDINATOR_OFFSETS_TOPIC,
                                  s->index);
+        } else if (w->group_batch) {
+                log_warn("writing group metadata to %s-%d failed (%s)", COORDINATOR_OFFSETS_TOPIC, s->index,
+                         kafka_error_name(a->error_code));
         } else {
                 log_warn("writing %u offset tombstones to %s-%d failed (%s); retried by the next expiry pass",
                          w->count, COORDINATOR_OFFSETS_TOPIC, s->index, kafka_error_name(a->error_code));
@@ -478,7 +496,13 @@ static void shard_write_start(struct shard_write *w)
         struct shard *s = w->shard;
         uint8_t *batch;
         size_t len;
-        int rc = offsets_batch_build(w->writes, w->count, wall_now_ms(), &w->arena, &batch, &len);
+        int rc = 0;
+        if (w->group_batch) {
+                batch = w->group_batch;
+                len = w->group_batch_len;
+        } else {
+                rc = offsets_batch_build(w->writes, w->count, wall_now_ms(), &w->arena, &batch, &len);
+        }
         int16_t err = KAFKA_NONE;
         const struct catalog_topic *ot = catalog_get_topic(s->broker->catalog, KSTR(COORDINATOR_OFFSETS_TOPIC));
         struct partition *p = rc == 0 && ot ? partition_home_get(s->broker, ot, s->index, &err) : NULL;
@@ -578,6 +602,97 @@ void offsets_release_group(void *ctx, struct group *g)
          * once and tell the group coordinator about it. */
         reactor_task_init(&w->start_task, shard_write_start_task, w);
         reactor_defer(s->home, &w->start_task);
+}
+
+/* ---- group metadata records ---- */
+
+/* Appends g's GroupMetadata record (or tombstone) to its partition, without
+ * waiting: the group coordinator's state does not depend on it. */
+static void persist_group(void *ctx, const struct group *g, bool is_deleted)
+{
+        struct broker *b = ctx;
+        struct coordinator_place place;
+        if (!coordinator_locate_group(b, g->id, &place))
+                return;
+        struct shard *s = shards[place.partition];
+        coordinator_place_put(&place);
+        if (!s || s->state != SHARD_LOADED)
+                return;
+        struct shard_write *w = shard_write_new(s);
+        if (!w)
+                goto out_nomem;
+        struct offsets_group_record r = { .group = g->id, .is_tombstone = is_deleted };
+        if (!is_deleted) {
+                struct group_metadata_value *v = &r.value;
+                group_metadata_value_init(v);
+                v->protocol_type = kstr_is_null(g->protocol_type) ? (struct kstr){ "", 0 } : g->protocol_type;
+                v->generation = g->generation_id;
+                v->protocol = g->protocol_name;
+                v->leader = g->leader ? g->leader->member_id : KSTR_NULL;
+                v->current_state_timestamp = g->state_timestamp_ms;
+                if (g->member_count > 0) {
+                        v->members.items = arena_calloc(&w->arena, (size_t)g->member_count, sizeof(*v->members.items));
+                        if (!v->members.items)
+                                goto out_free;
+                }
+                int32_t n = 0;
+                for (const struct group_member *m = g->members_head; m && n < g->member_count; m = m->next, n++) {
+                        struct group_metadata_value_member_metadata *mm = &v->members.items[n];
+                        group_metadata_value_member_metadata_init(mm);
+                        struct kbytes sub = group_member_metadata(m, g->protocol_name);
+                        mm->member_id = m->member_id;
+                        mm->group_instance_id = m->group_instance_id;
+                        mm->client_id = m->client_id;
+                        mm->client_host = m->client_host;
+                        mm->rebalance_timeout = m->rebalance_timeout_ms;
+                        mm->session_timeout = m->session_timeout_ms;
+                        mm->subscription = sub.len < 0 ? (struct kbytes){ (const uint8_t *)"", 0 } : sub;
+                        mm->assignment = m->assignment.len < 0 ? (struct kbytes){ (const uint8_t *)"", 0 } :
+                                                                  m->assignment;
+                }
+                v->members.count = n;
+        }
+        if (offsets_group_batch_build(&r, wall_now_ms(), &w->arena, &w->group_batch, &w->group_batch_len) < 0)
+                goto out_free;
+        /* Deferred: the append may complete at once, and this runs inside
+         * group.c. */
+        reactor_task_init(&w->start_task, shard_write_start_task, w);
+        reactor_defer(s->home, &w->start_task);
+        return;
+out_free:
+        shard_write_free(w);
+out_nomem:
+        log_error("cannot write the group metadata of %.*s to %s-%d", (int)g->id.len, g->id.ptr,
+                  COORDINATOR_OFFSETS_TOPIC, s->index);
+}
+
+/* The replay hook: GroupMetadata records rebuild their groups, Empty. */
+static void replay_group_record(void *ctx, int64_t offset, int16_t record_type, struct kbytes key,
+                                struct kbytes value)
+{
+        struct shard *s = ctx;
+        if (record_type != OFFSETS_RECORD_TYPE_GROUP_METADATA)
+                return;
+        struct group_coordinator *gc = coordinator_home_groups(s->broker);
+        if (!gc)
+                return;
+        struct arena a;
+        arena_init(&a, 64u << 20);
+        struct offsets_group_record r;
+        int rc = offsets_group_record_decode(key, value, &a, &r);
+        if (rc < 0) {
+                log_warn("skipping an undecodable group metadata record at %s-%d offset %lld",
+                         COORDINATOR_OFFSETS_TOPIC, s->index, (long long)offset);
+        } else if (r.is_tombstone) {
+                group_restore_tombstone(gc, r.group);
+        } else {
+                /* Members are not restored: they rejoin. A group persisted
+                 * with members became Empty now; one persisted Empty, then. */
+                int64_t ts = r.value.members.count == 0 ? r.value.current_state_timestamp : -1;
+                if (group_restore(gc, r.group, r.value.protocol_type, r.value.generation, ts) < 0)
+                        log_error("out of memory restoring group %.*s", (int)r.group.len, r.group.ptr);
+        }
+        arena_free(&a);
 }
 
 /* ---- answers in Kafka's order ---- */
