@@ -194,22 +194,25 @@ fuzz-run-%: $(BUILD)/fuzz/% fuzz-seeds
 		$(BUILD)/fuzz/seeds/$* >$(BUILD)/fuzz/logs/$*.log 2>&1 || \
 		{ tail -n 60 $(BUILD)/fuzz/logs/$*.log; \
 		  echo "fuzz $*: crash saved in $(BUILD)/fuzz/crashes/$*/; add it to fuzz/regressions/$*/"; exit 1; }
-	@grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
-		$(BUILD)/fuzz/logs/$*.log | tr '\n' ' ' | sed 's/^/   /; s/$$/\n/'
+	@echo "   $*: $$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
+		$(BUILD)/fuzz/logs/$*.log | sed 's/^stat:://; s/: */=/' | tr '\n' ' ')"
 
 # CI: replays the regressions, then FUZZ_SMOKE_SECONDS of fuzzing per target
-# from the committed corpus with a fixed seed; new inputs go to a scratch dir.
+# from the committed corpus with a fixed seed. libFuzzer writes new inputs to
+# the first directory it is given: here a scratch directory of this run's own
+# (two make test at once must not share it), never fuzz/corpus/.
 fuzz-smoke: $(FUZZ_BINS)
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@set -e; mkdir -p $(BUILD)/fuzz/logs; scratch=$$(mktemp -d $(BUILD)/fuzz/smoke.XXXXXX); \
+	for t in $(FUZZ_TARGETS); do \
 		regs=$$(ls fuzz/regressions/$$t/* 2>/dev/null || true); \
 		echo "== fuzz-smoke $$t: $$(echo $$regs | wc -w) regressions, $(FUZZ_SMOKE_SECONDS) s"; \
-		rm -rf $(BUILD)/fuzz/smoke/$$t; mkdir -p $(BUILD)/fuzz/smoke/$$t $(BUILD)/fuzz/logs; \
-		log=$(BUILD)/fuzz/logs/smoke-$$t.log; \
+		mkdir -p $$scratch/$$t; log=$$scratch/$$t.log; \
 		{ if [ -n "$$regs" ]; then $(BUILD)/fuzz/$$t $(FUZZ_OPTS) $$regs; fi && \
 		  $(BUILD)/fuzz/$$t $(FUZZ_OPTS) -seed=1 -max_total_time=$(FUZZ_SMOKE_SECONDS) \
-			-artifact_prefix=$(BUILD)/fuzz/smoke/ $(BUILD)/fuzz/smoke/$$t fuzz/corpus/$$t; \
-		} >$$log 2>&1 || { tail -n 60 $$log; echo "fuzz-smoke $$t failed (log: $$log)"; exit 1; }; \
-	done
+			-artifact_prefix=$$scratch/ $$scratch/$$t fuzz/corpus/$$t; \
+		} >$$log 2>&1 || { tail -n 60 $$log; cp $$log $(BUILD)/fuzz/logs/smoke-$$t.log; \
+			echo "fuzz-smoke $$t failed (log: $(BUILD)/fuzz/logs/smoke-$$t.log, input in $$scratch/)"; exit 1; }; \
+	done; rm -rf $$scratch
 
 -include $(patsubst %.c,$(BUILD)/fuzz/obj/%.d,$(FUZZ_LIB_SRC) $(FILL_SRC) $(wildcard fuzz/*.c))
 

@@ -50,7 +50,7 @@ fi
 build_pkgs=(gcc make pkg-config liburing-dev libsnappy-dev liblz4-dev libzstd-dev
         zlib1g-dev libcriterion-dev)
 test_pkgs=(python3 kcat librdkafka-dev python3-kafka python3-lz4 python3-snappy
-        python3-zstandard python3-confluent-kafka tshark clang libclang-rt-14-dev)
+        python3-zstandard python3-confluent-kafka tshark clang libclang-rt-14-dev llvm)
 compat_pkgs=(python3-venv)
 
 wanted=("${build_pkgs[@]}")
