@@ -104,6 +104,33 @@ def system_busy_s():
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK
 
 
+PF_KTHREAD = 0x00200000
+
+
+def other_processes_cpu_s(exclude):
+    """CPU seconds of every user-space process but the excluded pids and their
+    descendants, children they have reaped included (utime + stime + cutime +
+    cstime): what other users of a shared machine are taking. Kernel threads
+    (writeback, softirq) are left out: they work for the broker too."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = (int(fields[1]), int(fields[6]), sum(int(x) for x in fields[11:15]))
+    skip = set(exclude)
+    for _ in range(64):         # descendants, to any depth the tree has
+        more = {pid for pid, (ppid, _, _) in stats.items() if ppid in skip and pid not in skip}
+        if not more:
+            break
+        skip |= more
+    return sum(t for pid, (_, flags, t) in stats.items() if pid not in skip and not flags & PF_KTHREAD) / CLK_TCK
+
+
 def own_cpu_s():
     """CPU seconds of this script and of the drivers it has waited for."""
     total = 0.0
@@ -560,13 +587,13 @@ class Plan:
     """Counts and durations of every workload at this BENCH_SCALE."""
 
     def __init__(self):
-        self.produce_s = scaled(10, 1.0)
+        self.produce_s = scaled(8, 1.0)
         self.produce_count = {1024: int(scaled(1500000, 2000)), 100: int(scaled(6000000, 20000))}
         self.consume_s = scaled(30, 3.0)
         self.latency_rate = 10000
-        self.latency_s = scaled(20, 3.0)
+        self.latency_s = scaled(15, 3.0)
         self.latency_warmup_s = min(2.0, self.latency_s / 4)
-        self.warmup_s = scaled(4, 0.5)
+        self.warmup_s = scaled(10, 0.5)
         self.scale_s = scaled(8, 1.0)
         self.scale_count = int(scaled(1000000, 5000))
         default_parts = "1,100,1000,10000" if SCALE >= 0.5 else ("1,100,1000" if SCALE >= 0.05 else "1,100")
@@ -606,6 +633,7 @@ class Session:
         pid = self.b.pid
         cpu0 = proc_cpu_s(pid)
         busy0, own0 = system_busy_s(), own_cpu_s()
+        others0 = other_processes_cpu_s([os.getpid(), pid])
         t0 = time.monotonic()
         with RssSampler(pid) as rss:
             try:
@@ -616,13 +644,17 @@ class Session:
         res["wall_s"] = round(wall, 3)
         if self.b.is_alive():
             res["broker_cpu_s"] = round(proc_cpu_s(pid) - cpu0, 3)
-            # What the rest of the machine (other users of a shared box) took
-            # meanwhile: busy CPU time that was neither the broker nor ours.
-            others = system_busy_s() - busy0 - (own_cpu_s() - own0) - res["broker_cpu_s"]
+            # What the rest of the machine took meanwhile: other users' processes
+            # (a shared box), and kernel threads (writeback, softirq: partly
+            # the broker's own work, done on its behalf).
+            others = other_processes_cpu_s([os.getpid(), pid]) - others0
+            kernel = system_busy_s() - busy0 - (own_cpu_s() - own0) - res["broker_cpu_s"] - others
             res["others_cores"] = round(max(0.0, others) / wall, 2) if wall > 0 else None
+            res["kernel_threads_cores"] = round(max(0.0, kernel) / wall, 2) if wall > 0 else None
             res["loadavg"] = os.getloadavg()[0]
             res["broker_rss_peak_kib"] = rss.peak_kib
             res["broker_rss_after_kib"] = proc_status_kib(pid, "VmRSS")
+            res["broker_fds_after"] = proc_fd_count(pid)
             moved = res.get("bytes_moved")
             if moved:
                 res["broker_cpu_s_per_gb"] = round(res["broker_cpu_s"] / (moved / 1e9), 3)
@@ -682,10 +714,12 @@ class Session:
             wid = produce_id(size, acks, parts)
             topic = wid
 
-            def work(size=size, acks=acks, parts=parts, topic=topic):
+            try:
                 b.create_topic(topic, parts)
-                return self.produce(topic, size, acks, parts, p.produce_s, p.produce_count[size])
-            self.measure(wid, work)
+            except Exception as e:  # noqa: BLE001 - the workload reports it
+                log("%s: %s" % (b.name, e))
+            self.measure(wid, lambda size=size, acks=acks, parts=parts, topic=topic:
+                         self.produce(topic, size, acks, parts, p.produce_s, p.produce_count[size]))
 
         self.results["rss_hwm_throughput_kib"] = self.hwm()
         for parts, readers in ((1, 1), (8, 1), (8, 3)):
@@ -694,6 +728,9 @@ class Session:
             self.measure(wid, lambda topic=topic, parts=parts, readers=readers: self.consume(topic, parts, readers))
 
         self.measure("latency", self.latency)
+        # Idle connections before the scale workloads: with thousands of
+        # partitions open a broker may have no descriptors left for them.
+        self.measure("idle-connections", self.idle)
         self.results["rss_hwm_before_scale_kib"] = self.hwm()
 
         for parts in p.partitions:
@@ -701,14 +738,14 @@ class Session:
 
             def scale_work(parts=parts, wid=wid):
                 rss_before = proc_status_kib(b.pid, "VmRSS")
+                fds_before = proc_fd_count(b.pid)
                 created = b.create_topic(wid, parts)
                 res = self.produce(wid, 1024, "1", parts, p.scale_s, p.scale_count, round_robin=True)
                 res["topic_ready_s"] = created.get("ready_s")
                 res["rss_before_kib"] = rss_before
+                res["fds_before"] = fds_before
                 return res
             self.measure(wid, scale_work)
-
-        self.measure("idle-connections", self.idle)
         self.results["rss_hwm_kib"] = self.hwm()
 
     def hwm(self):
@@ -716,7 +753,7 @@ class Session:
 
     def warmup(self):
         self.b.create_topic("warmup", 1)
-        res = self.produce("warmup", 1024, "1", 1, self.plan.warmup_s, int(scaled(500000, 5000)))
+        res = self.produce("warmup", 1024, "1", 1, self.plan.warmup_s, int(scaled(1500000, 5000)))
         res["consume"] = run_driver(["consume", "-b", self.b.bootstrap, "-t", "warmup", "-p", "1", "-d", "20"]
                                     + self.consumer_args(), timeout_s=60)
         res["bytes_moved"] = res.get("bytes", 0) + res["consume"].get("bytes", 0)
@@ -738,7 +775,7 @@ class Session:
         rss0 = proc_status_kib(pid, "VmRSS")
         fds0 = proc_fd_count(pid)
         t0 = time.monotonic()
-        socks, error = open_idle_connections(self.b.host, self.b.port, n, timeout_s=scaled(90, 20))
+        socks, error = open_idle_connections(self.b.host, self.b.port, n, timeout_s=scaled(45, 15))
         try:
             open_s = time.monotonic() - t0
             time.sleep(1.0)
@@ -778,11 +815,22 @@ def summary(res):
     if "broker_rss_peak_kib" in res:
         s += ", rss %.0f MiB" % (res["broker_rss_peak_kib"] / 1024)
     if res.get("others_cores") is not None:
-        s += ", others %.2f cores" % res["others_cores"]
+        s += ", others %.2f cores, kthreads %.2f" % (res["others_cores"], res.get("kernel_threads_cores") or 0)
     return s + ("" if res.get("ok") else "  [FAILED: %s]" % res.get("error", ""))
 
 
 # ---- machine limits --------------------------------------------------------
+
+
+def probe_disk(base_dir):
+    """One second of 64 KiB appends + fdatasync: how the shared disk is doing
+    right now (taken before and after each broker's workloads)."""
+    try:
+        p = subprocess.run([LIMITS, "fsync", "-f", base_dir, "-s", "65536", "-n", "20000", "-d", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        return last_json(p.stdout.decode()) or {}
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
 
 
 def run_limits(base_dir):
@@ -951,6 +999,18 @@ def build_rows(results, limits, brokers):
             else:
                 vals[b] = None
         rows.append(Row("scale: RSS growth per partition (%d-partition topic)" % big, "bytes", vals, "lower"))
+        vals = {}
+        for b in brokers:
+            r = results.get(b)
+            w = r["workloads"].get("scale-p%d" % big) if r else None
+            if w and w.get("broker_fds_after", -1) >= 0 and w.get("fds_before", -1) >= 0:
+                vals[b] = (w["broker_fds_after"] - w["fds_before"]) / big
+                if not w.get("ok"):
+                    vals[b] = "%s!" % fmt_num(vals[b])
+            else:
+                vals[b] = None
+        rows.append(Row("scale: open file descriptors per partition (%d-partition topic)" % big, "fds", vals,
+                        "lower", None, "RLIMIT_NOFILE %d" % resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     n = None
     for b in brokers:
         w = results.get(b, {}).get("workloads", {}).get("idle-connections") if results.get(b) else None
@@ -1032,13 +1092,21 @@ def render_noise(results, brokers):
         wall = sum(w["wall_s"] for _, w in ws)
         mean = sum(w["others_cores"] * w["wall_s"] for _, w in ws) / wall
         wid, worst = max(ws, key=lambda x: x[1]["others_cores"])
-        out.append("- %s: other processes used %.2f cores on average over its workloads, at most %.2f (during %s)" % (
-            BROKER_CLASSES[b].label, mean, worst["others_cores"], wid))
+        kernel = sum((w.get("kernel_threads_cores") or 0) * w["wall_s"] for _, w in ws) / wall
+        disk = ""
+        d0, d1 = results[b].get("disk_before") or {}, results[b].get("disk_after") or {}
+        if "p50_ms" in d0 and "p50_ms" in d1:
+            disk = "; the disk's 64 KiB append + fdatasync p50/p99 was %s/%s ms before, %s/%s ms after" % (
+                fmt_num(d0["p50_ms"], 3), fmt_num(d0["p99_ms"], 3), fmt_num(d1["p50_ms"], 3), fmt_num(d1["p99_ms"], 3))
+        out.append("- %s: other users' processes took %.2f cores on average over its workloads, at most %.2f "
+                   "(during %s); kernel threads %.2f cores on average%s" % (
+                       BROKER_CLASSES[b].label, mean, worst["others_cores"], wid, kernel, disk))
     return "\n".join(out)
 
 
 def machine_info():
-    info = {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
+    info = {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+            "rlimit_nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -1082,6 +1150,9 @@ Notes on reading it:
   partitions assigned (no group) from the start of a topic written by the
   acks=1 produce workload, timed from the first to the last message (JSON
   also has wall time including the first fetch).
+- "3 consumers": three independent readers (as three consumer groups would
+  be), each assigned all 8 partitions; the figure is their bytes together
+  over the longest one's time.
 - Before each workload `sync` writes back what the previous one left dirty,
   so writeback of one workload does not land on the next one's clock.
 - Warm-up: before the measured workloads every broker gets the same short
@@ -1148,6 +1219,7 @@ def main():
             session = Session(broker, plan)
             results[name] = session.results
             t0 = time.monotonic()
+            session.results["disk_before"] = probe_disk(base_dir)
             try:
                 log("starting %s" % name)
                 broker.start()
@@ -1163,10 +1235,15 @@ def main():
             finally:
                 if broker.is_alive():
                     session.results["rss_hwm_kib"] = session.results.get("rss_hwm_kib") or session.hwm()
+                t_stop = time.monotonic()
                 broker.stop()
                 session.results["exit_status"] = broker.proc.returncode if broker.proc else None
-                session.results["wall_s"] = round(time.monotonic() - t0, 1)
+                session.results["stop_s"] = round(time.monotonic() - t_stop, 1)
+                t_clean = time.monotonic()
                 broker.cleanup()
+                session.results["cleanup_s"] = round(time.monotonic() - t_clean, 1)
+                session.results["disk_after"] = probe_disk(base_dir)
+                session.results["wall_s"] = round(time.monotonic() - t0, 1)
                 log("%s done in %.0f s" % (name, time.monotonic() - t0))
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
@@ -1186,12 +1263,14 @@ def main():
             failures.append("- %s %s: %s%s" % (b, f["workload"], f["error"],
                                                ("\n\n```\n%s\n```" % f["detail"].strip()) if f.get("detail") else ""))
     md = ["# make bench, %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "",
-          "`BENCH_SCALE=%g`, %.0f s in all, runnel %s, on %s cores (%s), %s MiB RAM, Linux %s." % (
+          "`BENCH_SCALE=%g`, %.0f s in all, runnel %s, on %s cores (%s), %s MiB RAM, Linux %s, "
+          "open-files limit %s for every broker." % (
               SCALE, total_s, info.get("runnel_commit", "?"), info.get("cpus"), info.get("cpu", "?"),
-              fmt_num(info.get("mem_total_kib", 0) / 1024), info.get("kernel")),
+              fmt_num(info.get("mem_total_kib", 0) / 1024), info.get("kernel"), info.get("rlimit_nofile")),
           "", table, "", "Machine limits, measured in the same run:", "", render_limits(limits), "",
-          "The machine is shared; CPU time taken by processes other than the broker and the load "
-          "generator while each broker was measured (/proc/stat):", "", render_noise(results, brokers), "",
+          "The machine is shared; CPU time taken by other users' processes while each broker was measured "
+          "(/proc/PID/stat), and by kernel threads (/proc/stat; writeback and softirq work, partly done "
+          "for the broker):", "", render_noise(results, brokers), "",
           "Ratios are runnel divided by Kafka: above 1 is better for rows where higher is better "
           "(MB/s, msg/s), below 1 for the rest (ms, CPU, RSS, bytes).", "",
           NOTES.format(librdkafka=info.get("librdkafka", "?"), cpus=info.get("cpus"),
