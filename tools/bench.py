@@ -3,6 +3,8 @@
 mock cluster, on this machine, in one run, with the machine's own limits.
 
     BENCH_SCALE=1 /usr/bin/python3 tools/bench.py     (what `make bench` runs)
+    /usr/bin/python3 tools/bench.py --render build/bench.json
+                                                      (the table again, from a run's figures)
 
 It measures the machine first (loopback TCP bandwidth of a plain socket pump,
 durable sequential write bandwidth of the data directory's disk, fdatasync
@@ -26,8 +28,8 @@ table and writes it to build/bench.md, with every raw figure in
 build/bench.json.
 
 Environment:
-    BENCH_SCALE    multiplies every count and duration (default 1: about 12
-                   minutes on 2 cores; 0.1 about a minute per broker)
+    BENCH_SCALE    multiplies every count and duration (default 1: about 11
+                   minutes on 2 cores; 0.1 about 4 minutes for the four brokers)
     BENCH_BROKERS  comma-separated subset of runnel,kafka,kafka-fsync,mock
     BENCH_DIR      where the temporary data directories go (default: $TMPDIR
                    or /tmp); the disk limits are measured there
@@ -374,6 +376,17 @@ class Broker:
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def last_log_line(self, word, tail_bytes=1 << 20):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log_path) - tail_bytes))
+                for line in reversed(f.read().decode(errors="replace").splitlines()):
+                    if word in line:
+                        return line
+        except OSError:
+            pass
+        return ""
+
     def log_tail(self, lines=40):
         try:
             with open(self.log_path, "rb") as f:
@@ -547,6 +560,10 @@ def run_driver(args, timeout_s):
         res = {"ok": False, "error": "driver exited %d without figures" % p.returncode}
     if not res.get("ok"):
         res["stderr"] = p.stderr.decode(errors="replace")[-2000:]
+        if not res.get("error"):
+            res["error"] = "%s of %s messages failed, %s undelivered%s" % (
+                res.get("failed", "?"), res.get("sent", "?"), res.get("undelivered", "?"),
+                (" (%s)" % res["first_error"]) if res.get("first_error") else "")
     res["argv"] = " ".join(["bench_rdkafka"] + args)
     return res
 
@@ -598,7 +615,7 @@ class Plan:
         self.scale_count = int(scaled(1000000, 5000))
         default_parts = "1,100,1000,10000" if SCALE >= 0.5 else ("1,100,1000" if SCALE >= 0.05 else "1,100")
         self.partitions = [int(x) for x in os.environ.get("BENCH_PARTITIONS", default_parts).split(",")]
-        self.idle_connections = int(os.environ.get("BENCH_IDLE_CONNECTIONS", int(scaled(10000, 100))))
+        self.idle_connections = int(os.environ.get("BENCH_IDLE_CONNECTIONS", int(scaled(10000, 50))))
         self.mock_min_bytes = int(scaled(200e6, 5e6))
 
     def as_dict(self):
@@ -666,8 +683,12 @@ class Session:
             log("%s CRASHED during %s (status %s); log: %s" % (self.b.name, wid, self.b.proc.returncode,
                                                                self.b.log_path))
         if not res.get("ok"):
-            self.results["failures"].append({"workload": wid, "error": res.get("error", ""),
-                                             "detail": res.get("stderr", "")[-1500:]})
+            detail = res.get("stderr", "")[-1500:]
+            last = self.b.last_log_line("ERROR")
+            if last:
+                res["broker_last_error"] = last
+                detail += "\nlast ERROR line of the broker's log (%s):\n%s" % (self.b.log_path, last[:600])
+            self.results["failures"].append({"workload": wid, "error": res.get("error", ""), "detail": detail})
             log("%s %s FAILED: %s %s" % (self.b.name, wid, res.get("error", ""), res.get("stderr", "")[-300:]))
         self.results["workloads"][wid] = res
         log("%s %-28s %s" % (self.b.name, wid, summary(res)))
@@ -707,6 +728,9 @@ class Session:
     def run(self):
         p = self.plan
         b = self.b
+        # Idle connections first, on a broker that has served nothing yet:
+        # later, memory freed by earlier workloads would hide their cost.
+        self.measure("idle-connections", self.idle)
         # Warm-up, for every broker alike: the JVM compiles its hot paths.
         self.measure("warmup", lambda: self.warmup())
 
@@ -728,9 +752,7 @@ class Session:
             self.measure(wid, lambda topic=topic, parts=parts, readers=readers: self.consume(topic, parts, readers))
 
         self.measure("latency", self.latency)
-        # Idle connections before the scale workloads: with thousands of
-        # partitions open a broker may have no descriptors left for them.
-        self.measure("idle-connections", self.idle)
+        self.measure("latency-linger5", lambda: self.latency(linger_ms=5))
         self.results["rss_hwm_before_scale_kib"] = self.hwm()
 
         for parts in p.partitions:
@@ -759,11 +781,12 @@ class Session:
         res["bytes_moved"] = res.get("bytes", 0) + res["consume"].get("bytes", 0)
         return res
 
-    def latency(self):
+    def latency(self, linger_ms=0):
         p = self.plan
-        self.b.create_topic("latency", 1)
-        args = ["latency", "-b", self.b.bootstrap, "-t", "latency", "-s", "1024", "-r", str(p.latency_rate),
-                "-d", "%.2f" % p.latency_s, "-a", "all", "-l", "0", "-w", "%.2f" % p.latency_warmup_s]
+        topic = "latency-linger%d" % linger_ms
+        self.b.create_topic(topic, 1)
+        args = ["latency", "-b", self.b.bootstrap, "-t", topic, "-s", "1024", "-r", str(p.latency_rate),
+                "-d", "%.2f" % p.latency_s, "-a", "all", "-l", str(linger_ms), "-w", "%.2f" % p.latency_warmup_s]
         res = run_driver(args + self.consumer_args(), timeout_s=p.latency_s + 240)
         res["bytes_moved"] = res.get("delivered", 0) * 1024 * 2
         return res
@@ -953,6 +976,9 @@ def build_rows(results, limits, brokers):
         row("e2e latency, 10,000 msg/s of 1 KiB, acks=all, %s" % name, "ms", "latency",
             lambda w, q=q: w["e2e"][q], "lower", lim, note)
     row("ack latency, same run, p99", "ms", "latency", lambda w: w["ack"]["p99_ms"], "lower")
+    for q, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("max_ms", "max")):
+        row("e2e latency, the same with linger.ms=5 (librdkafka's default), %s" % name, "ms", "latency-linger5",
+            lambda w, q=q: w["e2e"][q], "lower")
     for wid, title in (("produce-1k-acks1-p8", "produce 1 KiB acks=1 8p"),
                        ("produce-1k-acksall-p8", "produce 1 KiB acks=all 8p"),
                        ("produce-100b-acks1-p8", "produce 100 B acks=1 8p"),
@@ -988,29 +1014,23 @@ def build_rows(results, limits, brokers):
             lambda w: w["topic_ready_s"] * 1000, "lower")
         row("scale: RSS after producing to %d partitions" % parts, "MiB", wid,
             lambda w: w["broker_rss_after_kib"] / 1024, "lower")
-    big = max(results_partitions(results) or [0])
-    if big >= 100:
-        vals = {}
+    for parts in [x for x in results_partitions(results) if x >= 100]:
+        rss_vals, fd_vals = {}, {}
         for b in brokers:
             r = results.get(b)
-            w = r["workloads"].get("scale-p%d" % big) if r else None
-            if w and w.get("ok") and "rss_before_kib" in w:
-                vals[b] = (w["broker_rss_after_kib"] - w["rss_before_kib"]) * 1024 / big
-            else:
-                vals[b] = None
-        rows.append(Row("scale: RSS growth per partition (%d-partition topic)" % big, "bytes", vals, "lower"))
-        vals = {}
-        for b in brokers:
-            r = results.get(b)
-            w = r["workloads"].get("scale-p%d" % big) if r else None
-            if w and w.get("broker_fds_after", -1) >= 0 and w.get("fds_before", -1) >= 0:
-                vals[b] = (w["broker_fds_after"] - w["fds_before"]) / big
-                if not w.get("ok"):
-                    vals[b] = "%s!" % fmt_num(vals[b])
-            else:
-                vals[b] = None
-        rows.append(Row("scale: open file descriptors per partition (%d-partition topic)" % big, "fds", vals,
-                        "lower", None, "RLIMIT_NOFILE %d" % resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+            w = r["workloads"].get("scale-p%d" % parts) if r else None
+            rss_vals[b] = fd_vals[b] = None
+            if not w:
+                continue
+            if "rss_before_kib" in w and "broker_rss_after_kib" in w:
+                v = (w["broker_rss_after_kib"] - w["rss_before_kib"]) * 1024 / parts
+                rss_vals[b] = v if w.get("ok") else "%s!" % fmt_num(v)
+            if w.get("broker_fds_after", -1) >= 0 and w.get("fds_before", -1) >= 0:
+                v = (w["broker_fds_after"] - w["fds_before"]) / parts
+                fd_vals[b] = v if w.get("ok") else "%s!" % fmt_num(v)
+        rows.append(Row("scale: RSS growth per partition (%d-partition topic)" % parts, "bytes", rss_vals, "lower"))
+        rows.append(Row("scale: open file descriptors per partition (%d-partition topic)" % parts, "fds", fd_vals,
+                        "lower", None, "open-files limit %s" % info_nofile(results)))
     n = None
     for b in brokers:
         w = results.get(b, {}).get("workloads", {}).get("idle-connections") if results.get(b) else None
@@ -1020,6 +1040,13 @@ def build_rows(results, limits, brokers):
         lambda w: w["connections"], "higher")
     row("RSS per idle connection", "bytes", "idle-connections", lambda w: w["bytes_per_connection"], "lower")
     return rows
+
+
+def info_nofile(results):
+    for r in results.values():
+        if r.get("rlimit_nofile"):
+            return r["rlimit_nofile"]
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def results_partitions(results):
@@ -1051,7 +1078,7 @@ def render_table(rows, brokers):
         for other in ("kafka", "kafka-fsync"):
             if other in brokers:
                 x = r.ratio(other)
-                cells.append(("%.2f×" % x) if x is not None else "—")
+                cells.append(("%.2f×" % x if x >= 0.1 else "%.3f×" % x) if x is not None else "—")
         f = r.fraction()
         if f is not None and r.unit != "ms":
             cells.append("%.0f%% of %s" % (f * 100, r.limit_note))
@@ -1163,7 +1190,9 @@ Notes on reading it:
 - acks=all: runnel acknowledges after fdatasync (group commit); Kafka
   (default) after the write to the page cache; Kafka (fsync) flushes the log
   after every append (log.flush.interval.messages=1).
-- Latency: one producer paced at the offered rate (linger.ms=0, acks=all),
+- Latency: one producer paced at the offered rate (linger.ms=0, so every
+  message is a produce request of its own unless some are already queued;
+  then again with linger.ms=5, acks=all both),
   one consumer assigned at the log end, in one process; each value carries
   the time it was due to be sent, so stalls count against the broker
   (no coordinated omission). The first {lat_warmup:.0f} s are not counted.
@@ -1248,10 +1277,21 @@ def main():
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
 
+    info = machine_info()
+    info["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    doc = {"scale": SCALE, "brokers_run": brokers, "plan": plan.as_dict(), "machine": info, "limits": limits,
+           "brokers": results, "total_s": round(time.monotonic() - started, 1)}
+    write_outputs(doc, out_prefix)
+    log("wrote %s.md and %s.json in %.0f s" % (out_prefix, out_prefix, doc["total_s"]))
+    return 0
+
+
+def write_outputs(doc, out_prefix):
+    """build/bench.md and build/bench.json from one run's figures."""
+    brokers = doc.get("brokers_run") or [b for b in ALL_BROKERS if b in doc["brokers"]]
+    results, limits, info, plan = doc["brokers"], doc["limits"], doc["machine"], doc["plan"]
     rows = build_rows(results, limits, brokers)
     table = render_table(rows, brokers)
-    info = machine_info()
-    total_s = time.monotonic() - started
     failures = []
     for b in brokers:
         r = results.get(b, {})
@@ -1262,10 +1302,10 @@ def main():
         for f in r.get("failures", []):
             failures.append("- %s %s: %s%s" % (b, f["workload"], f["error"],
                                                ("\n\n```\n%s\n```" % f["detail"].strip()) if f.get("detail") else ""))
-    md = ["# make bench, %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "",
+    md = ["# make bench, %s" % info.get("date", "?"), "",
           "`BENCH_SCALE=%g`, %.0f s in all, runnel %s, on %s cores (%s), %s MiB RAM, Linux %s, "
           "open-files limit %s for every broker." % (
-              SCALE, total_s, info.get("runnel_commit", "?"), info.get("cpus"), info.get("cpu", "?"),
+              doc["scale"], doc["total_s"], info.get("runnel_commit", "?"), info.get("cpus"), info.get("cpu", "?"),
               fmt_num(info.get("mem_total_kib", 0) / 1024), info.get("kernel"), info.get("rlimit_nofile")),
           "", table, "", "Machine limits, measured in the same run:", "", render_limits(limits), "",
           "The machine is shared; CPU time taken by other users' processes while each broker was measured "
@@ -1274,21 +1314,33 @@ def main():
           "Ratios are runnel divided by Kafka: above 1 is better for rows where higher is better "
           "(MB/s, msg/s), below 1 for the rest (ms, CPU, RSS, bytes).", "",
           NOTES.format(librdkafka=info.get("librdkafka", "?"), cpus=info.get("cpus"),
-                       lat_warmup=plan.latency_warmup_s, mock_mb=plan.mock_min_bytes / 1e6)]
+                       lat_warmup=plan["latency_warmup_s"], mock_mb=plan["mock_min_bytes"] / 1e6)]
     if failures:
         md += ["Failures:", ""] + failures + [""]
     text = "\n".join(md)
     os.makedirs(os.path.dirname(out_prefix) or ".", exist_ok=True)
     with open(out_prefix + ".md", "w") as f:
         f.write(text + "\n")
+    doc = dict(doc, table=[r.as_dict() for r in rows])
     with open(out_prefix + ".json", "w") as f:
-        json.dump({"scale": SCALE, "plan": plan.as_dict(), "machine": info, "limits": limits,
-                   "brokers": results, "table": [r.as_dict() for r in rows], "total_s": round(total_s, 1)},
-                  f, indent=1, default=str)
+        json.dump(doc, f, indent=1, default=str)
     print(text)
-    log("wrote %s.md and %s.json in %.0f s" % (out_prefix, out_prefix, total_s))
+
+
+def rerender(json_path):
+    """tools/bench.py --render build/bench.json: the table again from the
+    figures of a run (after a change to the table, say), without running."""
+    with open(json_path) as f:
+        doc = json.load(f)
+    doc.pop("table", None)
+    if "date" not in doc["machine"]:
+        doc["machine"]["date"] = datetime.datetime.fromtimestamp(os.path.getmtime(json_path)).strftime(
+            "%Y-%m-%d %H:%M")
+    write_outputs(doc, json_path[:-5] if json_path.endswith(".json") else json_path)
     return 0
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--render":
+        sys.exit(rerender(sys.argv[2]))
     sys.exit(main())
