@@ -52,6 +52,7 @@
 #include "../protocol/record_batch.h"
 #include "checkpoint.h"
 #include "logdir.h"
+#include "producer_state.h"
 #include "segment.h"
 
 #define PARTITION_SEGMENTS_MAX 65536
@@ -103,6 +104,11 @@ struct partition {
 
         struct partition_waiter *waiters;
         struct partition_waiter *firing;        /* ready, about to fire */
+
+        struct producer_state producers;        /* idempotence: see producer_state.h */
+        uint64_t snapshot_change_count;         /* producers.change_count at the last snapshot */
+        int64_t snapshot_offset;                /* the newest snapshot's offset, -1 when none */
+        int64_t producer_expiration_ms;
 };
 
 static void partition_check(const struct partition *p)
@@ -251,6 +257,7 @@ static void partition_destroy(struct partition *p)
                 handle_put(p->segs[i]);
         free(p->segs);
         free(p->sync_segs);
+        producer_state_free(&p->producers);
         if (p->dir_fd >= 0)
                 close(p->dir_fd);
         free(p);
@@ -379,6 +386,126 @@ static void on_log_start_moved(struct partition *p)
                          CHECKPOINT_LEADER_EPOCH_FILE, strerror(-rc));
 }
 
+/* ---- producer state: replay and snapshots ---- */
+
+/* The marker of a control batch: key (version int16, type int16: 0 abort,
+ * 1 commit), value (version int16, coordinator epoch int32). Returns 0 or
+ * -EBADMSG. */
+static int read_control_marker(const uint8_t *batch, size_t len, int16_t *type_out, int32_t *coordinator_epoch_out)
+{
+        struct record_iter it;
+        struct record_view rec;
+        if (record_iter_init(&it, batch, len) != KAFKA_NONE || !record_iter_next(&it, &rec))
+                return -EBADMSG;
+        if (rec.key.len < 4 || rec.value.len < 6)
+                return -EBADMSG;
+        *type_out = (int16_t)(rec.key.ptr[2] << 8 | rec.key.ptr[3]);
+        const uint8_t *v = rec.value.ptr;
+        *coordinator_epoch_out = (int32_t)((uint32_t)v[2] << 24 | (uint32_t)v[3] << 16 | (uint32_t)v[4] << 8 | v[5]);
+        return 0;
+}
+
+/* Control batches hold one small record; anything larger is not one. */
+#define CONTROL_BATCH_BYTES_MAX 4096
+
+/*
+ * Kafka's rebuildProducerState: the batches from from_offset to the log
+ * end, read header by header (and the marker of each control batch), are
+ * applied to the producer table. Blocking reads, at open only.
+ */
+static int replay_producers(struct partition *p, int64_t from_offset)
+{
+        uint8_t buf[CONTROL_BATCH_BYTES_MAX];
+        for (uint32_t i = find_segment_index(p, from_offset); i < p->seg_count; i++) {
+                struct segment_handle *h = p->segs[i];
+                uint32_t position = 0;
+                if (from_offset > h->base_offset) {
+                        struct segment_batch_location loc;
+                        int rc = segment_find_offset(&h->seg, from_offset, &loc);
+                        if (rc == -ENOENT)
+                                continue;
+                        if (rc < 0)
+                                return rc;
+                        position = loc.position_bytes;
+                }
+                while (position < h->written_bytes) {
+                        size_t got;
+                        int rc = segment_read(&h->seg, position, buf, RECORD_BATCH_HEADER_BYTES, &got);
+                        if (rc < 0)
+                                return rc;
+                        struct record_batch_header hdr;
+                        if (record_batch_parse_header(buf, got, &hdr) != RECORD_BATCH_FRAME_OK)
+                                return -EBADMSG;        /* recovery left only whole batches */
+                        uint32_t size = record_batch_size_bytes(&hdr);
+                        if (hdr.producer_id >= 0 && record_batch_last_offset(&hdr) >= from_offset) {
+                                int16_t type = 0;
+                                int32_t coordinator_epoch = -1;
+                                if (record_batch_is_control(&hdr)) {
+                                        if (size > sizeof(buf))
+                                                return -EBADMSG;
+                                        rc = segment_read(&h->seg, position, buf, size, &got);
+                                        if (rc < 0)
+                                                return rc;
+                                        if (got != size || read_control_marker(buf, size, &type, &coordinator_epoch) < 0)
+                                                return -EBADMSG;
+                                }
+                                rc = producer_state_update(&p->producers, &hdr, type, coordinator_epoch, NULL);
+                                if (rc < 0)
+                                        return rc;
+                        }
+                        position += size;
+                }
+        }
+        return 0;
+}
+
+/*
+ * Kafka's LogLoader for producer state: the newest snapshot at or below the
+ * log end (newer ones are deleted: the log was cut below them), then the
+ * batches after it. With no snapshot, the whole log is read: a log that
+ * never had idempotent producers costs one header read per batch, once,
+ * until the first snapshot is written.
+ */
+static int load_producers(struct partition *p, bool is_clean_shutdown, int64_t now_ms)
+{
+        int64_t snapshot_offset;
+        int rc = producer_state_load_snapshot(&p->producers, p->dir_fd, p->log_end_offset, now_ms,
+                                              p->producer_expiration_ms, &snapshot_offset);
+        if (rc < 0)
+                return rc;
+        p->snapshot_offset = snapshot_offset;
+        int64_t from = snapshot_offset >= 0 ? snapshot_offset : p->segs[0]->base_offset;
+        if (from < p->segs[0]->base_offset)
+                from = p->segs[0]->base_offset;
+        /* Kafka too skips the scan after a clean shutdown that left no
+         * snapshot: a clean close snapshots any producer it knew. */
+        if (snapshot_offset < 0 && is_clean_shutdown)
+                from = p->log_end_offset;
+        if (from < p->log_end_offset) {
+                rc = replay_producers(p, from);
+                if (rc < 0)
+                        return rc;
+                producer_state_expire(&p->producers, now_ms, p->producer_expiration_ms);
+        }
+        p->snapshot_change_count = snapshot_offset == p->log_end_offset ? p->producers.change_count : UINT64_MAX;
+        return 0;
+}
+
+/* A snapshot of the producer table at the log end. */
+static int snapshot_producers(struct partition *p, bool is_synced)
+{
+        int rc = producer_state_write_snapshot(&p->producers, p->dir_fd, p->log_end_offset, is_synced);
+        if (rc < 0) {
+                log_warn("%s: cannot write the producer snapshot at offset %lld: %s; after an unclean stop "
+                         "the state is rebuilt from the log", p->name, (long long)p->log_end_offset,
+                         strerror(-rc));
+                return rc;
+        }
+        p->snapshot_offset = p->log_end_offset;
+        p->snapshot_change_count = p->producers.change_count;
+        return 0;
+}
+
 int partition_open(const struct partition_options *o, const struct log_io *io, struct partition **out,
                    char *err, size_t err_bytes)
 {
@@ -399,6 +526,10 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         p->config = o->config;
         p->is_durable_acks = o->is_durable_acks;
         p->dir_fd = -1;
+        producer_state_init(&p->producers);
+        p->snapshot_offset = -1;
+        p->producer_expiration_ms = o->producer_id_expiration_ms > 0 ? o->producer_id_expiration_ms
+                                                                      : PARTITION_PRODUCER_EXPIRATION_MS_DEFAULT;
         snprintf(p->name, sizeof(p->name), "%s", o->dir_name);
         int64_t now_ms = io->ops->now_ms(io->ctx);
         p->last_flush_ms = now_ms;
@@ -468,6 +599,8 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                 for (uint32_t i = 0; i < p->seg_count; i++)
                         handle_delete(p, p->segs[i]);
                 p->seg_count = 0;
+                /* The producers' state went with the records. */
+                producer_snapshot_delete_below(p->dir_fd, INT64_MAX);
         }
         if (p->seg_count == 0) {
                 struct segment_handle *h;
@@ -496,6 +629,12 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         rc = update_leader_epoch_checkpoint(p);
         if (rc < 0) {
                 snprintf(err, err_bytes, "cannot write %s/%s: %s", o->dir_name, CHECKPOINT_LEADER_EPOCH_FILE,
+                         strerror(-rc));
+                goto fail;
+        }
+        rc = load_producers(p, o->is_clean_shutdown, now_ms);
+        if (rc < 0) {
+                snprintf(err, err_bytes, "cannot load the producer state of %s: %s", o->dir_name,
                          strerror(-rc));
                 goto fail;
         }
@@ -586,6 +725,27 @@ static void fire_waiters(struct partition *p, bool is_all)
                 w->is_firing = false;
                 w->fire(w);
         }
+}
+
+int partition_snapshot_producers(struct partition *p)
+{
+        if (p->is_failed)
+                return 0;
+        bool is_current = p->snapshot_change_count == p->producers.change_count &&
+                          (p->snapshot_offset == p->log_end_offset || p->producers.count == 0);
+        if (is_current)
+                return 0;
+        return snapshot_producers(p, true);
+}
+
+uint32_t partition_expire_producers(struct partition *p, int64_t now_ms)
+{
+        return producer_state_expire(&p->producers, now_ms, p->producer_expiration_ms);
+}
+
+const struct producer_state *partition_producers(const struct partition *p)
+{
+        return &p->producers;
 }
 
 void partition_close(struct partition *p)
@@ -737,7 +897,13 @@ static int roll(struct partition *p, size_t len, int64_t now_ms, bool force)
                 return rc;
         struct segment_handle *n;
         rc = add_segment(p, p->log_end_offset, true, now_ms, &n);
-        return rc < 0 ? rc : 1;
+        if (rc < 0)
+                return rc;
+        /* Kafka snapshots the producers at every roll, so that a restart
+         * replays at most the active segment. Not synced: the roll's own
+         * sync of the segment is what recovery relies on. */
+        snapshot_producers(p, false);
+        return 1;
 }
 
 /* Room for decompressed records when a batch is converted or inspected:
@@ -796,6 +962,60 @@ static int16_t check_batch(struct partition *p, struct partition_append *a, cons
         return record_batch_validate(a->batches, a->len, policy, check);
 }
 
+/*
+ * Kafka's analyzeAndValidateProducerState for one client batch: a retry
+ * is found, else the epoch and sequence are checked, and a transactional
+ * batch must belong to a transaction this partition knows is open, or one
+ * the transaction coordinator verified (KIP-890). On success the
+ * producer's entry exists, so that recording the write cannot fail.
+ */
+static int16_t check_producer(struct partition *p, const struct partition_append *a,
+                              const struct record_batch_header *h, bool *is_duplicate, struct producer_duplicate *dup,
+                              char *reason, size_t reason_bytes)
+{
+        int16_t code = producer_state_check(&p->producers, h, is_duplicate, dup, reason, reason_bytes);
+        if (code != KAFKA_NONE || *is_duplicate)
+                return code;
+        if (record_batch_is_transactional(h) && !a->is_txn_verified) {
+                const struct producer_entry *e = producer_state_find(&p->producers, h->producer_id);
+                if (!e || e->txn_first_offset < 0) {
+                        snprintf(reason, reason_bytes, "The record batch of producer %lld is not part of an "
+                                 "ongoing transaction.", (long long)h->producer_id);
+                        return KAFKA_INVALID_TXN_STATE;
+                }
+        }
+        if (producer_state_reserve(&p->producers, h->producer_id) < 0) {
+                snprintf(reason, reason_bytes, "The broker is out of memory for producer state.");
+                return KAFKA_KAFKA_STORAGE_ERROR;
+        }
+        return KAFKA_NONE;
+}
+
+/* a completes once an fdatasync covers its end offset. */
+static void complete_after_sync(struct partition *p, struct partition_append *a)
+{
+        if (p->durable_tail)
+                p->durable_tail->next = a;
+        else
+                p->durable_head = a;
+        p->durable_tail = a;
+        start_sync(p, p->high_watermark);
+}
+
+/* A retried batch: the first answer again, once it is as durable as asked. */
+static void answer_duplicate(struct partition *p, struct partition_append *a, const struct producer_duplicate *d)
+{
+        a->base_offset = d->first_offset;
+        a->end_offset = d->last_offset + 1;
+        /* Kafka answers a duplicate with the batch's timestamp in
+         * log_append_time, whatever the topic's timestamp type. */
+        a->log_append_time_ms = d->timestamp_ms;
+        if (a->is_durable && p->is_durable_acks && a->end_offset > p->synced_offset)
+                complete_after_sync(p, a);
+        else
+                complete(a);
+}
+
 void partition_append(struct partition *p, struct partition_append *a)
 {
         assert(!p->is_closing);
@@ -834,6 +1054,23 @@ void partition_append(struct partition *p, struct partition_append *a)
                 fail_append(a, code, check.reason);
                 goto out;
         }
+        bool has_producer = record_batch_has_producer_id(&check.header);
+        if (has_producer) {
+                bool is_duplicate;
+                struct producer_duplicate dup;
+                char reason[sizeof(a->error_message)];
+                code = check_producer(p, a, &check.header, &is_duplicate, &dup, reason, sizeof(reason));
+                if (code != KAFKA_NONE || is_duplicate)
+                        arena_free(&scratch);
+                if (code != KAFKA_NONE) {
+                        fail_append(a, code, reason);
+                        goto out;
+                }
+                if (is_duplicate) {
+                        answer_duplicate(p, a, &dup);
+                        goto out;
+                }
+        }
         int rc = roll(p, len, now_ms, false);
         if (rc < 0) {
                 arena_free(&scratch);
@@ -866,15 +1103,19 @@ void partition_append(struct partition *p, struct partition_append *a)
         p->log_end_offset = a->end_offset;
         p->high_watermark = a->end_offset;
         p->unflushed_count += count;
+        if (has_producer) {
+                struct record_batch_header written = check.header;
+                written.base_offset = a->base_offset;
+                written.max_timestamp_ms = max_ts;
+                /* check_producer reserved the entry: this cannot fail. */
+                int urc = producer_state_update(&p->producers, &written, 0, -1, NULL);
+                assert(urc == 0);
+                (void)urc;
+        }
         partition_check(p);
         fire_waiters(p, false);
         if (a->is_durable && p->is_durable_acks) {
-                if (p->durable_tail)
-                        p->durable_tail->next = a;
-                else
-                        p->durable_head = a;
-                p->durable_tail = a;
-                start_sync(p, p->high_watermark);
+                complete_after_sync(p, a);
         } else {
                 /* Kafka flushes a rolled segment right away, in the
                  * background, so that recovery has the active segment only
@@ -1107,6 +1348,8 @@ static int delete_oldest_segments(struct partition *p, uint32_t n, const char *w
         }
         memmove(p->segs, p->segs + n, (p->seg_count - n) * sizeof(p->segs[0]));
         p->seg_count -= n;
+        /* The snapshots of deleted segments go with them. */
+        producer_snapshot_delete_below(p->dir_fd, p->segs[0]->base_offset);
         if (p->log_start_offset < p->segs[0]->base_offset) {
                 p->log_start_offset = p->segs[0]->base_offset;
                 on_log_start_moved(p);

@@ -72,7 +72,10 @@ struct partition_options {
         bool is_clean_shutdown;         /* the log dir has a clean-shutdown marker: no recovery scan */
         int64_t recovery_point;         /* from recovery-point-offset-checkpoint, 0 if none */
         int64_t log_start_offset;       /* from log-start-offset-checkpoint, 0 if none */
+        int64_t producer_id_expiration_ms;      /* producer.id.expiration.ms; 0: Kafka's default */
 };
+
+#define PARTITION_PRODUCER_EXPIRATION_MS_DEFAULT 86400000
 
 /*
  * Opens (creating if needed) a partition, as Kafka's LogLoader does:
@@ -135,6 +138,9 @@ struct partition_append {
         uint8_t *batches;
         size_t len;
         bool is_durable;                /* acks=all */
+        /* The transaction coordinator confirmed this partition is in the
+         * producer's open transaction (KIP-890 verification). */
+        bool is_txn_verified;
         partition_append_done_fn done;
         void *ctx;                      /* the caller's */
 
@@ -248,6 +254,24 @@ int partition_enforce_retention(struct partition *p, int64_t now_ms);
  * start offset either way. A lower offset than the current start is no error.
  */
 int partition_delete_records(struct partition *p, int64_t offset, int64_t *low_watermark_out);
+
+/* ---- producers (idempotence) ---- */
+
+struct producer_state;
+
+/* The producer table, for DescribeProducers; valid until the next append. */
+const struct producer_state *partition_producers(const struct partition *p);
+
+/* Drops producers idle past producer.id.expiration.ms. Returns how many. */
+uint32_t partition_expire_producers(struct partition *p, int64_t now_ms);
+
+/*
+ * Clean shutdown: writes and fsyncs the producer snapshot at the log end
+ * unless the one on disk already says the same, so that the next start
+ * reads no log to rebuild it. Blocking. Returns 0 or -errno (logged; the
+ * state is then rebuilt from the log after the next start).
+ */
+int partition_snapshot_producers(struct partition *p);
 
 /* Starts an fdatasync of everything written if flush.messages/flush.ms is due. */
 void partition_maybe_flush(struct partition *p, int64_t now_ms);

@@ -16,6 +16,7 @@
 #include "config.h"
 
 struct partition_homes;
+struct producer_ids;
 
 struct broker {
         const struct broker_config *config;
@@ -28,6 +29,7 @@ struct broker {
         const char *rack;               /* NULL when broker.rack is unset */
         struct partition_homes *homes;  /* which reactor owns each partition */
         bool is_durable_acks;           /* acks=all waits for fdatasync */
+        struct producer_ids *producer_ids;      /* InitProducerId's allocator, any thread */
 };
 
 #endif

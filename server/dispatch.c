@@ -52,6 +52,7 @@ static const struct handler handlers[] = {
         { API_OFFSET_DELETE, 0, 0, handle_offset_delete },
         { API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch },
         { API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster },
+        { API_INIT_PRODUCER_ID, 0, 5, handle_init_producer_id },
 };
 
 #define HANDLER_COUNT ((int)(sizeof(handlers) / sizeof(handlers[0])))

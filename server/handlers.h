@@ -37,5 +37,6 @@ void handle_delete_records(struct broker *b, struct request *req, struct kreader
 void handle_offset_commit(struct broker *b, struct request *req, struct kreader *body);
 void handle_offset_fetch(struct broker *b, struct request *req, struct kreader *body);
 void handle_offset_delete(struct broker *b, struct request *req, struct kreader *body);
+void handle_init_producer_id(struct broker *b, struct request *req, struct kreader *body);
 
 #endif

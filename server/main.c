@@ -24,6 +24,7 @@
 #include "../base/logging.h"
 #include "../log/catalog.h"
 #include "../log/logdir.h"
+#include "../log/producer_ids.h"
 #include "broker.h"
 #include "checkpointer.h"
 #include "config.h"
@@ -91,6 +92,10 @@ int main(int argc, char **argv)
         }
 
         static struct broker broker;
+        if (producer_ids_open(dirs.dirs[0].dir_fd, &broker.producer_ids, err, sizeof(err)) < 0) {
+                log_error("%s/%s: %s", dirs.dirs[0].path, PRODUCER_IDS_FILE, err);
+                goto out_catalog;
+        }
         broker.config = &cfg;
         broker.logdirs = &dirs;
         broker.catalog = catalog;
@@ -184,6 +189,7 @@ out_homes:
         checkpointer_destroy(checkpointer);
         partition_homes_destroy(broker.homes);
 out_catalog:
+        producer_ids_close(broker.producer_ids);
         if (catalog)
                 catalog_close(catalog);
 out_dirs:

@@ -77,6 +77,7 @@ struct home {
         reactor_timer_id retention_timer;
         reactor_timer_id flush_timer;
         reactor_timer_id config_timer;
+        reactor_timer_id producer_expiry_timer;
         uint64_t config_version;        /* the catalog's when configs were last applied */
 
         struct reactor_task collect_task;
@@ -392,6 +393,7 @@ struct partition *partition_home_get(struct broker *b, const struct catalog_topi
         o.dir_fd = b->logdirs->dirs[cp->logdir_index].dir_fd;
         o.dir_name = dir_name;
         o.is_durable_acks = b->is_durable_acks;
+        o.producer_id_expiration_ms = b->config->producer_id_expiration_ms;
         if (b->homes->checkpointer)
                 checkpointer_fill_options(b->homes->checkpointer, cp->logdir_index, t, index, &o);
 
@@ -475,6 +477,20 @@ static void home_on_flush(void *arg)
         h->flush_timer = home_arm(h, h->broker->config->log_flush_scheduler_interval_ms, false, home_on_flush);
 }
 
+/* Kafka's removeExpiredProducers, every producer.id.expiration.check.interval.ms. */
+static void home_on_producer_expiry(void *arg)
+{
+        struct home *h = arg;
+        h->producer_expiry_timer = 0;
+        if (h->is_stopping)
+                return;
+        int64_t now_ms = home_now_ms(NULL);
+        for (struct home_log *hl = h->logs; hl; hl = hl->next)
+                partition_expire_producers(hl->partition, now_ms);
+        h->producer_expiry_timer = home_arm(h, h->broker->config->producer_id_expiration_check_interval_ms, false,
+                                            home_on_producer_expiry);
+}
+
 /* AlterConfigs and IncrementalAlterConfigs publish a new topic version:
  * the partitions here take its config within a second. */
 static void home_on_config_check(void *arg)
@@ -541,6 +557,8 @@ void partition_homes_on_reactor_start(struct reactor *r, uint32_t index, void *c
         h->config_timer = home_arm(h, HOME_CONFIG_CHECK_MS, true, home_on_config_check);
         h->retention_timer = home_arm(h, b->config->log_retention_check_interval_ms, true, home_on_retention);
         h->flush_timer = home_arm(h, b->config->log_flush_scheduler_interval_ms, true, home_on_flush);
+        h->producer_expiry_timer = home_arm(h, b->config->producer_id_expiration_check_interval_ms, true,
+                                            home_on_producer_expiry);
 }
 
 /* ---- offsets for the checkpoints ---- */
@@ -717,7 +735,8 @@ void partition_homes_on_reactor_stop(struct reactor *r, uint32_t index, void *ct
         reactor_timer_cancel(r, h->retention_timer);
         reactor_timer_cancel(r, h->flush_timer);
         reactor_timer_cancel(r, h->config_timer);
-        h->retention_timer = h->flush_timer = h->config_timer = 0;
+        reactor_timer_cancel(r, h->producer_expiry_timer);
+        h->retention_timer = h->flush_timer = h->config_timer = h->producer_expiry_timer = 0;
 
         /* 1. Until every home has stopped its connections, requests from
          *    other reactors may still come for partitions here: keep serving. */
@@ -741,8 +760,19 @@ void partition_homes_on_reactor_stop(struct reactor *r, uint32_t index, void *ct
                 log_error("reactor %u: partitions still syncing after %d ms of shutdown; their log dirs get no "
                           "clean-shutdown marker", index, PARTITION_HOME_SHUTDOWN_SYNC_MS);
 
-        /* 3. The offsets for the final checkpoints, then the closes. */
-        if (home_offsets_fill(h, &h->final) < 0)
+        /* 3. The producer snapshots at the log ends: a clean start reads
+         *    them instead of the log. One missing means no clean-shutdown
+         *    marker, so the next start rebuilds producer state from the log. */
+        bool are_snapshots_written = true;
+        for (struct home_log *l = h->logs; l; l = l->next)
+                if (partition_snapshot_producers(l->partition) < 0)
+                        are_snapshots_written = false;
+
+        /* 4. The offsets for the final checkpoints, then the closes. */
+        if (!are_snapshots_written)
+                log_error("reactor %u: a producer snapshot could not be written; no clean-shutdown marker",
+                          index);
+        else if (home_offsets_fill(h, &h->final) < 0)
                 log_error("reactor %u: out of memory recording the final offsets; no clean-shutdown marker",
                           index);
         else
