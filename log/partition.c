@@ -109,6 +109,9 @@ struct partition {
         uint64_t snapshot_change_count;         /* producers.change_count at the last snapshot */
         int64_t snapshot_offset;                /* the newest snapshot's offset, -1 when none */
         int64_t producer_expiration_ms;
+        int64_t first_unstable_offset;          /* the oldest open transaction's first offset, -1: none */
+        struct partition_aborted_txn *aborted;  /* by last_offset; those ending at or past the log start */
+        uint32_t aborted_count, aborted_cap;
 };
 
 static void partition_check(const struct partition *p)
@@ -258,6 +261,7 @@ static void partition_destroy(struct partition *p)
         free(p->segs);
         free(p->sync_segs);
         producer_state_free(&p->producers);
+        free(p->aborted);
         if (p->dir_fd >= 0)
                 close(p->dir_fd);
         free(p);
@@ -380,6 +384,14 @@ static int update_leader_epoch_checkpoint(struct partition *p)
 /* The log start offset moved: the leader epoch checkpoint follows. */
 static void on_log_start_moved(struct partition *p)
 {
+        /* Aborted transactions wholly below the log start concern no fetch. */
+        uint32_t gone = 0;
+        while (gone < p->aborted_count && p->aborted[gone].last_offset < p->log_start_offset)
+                gone++;
+        if (gone) {
+                memmove(p->aborted, p->aborted + gone, (p->aborted_count - gone) * sizeof(*p->aborted));
+                p->aborted_count -= gone;
+        }
         int rc = update_leader_epoch_checkpoint(p);
         if (rc < 0)
                 log_warn("%s: cannot update %s: %s; it is brought up to date at the next start", p->name,
@@ -387,6 +399,8 @@ static void on_log_start_moved(struct partition *p)
 }
 
 /* ---- producer state: replay and snapshots ---- */
+
+static void on_txn_completed(struct partition *p, const struct producer_completed_txn *c);
 
 /* The marker of a control batch: key (version int16, type int16: 0 abort,
  * 1 commit), value (version int16, coordinator epoch int32). Returns 0 or
@@ -449,9 +463,12 @@ static int replay_producers(struct partition *p, int64_t from_offset)
                                         if (got != size || read_control_marker(buf, size, &type, &coordinator_epoch) < 0)
                                                 return -EBADMSG;
                                 }
-                                rc = producer_state_update(&p->producers, &hdr, type, coordinator_epoch, NULL);
+                                struct producer_completed_txn done;
+                                rc = producer_state_update(&p->producers, &hdr, type, coordinator_epoch, &done);
                                 if (rc < 0)
                                         return rc;
+                                if (rc == 1)
+                                        on_txn_completed(p, &done);
                         }
                         position += size;
                 }
@@ -487,6 +504,7 @@ static int load_producers(struct partition *p, bool is_clean_shutdown, int64_t n
                         return rc;
                 producer_state_expire(&p->producers, now_ms, p->producer_expiration_ms);
         }
+        p->first_unstable_offset = producer_state_first_open_txn_offset(&p->producers);
         p->snapshot_change_count = snapshot_offset == p->log_end_offset ? p->producers.change_count : UINT64_MAX;
         return 0;
 }
@@ -528,6 +546,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         p->dir_fd = -1;
         producer_state_init(&p->producers);
         p->snapshot_offset = -1;
+        p->first_unstable_offset = -1;
         p->producer_expiration_ms = o->producer_id_expiration_ms > 0 ? o->producer_id_expiration_ms
                                                                       : PARTITION_PRODUCER_EXPIRATION_MS_DEFAULT;
         snprintf(p->name, sizeof(p->name), "%s", o->dir_name);
@@ -768,6 +787,10 @@ void partition_set_config(struct partition *p, const struct topic_config *config
 int64_t partition_log_start_offset(const struct partition *p) { return p->log_start_offset; }
 int64_t partition_log_end_offset(const struct partition *p) { return p->log_end_offset; }
 int64_t partition_high_watermark(const struct partition *p) { return p->high_watermark; }
+int64_t partition_last_stable_offset(const struct partition *p)
+{
+        return p->first_unstable_offset >= 0 ? p->first_unstable_offset : p->high_watermark;
+}
 int64_t partition_recovery_point(const struct partition *p) { return p->synced_offset; }
 int32_t partition_leader_epoch(const struct partition *p) { return p->leader_epoch; }
 int64_t partition_first_segment_offset(const struct partition *p) { return p->segs[0]->base_offset; }
@@ -991,6 +1014,94 @@ static int16_t check_producer(struct partition *p, const struct partition_append
         return KAFKA_NONE;
 }
 
+/* ---- transactions ---- */
+
+/* A control batch: one record, key (version 0, type 0 abort / 1 commit),
+ * value (version 0, coordinator epoch), as Kafka's EndTransactionMarker. */
+static void build_marker_batch(struct partition_append *a, int64_t now_ms)
+{
+        const struct partition_marker *m = a->marker;
+        uint32_t ce = (uint32_t)m->coordinator_epoch;
+        uint8_t key[4] = { 0, 0, 0, m->is_commit ? 1 : 0 };
+        uint8_t value[6] = { 0, 0, (uint8_t)(ce >> 24), (uint8_t)(ce >> 16), (uint8_t)(ce >> 8), (uint8_t)ce };
+        struct record_spec rec = {
+                .key = { key, sizeof(key) },
+                .value = { value, sizeof(value) },
+                .timestamp_ms = now_ms,
+        };
+        struct record_batch_spec spec;
+        record_batch_spec_init(&spec, &rec, 1);
+        spec.attributes = RECORD_BATCH_ATTR_CONTROL | RECORD_BATCH_ATTR_TRANSACTIONAL;
+        spec.producer_id = m->producer_id;
+        spec.producer_epoch = m->producer_epoch;
+        spec.base_sequence = RECORD_BATCH_NO_SEQUENCE;
+        assert(record_batch_encoded_size(&spec) <= sizeof(a->marker_batch));
+        a->len = record_batch_encode(&spec, a->marker_batch, sizeof(a->marker_batch));
+        a->batches = a->marker_batch;
+}
+
+/* Room for one more aborted transaction, taken before a marker is written. */
+static int reserve_aborted(struct partition *p)
+{
+        if (p->aborted_count < p->aborted_cap)
+                return 0;
+        uint32_t cap = p->aborted_cap ? p->aborted_cap * 2 : 16;
+        struct partition_aborted_txn *n = realloc(p->aborted, cap * sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        p->aborted = n;
+        p->aborted_cap = cap;
+        return 0;
+}
+
+/* Kafka's appendEndTxnMarker checks: the marker's producer epoch is not
+ * older than the partition's, nor its coordinator epoch. */
+static int16_t check_marker(struct partition *p, const struct partition_marker *m, char *reason, size_t reason_bytes)
+{
+        const struct producer_entry *e = producer_state_find(&p->producers, m->producer_id);
+        if (e && m->producer_epoch < e->epoch) {
+                snprintf(reason, reason_bytes, "Marker of producer %lld has epoch %d, older than the current %d.",
+                         (long long)m->producer_id, m->producer_epoch, e->epoch);
+                return KAFKA_INVALID_PRODUCER_EPOCH;
+        }
+        if (e && m->coordinator_epoch < e->coordinator_epoch) {
+                snprintf(reason, reason_bytes, "Marker of producer %lld comes from coordinator epoch %d, older "
+                         "than %d.", (long long)m->producer_id, m->coordinator_epoch, e->coordinator_epoch);
+                return KAFKA_TRANSACTION_COORDINATOR_FENCED;
+        }
+        if (producer_state_reserve(&p->producers, m->producer_id) < 0 || (!m->is_commit && reserve_aborted(p) < 0)) {
+                snprintf(reason, reason_bytes, "The broker is out of memory for producer state.");
+                return KAFKA_KAFKA_STORAGE_ERROR;
+        }
+        return KAFKA_NONE;
+}
+
+/* A transactional data batch was written: it may open a transaction. */
+static void on_txn_data(struct partition *p, const struct record_batch_header *h)
+{
+        const struct producer_entry *e = producer_state_find(&p->producers, h->producer_id);
+        if (e && e->txn_first_offset == h->base_offset && p->first_unstable_offset < 0)
+                p->first_unstable_offset = h->base_offset;
+}
+
+/*
+ * A marker ended a transaction holding data: the last stable offset may
+ * move on, and an aborted one is listed for read_committed fetches with
+ * the LSO right after it, as Kafka's transaction index records.
+ */
+static void on_txn_completed(struct partition *p, const struct producer_completed_txn *c)
+{
+        if (p->first_unstable_offset == c->first_offset)
+                p->first_unstable_offset = producer_state_first_open_txn_offset(&p->producers);
+        if (!c->is_aborted || reserve_aborted(p) < 0)
+                return;
+        struct partition_aborted_txn *t = &p->aborted[p->aborted_count++];
+        t->producer_id = c->producer_id;
+        t->first_offset = c->first_offset;
+        t->last_offset = c->last_offset;
+        t->last_stable_offset = p->first_unstable_offset >= 0 ? p->first_unstable_offset : c->last_offset + 1;
+}
+
 /* a completes once an fdatasync covers its end offset. */
 static void complete_after_sync(struct partition *p, struct partition_append *a)
 {
@@ -1032,11 +1143,14 @@ void partition_append(struct partition *p, struct partition_append *a)
         }
         int64_t now_ms = p->io.ops->now_ms(p->io.ctx);
         bool is_log_append_time = p->config.message_timestamp_type == TOPIC_TIMESTAMP_LOG_APPEND_TIME;
+        bool is_marker = a->marker != NULL;
+        if (is_marker)
+                build_marker_batch(a, now_ms);
         struct record_batch_policy policy = {
-                .is_from_client = true,
-                .is_compacted = p->config.is_cleanup_compact,
+                .is_from_client = !is_marker,
+                .is_compacted = p->config.is_cleanup_compact && !is_marker,
                 .is_log_append_time = is_log_append_time,
-                .is_timestamp_checked = !is_log_append_time,
+                .is_timestamp_checked = !is_log_append_time && !is_marker,
                 .now_ms = now_ms,
                 .timestamp_before_max_ms = p->config.message_timestamp_before_max_ms,
                 .timestamp_after_max_ms = p->config.message_timestamp_after_max_ms,
@@ -1047,7 +1161,12 @@ void partition_append(struct partition *p, struct partition_append *a)
         arena_init(&scratch, convert_arena_bytes(&p->config));
         uint8_t *bytes = a->batches;
         size_t len = a->len;
-        int16_t code = check_batch(p, a, &policy, &scratch, &bytes, &len, &check);
+        /* Markers are written as built: never recompressed (they hold no
+         * data), and checked against the producer's epochs only. */
+        int16_t code = is_marker ? record_batch_validate(bytes, len, &policy, &check)
+                                 : check_batch(p, a, &policy, &scratch, &bytes, &len, &check);
+        if (code == KAFKA_NONE && is_marker)
+                code = check_marker(p, a->marker, check.reason, sizeof(check.reason));
         if (code != KAFKA_NONE) {
                 arena_free(&scratch);
                 a->error_record_index = check.record_index;
@@ -1055,7 +1174,7 @@ void partition_append(struct partition *p, struct partition_append *a)
                 goto out;
         }
         bool has_producer = record_batch_has_producer_id(&check.header);
-        if (has_producer) {
+        if (has_producer && !is_marker) {
                 bool is_duplicate;
                 struct producer_duplicate dup;
                 char reason[sizeof(a->error_message)];
@@ -1107,10 +1226,17 @@ void partition_append(struct partition *p, struct partition_append *a)
                 struct record_batch_header written = check.header;
                 written.base_offset = a->base_offset;
                 written.max_timestamp_ms = max_ts;
-                /* check_producer reserved the entry: this cannot fail. */
-                int urc = producer_state_update(&p->producers, &written, 0, -1, NULL);
-                assert(urc == 0);
-                (void)urc;
+                /* check_producer or check_marker reserved the entry (and
+                 * room for an aborted transaction): this cannot fail. */
+                struct producer_completed_txn done;
+                int16_t control_type = is_marker && a->marker->is_commit ? 1 : 0;
+                int32_t coordinator_epoch = is_marker ? a->marker->coordinator_epoch : -1;
+                int urc = producer_state_update(&p->producers, &written, control_type, coordinator_epoch, &done);
+                assert(urc >= 0);
+                if (urc == 1)
+                        on_txn_completed(p, &done);
+                else if (record_batch_is_transactional(&written) && !is_marker)
+                        on_txn_data(p, &written);
         }
         partition_check(p);
         fire_waiters(p, false);
@@ -1136,20 +1262,59 @@ out:
 
 /* ---- reads ---- */
 
+/*
+ * Kafka's collectAbortedTransactions: those ending at or after the fetch
+ * offset and starting below the upper bound. The list is in marker order,
+ * so the first candidate is found by bisection.
+ */
+static int collect_aborted(struct partition *p, struct partition_read *r, int64_t upper_offset)
+{
+        uint32_t lo = 0, hi = p->aborted_count;
+        while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (p->aborted[mid].last_offset < r->fetch_offset)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        uint32_t n = 0;
+        for (uint32_t i = lo; i < p->aborted_count; i++)
+                n += p->aborted[i].first_offset < upper_offset;
+        if (n == 0)
+                return 0;
+        r->aborted = malloc(n * sizeof(*r->aborted));
+        if (!r->aborted)
+                return -ENOMEM;
+        for (uint32_t i = lo; i < p->aborted_count; i++)
+                if (p->aborted[i].first_offset < upper_offset)
+                        r->aborted[r->aborted_count++] = p->aborted[i];
+        return 0;
+}
+
 void partition_read(struct partition *p, struct partition_read *r)
 {
         r->error_code = KAFKA_NONE;
         r->high_watermark = p->high_watermark;
+        r->last_stable_offset = partition_last_stable_offset(p);
         r->log_start_offset = p->log_start_offset;
         r->fd = -1;
         r->len = 0;
         r->segment = NULL;
+        r->aborted = NULL;
+        r->aborted_count = 0;
         if (r->fetch_offset < p->log_start_offset || r->fetch_offset > p->high_watermark) {
                 r->error_code = KAFKA_OFFSET_OUT_OF_RANGE;
                 return;
         }
-        if (r->fetch_offset == p->high_watermark)
+        /* read_committed reads stop at the last stable offset. */
+        int64_t end_offset = r->is_read_committed ? r->last_stable_offset : p->high_watermark;
+        if (r->fetch_offset >= end_offset)
                 return;
+        if (r->is_read_committed && collect_aborted(p, r, end_offset) < 0) {
+                /* Without the list the client would show aborted records:
+                 * send nothing this time; it fetches again. */
+                return;
+        }
         struct segment_handle *h = find_segment(p, r->fetch_offset);
         /* A fetch offset may fall in a segment's tail past its last batch
          * (after a compaction, say); then the data starts in the next one. */
@@ -1165,9 +1330,17 @@ void partition_read(struct partition *p, struct partition_read *r)
         }
         uint64_t pos = loc.position_bytes;
         uint32_t first_bytes = loc.size_bytes;
-        if (pos >= h->written_bytes)
+        uint64_t end_bytes = h->written_bytes;
+        if (end_offset < p->high_watermark) {
+                /* The batch holding the LSO starts the part not to send:
+                 * it is the first batch of the oldest open transaction. */
+                struct segment_batch_location stop;
+                if (segment_find_offset(&h->seg, end_offset, &stop) == 0 && stop.position_bytes < end_bytes)
+                        end_bytes = stop.position_bytes;
+        }
+        if (pos >= end_bytes)
                 return;
-        uint64_t avail = h->written_bytes - pos;
+        uint64_t avail = end_bytes - pos;
         uint64_t len = avail < (uint64_t)(r->max_bytes > 0 ? r->max_bytes : 0) ? avail : (uint64_t)r->max_bytes;
         if (len < first_bytes && r->is_first_batch_whole)
                 len = first_bytes;      /* Kafka returns a first batch whole, whatever the limit */
@@ -1182,6 +1355,9 @@ void partition_read(struct partition *p, struct partition_read *r)
 
 void partition_read_release(struct partition_read *r)
 {
+        free(r->aborted);
+        r->aborted = NULL;
+        r->aborted_count = 0;
         if (!r->segment)
                 return;
         handle_put(r->segment);

@@ -111,6 +111,9 @@ void partition_set_config(struct partition *p, const struct topic_config *config
 int64_t partition_log_start_offset(const struct partition *p);
 int64_t partition_log_end_offset(const struct partition *p);
 int64_t partition_high_watermark(const struct partition *p);
+/* The first offset of the oldest open transaction, or the high watermark:
+ * what read_committed consumers may read up to. */
+int64_t partition_last_stable_offset(const struct partition *p);
 int64_t partition_recovery_point(const struct partition *p);
 int32_t partition_leader_epoch(const struct partition *p);
 
@@ -134,6 +137,23 @@ typedef void (*partition_append_done_fn)(struct partition_append *a);
  * LogAppendTime) and writes from directly. The buffer must stay valid until
  * done is called.
  */
+/* An aborted transaction, as the .txnindex and Fetch list it. */
+struct partition_aborted_txn {
+        int64_t producer_id;
+        int64_t first_offset;
+        int64_t last_offset;            /* the abort marker's offset */
+        int64_t last_stable_offset;     /* the LSO once the marker was written */
+};
+
+/* A transaction marker (control batch) to write, from the transaction
+ * coordinator: set partition_append.marker, leave batches NULL. */
+struct partition_marker {
+        int64_t producer_id;
+        int16_t producer_epoch;
+        int32_t coordinator_epoch;
+        bool is_commit;
+};
+
 struct partition_append {
         uint8_t *batches;
         size_t len;
@@ -141,6 +161,7 @@ struct partition_append {
         /* The transaction coordinator confirmed this partition is in the
          * producer's open transaction (KIP-890 verification). */
         bool is_txn_verified;
+        const struct partition_marker *marker;  /* a marker instead of batches */
         partition_append_done_fn done;
         void *ctx;                      /* the caller's */
 
@@ -156,6 +177,7 @@ struct partition_append {
         int64_t end_offset;
         struct partition *partition;
         struct partition_append *next;
+        uint8_t marker_batch[128];      /* the control batch of a marker */
 };
 
 /*
@@ -181,10 +203,19 @@ struct partition_read {
         int64_t fetch_offset;
         int32_t max_bytes;
         bool is_first_batch_whole;
+        /* isolation_level=read_committed: nothing at or past the last
+         * stable offset, and the aborted transactions the range may hold. */
+        bool is_read_committed;
 
         /* results */
         int16_t error_code;             /* NONE or OFFSET_OUT_OF_RANGE */
         int64_t high_watermark;
+        int64_t last_stable_offset;
+        /* read_committed: the aborted transactions overlapping
+         * [fetch_offset, last_stable_offset), malloc'ed, freed by
+         * partition_read_release. */
+        struct partition_aborted_txn *aborted;
+        uint32_t aborted_count;
         int64_t log_start_offset;
         int fd;                         /* -1 when there is nothing to send */
         uint64_t file_position;

@@ -3,7 +3,8 @@
  * snapshot files. See producer_state.h for the rules it enforces.
  *
  * Invariants:
- *   - cap is 0 or a power of two, count < cap * 3 / 4 when cap > 0;
+ *   - cap is 0 or a power of two, count <= cap * 3 / 4 when cap > 0, so
+ *     a free slot always ends a probe;
  *   - a slot is free exactly when its producer_id is -1; the table has no
  *     tombstones: a removal shifts the following run back (linear probing
  *     with backward-shift deletion), so every entry is reachable from its
@@ -491,7 +492,8 @@ static int64_t snapshot_offset_of(const char *name)
                 return -1;
         int64_t v = 0;
         for (size_t i = 0; i < 20; i++) {
-                if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - 9) / 10)
+                int digit = name[i] - '0';
+                if (digit < 0 || digit > 9 || v > (INT64_MAX - digit) / 10)
                         return -1;
                 v = v * 10 + (name[i] - '0');
         }
@@ -568,7 +570,7 @@ int producer_snapshot_list(int dir_fd, int64_t **offsets_out)
         int rc = 0;
         for (struct dirent *de; (de = readdir(d));) {
                 int64_t offset = snapshot_offset_of(de->d_name);
-                if (offset < 0)
+                if (offset < 0 || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
                         continue;
                 if (count == cap) {
                         size_t ncap = cap ? cap * 2 : 8;
@@ -593,12 +595,15 @@ int producer_snapshot_list(int dir_fd, int64_t **offsets_out)
         return (int)count;
 }
 
-static void delete_snapshot(int dir_fd, int64_t offset)
+static int delete_snapshot(int dir_fd, int64_t offset)
 {
         char name[64];
         producer_snapshot_file_name(name, sizeof(name), offset);
-        if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT)
+        if (unlinkat(dir_fd, name, 0) == 0)
+                return 0;
+        if (errno != ENOENT)
                 log_warn("cannot delete producer snapshot %s: %s", name, strerror(errno));
+        return -errno;
 }
 
 /* Reads a whole snapshot file into a malloc'ed buffer. */
@@ -664,8 +669,8 @@ int producer_state_load_snapshot(struct producer_state *s, int dir_fd, int64_t m
                 uint8_t *buf = NULL;
                 size_t len = 0;
                 rc = read_snapshot_file(dir_fd, offsets[i], &buf, &len);
-                if (rc == -ENOMEM)
-                        break;
+                if (rc == -EFBIG)
+                        rc = -EBADMSG;  /* no snapshot of ours is that big */
                 if (rc == 0) {
                         rc = producer_state_snapshot_decode(s, buf, len, now_ms, expiration_ms);
                         free(buf);
@@ -674,7 +679,9 @@ int producer_state_load_snapshot(struct producer_state *s, int dir_fd, int64_t m
                         *offset_out = offsets[i];
                         break;
                 }
-                if (rc == -ENOMEM)
+                /* Only a damaged file is deleted, as Kafka does; an I/O
+                 * error fails the open so that nothing is thrown away. */
+                if (rc != -EBADMSG)
                         break;
                 /* Torn by a crash or damaged: the one before it, or the
                  * log itself, rebuilds what it held. */
@@ -694,8 +701,8 @@ int producer_snapshot_delete_below(int dir_fd, int64_t offset)
         if (count < 0)
                 return count;
         int deleted = 0;
-        for (int i = 0; i < count && offsets[i] < offset; i++, deleted++)
-                delete_snapshot(dir_fd, offsets[i]);
+        for (int i = 0; i < count && offsets[i] < offset; i++)
+                deleted += delete_snapshot(dir_fd, offsets[i]) == 0;
         free(offsets);
         return deleted;
 }

@@ -177,14 +177,15 @@ int producer_snapshot_list(int dir_fd, int64_t **offsets_out);
 /*
  * Loads the newest snapshot at or below max_offset into s, deleting the
  * ones above max_offset (the log was cut below them) and any found corrupt
- * on the way. *offset_out gets the loaded snapshot's offset, or -1 when
- * none was usable (s is then empty). Returns 0 or -errno (I/O, memory).
+ * on the way (bad CRC, version or length). *offset_out gets the loaded
+ * snapshot's offset, or -1 when none was usable (s is then empty).
+ * Returns 0 or -errno (an I/O error reading one, memory).
  */
 int producer_state_load_snapshot(struct producer_state *s, int dir_fd, int64_t max_offset, int64_t now_ms,
                                  int64_t expiration_ms, int64_t *offset_out);
 
-/* Deletes the snapshots named below offset (their segments are gone),
- * keeping the newest of them when keep_newest_below. Returns how many went. */
+/* Deletes the snapshots named below offset (their segments are gone).
+ * Returns how many went, or -errno when the directory cannot be listed. */
 int producer_snapshot_delete_below(int dir_fd, int64_t offset);
 
 #endif

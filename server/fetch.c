@@ -55,6 +55,7 @@ struct fetch_ctx {
         struct fetch_part *parts;
         int32_t part_count;
         int32_t pending_count;                  /* tasks at homes */
+        bool is_read_committed;                 /* isolation_level 1 */
         int32_t min_bytes;
         int32_t max_bytes;
         int32_t max_wait_ms;
@@ -85,6 +86,32 @@ static void release_read(void *arg)
         partition_read_release(arg);
 }
 
+/* Kafka lists aborted transactions for read_committed fetches only (an
+ * empty list when there are none) and sends null otherwise. */
+static int fill_aborted(struct request *req, const struct fetch_ctx *c, const struct partition_read *r,
+                        struct fetch_response_partition_data *out)
+{
+        if (!c->is_read_committed) {
+                out->aborted_transactions.count = -1;
+                return 0;
+        }
+        out->aborted_transactions.count = 0;
+        if (r->aborted_count == 0)
+                return 0;
+        out->aborted_transactions.items = arena_calloc(&req->arena, r->aborted_count,
+                                                       sizeof(*out->aborted_transactions.items));
+        if (!out->aborted_transactions.items)
+                return -1;
+        for (uint32_t i = 0; i < r->aborted_count; i++) {
+                struct fetch_response_aborted_transaction *t = &out->aborted_transactions.items[i];
+                fetch_response_aborted_transaction_init(t);
+                t->producer_id = r->aborted[i].producer_id;
+                t->first_offset = r->aborted[i].first_offset;
+        }
+        out->aborted_transactions.count = (int32_t)r->aborted_count;
+        return 0;
+}
+
 /* Cuts ranges to max_bytes in request order and sends the response. */
 static void fetch_respond(struct fetch_ctx *c)
 {
@@ -107,8 +134,14 @@ static void fetch_respond(struct fetch_ctx *c)
                         continue;
                 out->error_code = r->error_code;
                 out->high_watermark = r->high_watermark;
-                out->last_stable_offset = r->high_watermark;
+                out->last_stable_offset = r->last_stable_offset;
                 out->log_start_offset = r->log_start_offset;
+                if (fill_aborted(req, c, r, out) < 0) {
+                        fetch_release_reads(c);
+                        fetch_put_topics(c);
+                        request_close_connection(req);
+                        return;
+                }
                 out->records = (struct kbytes){ NULL, 0 };
                 if (r->error_code != KAFKA_NONE || r->len == 0 || !r->segment)
                         continue;
@@ -251,6 +284,7 @@ static void fetch_part_at_home(void *arg)
         fp->read.fetch_offset = offset;
         fp->read.max_bytes = max_bytes;
         fp->read.is_first_batch_whole = true;
+        fp->read.is_read_committed = c->is_read_committed;
         fp->read.fd = -1;
         if (!p) {
                 fp->read.error_code = err;
@@ -339,6 +373,7 @@ void handle_fetch(struct broker *b, struct request *req, struct kreader *body)
         if (b->config->fetch_max_bytes > 0 && c->max_bytes > b->config->fetch_max_bytes)
                 c->max_bytes = b->config->fetch_max_bytes;
         c->max_wait_ms = rq->max_wait_ms;
+        c->is_read_committed = rq->isolation_level == 1;
         fetch_response_init(&c->resp);
         c->resp.session_id = 0;
 

@@ -43,6 +43,7 @@ struct list_item {
         const struct list_offsets_request_list_offsets_partition *want;
         struct list_offsets_response_list_offsets_partition_response *out;
         int16_t version;
+        bool is_read_committed;         /* v2+ isolation_level 1: latest is the LSO */
 };
 
 static bool list_at_home(struct fanout_item *it, struct partition *p, int16_t err)
@@ -60,7 +61,7 @@ static bool list_at_home(struct fanout_item *it, struct partition *p, int16_t er
         int64_t timestamp = -1;
         switch (li->want->timestamp) {
         case LIST_LATEST:
-                offset = partition_high_watermark(p);
+                offset = li->is_read_committed ? partition_last_stable_offset(p) : partition_high_watermark(p);
                 break;
         case LIST_EARLIEST:
         case LIST_EARLIEST_LOCAL:
@@ -157,6 +158,7 @@ void handle_list_offsets(struct broker *b, struct request *req, struct kreader *
                         li->want = &tq->partitions.items[i];
                         li->out = out;
                         li->version = req->api_version;
+                        li->is_read_committed = req->api_version >= 2 && rq->isolation_level == 1;
                         it->ctx = li;
                         it->index = out->partition_index;
                         if (!topic || !catalog_topic_partition(topic, it->index)) {
