@@ -931,103 +931,27 @@ int offsets_store_replay_batch(struct offsets_store *s, const uint8_t *batch, si
 void offsets_loader_init(struct offsets_loader *l, struct partition *p)
 {
         memset(l, 0, sizeof(*l));
-        l->next_offset = partition_log_start_offset(p);
-        l->end_offset = partition_high_watermark(p);
-        assert(l->next_offset <= l->end_offset);
+        log_replay_init(&l->replay, p, 2 * (size_t)OFFSETS_REPLAY_RECORDS_BYTES_MAX);
 }
 
-/* pread of exactly len bytes; 0 or -errno (-EIO for a short file). */
-static int read_fully(int fd, uint8_t *buf, size_t len, uint64_t position)
-{
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = pread(fd, buf + done, len - done, (off_t)(position + done));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -EIO;
-                done += (size_t)n;
-        }
-        return 0;
-}
+struct loader_step {
+        struct offsets_loader *loader;
+        struct offsets_store *store;
+        offsets_record_hook_fn hook;
+        void *hook_ctx;
+};
 
-/* Replays one read of the log (a range of one segment, at most
- * step_bytes unless the first batch is larger); *read_bytes gets its size. */
-static int loader_replay_range(struct offsets_loader *l, struct partition *p, struct offsets_store *s,
-                               uint32_t step_bytes, offsets_record_hook_fn hook, void *hook_ctx,
-                               uint32_t *read_bytes)
+static int loader_replay_batch(void *ctx, const uint8_t *batch, size_t len, int64_t from_offset,
+                               struct arena *scratch)
 {
-        *read_bytes = 0;
-        if (l->next_offset < partition_log_start_offset(p))
-                l->next_offset = partition_log_start_offset(p);       /* retention moved the start */
-        struct partition_read rd = {
-                .fetch_offset = l->next_offset,
-                .max_bytes = (int32_t)(step_bytes > INT32_MAX ? INT32_MAX : step_bytes),
-                .is_first_batch_whole = true,
-        };
-        partition_read(p, &rd);
-        if (rd.error_code != 0)
-                return -EIO;
-        if (rd.fd < 0 || rd.len == 0) {
-                /* Nothing readable below the end: the rest was compacted away. */
-                l->next_offset = l->end_offset;
-                return 0;
-        }
-        uint8_t *buf = malloc(rd.len);
-        if (!buf) {
-                partition_read_release(&rd);
-                return -ENOMEM;
-        }
-        int rc = read_fully(rd.fd, buf, rd.len, rd.file_position);
-        partition_read_release(&rd);
-        if (rc < 0)
-                goto out_free;
-        *read_bytes = rd.len;
-
-        struct arena scratch;
-        arena_init(&scratch, 2 * (size_t)OFFSETS_REPLAY_RECORDS_BYTES_MAX);
-        struct record_batch_iter it;
-        struct record_batch_view v;
-        enum record_batch_frame f;
-        bool is_progress = false;
-        record_batch_iter_init(&it, buf, rd.len);
-        while ((f = record_batch_iter_next(&it, &v)) == RECORD_BATCH_FRAME_OK) {
-                if (record_batch_next_offset(&v.header) <= l->next_offset)
-                        continue;
-                rc = offsets_store_replay_batch(s, v.bytes, v.size_bytes, l->next_offset, &scratch, hook,
-                                                hook_ctx, &l->stats);
-                arena_reset(&scratch);
-                if (rc < 0)
-                        break;
-                l->next_offset = record_batch_next_offset(&v.header);
-                is_progress = true;
-                if (l->next_offset >= l->end_offset)
-                        break;
-        }
-        arena_free(&scratch);
-        /* A range cut by max_bytes ends in a partial batch, read next time;
-         * but its first batch is whole, so each read makes progress. */
-        if (rc == 0 && !is_progress && f != RECORD_BATCH_FRAME_OK)
-                rc = -EBADMSG;
-out_free:
-        free(buf);
-        return rc;
+        struct loader_step *st = ctx;
+        return offsets_store_replay_batch(st->store, batch, len, from_offset, scratch, st->hook, st->hook_ctx,
+                                          &st->loader->stats);
 }
 
 int offsets_loader_step(struct offsets_loader *l, struct partition *p, struct offsets_store *s,
                         uint32_t step_bytes, offsets_record_hook_fn hook, void *hook_ctx)
 {
-        assert(step_bytes > 0);
-        uint64_t done_bytes = 0;
-        while (l->next_offset < l->end_offset && done_bytes < step_bytes) {
-                uint32_t read_bytes;
-                int rc = loader_replay_range(l, p, s, (uint32_t)(step_bytes - done_bytes), hook, hook_ctx,
-                                             &read_bytes);
-                if (rc < 0)
-                        return rc;
-                done_bytes += read_bytes;
-        }
-        return l->next_offset < l->end_offset ? 1 : 0;
+        struct loader_step st = { .loader = l, .store = s, .hook = hook, .hook_ctx = hook_ctx };
+        return log_replay_step(&l->replay, p, step_bytes, loader_replay_batch, &st);
 }

@@ -55,6 +55,7 @@
 #include "../protocol/arena.h"
 #include "../protocol/wire.h"
 #include "../protocol/gen/group_metadata_value.h"
+#include "log_replay.h"
 
 struct partition;
 
@@ -299,8 +300,7 @@ int offsets_store_replay_batch(struct offsets_store *s, const uint8_t *batch, si
 
 /* Loads a store from a partition's log, a step at a time. */
 struct offsets_loader {
-        int64_t next_offset;            /* the first offset not replayed yet */
-        int64_t end_offset;             /* the high watermark when the load began */
+        struct log_replay replay;
         struct offsets_replay_stats stats;
 };
 

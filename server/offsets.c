@@ -148,7 +148,7 @@ static void shard_load_step(void *arg)
         }
         log_error("cannot load committed offsets from %s-%d at offset %lld: %s; its groups get "
                   "NOT_COORDINATOR until a later request retries the load",
-                  COORDINATOR_OFFSETS_TOPIC, s->index, (long long)s->loader.next_offset,
+                  COORDINATOR_OFFSETS_TOPIC, s->index, (long long)s->loader.replay.next_offset,
                   p ? strerror(-rc) : kafka_error_name(err));
         shards[s->index] = NULL;
         shard_destroy(s);
