@@ -53,6 +53,7 @@
 #include "checkpoint.h"
 #include "logdir.h"
 #include "producer_state.h"
+#include "txn_index.h"
 #include "segment.h"
 
 #define PARTITION_SEGMENTS_MAX 65536
@@ -69,6 +70,7 @@ struct segment_handle {
         atomic_uint refs;               /* the partition's own + a sync's + reads in flight */
         bool is_deleted;                /* remove the files when the last ref goes */
         int dir_fd;
+        struct txn_index txn;           /* the aborted transactions whose markers are here */
 };
 
 struct partition {
@@ -153,6 +155,7 @@ static void handle_put(struct segment_handle *h)
         assert(prev > 0);
         if (prev != 1)
                 return;
+        txn_index_close(&h->txn);
         if (h->is_deleted) {
                 segment_abandon(&h->seg);
                 if (h->dir_fd >= 0) {
@@ -208,6 +211,22 @@ static int add_segment(struct partition *p, int64_t base_offset, bool is_new, in
         int rc = is_new ? segment_create(&h->seg, p->dir_fd, base_offset, &sc)
                         : segment_open(&h->seg, p->dir_fd, base_offset, &sc);
         if (rc < 0) {
+                free(h);
+                return rc;
+        }
+        /* The .txnindex is opened only if it exists: most segments have none. */
+        rc = txn_index_open(&h->txn, p->dir_fd, base_offset);
+        if (rc == 0 && is_new && txn_index_entry_count(&h->txn) > 0)
+                rc = txn_index_reset(&h->txn);  /* left over from a segment deleted by hand */
+        if (rc == -EBADMSG) {
+                log_warn("%s: %020lld%s fails its sanity check; emptied: read_committed consumers may see the "
+                         "records of transactions aborted in that segment", p->name, (long long)base_offset,
+                         TXN_INDEX_FILE_SUFFIX);
+                rc = txn_index_reset(&h->txn);
+        }
+        if (rc < 0) {
+                txn_index_close(&h->txn);
+                segment_close(&h->seg);
                 free(h);
                 return rc;
         }
@@ -401,6 +420,7 @@ static void on_log_start_moved(struct partition *p)
 /* ---- producer state: replay and snapshots ---- */
 
 static void on_txn_completed(struct partition *p, const struct producer_completed_txn *c);
+static int load_aborted(struct partition *p);
 
 /* The marker of a control batch: key (version int16, type int16: 0 abort,
  * 1 commit), value (version int16, coordinator epoch int32). Returns 0 or
@@ -486,7 +506,10 @@ static int replay_producers(struct partition *p, int64_t from_offset)
 static int load_producers(struct partition *p, bool is_clean_shutdown, int64_t now_ms)
 {
         int64_t snapshot_offset;
-        int rc = producer_state_load_snapshot(&p->producers, p->dir_fd, p->log_end_offset, now_ms,
+        int rc = load_aborted(p);
+        if (rc < 0)
+                return rc;
+        rc = producer_state_load_snapshot(&p->producers, p->dir_fd, p->log_end_offset, now_ms,
                                               p->producer_expiration_ms, &snapshot_offset);
         if (rc < 0)
                 return rc;
@@ -1093,13 +1116,59 @@ static void on_txn_completed(struct partition *p, const struct producer_complete
 {
         if (p->first_unstable_offset == c->first_offset)
                 p->first_unstable_offset = producer_state_first_open_txn_offset(&p->producers);
-        if (!c->is_aborted || reserve_aborted(p) < 0)
+        if (!c->is_aborted)
                 return;
+        /* A replay at open meets aborts the .txnindex already listed. */
+        if (p->aborted_count > 0 && p->aborted[p->aborted_count - 1].last_offset >= c->last_offset)
+                return;
+        if (reserve_aborted(p) < 0) {
+                log_error("%s: out of memory listing the aborted transaction of producer %lld; read_committed "
+                          "consumers may see its records until the broker restarts", p->name,
+                          (long long)c->producer_id);
+                return;
+        }
         struct partition_aborted_txn *t = &p->aborted[p->aborted_count++];
         t->producer_id = c->producer_id;
         t->first_offset = c->first_offset;
         t->last_offset = c->last_offset;
         t->last_stable_offset = p->first_unstable_offset >= 0 ? p->first_unstable_offset : c->last_offset + 1;
+        struct txn_aborted entry = { t->producer_id, t->first_offset, t->last_offset, t->last_stable_offset };
+        int rc = txn_index_append(&find_segment(p, c->last_offset)->txn, &entry);
+        if (rc < 0)
+                log_warn("%s: cannot write the aborted transaction at offset %lld to %s: %s; it is known until "
+                         "the broker restarts", p->name, (long long)c->last_offset, TXN_INDEX_FILE_SUFFIX,
+                         strerror(-rc));
+}
+
+/* At open: the aborted transactions the segments' .txnindex files list,
+ * those past a log end cut by recovery removed. */
+static int load_aborted(struct partition *p)
+{
+        for (uint32_t i = 0; i < p->seg_count; i++) {
+                struct txn_index *ix = &p->segs[i]->txn;
+                if (txn_index_entry_count(ix) == 0)
+                        continue;
+                if (ix->last_offset >= p->log_end_offset) {
+                        int rc = txn_index_truncate_to(ix, p->log_end_offset);
+                        if (rc < 0)
+                                return rc;
+                }
+                struct txn_aborted_list l = { 0 };
+                bool is_complete;
+                int rc = txn_index_collect(ix, 0, INT64_MAX, &l, &is_complete);
+                for (uint32_t k = 0; rc == 0 && k < l.count; k++) {
+                        rc = reserve_aborted(p);
+                        if (rc == 0)
+                                p->aborted[p->aborted_count++] = (struct partition_aborted_txn){
+                                        l.items[k].producer_id, l.items[k].first_offset, l.items[k].last_offset,
+                                        l.items[k].last_stable_offset,
+                                };
+                }
+                txn_aborted_list_free(&l);
+                if (rc < 0)
+                        return rc;
+        }
+        return 0;
 }
 
 /* a completes once an fdatasync covers its end offset. */

@@ -24,14 +24,41 @@
 
 /* ---- the topic ---- */
 
-int16_t coordinator_ensure_offsets_topic(struct broker *b)
+int16_t coordinator_ensure_topic(struct broker *b, const char *topic, int32_t partition_count,
+                                 const struct catalog_config *configs, uint32_t config_count, const char *purpose)
 {
-        struct kstr name = KSTR(COORDINATOR_OFFSETS_TOPIC);
+        struct kstr name = KSTR(topic);
         const struct catalog_topic *t = catalog_get_topic(b->catalog, name);
         if (t) {
                 catalog_topic_put(t);
                 return KAFKA_NONE;
         }
+        struct catalog_topic_spec spec = {
+                .name = name,
+                .partition_count = partition_count,
+                .configs = configs,
+                .config_count = config_count,
+        };
+        struct catalog_err err = { 0 };
+        int rc = catalog_create_topic(b->catalog, &spec, NULL, &err);
+        if (rc < 0) {
+                log_error("cannot create %s: %s; the %s is unavailable until it can be created "
+                          "(check the first log dir)", topic, strerror(-rc), purpose);
+                return KAFKA_COORDINATOR_NOT_AVAILABLE;
+        }
+        if (err.code == KAFKA_NONE) {
+                log_info("created %s with %d partitions for the %s", topic, spec.partition_count, purpose);
+                return KAFKA_NONE;
+        }
+        if (err.code == KAFKA_TOPIC_ALREADY_EXISTS)
+                return KAFKA_NONE;      /* another reactor was first */
+        log_error("cannot create %s: %s (error %s)", topic, err.message ? err.message : "",
+                  kafka_error_name(err.code));
+        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+}
+
+int16_t coordinator_ensure_offsets_topic(struct broker *b)
+{
         char segment_bytes[16];
         snprintf(segment_bytes, sizeof(segment_bytes), "%d", b->config->offsets_topic_segment_bytes);
         const struct catalog_config configs[] = {
@@ -39,29 +66,8 @@ int16_t coordinator_ensure_offsets_topic(struct broker *b)
                 { "compression.type", "producer" },
                 { "segment.bytes", segment_bytes },
         };
-        struct catalog_topic_spec spec = {
-                .name = name,
-                .partition_count = b->config->offsets_topic_num_partitions,
-                .configs = configs,
-                .config_count = sizeof(configs) / sizeof(configs[0]),
-        };
-        struct catalog_err err = { 0 };
-        int rc = catalog_create_topic(b->catalog, &spec, NULL, &err);
-        if (rc < 0) {
-                log_error("cannot create %s: %s; group coordination is unavailable until it can be created "
-                          "(check the first log dir)", COORDINATOR_OFFSETS_TOPIC, strerror(-rc));
-                return KAFKA_COORDINATOR_NOT_AVAILABLE;
-        }
-        if (err.code == KAFKA_NONE) {
-                log_info("created %s with %d partitions for the group coordinator", COORDINATOR_OFFSETS_TOPIC,
-                         spec.partition_count);
-                return KAFKA_NONE;
-        }
-        if (err.code == KAFKA_TOPIC_ALREADY_EXISTS)
-                return KAFKA_NONE;      /* another reactor was first */
-        log_error("cannot create %s: %s (error %s)", COORDINATOR_OFFSETS_TOPIC, err.message ? err.message : "",
-                  kafka_error_name(err.code));
-        return KAFKA_COORDINATOR_NOT_AVAILABLE;
+        return coordinator_ensure_topic(b, COORDINATOR_OFFSETS_TOPIC, b->config->offsets_topic_num_partitions,
+                                        configs, sizeof(configs) / sizeof(configs[0]), "group coordinator");
 }
 
 bool coordinator_locate_group(struct broker *b, struct kstr group_id, struct coordinator_place *out)

@@ -49,6 +49,11 @@
  */
 int16_t coordinator_ensure_offsets_topic(struct broker *b);
 
+/* The same for any internal topic of a coordinator (purpose names it in
+ * the log): created with partition_count partitions and configs. */
+int16_t coordinator_ensure_topic(struct broker *b, const char *topic, int32_t partition_count,
+                                 const struct catalog_config *configs, uint32_t config_count, const char *purpose);
+
 /* Where a group lives. */
 struct coordinator_place {
         const struct catalog_topic *topic;      /* __consumer_offsets, held */

@@ -53,6 +53,9 @@ static const struct handler handlers[] = {
         { API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch },
         { API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster },
         { API_INIT_PRODUCER_ID, 0, 5, handle_init_producer_id },
+        { API_ADD_PARTITIONS_TO_TXN, 0, 3, handle_add_partitions_to_txn },
+        /* v5 is transaction.version 2 (KIP-890 part 2): not implemented. */
+        { API_END_TXN, 0, 4, handle_end_txn },
 };
 
 #define HANDLER_COUNT ((int)(sizeof(handlers) / sizeof(handlers[0])))

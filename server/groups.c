@@ -57,6 +57,7 @@
 #include "handlers.h"
 #include "offsets.h"
 #include "partition_home.h"
+#include "txn.h"
 
 /* FindCoordinator key types (KIP-98, KIP-932). */
 enum {
@@ -259,8 +260,7 @@ static int16_t find_coordinator_for(struct broker *b, int8_t key_type)
         case COORDINATOR_KEY_GROUP:
                 return coordinator_ensure_offsets_topic(b);
         case COORDINATOR_KEY_TRANSACTION:
-                /* No transaction coordinator yet: clients retry and give up. */
-                return KAFKA_COORDINATOR_NOT_AVAILABLE;
+                return txn_ensure_topic(b);
         case COORDINATOR_KEY_SHARE:
                 /* No share groups (KIP-932): Kafka without a share
                  * coordinator answers the same, as it does before v6. */

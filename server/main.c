@@ -30,6 +30,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "offsets.h"
+#include "txn.h"
 #include "partition_home.h"
 #include "server.h"
 
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
         /* Groups with committed offsets come back before anyone asks, as
          * Kafka loads its coordinator partitions at start-up. */
         offsets_load_all(&broker);
+        txn_load_all(&broker);
         log_info("runnel started: node %d of cluster %s, listening on %s:%u, advertising %s:%d, "
                  "%u reactor threads, %u log dirs",
                  broker.node_id, broker.cluster_id, o.host[0] ? o.host : "*", server_port(srv),

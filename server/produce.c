@@ -24,11 +24,13 @@
 #include "broker.h"
 #include "handlers.h"
 #include "fanout.h"
+#include "txn.h"
 
 /* One partition of the request, carried to its home and back. */
 struct produce_part {
         struct fanout_item *item;
         struct partition_append append;
+        struct record_batch_header header;      /* of the batch sent */
         struct produce_response_partition_produce_response *out;
 };
 
@@ -100,9 +102,11 @@ static void fail_part(struct produce_response_partition_produce_response *out, i
  * the topic's config, is checked at home by partition_append.
  */
 static int16_t check_records(struct request *req, const struct kbytes *records,
-                             struct produce_response_partition_produce_response *out)
+                             struct produce_response_partition_produce_response *out, struct record_batch_header *header)
 {
         struct record_batch_header h;
+        memset(header, 0, sizeof(*header));
+        header->producer_id = RECORD_BATCH_NO_PRODUCER_ID;
         if (records->len <= 0 || record_batch_parse_header(records->ptr, (size_t)records->len, &h) !=
                                          RECORD_BATCH_FRAME_OK) {
                 fail_part(out, KAFKA_CORRUPT_MESSAGE, "The records are not a record batch of magic 2.");
@@ -113,7 +117,78 @@ static int16_t check_records(struct request *req, const struct kbytes *records,
                           "zstd-compressed batches need Produce v7 or later.");
                 return KAFKA_UNSUPPORTED_COMPRESSION_TYPE;
         }
+        *header = h;
         return KAFKA_NONE;
+}
+
+/* ---- the transactional check (KIP-890 part 1) ---- */
+
+struct produce_verify {
+        struct fanout *f;
+        struct produce_part **parts;    /* the transactional partitions, in topics order */
+        int16_t *errors;
+};
+
+static void produce_verified(void *ctx, int16_t error_code)
+{
+        struct produce_verify *v = ctx;
+        for (int32_t i = 0; i < v->f->count; i++) {
+                if (!v->parts[i])
+                        break;
+                v->parts[i]->append.is_txn_verified = error_code == KAFKA_NONE && v->errors[i] == KAFKA_NONE;
+        }
+        fanout_start(v->f);
+}
+
+/*
+ * A transactional batch may open a transaction on a partition only once
+ * the coordinator confirms the partition was added to it: the partitions
+ * of this request that carry one are checked with it first, and those it
+ * does not confirm are refused at their home unless their transaction is
+ * already open there. Returns false when nothing needed checking.
+ */
+static bool produce_verify_start(struct broker *b, struct request *req, const struct produce_request *rq,
+                                 struct fanout *f, struct produce_part *parts)
+{
+        if (req->api_version < 3 || kstr_is_null(rq->transactional_id))
+                return false;
+        int32_t n = 0;
+        for (int32_t i = 0; i < f->count; i++)
+                n += record_batch_is_transactional(&parts[i].header);
+        if (n == 0)
+                return false;
+        struct produce_verify *v = arena_calloc(&req->arena, 1, sizeof(*v));
+        struct txn_topic_partitions *topics = arena_calloc(&req->arena, (size_t)n, sizeof(*topics));
+        int32_t *indexes = arena_calloc(&req->arena, (size_t)n, sizeof(*indexes));
+        if (v) {
+                v->parts = arena_calloc(&req->arena, (size_t)f->count + 1, sizeof(*v->parts));
+                v->errors = arena_calloc(&req->arena, (size_t)n, sizeof(*v->errors));
+        }
+        if (!v || !topics || !indexes || !v->parts || !v->errors)
+                return false;   /* unverified: refused at home unless open there */
+        v->f = f;
+        /* Items are in request order, topic by topic: one entry per run. */
+        int32_t topic_count = 0, k = 0;
+        const struct record_batch_header *first = NULL;
+        for (int32_t i = 0; i < f->count; i++) {
+                struct produce_part *pp = &parts[i];
+                if (!record_batch_is_transactional(&pp->header))
+                        continue;
+                if (!first)
+                        first = &pp->header;
+                struct kstr name = { pp->item->topic->name, (int32_t)pp->item->topic->name_len };
+                if (topic_count == 0 || !kstr_eq(topics[topic_count - 1].topic, name)) {
+                        topics[topic_count].topic = name;
+                        topics[topic_count].partitions = &indexes[k];
+                        topics[topic_count].partition_count = 0;
+                        topic_count++;
+                }
+                indexes[k] = pp->item->index;
+                topics[topic_count - 1].partition_count++;
+                v->parts[k++] = pp;
+        }
+        return txn_verify(b, req, rq->transactional_id, first->producer_id, first->producer_epoch, topics,
+                          topic_count, v->errors, produce_verified, v);
 }
 
 void handle_produce(struct broker *b, struct request *req, struct kreader *body)
@@ -180,9 +255,9 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
                                           "Clients may not write to an internal topic.");
                                 continue;
                         }
-                        if (check_records(req, &pd->records, out) != KAFKA_NONE)
-                                continue;
                         struct produce_part *pp = &parts[f->count];
+                        if (check_records(req, &pd->records, out, &pp->header) != KAFKA_NONE)
+                                continue;
                         struct fanout_item *it = &f->items[f->count++];
                         it->topic = catalog_topic_hold(topic);
                         it->index = pd->index;
@@ -197,7 +272,8 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
                 }
                 catalog_topic_put(topic);
         }
-        fanout_start(f);
+        if (!produce_verify_start(b, req, rq, f, parts))
+                fanout_start(f);
         return;
 
 out_of_memory:

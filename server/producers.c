@@ -23,6 +23,7 @@
 #include "broker.h"
 #include "handlers.h"
 #include "request.h"
+#include "txn.h"
 
 void handle_init_producer_id(struct broker *b, struct request *req, struct kreader *body)
 {
@@ -34,9 +35,12 @@ void handle_init_producer_id(struct broker *b, struct request *req, struct kread
         resp.producer_id = -1;
         resp.producer_epoch = -1;
         if (!kstr_is_null(rq->transactional_id)) {
+                if (rq->transactional_id.len > 0) {
+                        txn_handle_init_producer_id(b, req, rq);
+                        return;
+                }
                 /* Kafka refuses an empty transactional id outright. */
-                resp.error_code = rq->transactional_id.len == 0 ? KAFKA_INVALID_REQUEST
-                                                                : KAFKA_COORDINATOR_NOT_AVAILABLE;
+                resp.error_code = KAFKA_INVALID_REQUEST;
                 dispatch_respond(req, &resp);
                 return;
         }

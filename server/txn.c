@@ -1,0 +1,950 @@
+/*
+ * txn.c - the transaction coordinator at work: InitProducerId with a
+ * transactional id, AddPartitionsToTxn, EndTxn, the transactional Produce
+ * check, and the shards that serve them.
+ *
+ * Every transactional id belongs to one partition of __transaction_state
+ * (abs(Java hashCode) % transaction.state.log.num.partitions, as Kafka),
+ * and its state lives in that partition's shard, on the partition's home
+ * reactor: a struct txn_coordinator (coordinator/txn.h) that decides, and
+ * this file, which does what it asks:
+ *   - appends: TransactionLog records appended to the shard's partition
+ *     with acks=all durability; the coordinator hears back when they are
+ *     durable (txn_append_done), and only then answers the request that
+ *     asked for them;
+ *   - markers: after PrepareCommit/PrepareAbort, a control batch per
+ *     partition of the transaction, written directly at each partition's
+ *     home (one node: no WriteTxnMarkers over the network), retried until
+ *     written; when all are, the coordinator asks for the Complete* record.
+ *
+ * Requests travel as in groups.c: from the connection's reactor to the
+ * shard's home and back; while away the connection's reactor does not
+ * touch the request, so the home allocates from its arena. Work not tied
+ * to a request (markers, Complete* records, timeouts) carries its own
+ * memory.
+ *
+ * A shard is created, and its partition replayed, the first time one of
+ * its ids is served, or at start-up for every partition (txn_load_all);
+ * meanwhile its ids answer COORDINATOR_LOAD_IN_PROGRESS.
+ *
+ * Invariants:
+ *   - shards[i] is touched only on the home reactor of partition i;
+ *   - every request carried home comes back and is answered exactly once;
+ *   - every write and marker job in flight is on its shard's jobs list
+ *     until it ends, so nothing is lost from sight at shutdown.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/logging.h"
+#include "../coordinator/group.h"
+#include "../coordinator/log_replay.h"
+#include "../coordinator/txn.h"
+#include "../log/producer_ids.h"
+#include "../protocol/gen/add_partitions_to_txn.h"
+#include "../protocol/gen/end_txn.h"
+#include "../protocol/gen/errors.h"
+#include "../protocol/gen/init_producer_id.h"
+#include "broker.h"
+#include "coordinator_topic.h"
+#include "handlers.h"
+#include "partition_home.h"
+#include "request.h"
+#include "txn.h"
+
+#define TXN_LOAD_STEP_BYTES (4u << 20)
+#define TXN_SCRATCH_BYTES (64u << 20)
+#define TXN_JOB_ARENA_BYTES (4u << 20)
+#define TXN_MARKER_RETRY_MS 200u
+/* Transactions a timeout or expiry pass handles; the rest wait for the next. */
+#define TXN_PASS_MAX 1000u
+
+/* ---- shards ---- */
+
+struct txn_job;
+
+struct txn_shard {
+        struct broker *broker;
+        struct reactor *home;
+        int32_t index;
+        bool is_loaded;
+        struct txn_coordinator *tc;
+        struct log_replay replay;
+        struct reactor_task load_task;
+        struct txn_op *waiting;                 /* requests waiting for their append */
+        struct txn_job *jobs;                   /* writes and marker sets in flight */
+        reactor_timer_id abort_timer;
+        reactor_timer_id expire_timer;
+};
+
+static struct txn_shard *shards[CATALOG_PARTITIONS_MAX];
+
+static int64_t wall_now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the topic ---- */
+
+int16_t txn_ensure_topic(struct broker *b)
+{
+        char segment_bytes[16];
+        snprintf(segment_bytes, sizeof(segment_bytes), "%d", b->config->transaction_state_log_segment_bytes);
+        /* Kafka's TransactionLog topic configs. */
+        const struct catalog_config configs[] = {
+                { "cleanup.policy", "compact" },
+                { "compression.type", "uncompressed" },
+                { "segment.bytes", segment_bytes },
+        };
+        return coordinator_ensure_topic(b, TXN_STATE_TOPIC, b->config->transaction_state_log_num_partitions,
+                                        configs, sizeof(configs) / sizeof(configs[0]), "transaction coordinator");
+}
+
+/* The shard partition of a transactional id, and its home. false when
+ * __transaction_state does not exist yet. */
+static bool txn_locate(struct broker *b, struct kstr transactional_id, const struct catalog_topic **topic_out,
+                       int32_t *index_out, struct reactor **home_out)
+{
+        const struct catalog_topic *t = catalog_get_topic(b->catalog, KSTR(TXN_STATE_TOPIC));
+        if (!t)
+                return false;
+        *topic_out = t;
+        *index_out = group_partition_of(transactional_id, t->partition_count);
+        *home_out = partition_home_reactor(b->homes, partition_home_index(b->homes, t, *index_out));
+        return true;
+}
+
+/* The shard's partition of __transaction_state, on its home; NULL with
+ * *error_code when it is not open (shutting down, deleted by hand). No
+ * topic reference is kept: the shard lives as long as the process. */
+static struct partition *shard_partition(struct txn_shard *s, int16_t *error_code)
+{
+        const struct catalog_topic *t = catalog_get_topic(s->broker->catalog, KSTR(TXN_STATE_TOPIC));
+        struct partition *p = t && s->index < t->partition_count ? partition_home_get(s->broker, t, s->index,
+                                                                                      error_code)
+                                                                 : NULL;
+        if (!t)
+                *error_code = KAFKA_NOT_COORDINATOR;
+        catalog_topic_put(t);
+        return p;
+}
+
+/* ---- jobs: writes to the shard's partition, and marker sets ---- */
+
+struct txn_marker_part;
+
+struct txn_job {
+        struct txn_shard *shard;
+        struct txn_job *prev, *next;
+        struct arena arena;
+        struct kstr transactional_id;
+        bool is_markers;
+        /* a write */
+        uint64_t append_id;
+        struct partition_append append;
+        /* markers */
+        uint64_t markers_id;
+        struct partition_marker marker;
+        uint32_t part_count;
+        uint32_t remaining;
+        struct txn_marker_part *parts;
+};
+
+struct txn_marker_part {
+        struct txn_job *job;
+        const struct catalog_topic *topic;      /* held while the marker is written */
+        struct kstr topic_name;
+        int32_t partition;
+        struct partition_append append;
+        struct reactor_task to_home, back;
+        int16_t error_code;
+};
+
+struct txn_op;
+static void handle_output(struct txn_shard *s, const struct txn_output *out, struct txn_op *op);
+
+static void job_link(struct txn_shard *s, struct txn_job *j)
+{
+        j->shard = s;
+        j->next = s->jobs;
+        if (s->jobs)
+                s->jobs->prev = j;
+        s->jobs = j;
+}
+
+static void job_free(struct txn_job *j)
+{
+        struct txn_shard *s = j->shard;
+        if (j->prev)
+                j->prev->next = j->next;
+        else
+                s->jobs = j->next;
+        if (j->next)
+                j->next->prev = j->prev;
+        arena_free(&j->arena);
+        free(j);
+}
+
+static struct txn_job *job_new(struct txn_shard *s, struct kstr transactional_id)
+{
+        struct txn_job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return NULL;
+        arena_init(&j->arena, TXN_JOB_ARENA_BYTES);
+        j->transactional_id.len = transactional_id.len;
+        j->transactional_id.ptr = arena_dup(&j->arena, transactional_id.ptr, (size_t)transactional_id.len);
+        if (!j->transactional_id.ptr && transactional_id.len > 0) {
+                arena_free(&j->arena);
+                free(j);
+                return NULL;
+        }
+        job_link(s, j);
+        return j;
+}
+
+/* The output of a call made outside any request, handled and freed. */
+static void run_output(struct txn_shard *s, void (*call)(struct txn_shard *, void *, struct arena *,
+                                                         struct txn_output *), void *arg)
+{
+        struct arena a;
+        arena_init(&a, TXN_JOB_ARENA_BYTES);
+        struct txn_output out;
+        memset(&out, 0, sizeof(out));
+        call(s, arg, &a, &out);
+        handle_output(s, &out, NULL);
+        arena_free(&a);
+}
+
+static struct txn_op *take_waiting(struct txn_shard *s, uint64_t append_id);
+static void op_answer(struct txn_op *op, const struct txn_output *out);
+
+/* A record is durable (or failed): the coordinator moves on, and the
+ * request that asked for it, if any, gets its answer. */
+static void write_done(struct partition_append *a)
+{
+        struct txn_job *j = a->ctx;
+        struct txn_shard *s = j->shard;
+        struct arena tmp;
+        arena_init(&tmp, TXN_JOB_ARENA_BYTES);
+        struct txn_output out;
+        memset(&out, 0, sizeof(out));
+        if (a->error_code != KAFKA_NONE)
+                log_warn("writing transaction state of %.*s to %s-%d failed: %s", j->transactional_id.len,
+                         j->transactional_id.ptr, TXN_STATE_TOPIC, s->index, kafka_error_name(a->error_code));
+        txn_append_done(s->tc, j->transactional_id, j->append_id, a->error_code, wall_now_ms(), &tmp, &out);
+        struct txn_op *op = take_waiting(s, j->append_id);
+        job_free(j);
+        handle_output(s, &out, op);
+        arena_free(&tmp);
+}
+
+static void write_start(struct txn_shard *s, const struct txn_append *ap)
+{
+        struct txn_job *j = job_new(s, ap->transactional_id);
+        int16_t err = KAFKA_NONE;
+        struct partition *p = NULL;
+        uint8_t *batch = NULL;
+        size_t len = 0;
+        if (!j) {
+                log_error("out of memory writing transaction state of %s-%d", TXN_STATE_TOPIC, s->index);
+                return;
+        }
+        j->append_id = ap->id;
+        j->append.ctx = j;
+        j->append.done = write_done;
+        j->append.is_durable = true;
+        if (txn_batch_build(ap, 1, wall_now_ms(), &j->arena, &batch, &len) < 0)
+                err = KAFKA_UNKNOWN_SERVER_ERROR;
+        else
+                p = shard_partition(s, &err);
+        if (!p) {
+                j->append.error_code = err ? err : KAFKA_NOT_LEADER_OR_FOLLOWER;
+                write_done(&j->append);
+                return;
+        }
+        j->append.batches = batch;
+        j->append.len = len;
+        partition_append(p, &j->append);
+}
+
+static void call_markers_done(struct txn_shard *s, void *arg, struct arena *a, struct txn_output *out)
+{
+        struct txn_job *j = arg;
+        txn_markers_done(s->tc, j->transactional_id, j->markers_id, wall_now_ms(), a, out);
+}
+
+static void marker_part_start(void *arg);
+
+/* Back on the shard's home with one partition's outcome. */
+static void marker_part_back(void *arg)
+{
+        struct txn_marker_part *mp = arg;
+        struct txn_job *j = mp->job;
+        struct txn_shard *s = j->shard;
+        catalog_topic_put(mp->topic);
+        mp->topic = NULL;
+        int16_t err = mp->error_code;
+        bool is_gone = err == KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+        if (err != KAFKA_NONE && !is_gone) {
+                bool is_refused = err == KAFKA_INVALID_PRODUCER_EPOCH || err == KAFKA_TRANSACTION_COORDINATOR_FENCED;
+                if (!is_refused) {
+                        /* Kafka retries markers until they are written. */
+                        if (!reactor_timer_add(s->home, TXN_MARKER_RETRY_MS, marker_part_start, mp))
+                                log_error("cannot retry a transaction marker for %.*s-%d (out of timers)",
+                                          mp->topic_name.len, mp->topic_name.ptr, mp->partition);
+                        return;
+                }
+                /* A newer epoch wrote there already: nothing to complete. */
+                log_warn("transaction marker for %.*s-%d refused (%s)", mp->topic_name.len, mp->topic_name.ptr,
+                         mp->partition, kafka_error_name(err));
+        }
+        assert(j->remaining > 0);
+        if (--j->remaining > 0)
+                return;
+        run_output(s, call_markers_done, j);
+        job_free(j);
+}
+
+static void marker_append_done(struct partition_append *a)
+{
+        struct txn_marker_part *mp = a->ctx;
+        mp->error_code = a->error_code;
+        reactor_task_init(&mp->back, marker_part_back, mp);
+        partition_home_run(mp->job->shard->home, &mp->back);
+}
+
+/* At the partition's home: write the marker. */
+static void marker_part_at_home(void *arg)
+{
+        struct txn_marker_part *mp = arg;
+        struct txn_shard *s = mp->job->shard;
+        int16_t err = KAFKA_NONE;
+        struct partition *p = mp->topic ? partition_home_get(s->broker, mp->topic, mp->partition, &err) : NULL;
+        if (!p) {
+                mp->error_code = mp->topic ? (err ? err : KAFKA_NOT_LEADER_OR_FOLLOWER)
+                                           : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                reactor_task_init(&mp->back, marker_part_back, mp);
+                partition_home_run(s->home, &mp->back);
+                return;
+        }
+        memset(&mp->append, 0, sizeof(mp->append));
+        mp->append.marker = &mp->job->marker;
+        mp->append.is_durable = true;
+        mp->append.done = marker_append_done;
+        mp->append.ctx = mp;
+        partition_append(p, &mp->append);
+}
+
+static void marker_part_start(void *arg)
+{
+        struct txn_marker_part *mp = arg;
+        struct txn_shard *s = mp->job->shard;
+        const struct catalog_topic *t = catalog_get_topic(s->broker->catalog, mp->topic_name);
+        if (t && !catalog_topic_partition(t, mp->partition)) {
+                catalog_topic_put(t);
+                t = NULL;
+        }
+        mp->topic = t;
+        if (!t) {
+                mp->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                marker_part_back(mp);
+                return;
+        }
+        reactor_task_init(&mp->to_home, marker_part_at_home, mp);
+        partition_home_run(partition_home_reactor(s->broker->homes, partition_home_index(s->broker->homes, t,
+                                                                                            mp->partition)),
+                           &mp->to_home);
+}
+
+static void markers_start(struct txn_shard *s, const struct txn_markers *m)
+{
+        struct txn_job *j = job_new(s, m->transactional_id);
+        if (!j) {
+                log_error("out of memory writing transaction markers of %s-%d", TXN_STATE_TOPIC, s->index);
+                return;
+        }
+        j->is_markers = true;
+        j->markers_id = m->id;
+        j->marker = (struct partition_marker){
+                .producer_id = m->producer_id,
+                .producer_epoch = m->producer_epoch,
+                .coordinator_epoch = m->coordinator_epoch,
+                .is_commit = m->is_commit,
+        };
+        uint32_t n = 0;
+        for (int32_t t = 0; t < m->topic_count; t++)
+                n += (uint32_t)m->topics[t].partition_count;
+        j->parts = n ? arena_calloc(&j->arena, n, sizeof(*j->parts)) : NULL;
+        if (n && !j->parts) {
+                log_error("out of memory writing transaction markers of %s-%d", TXN_STATE_TOPIC, s->index);
+                job_free(j);
+                return;
+        }
+        for (int32_t t = 0; t < m->topic_count; t++) {
+                struct kstr name = m->topics[t].topic;
+                char *copy = arena_dup(&j->arena, name.ptr, (size_t)name.len);
+                for (int32_t i = 0; i < m->topics[t].partition_count; i++) {
+                        struct txn_marker_part *mp = &j->parts[j->part_count++];
+                        mp->job = j;
+                        mp->topic_name = (struct kstr){ copy ? copy : "", copy ? name.len : 0 };
+                        mp->partition = m->topics[t].partitions[i];
+                }
+        }
+        j->remaining = j->part_count + 1;       /* held while starting */
+        for (uint32_t i = 0; i < j->part_count; i++)
+                marker_part_start(&j->parts[i]);
+        if (--j->remaining == 0) {
+                run_output(s, call_markers_done, j);
+                job_free(j);
+        }
+}
+
+/* ---- requests ---- */
+
+enum txn_op_kind {
+        OP_INIT_PRODUCER_ID,
+        OP_ADD_PARTITIONS,
+        OP_END_TXN,
+        OP_VERIFY,
+};
+
+struct txn_op {
+        struct broker *broker;
+        struct request *req;            /* NULL for a produce check */
+        enum txn_op_kind kind;
+        struct kstr transactional_id;
+        int64_t producer_id;
+        int16_t producer_epoch;
+        const struct catalog_topic *topic;      /* __transaction_state, held */
+        int32_t index;
+        struct reactor *home;
+        struct reactor *origin;
+        struct reactor_task task;
+        uint64_t append_id;
+        struct txn_op *next;            /* on the shard's waiting list */
+
+        /* request specifics */
+        int32_t timeout_ms;
+        bool is_commit;
+        const struct txn_topic_partitions *topics;
+        int32_t topic_count;
+        int16_t *verify_errors;         /* OP_VERIFY: one per partition */
+        void (*verified)(void *ctx, int16_t error_code);
+        void *verified_ctx;
+
+        /* the answer */
+        int16_t error_code;
+        int64_t answer_producer_id;
+        int16_t answer_producer_epoch;
+        void (*respond)(struct txn_op *op);
+};
+
+static struct txn_op *take_waiting(struct txn_shard *s, uint64_t append_id)
+{
+        for (struct txn_op **pp = &s->waiting; *pp; pp = &(*pp)->next) {
+                if ((*pp)->append_id == append_id) {
+                        struct txn_op *op = *pp;
+                        *pp = op->next;
+                        op->next = NULL;
+                        return op;
+                }
+        }
+        return NULL;
+}
+
+static void op_back(void *arg)
+{
+        struct txn_op *op = arg;
+        catalog_topic_put(op->topic);
+        op->topic = NULL;
+        op->respond(op);
+}
+
+static void op_go_back(struct txn_op *op)
+{
+        reactor_task_init(&op->task, op_back, op);
+        partition_home_run(op->origin, &op->task);
+}
+
+static void op_answer(struct txn_op *op, const struct txn_output *out)
+{
+        op->error_code = out->error_code;
+        op->answer_producer_id = out->producer_id;
+        op->answer_producer_epoch = out->producer_epoch;
+        op_go_back(op);
+}
+
+static void op_fail(struct txn_op *op, int16_t code)
+{
+        struct txn_output out = { .has_answer = true, .error_code = code, .producer_id = -1, .producer_epoch = -1 };
+        op_answer(op, &out);
+}
+
+/*
+ * Does what the coordinator asked: the request waits for its append
+ * (linked before the write starts, as a write may end at once), records
+ * and markers are written, and an answer goes back.
+ */
+static void handle_output(struct txn_shard *s, const struct txn_output *out, struct txn_op *op)
+{
+        if (op && !out->has_answer) {
+                if (out->append_count == 0) {
+                        op_fail(op, KAFKA_UNKNOWN_SERVER_ERROR);
+                        op = NULL;
+                } else {
+                        op->append_id = out->appends[0].id;
+                        op->next = s->waiting;
+                        s->waiting = op;
+                }
+        }
+        for (uint32_t i = 0; i < out->append_count; i++)
+                write_start(s, &out->appends[i]);
+        for (uint32_t i = 0; i < out->markers_count; i++)
+                markers_start(s, &out->markers[i]);
+        if (op && out->has_answer)
+                op_answer(op, out);
+}
+
+/* ---- loading ---- */
+
+static int16_t next_producer_id(void *ctx, int64_t *producer_id_out)
+{
+        struct broker *b = ctx;
+        int rc = producer_ids_next(b->producer_ids, producer_id_out);
+        if (rc < 0) {
+                log_error("cannot take a new block of producer ids: %s", strerror(-rc));
+                return KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
+        }
+        return KAFKA_NONE;
+}
+
+static int replay_batch(void *ctx, const uint8_t *batch, size_t len, int64_t from_offset, struct arena *scratch)
+{
+        struct txn_shard *s = ctx;
+        return txn_replay_batch(s->tc, batch, len, from_offset, scratch);
+}
+
+static void call_load_end(struct txn_shard *s, void *arg, struct arena *a, struct txn_output *out)
+{
+        (void)arg;
+        txn_load_end(s->tc, wall_now_ms(), a, out);
+}
+
+static void shard_on_abort_timer(void *arg);
+static void shard_on_expire_timer(void *arg);
+
+static void shard_load_step(void *arg)
+{
+        struct txn_shard *s = arg;
+        int16_t err = KAFKA_NONE;
+        struct partition *p = shard_partition(s, &err);
+        int rc = p ? log_replay_step(&s->replay, p, TXN_LOAD_STEP_BYTES, replay_batch, s) : -EIO;
+        if (rc > 0) {
+                reactor_defer(s->home, &s->load_task);
+                return;
+        }
+        if (rc < 0) {
+                /* The shard stays loading: its ids answer
+                 * COORDINATOR_LOAD_IN_PROGRESS rather than forget state. */
+                log_error("cannot load transaction state from %s-%d at offset %lld: %s; its transactional ids "
+                          "are unavailable until the broker restarts (check the log dir)",
+                          TXN_STATE_TOPIC, s->index, (long long)s->replay.next_offset,
+                          p ? strerror(-rc) : kafka_error_name(err));
+                return;
+        }
+        s->is_loaded = true;
+        run_output(s, call_load_end, NULL);
+        const struct broker_config *c = s->broker->config;
+        s->abort_timer = reactor_timer_add(s->home, (uint64_t)c->transaction_abort_timed_out_transaction_cleanup_interval_ms,
+                                           shard_on_abort_timer, s);
+        s->expire_timer = reactor_timer_add(s->home, (uint64_t)c->transaction_remove_expired_transaction_cleanup_interval_ms,
+                                            shard_on_expire_timer, s);
+}
+
+static void call_abort_timed_out(struct txn_shard *s, void *arg, struct arena *a, struct txn_output *out)
+{
+        (void)arg;
+        txn_abort_timed_out(s->tc, wall_now_ms(), TXN_PASS_MAX, a, out);
+}
+
+static void call_expire_ids(struct txn_shard *s, void *arg, struct arena *a, struct txn_output *out)
+{
+        (void)arg;
+        txn_expire_ids(s->tc, wall_now_ms(), TXN_PASS_MAX, a, out);
+}
+
+/* Kafka's abortTimedOutTransactions. */
+static void shard_on_abort_timer(void *arg)
+{
+        struct txn_shard *s = arg;
+        run_output(s, call_abort_timed_out, NULL);
+        s->abort_timer = reactor_timer_add(
+                s->home, (uint64_t)s->broker->config->transaction_abort_timed_out_transaction_cleanup_interval_ms,
+                shard_on_abort_timer, s);
+}
+
+/* Kafka's removeExpiredTransactionalIds. */
+static void shard_on_expire_timer(void *arg)
+{
+        struct txn_shard *s = arg;
+        run_output(s, call_expire_ids, NULL);
+        s->expire_timer = reactor_timer_add(
+                s->home, (uint64_t)s->broker->config->transaction_remove_expired_transaction_cleanup_interval_ms,
+                shard_on_expire_timer, s);
+}
+
+/* The shard of partition index, created (and loading) on first use. On
+ * the home reactor. NULL with *error_code when it cannot serve now. */
+static struct txn_shard *shard_get(struct broker *b, const struct catalog_topic *t, int32_t index,
+                                   int16_t *error_code)
+{
+        assert(index >= 0 && index < t->partition_count && index < CATALOG_PARTITIONS_MAX);
+        struct txn_shard *s = shards[index];
+        if (s) {
+                if (s->is_loaded)
+                        return s;
+                *error_code = KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
+                return NULL;
+        }
+        int16_t err = KAFKA_NONE;
+        struct partition *p = partition_home_get(b, t, index, &err);
+        if (!p) {
+                *error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
+                return NULL;
+        }
+        s = calloc(1, sizeof(*s));
+        struct txn_config cfg = {
+                .max_timeout_ms = b->config->transaction_max_timeout_ms,
+                .transactional_id_expiration_ms = b->config->transactional_id_expiration_ms,
+                .offsets_partition_count = b->config->offsets_topic_num_partitions,
+                .transaction_version = 1,
+        };
+        struct txn_env env = { .next_producer_id = next_producer_id, .ctx = b };
+        int32_t epoch = partition_leader_epoch(p);
+        if (s)
+                s->tc = txn_coordinator_create(&cfg, &env, epoch);
+        if (!s || !s->tc) {
+                free(s);
+                *error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
+                return NULL;
+        }
+        s->broker = b;
+        s->home = reactor_self();
+        s->index = index;
+        txn_load_begin(s->tc, epoch);
+        log_replay_init(&s->replay, p, TXN_SCRATCH_BYTES);
+        reactor_task_init(&s->load_task, shard_load_step, s);
+        shards[index] = s;
+        shard_load_step(s);
+        if (s->is_loaded)
+                return s;
+        *error_code = KAFKA_COORDINATOR_LOAD_IN_PROGRESS;
+        return NULL;
+}
+
+struct load_start {
+        struct broker *broker;
+        const struct catalog_topic *topic;
+        int32_t index;
+        struct reactor_task task;
+};
+
+static void load_start_at_home(void *arg)
+{
+        struct load_start *ls = arg;
+        int16_t err = KAFKA_NONE;
+        shard_get(ls->broker, ls->topic, ls->index, &err);
+        catalog_topic_put(ls->topic);
+        free(ls);
+}
+
+void txn_load_all(struct broker *b)
+{
+        const struct catalog_topic *t = catalog_get_topic(b->catalog, KSTR(TXN_STATE_TOPIC));
+        if (!t)
+                return;
+        for (int32_t i = 0; i < t->partition_count && i < CATALOG_PARTITIONS_MAX; i++) {
+                struct load_start *ls = calloc(1, sizeof(*ls));
+                if (!ls)
+                        continue;       /* loads on first use */
+                ls->broker = b;
+                ls->topic = catalog_topic_hold(t);
+                ls->index = i;
+                reactor_task_init(&ls->task, load_start_at_home, ls);
+                partition_home_run(partition_home_reactor(b->homes, partition_home_index(b->homes, t, i)),
+                                   &ls->task);
+        }
+        catalog_topic_put(t);
+}
+
+/* ---- carrying a request to its shard ---- */
+
+static void op_at_home(void *arg)
+{
+        struct txn_op *op = arg;
+        int16_t err = KAFKA_NONE;
+        struct txn_shard *s = shard_get(op->broker, op->topic, op->index, &err);
+        if (!s) {
+                op_fail(op, err);
+                return;
+        }
+        struct arena *a = op->req ? &op->req->arena : NULL;
+        struct arena own;
+        if (!a) {
+                arena_init(&own, TXN_JOB_ARENA_BYTES);
+                a = &own;
+        }
+        struct txn_output out;
+        memset(&out, 0, sizeof(out));
+        int64_t now_ms = wall_now_ms();
+        switch (op->kind) {
+        case OP_INIT_PRODUCER_ID:
+                txn_init_producer_id(s->tc, op->transactional_id, op->timeout_ms, op->producer_id,
+                                     op->producer_epoch, now_ms, a, &out);
+                break;
+        case OP_ADD_PARTITIONS:
+                txn_add_partitions(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->topics,
+                                   op->topic_count, now_ms, a, &out);
+                break;
+        case OP_END_TXN:
+                txn_end(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->is_commit, now_ms, a,
+                        &out);
+                break;
+        case OP_VERIFY:
+                out.has_answer = true;
+                out.error_code = txn_verify_partitions(s->tc, op->transactional_id, op->producer_id,
+                                                       op->producer_epoch, op->topics, op->topic_count,
+                                                       op->verify_errors);
+                out.producer_id = -1;
+                out.producer_epoch = -1;
+                break;
+        }
+        handle_output(s, &out, op);
+        if (a == &own)
+                arena_free(&own);
+}
+
+/* Sends op to the shard of its transactional id; false when there is no
+ * __transaction_state (answer NOT_COORDINATOR: the client looks again). */
+static bool op_start(struct txn_op *op)
+{
+        struct reactor *home;
+        if (!txn_locate(op->broker, op->transactional_id, &op->topic, &op->index, &home))
+                return false;
+        op->origin = reactor_self();
+        reactor_task_init(&op->task, op_at_home, op);
+        partition_home_run(home, &op->task);
+        return true;
+}
+
+static struct txn_op *op_new(struct broker *b, struct request *req, enum txn_op_kind kind, struct kstr transactional_id,
+                             int64_t producer_id, int16_t producer_epoch, void (*respond)(struct txn_op *))
+{
+        struct txn_op *op = arena_calloc(&req->arena, 1, sizeof(*op));
+        if (!op)
+                return NULL;
+        op->broker = b;
+        op->req = req;
+        op->kind = kind;
+        op->transactional_id = transactional_id;
+        op->producer_id = producer_id;
+        op->producer_epoch = producer_epoch;
+        op->respond = respond;
+        return op;
+}
+
+/* ---- InitProducerId (transactional) ---- */
+
+static void init_producer_id_respond(struct txn_op *op)
+{
+        struct init_producer_id_response resp;
+        init_producer_id_response_init(&resp);
+        resp.error_code = op->error_code;
+        resp.producer_id = op->error_code == KAFKA_NONE ? op->answer_producer_id : -1;
+        resp.producer_epoch = op->error_code == KAFKA_NONE ? op->answer_producer_epoch : -1;
+        dispatch_respond(op->req, &resp);
+}
+
+void txn_handle_init_producer_id(struct broker *b, struct request *req, const struct init_producer_id_request *rq)
+{
+        int64_t pid = req->api_version >= 3 ? rq->producer_id : -1;
+        int16_t epoch = req->api_version >= 3 ? rq->producer_epoch : -1;
+        struct txn_op *op = op_new(b, req, OP_INIT_PRODUCER_ID, rq->transactional_id, pid, epoch,
+                                   init_producer_id_respond);
+        if (!op) {
+                request_close_connection(req);
+                return;
+        }
+        op->timeout_ms = rq->transaction_timeout_ms;
+        if (!op_start(op)) {
+                op->error_code = KAFKA_NOT_COORDINATOR;
+                init_producer_id_respond(op);
+        }
+}
+
+/* ---- AddPartitionsToTxn v0-v3 ---- */
+
+struct add_ctx {
+        const struct add_partitions_to_txn_request *rq;
+        struct add_partitions_to_txn_response resp;
+};
+
+static void add_partitions_fill(struct request *req, struct add_ctx *ac, int16_t unknown_code, int16_t other_code,
+                                const bool *is_unknown)
+{
+        struct add_partitions_to_txn_response *resp = &ac->resp;
+        const struct add_partitions_to_txn_request *rq = ac->rq;
+        int32_t tn = rq->v3_and_below_topics.count > 0 ? rq->v3_and_below_topics.count : 0;
+        resp->results_by_topic_v3_and_below.items =
+                arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*resp->results_by_topic_v3_and_below.items));
+        if (!resp->results_by_topic_v3_and_below.items)
+                return;
+        resp->results_by_topic_v3_and_below.count = tn;
+        uint32_t k = 0;
+        for (int32_t t = 0; t < tn; t++) {
+                const struct add_partitions_to_txn_request_add_partitions_to_txn_topic *tq =
+                        &rq->v3_and_below_topics.items[t];
+                struct add_partitions_to_txn_response_add_partitions_to_txn_topic_result *tr =
+                        &resp->results_by_topic_v3_and_below.items[t];
+                add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(tr);
+                tr->name = tq->name;
+                int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
+                tr->results_by_partition.items =
+                        arena_calloc(&req->arena, (size_t)pn + 1, sizeof(*tr->results_by_partition.items));
+                if (!tr->results_by_partition.items)
+                        continue;
+                tr->results_by_partition.count = pn;
+                for (int32_t i = 0; i < pn; i++, k++) {
+                        struct add_partitions_to_txn_response_add_partitions_to_txn_partition_result *pr =
+                                &tr->results_by_partition.items[i];
+                        add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(pr);
+                        pr->partition_index = tq->partitions.items[i];
+                        pr->partition_error_code = is_unknown && is_unknown[k] ? unknown_code : other_code;
+                }
+        }
+}
+
+static void add_partitions_respond(struct txn_op *op)
+{
+        struct add_ctx *ac = (struct add_ctx *)op->verified_ctx;
+        add_partitions_fill(op->req, ac, op->error_code, op->error_code, NULL);
+        dispatch_respond(op->req, &ac->resp);
+}
+
+void handle_add_partitions_to_txn(struct broker *b, struct request *req, struct kreader *body)
+{
+        struct add_partitions_to_txn_request *rq = dispatch_decode(req, body);
+        if (!rq)
+                return;
+        struct add_ctx *ac = arena_calloc(&req->arena, 1, sizeof(*ac));
+        if (!ac)
+                goto out_of_memory;
+        ac->rq = rq;
+        add_partitions_to_txn_response_init(&ac->resp);
+        int32_t tn = rq->v3_and_below_topics.count > 0 ? rq->v3_and_below_topics.count : 0;
+        uint32_t total = 0;
+        for (int32_t t = 0; t < tn; t++)
+                total += rq->v3_and_below_topics.items[t].partitions.count > 0 ?
+                                 (uint32_t)rq->v3_and_below_topics.items[t].partitions.count : 0;
+        bool *is_unknown = arena_calloc(&req->arena, total + 1, sizeof(*is_unknown));
+        struct txn_topic_partitions *topics = arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*topics));
+        if (!is_unknown || !topics)
+                goto out_of_memory;
+        /* Kafka answers unknown partitions UNKNOWN_TOPIC_OR_PARTITION and
+         * the rest OPERATION_NOT_ATTEMPTED, without asking the coordinator. */
+        bool has_unknown = false;
+        uint32_t k = 0;
+        for (int32_t t = 0; t < tn; t++) {
+                const struct add_partitions_to_txn_request_add_partitions_to_txn_topic *tq =
+                        &rq->v3_and_below_topics.items[t];
+                const struct catalog_topic *topic = catalog_get_topic(b->catalog, tq->name);
+                int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
+                for (int32_t i = 0; i < pn; i++, k++) {
+                        is_unknown[k] = !topic || !catalog_topic_partition(topic, tq->partitions.items[i]);
+                        has_unknown |= is_unknown[k];
+                }
+                catalog_topic_put(topic);
+                topics[t] = (struct txn_topic_partitions){ tq->name, pn, tq->partitions.items };
+        }
+        if (has_unknown) {
+                add_partitions_fill(req, ac, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, KAFKA_OPERATION_NOT_ATTEMPTED,
+                                    is_unknown);
+                dispatch_respond(req, &ac->resp);
+                return;
+        }
+        struct txn_op *op = op_new(b, req, OP_ADD_PARTITIONS, rq->v3_and_below_transactional_id,
+                                   rq->v3_and_below_producer_id, rq->v3_and_below_producer_epoch,
+                                   add_partitions_respond);
+        if (!op)
+                goto out_of_memory;
+        op->topics = topics;
+        op->topic_count = tn;
+        op->verified_ctx = ac;
+        if (!op_start(op)) {
+                op->error_code = KAFKA_NOT_COORDINATOR;
+                add_partitions_respond(op);
+        }
+        return;
+out_of_memory:
+        request_close_connection(req);
+}
+
+/* ---- EndTxn ---- */
+
+static void end_txn_respond(struct txn_op *op)
+{
+        struct end_txn_response resp;
+        end_txn_response_init(&resp);
+        resp.error_code = op->error_code;
+        dispatch_respond(op->req, &resp);
+}
+
+void handle_end_txn(struct broker *b, struct request *req, struct kreader *body)
+{
+        struct end_txn_request *rq = dispatch_decode(req, body);
+        if (!rq)
+                return;
+        struct txn_op *op = op_new(b, req, OP_END_TXN, rq->transactional_id, rq->producer_id, rq->producer_epoch,
+                                   end_txn_respond);
+        if (!op) {
+                request_close_connection(req);
+                return;
+        }
+        op->is_commit = rq->committed;
+        if (!op_start(op)) {
+                op->error_code = KAFKA_NOT_COORDINATOR;
+                end_txn_respond(op);
+        }
+}
+
+/* ---- the transactional Produce check (KIP-890 part 1) ---- */
+
+static void verify_respond(struct txn_op *op)
+{
+        op->verified(op->verified_ctx, op->error_code);
+}
+
+bool txn_verify(struct broker *b, struct request *req, struct kstr transactional_id, int64_t producer_id,
+                int16_t producer_epoch, const struct txn_topic_partitions *topics, int32_t topic_count,
+                int16_t *errors_out, void (*done)(void *ctx, int16_t error_code), void *ctx)
+{
+        struct txn_op *op = op_new(b, req, OP_VERIFY, transactional_id, producer_id, producer_epoch, verify_respond);
+        if (!op)
+                return false;
+        op->topics = topics;
+        op->topic_count = topic_count;
+        op->verify_errors = errors_out;
+        op->verified = done;
+        op->verified_ctx = ctx;
+        if (!op_start(op)) {
+                op->error_code = KAFKA_NOT_COORDINATOR;
+                verify_respond(op);
+        }
+        return true;
+}
