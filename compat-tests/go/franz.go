@@ -48,33 +48,35 @@ func (f *franzClient) admin(ctx context.Context, broker, topic string) {
 	_, err = adm.CreateTopic(ctx, 2, 1, nil, topic)
 	emit("create-again", map[string]any{"error": errString(err), "kafka_error": kafkaCode(err)})
 
-	describe := func(step string) {
-		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
-		if err == nil && len(rcs) != 1 {
-			err = fmt.Errorf("%d resources answered", len(rcs))
-		}
-		configs := map[string]any{}
-		if err == nil {
-			err = rcs[0].Err
-			for _, c := range rcs[0].Configs {
-				configs[c.Key] = map[string]any{"value": c.Value, "source": int8(c.Source)}
+	describe := func(step, key, want string) {
+		describeUntil(step, key, want, func() (map[string]config, error) {
+			rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+			if err == nil && len(rcs) != 1 {
+				err = fmt.Errorf("%d resources answered", len(rcs))
 			}
-		}
-		emit(step, map[string]any{"error": errString(err), "configs": configs})
+			if err != nil {
+				return nil, err
+			}
+			configs := map[string]config{}
+			for _, c := range rcs[0].Configs {
+				configs[c.Key] = config{c.Value, int8(c.Source)}
+			}
+			return configs, rcs[0].Err
+		})
 	}
-	describe("describe")
+	describe("describe", "retention.ms", "3600000")
 
 	longer := "7200000"
 	alt, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &longer},
 		{Op: kadm.DeleteConfig, Name: "cleanup.policy"}}, topic)
 	emit("alter-incremental", map[string]any{"error": errString(firstErr(err, alterErr(alt)))})
-	describe("describe-after-alter")
+	describe("describe-after-alter", "retention.ms", "7200000")
 
 	// The legacy AlterConfigs replaces the whole set of topic configs.
 	segment := "1048576"
 	alt, err = adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{{Name: "segment.bytes", Value: &segment}}, topic)
 	emit("alter-state", map[string]any{"error": errString(firstErr(err, alterErr(alt)))})
-	describe("describe-after-state")
+	describe("describe-after-state", "segment.bytes", "1048576")
 
 	cp, err := adm.UpdatePartitions(ctx, 5, topic)
 	var cpErr error
@@ -131,7 +133,6 @@ func firstErr(errs ...error) error {
 	}
 	return nil
 }
-
 
 func (f *franzClient) emitTopic(ctx context.Context, adm *kadm.Client, step, topic string) {
 	md, err := adm.Metadata(ctx, topic)

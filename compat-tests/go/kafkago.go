@@ -108,23 +108,25 @@ func (k *kafkagoClient) admin(ctx context.Context, broker, topic string) {
 		{ConfigName: "cleanup.policy", ConfigValue: "compact"}})
 	create("create-again", nil)
 
-	describe := func(step string) {
-		r, err := cl.DescribeConfigs(ctx, &kafkago.DescribeConfigsRequest{Resources: []kafkago.DescribeConfigRequestResource{{
-			ResourceType: kafkago.ResourceTypeTopic, ResourceName: topic}}})
-		configs := map[string]any{}
-		if err == nil && len(r.Resources) != 1 {
-			err = fmt.Errorf("%d resources answered", len(r.Resources))
-		}
-		if err == nil {
-			err = r.Resources[0].Error
+	describe := func(step, key, want string) {
+		describeUntil(step, key, want, func() (map[string]config, error) {
+			r, err := cl.DescribeConfigs(ctx, &kafkago.DescribeConfigsRequest{Resources: []kafkago.DescribeConfigRequestResource{{
+				ResourceType: kafkago.ResourceTypeTopic, ResourceName: topic}}})
+			if err == nil && len(r.Resources) != 1 {
+				err = fmt.Errorf("%d resources answered", len(r.Resources))
+			}
+			if err != nil {
+				return nil, err
+			}
+			configs := map[string]config{}
 			for _, e := range r.Resources[0].ConfigEntries {
 				v := e.ConfigValue
-				configs[e.ConfigName] = map[string]any{"value": &v, "source": e.ConfigSource}
+				configs[e.ConfigName] = config{&v, e.ConfigSource}
 			}
-		}
-		emit(step, map[string]any{"error": errString(err), "configs": configs})
+			return configs, r.Resources[0].Error
+		})
 	}
-	describe("describe")
+	describe("describe", "retention.ms", "3600000")
 
 	ia, err := cl.IncrementalAlterConfigs(ctx, &kafkago.IncrementalAlterConfigsRequest{
 		Resources: []kafkago.IncrementalAlterConfigsRequestResource{{
@@ -138,7 +140,7 @@ func (k *kafkagoClient) admin(ctx context.Context, broker, topic string) {
 		}
 	}
 	emit("alter-incremental", map[string]any{"error": errString(err)})
-	describe("describe-after-alter")
+	describe("describe-after-alter", "retention.ms", "7200000")
 
 	aa, err := cl.AlterConfigs(ctx, &kafkago.AlterConfigsRequest{Resources: []kafkago.AlterConfigRequestResource{{
 		ResourceType: kafkago.ResourceTypeTopic, ResourceName: topic,
@@ -149,7 +151,7 @@ func (k *kafkagoClient) admin(ctx context.Context, broker, topic string) {
 		}
 	}
 	emit("alter-state", map[string]any{"error": errString(err)})
-	describe("describe-after-state")
+	describe("describe-after-state", "segment.bytes", "1048576")
 
 	partitions := func(step string, count int32) {
 		r, err := cl.CreatePartitions(ctx, &kafkago.CreatePartitionsRequest{Topics: []kafkago.TopicPartitionsConfig{{

@@ -296,3 +296,27 @@ func kafkaCode(err error) any {
 	}
 	return nil
 }
+
+// config is one topic config as DescribeConfigs told it.
+type config struct {
+	Value  *string `json:"value"`
+	Source int8    `json:"source"`
+}
+
+// describeUntil describes the topic's configs until key has the value
+// want, for at most 5 s, and prints the last answer. Kafka applies an
+// accepted config change to what DescribeConfigs reads just after
+// answering the change, so the first describe may not show it yet.
+func describeUntil(step, key, want string, describe func() (map[string]config, error)) {
+	var configs map[string]config
+	var err error
+	polls := 0
+	for ; polls < 50; polls++ {
+		configs, err = describe()
+		if c, ok := configs[key]; err == nil && ok && c.Value != nil && *c.Value == want {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	emit(step, map[string]any{"error": errString(err), "configs": configs, "polls": polls})
+}

@@ -117,16 +117,18 @@ func (s *saramaClient) admin(ctx context.Context, broker, topic string) {
 	err = adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false)
 	emit("create-again", map[string]any{"error": errString(err), "kafka_error": kafkaCode(err)})
 
-	describe := func(step string) {
-		entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
-		configs := map[string]any{}
-		for _, e := range entries {
-			v := e.Value
-			configs[e.Name] = map[string]any{"value": &v, "source": int8(e.Source)}
-		}
-		emit(step, map[string]any{"error": errString(err), "configs": configs})
+	describe := func(step, key, want string) {
+		describeUntil(step, key, want, func() (map[string]config, error) {
+			entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+			configs := map[string]config{}
+			for _, e := range entries {
+				v := e.Value
+				configs[e.Name] = config{&v, int8(e.Source)}
+			}
+			return configs, err
+		})
 	}
-	describe("describe")
+	describe("describe", "retention.ms", "3600000")
 
 	longer := "7200000"
 	err = adm.IncrementalAlterConfig(sarama.TopicResource, topic, map[string]sarama.IncrementalAlterConfigsEntry{
@@ -134,12 +136,12 @@ func (s *saramaClient) admin(ctx context.Context, broker, topic string) {
 		"cleanup.policy": {Operation: sarama.IncrementalAlterConfigsOperationDelete},
 	}, false)
 	emit("alter-incremental", map[string]any{"error": errString(err)})
-	describe("describe-after-alter")
+	describe("describe-after-alter", "retention.ms", "7200000")
 
 	segment := "1048576"
 	err = adm.AlterConfig(sarama.TopicResource, topic, map[string]*string{"segment.bytes": &segment}, false)
 	emit("alter-state", map[string]any{"error": errString(err)})
-	describe("describe-after-state")
+	describe("describe-after-state", "segment.bytes", "1048576")
 
 	err = adm.CreatePartitions(topic, 5, nil, false)
 	emit("create-partitions", map[string]any{"error": errString(err)})
