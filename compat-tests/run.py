@@ -15,6 +15,7 @@ and the broker's stdout and stderr.
 The admin and protocol scenarios are here; producing, consuming, recovery and
 the on-disk format are in logs.py; consumer groups and committed offsets in
 groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
+the Go clients (franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
 the broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
 
@@ -55,6 +56,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      admin_client, check, check_partitions, describe_topic, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
+import go_clients  # noqa: E402
 import groups  # noqa: E402
 import idempotence  # noqa: E402
 import logs  # noqa: E402
@@ -500,7 +502,7 @@ SCENARIOS = [
     ("kafkajs_admin", scenario_kafkajs_admin),
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
-] + logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS
+] + logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + go_clients.SCENARIOS
 
 
 # ---------------------------------------------------------------------------

@@ -193,7 +193,8 @@ def record_batches(buf, whole_only=True):
     """The record batch headers in buf (a Fetch response's records or a .log file).
 
     [{"base_offset", "last_offset", "count", "codec", "magic", "position",
-    "size", "max_timestamp", "leader_epoch"}]. Kafka may end a fetch with a
+    "size", "max_timestamp", "leader_epoch", "producer_id", "producer_epoch",
+    "base_sequence"}]. Kafka may end a fetch with a
     partial batch, which is dropped; in a .log file (whole_only) a partial
     batch at the end is returned as {"partial": bytes left}.
     """
@@ -205,7 +206,7 @@ def record_batches(buf, whole_only=True):
                 batches.append({"partial": len(buf) - position, "position": position})
             break
         (base_offset, length, leader_epoch, magic, _crc, attributes, last_delta, _base_ts, max_ts,
-         _pid, _epoch, _seq, count) = BATCH_HEADER.unpack_from(buf, position)
+         producer_id, producer_epoch, base_sequence, count) = BATCH_HEADER.unpack_from(buf, position)
         size = BATCH_OVERHEAD_BYTES + length
         if magic != 2:
             raise WireError("batch at byte %d has magic %d, want 2" % (position, magic))
@@ -218,7 +219,8 @@ def record_batches(buf, whole_only=True):
         batches.append({"base_offset": base_offset, "last_offset": base_offset + last_delta,
                         "count": count, "codec": CODEC_NAMES.get(attributes & 7, attributes & 7),
                         "magic": magic, "position": position, "size": size, "max_timestamp": max_ts,
-                        "leader_epoch": leader_epoch})
+                        "leader_epoch": leader_epoch, "producer_id": producer_id,
+                        "producer_epoch": producer_epoch, "base_sequence": base_sequence})
         position += size
     return batches
 

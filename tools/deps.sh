@@ -4,9 +4,11 @@
 #   build   Debian packages to compile the broker (make, make run)
 #   test    build + the clients and tools the test suites drive (make test):
 #           kcat, librdkafka, kafka-python 2.0.2, confluent-kafka-python,
-#           tshark, clang, Node.js + kafkajs (npm ci in compat-tests/), and
+#           tshark, clang, Node.js + kafkajs (npm ci in compat-tests/),
 #           Apache Kafka 4.4.0's jars (Maven; Java 17): the integration suite
-#           runs Kafka's own DumpLogSegments on runnel's segments
+#           runs Kafka's own DumpLogSegments on runnel's segments; and Go with
+#           the Go clients' modules (compat-tests/go/go.mod), built into
+#           build/compat-go/
 #   compat  test + a JDK, current PyPI clients in a venv, @platformatic/kafka
 #           (npm); the same jars run the reference broker
 #
@@ -84,6 +86,9 @@ if [ "$mode" != build ]; then
                 if [ "$mode" = compat ]; then missing+=(openjdk-17-jdk-headless); else missing+=(openjdk-17-jre-headless); fi
         fi
         command -v mvn >/dev/null 2>&1 || missing+=(maven)
+        # Any Go will do here: one older than compat-tests/go/go.mod asks for
+        # fetches the right one below.
+        command -v go >/dev/null 2>&1 || missing+=(golang-go)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -150,6 +155,46 @@ if ! is_stamped "$lib" "$pom_stamp"; then
         done
         echo "$pom_stamp" >"$lib/.runnel-stamp"
 fi
+
+# ---- Go: the toolchain compat-tests/go/go.mod asks for, its modules, the program --
+
+# go_version_of GO: "1.26.0" from `GO version`.
+go_version_of() { "$1" version 2>/dev/null | awk '{ sub(/^go/, "", $3); print $3 }'; }
+# is_go_at_least HAVE WANT: version HAVE >= WANT.
+is_go_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]; }
+
+go_dir=compat-tests/go
+go_want=$(awk '$1 == "go" { print $2; exit }' "$go_dir/go.mod")
+go_local=build/go-toolchain
+go_cmd=$(command -v go || true)
+[ -n "$go_cmd" ] || die "no go command after installing golang-go"
+if [ -x "$go_local/bin/go" ] && is_stamped "$go_local" "go$go_want"; then
+        go_cmd=$PWD/$go_local/bin/go
+elif ! is_go_at_least "$(go_version_of "$go_cmd")" "$go_want"; then
+        # Debian 12's golang-go is 1.19, too old for the clients' modules and
+        # too old to switch toolchains itself (GOTOOLCHAIN came with 1.21). The
+        # Go toolchain is a module on the Go module proxy: fetch it with the Go
+        # there is (checked against the checksum database like any module) and
+        # copy it out, setting the execute bits a module zip does not keep.
+        arch=$(dpkg --print-architecture)
+        module="golang.org/toolchain@v0.0.1-go$go_want.linux-$arch"
+        say "Go $(go_version_of "$go_cmd") is older than go.mod's $go_want; installing $module into $go_local"
+        dir=$(cd /tmp && GOFLAGS=-modcacherw "$go_cmd" mod download -json "$module" |
+                awk -F'"' '$2 == "Dir" { print $4 }')
+        [ -n "$dir" ] && [ -f "$dir/bin/go" ] || die "go mod download $module gave no toolchain"
+        rm -rf "$go_local"
+        mkdir -p build
+        cp -r "$dir" "$go_local"
+        chmod -R u+w "$go_local"
+        chmod +x "$go_local"/bin/* "$go_local"/pkg/tool/*/*
+        go_cmd=$PWD/$go_local/bin/go
+        [ "$(go_version_of "$go_cmd")" = "$go_want" ] || die "$go_local/bin/go is not Go $go_want"
+        echo "go$go_want" >"$go_local/.runnel-stamp"
+fi
+# Fetches the modules the first time (Go module proxy), then only checks the
+# build cache; compat-tests/go_clients.py finds the same program there.
+(cd "$go_dir" && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false "$go_cmd" build -o ../../build/compat-go/compat-go . 2>&1) ||
+        die "go build in $go_dir failed"
 
 if [ "$mode" = test ]; then exit 0; fi
 
