@@ -948,3 +948,88 @@ bool txn_verify(struct broker *b, struct request *req, struct kstr transactional
         }
         return true;
 }
+
+/* ---- walks over shards (DescribeTransactions, ListTransactions) ---- */
+
+struct txn_walk {
+        struct broker *broker;
+        struct request *req;
+        const int32_t *indexes;
+        int32_t count;
+        int32_t next;
+        txn_visit_fn visit;
+        void (*done)(void *ctx);
+        void *ctx;
+        struct reactor *origin;
+        struct reactor_task task;
+};
+
+static void walk_step(void *arg);
+
+static void walk_at_home(void *arg)
+{
+        struct txn_walk *w = arg;
+        int32_t index = w->indexes[w->next];
+        int16_t err = KAFKA_NONE;
+        const struct catalog_topic *t = catalog_get_topic(w->broker->catalog, KSTR(TXN_STATE_TOPIC));
+        struct txn_shard *s = t && index < t->partition_count ? shard_get(w->broker, t, index, &err) : NULL;
+        if (!t)
+                err = KAFKA_NOT_COORDINATOR;
+        catalog_topic_put(t);
+        w->visit(w->ctx, index, s ? s->tc : NULL, err, wall_now_ms(), &w->req->arena);
+        w->next++;
+        reactor_task_init(&w->task, walk_step, w);
+        partition_home_run(w->origin, &w->task);
+}
+
+static void walk_step(void *arg)
+{
+        struct txn_walk *w = arg;
+        if (w->next >= w->count) {
+                w->done(w->ctx);
+                return;
+        }
+        const struct catalog_topic *t = catalog_get_topic(w->broker->catalog, KSTR(TXN_STATE_TOPIC));
+        int32_t index = w->indexes[w->next];
+        if (!t || index >= t->partition_count) {
+                catalog_topic_put(t);
+                w->visit(w->ctx, index, NULL, KAFKA_NOT_COORDINATOR, wall_now_ms(), &w->req->arena);
+                w->next++;
+                walk_step(w);
+                return;
+        }
+        struct reactor *home = partition_home_reactor(w->broker->homes, partition_home_index(w->broker->homes, t, index));
+        catalog_topic_put(t);
+        reactor_task_init(&w->task, walk_at_home, w);
+        partition_home_run(home, &w->task);
+}
+
+bool txn_walk_shards(struct broker *b, struct request *req, const int32_t *indexes, int32_t count,
+                     txn_visit_fn visit, void (*done)(void *ctx), void *ctx)
+{
+        struct txn_walk *w = arena_calloc(&req->arena, 1, sizeof(*w));
+        if (!w)
+                return false;
+        *w = (struct txn_walk){ .broker = b, .req = req, .indexes = indexes, .count = count, .visit = visit,
+                                .done = done, .ctx = ctx, .origin = reactor_self() };
+        walk_step(w);
+        return true;
+}
+
+int32_t txn_shard_of(struct broker *b, struct kstr transactional_id)
+{
+        const struct catalog_topic *t = catalog_get_topic(b->catalog, KSTR(TXN_STATE_TOPIC));
+        if (!t)
+                return -1;
+        int32_t index = group_partition_of(transactional_id, t->partition_count);
+        catalog_topic_put(t);
+        return index;
+}
+
+int32_t txn_shard_count(struct broker *b)
+{
+        const struct catalog_topic *t = catalog_get_topic(b->catalog, KSTR(TXN_STATE_TOPIC));
+        int32_t n = t ? t->partition_count : 0;
+        catalog_topic_put(t);
+        return n;
+}

@@ -39,4 +39,24 @@ bool txn_verify(struct broker *b, struct request *req, struct kstr transactional
                 int16_t producer_epoch, const struct txn_topic_partitions *topics, int32_t topic_count,
                 int16_t *errors_out, void (*done)(void *ctx, int16_t error_code), void *ctx);
 
+/* ---- reading the coordinators (DescribeTransactions, ListTransactions) ---- */
+
+/* Called at the home of shard index with its coordinator (NULL with err
+ * when it cannot serve: loading, no topic); a is the request's arena. */
+typedef void (*txn_visit_fn)(void *ctx, int32_t index, const struct txn_coordinator *tc, int16_t err,
+                             int64_t now_ms, struct arena *a);
+
+/*
+ * Visits the shards named by indexes one after the other, then calls
+ * done(ctx) on the calling reactor. The request must not be touched
+ * meanwhile. false (nothing started) when memory ran out.
+ */
+bool txn_walk_shards(struct broker *b, struct request *req, const int32_t *indexes, int32_t count,
+                     txn_visit_fn visit, void (*done)(void *ctx), void *ctx);
+
+/* The shard of a transactional id, or -1 when there is no __transaction_state. */
+int32_t txn_shard_of(struct broker *b, struct kstr transactional_id);
+/* Partitions of __transaction_state (0 when it does not exist). */
+int32_t txn_shard_count(struct broker *b);
+
 #endif
