@@ -47,6 +47,8 @@
 
 #define SERVER_REACTOR_COUNT_MAX 1024
 #define SERVER_ACCEPT_RETRY_MS 100
+/* Out of descriptors, accepting waits longer each time, up to this. */
+#define SERVER_ACCEPT_BACKOFF_MS_MAX 2000
 #define SERVER_ACCEPT_LOG_INTERVAL_MS 10000
 
 struct server;
@@ -63,7 +65,8 @@ struct server_worker {
         bool is_accept_armed;
         bool is_draining;
         reactor_timer_id accept_retry_timer;
-        uint64_t accept_log_ms;                 /* when an accept error was last logged */
+        uint64_t accept_backoff_ms;             /* next wait after a resource error; 0 after a success */
+        struct log_limit accept_log_limit;
 };
 
 struct server {
@@ -268,12 +271,29 @@ static void server_on_accept_retry(void *arg)
 
 static void server_log_accept_error(struct server_worker *w, const char *what)
 {
-        uint64_t now_ms = reactor_now_ms();
-        /* Such errors tend to repeat for every connection: one line per interval. */
-        if (w->accept_log_ms && now_ms - w->accept_log_ms < SERVER_ACCEPT_LOG_INTERVAL_MS)
+        unsigned long long suppressed;
+        /* Such errors tend to repeat for every connection: one line per
+         * interval, saying how many were held back. */
+        if (!log_limit_allow(&w->accept_log_limit, SERVER_ACCEPT_LOG_INTERVAL_MS, &suppressed))
                 return;
-        w->accept_log_ms = now_ms;
-        log_warn("server: reactor %u: %s", w->index, what);
+        if (suppressed)
+                log_warn("server: reactor %u: %s (%llu more since the last such line)", w->index, what, suppressed);
+        else
+                log_warn("server: reactor %u: %s", w->index, what);
+}
+
+/* How long to wait before accepting again after error res: resource
+ * shortages (descriptors, memory) back off exponentially, since
+ * accepting again at once fails again and a full listen queue keeps the
+ * multishot accept completing. */
+static uint64_t server_accept_delay_ms(struct server_worker *w, int32_t res)
+{
+        if (res != -EMFILE && res != -ENFILE && res != -ENOBUFS && res != -ENOMEM)
+                return SERVER_ACCEPT_RETRY_MS;
+        uint64_t delay_ms = w->accept_backoff_ms ? w->accept_backoff_ms : SERVER_ACCEPT_RETRY_MS;
+        w->accept_backoff_ms = delay_ms * 2 > SERVER_ACCEPT_BACKOFF_MS_MAX ? SERVER_ACCEPT_BACKOFF_MS_MAX
+                                                                           : delay_ms * 2;
+        return delay_ms;
 }
 
 static void server_on_accept(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
@@ -283,6 +303,7 @@ static void server_on_accept(struct reactor_op *op, int32_t res, uint32_t cqe_fl
         if (!(cqe_flags & IORING_CQE_F_MORE))
                 w->is_accept_armed = false;
         if (res >= 0) {
+                w->accept_backoff_ms = 0;
                 if (w->is_draining) {
                         close(res);
                 } else {
@@ -306,7 +327,8 @@ static void server_on_accept(struct reactor_op *op, int32_t res, uint32_t cqe_fl
                 if (server_arm_accept(w) == 0)
                         return;
         }
-        w->accept_retry_timer = reactor_timer_add(w->reactor, SERVER_ACCEPT_RETRY_MS,
+        w->accept_retry_timer = reactor_timer_add(w->reactor, res < 0 ? server_accept_delay_ms(w, res)
+                                                                     : SERVER_ACCEPT_RETRY_MS,
                                                   server_on_accept_retry, w);
 }
 
