@@ -5,6 +5,7 @@
 #include "logging.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,4 +63,26 @@ void logging_write(enum log_level level, const char *fmt, ...)
         line[n++] = '\n';
         ssize_t w = write(STDERR_FILENO, line, n);
         (void)w;
+}
+
+static unsigned long long log_monotonic_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull;
+}
+
+int log_limit_allow(struct log_limit *l, unsigned long long interval_ms, unsigned long long *suppressed_count_out)
+{
+        unsigned long long now_ms = log_monotonic_ms();
+        unsigned long long next_ms = atomic_load(&l->next_ms);
+
+        /* One thread wins the slot; the others count themselves held back. */
+        if (now_ms >= next_ms && atomic_compare_exchange_strong(&l->next_ms, &next_ms, now_ms + interval_ms)) {
+                *suppressed_count_out = atomic_exchange(&l->suppressed_count, 0);
+                return 1;
+        }
+        atomic_fetch_add(&l->suppressed_count, 1);
+        return 0;
 }

@@ -496,12 +496,41 @@ def scenario_hostile_input(ctx):
     broker.check_alive()
 
 
+def scenario_port_in_use(ctx):
+    """A second broker on a port already in use fails at start with "Address already in use"; the first serves on."""
+    import subprocess
+    from harness import STARTUP_TIMEOUT_S
+    first = ctx.broker()
+    # Issue 8: the listeners share their port with SO_REUSEPORT, so a second
+    # runnel joined the first one's group and started without a word.
+    second = ctx.broker(start=False)
+    second.port = first.port
+    argv = second.argv()
+    try:
+        res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             cwd=REPO, timeout=STARTUP_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        ctx.note("second broker", (e.output or b"").decode(errors="replace"))
+        raise Failure("a second broker on port %d was still running after %.0f s (killed); it should refuse "
+                      "to start" % (first.port, STARTUP_TIMEOUT_S))
+    out = res.stdout.decode(errors="replace")
+    ctx.note("second broker (exit %d)" % res.returncode, out)
+    check(res.returncode != 0, "a second broker on port %d exited with 0" % first.port)
+    check("Address already in use" in out, "the second broker does not say the address is in use")
+    first.check_alive()
+    first.wait_ready()
+    md = kcat_metadata(ctx, first)
+    check(md.get("brokers") == [{"id": BROKER_ID, "name": first.bootstrap}],
+          "the first broker after the second one failed: %r" % md.get("brokers"))
+
+
 SCENARIOS = [
     ("kcat_metadata", scenario_kcat_metadata),
     ("kafka_python_admin", scenario_kafka_python_admin),
     ("kafkajs_admin", scenario_kafkajs_admin),
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
+    ("port_in_use", scenario_port_in_use),
 ] + logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + go_clients.SCENARIOS
 
 

@@ -1128,9 +1128,10 @@ static int catalog_set_aside(struct catalog *cat, uint32_t d, const char *name, 
 }
 
 /* Creates the dir of partition p of t in its assigned log dir, setting
- * aside a foreign dir of the same name; on failure leaves no new dir. */
+ * aside a foreign dir of the same name; on failure leaves no new dir.
+ * is_synced: see logdir_create_partition. */
 static int catalog_make_partition_dir(struct catalog *cat, const struct catalog_topic *t,
-                                      const struct catalog_partition *p)
+                                      const struct catalog_partition *p, bool is_synced)
 {
         const struct logdir *dir = &cat->dirs->dirs[p->logdir_index];
         char name[LOGDIR_NAME_BYTES_MAX + 1];
@@ -1154,7 +1155,7 @@ static int catalog_make_partition_dir(struct catalog *cat, const struct catalog_
         } else if (errno != ENOENT) {
                 return -errno;
         }
-        rc = logdir_create_partition(dir->dir_fd, name, t->id);
+        rc = logdir_create_partition(dir->dir_fd, name, t->id, is_synced);
         if (rc < 0) {
                 catalog_log(cat, "cannot create %s/%s: %s", dir->path, name, strerror(-rc));
                 logdir_remove_tree(dir->dir_fd, name);
@@ -1177,13 +1178,25 @@ static uint32_t catalog_pick_dir(const struct catalog *cat, const uint64_t *coun
 
 /*
  * Creates the dirs of partitions [from, partition_count) of t, assigning
- * each to the least loaded dir, and fsyncs the log dirs. On failure removes
+ * each to the least loaded dir, and makes them durable before returning:
+ * the topic is committed (and acknowledged) only after. On failure removes
  * what it created.
+ *
+ * Each partition.metadata fsynced with its directory cost two fsyncs per
+ * partition: in the benchmark 1,000 partitions took about 400 ms where
+ * Kafka took 57.
+ * From CATALOG_SYNC_BATCH_MIN partitions on, the files are written
+ * unsynced and one syncfs per log dir makes them all durable at once.
+ * Below it the per-file fsyncs are cheaper than writing back whatever
+ * else the filesystem holds dirty.
  */
+#define CATALOG_SYNC_BATCH_MIN 8
+
 static int catalog_make_partition_dirs(struct catalog *cat, struct catalog_topic *t, int32_t from)
 {
         uint64_t counts[LOGDIR_COUNT_MAX];
         bool touched[LOGDIR_COUNT_MAX] = { false };
+        bool is_batched = t->partition_count - from >= CATALOG_SYNC_BATCH_MIN;
         int32_t made = from;
         int rc = 0;
 
@@ -1196,14 +1209,19 @@ static int catalog_make_partition_dirs(struct catalog *cat, struct catalog_topic
         }
         for (; made < t->partition_count; made++) {
                 struct catalog_partition *p = t->partitions[made];
-                rc = catalog_make_partition_dir(cat, t, p);
+                rc = catalog_make_partition_dir(cat, t, p, !is_batched);
                 if (rc < 0)
                         break;
                 touched[p->logdir_index] = true;
         }
-        for (uint32_t d = 0; d < cat->dirs->count && rc == 0; d++)
-                if (touched[d] && fsync(cat->dirs->dirs[d].dir_fd) < 0)
+        for (uint32_t d = 0; d < cat->dirs->count && rc == 0; d++) {
+                if (!touched[d])
+                        continue;
+                if (is_batched)
+                        rc = logdir_sync_filesystem(cat->dirs->dirs[d].dir_fd);
+                else if (fsync(cat->dirs->dirs[d].dir_fd) < 0)
                         rc = -errno;
+        }
         if (rc == 0) {
                 memcpy(cat->partitions_per_dir, counts, sizeof(counts));
                 return 0;
@@ -1503,7 +1521,7 @@ static int catalog_reconcile(struct catalog *cat, char *err, size_t err_bytes)
                         if (first < 0)
                                 first = p;
                         part->logdir_index = catalog_pick_dir(cat, cat->partitions_per_dir);
-                        rc = catalog_make_partition_dir(cat, t, part);
+                        rc = catalog_make_partition_dir(cat, t, part, true);
                         if (rc < 0) {
                                 catalog_fail(err, err_bytes, "log dir %s: cannot create the directory of "
                                              "partition %s-%d: %s; fix the disk or its permissions",

@@ -85,7 +85,10 @@ static int logdir_write_all(int fd, const void *data, size_t size_bytes)
         return 0;
 }
 
-int logdir_write_file_atomic(int dir_fd, const char *name, const void *data, size_t size_bytes)
+/* Writes name.tmp and renames it over name; with is_synced the file
+ * and then the directory are fsynced, else the caller syncs later. */
+static int logdir_write_file_renamed(int dir_fd, const char *name, const void *data, size_t size_bytes,
+                                     bool is_synced)
 {
         char tmp[LOGDIR_NAME_BYTES_MAX + 1];
         int fd, rc;
@@ -101,7 +104,7 @@ int logdir_write_file_atomic(int dir_fd, const char *name, const void *data, siz
         rc = logdir_write_all(fd, data, size_bytes);
         if (rc < 0)
                 goto out_unlink;
-        if (fsync(fd) < 0) {
+        if (is_synced && fsync(fd) < 0) {
                 rc = -errno;
                 goto out_unlink;
         }
@@ -115,6 +118,8 @@ int logdir_write_file_atomic(int dir_fd, const char *name, const void *data, siz
                 rc = -errno;
                 goto out_unlink;
         }
+        if (!is_synced)
+                return 0;
         return fsync(dir_fd) < 0 ? -errno : 0;
 
 out_unlink:
@@ -122,6 +127,16 @@ out_unlink:
                 close(fd);
         unlinkat(dir_fd, tmp, 0);
         return rc;
+}
+
+int logdir_write_file_atomic(int dir_fd, const char *name, const void *data, size_t size_bytes)
+{
+        return logdir_write_file_renamed(dir_fd, name, data, size_bytes, true);
+}
+
+int logdir_sync_filesystem(int dir_fd)
+{
+        return syncfs(dir_fd) < 0 ? -errno : 0;
 }
 
 int logdir_read_file(int dir_fd, const char *name, size_t size_bytes_max,
@@ -282,7 +297,8 @@ bool logdir_parse_partition_name(const char *name, char *topic_out, size_t topic
         return true;
 }
 
-int logdir_write_partition_metadata(int dir_fd, const char *partdir, struct kuuid topic_id)
+static int logdir_write_partition_metadata_file(int dir_fd, const char *partdir, struct kuuid topic_id,
+                                                bool is_synced)
 {
         char id[UUID_BASE64_BYTES];
         char text[64];
@@ -295,18 +311,24 @@ int logdir_write_partition_metadata(int dir_fd, const char *partdir, struct kuui
         int fd = openat(dir_fd, partdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        int rc = logdir_write_file_atomic(fd, LOGDIR_PARTITION_METADATA_FILE, text, (size_t)n);
+        int rc = logdir_write_file_renamed(fd, LOGDIR_PARTITION_METADATA_FILE, text, (size_t)n, is_synced);
         close(fd);
         return rc;
 }
 
-int logdir_create_partition(int dir_fd, const char *partdir, struct kuuid topic_id)
+int logdir_write_partition_metadata(int dir_fd, const char *partdir, struct kuuid topic_id)
+{
+        return logdir_write_partition_metadata_file(dir_fd, partdir, topic_id, true);
+}
+
+int logdir_create_partition(int dir_fd, const char *partdir, struct kuuid topic_id, bool is_synced)
 {
         if (mkdirat(dir_fd, partdir, 0755) < 0 && errno != EEXIST)
                 return -errno;
-        /* Writing partition.metadata fsyncs the partition dir; the caller
-         * fsyncs dir_fd once for the whole batch of new names. */
-        return logdir_write_partition_metadata(dir_fd, partdir, topic_id);
+        /* Synced, writing partition.metadata fsyncs it and the partition
+         * dir; the caller fsyncs dir_fd once for the whole batch of new
+         * names. Unsynced, the caller syncs the filesystem once for all. */
+        return logdir_write_partition_metadata_file(dir_fd, partdir, topic_id, is_synced);
 }
 
 /* Reads one "key: value" line of partition.metadata into value (NUL-ended). */

@@ -837,8 +837,29 @@ static void fail_append(struct partition_append *a, int16_t code, const char *re
         complete(a);
 }
 
+/* Running out of descriptors is the process's state, not the disk's:
+ * the operation changed nothing (segment.h) and is retried by the
+ * client, so the partition stays writable. One line every few seconds
+ * for the whole broker, however many partitions hit it. */
+#define PARTITION_TRANSIENT_LOG_INTERVAL_MS 5000
+static struct log_limit transient_log_limit;
+
+static bool is_transient_error(int err)
+{
+        return err == -EMFILE || err == -ENFILE;
+}
+
 static void mark_failed(struct partition *p, const char *what, int err)
 {
+        unsigned long long suppressed;
+
+        if (is_transient_error(err)) {
+                if (log_limit_allow(&transient_log_limit, PARTITION_TRANSIENT_LOG_INTERVAL_MS, &suppressed))
+                        log_warn("%s: %s failed: %s; answering KAFKA_STORAGE_ERROR (retriable) until descriptors "
+                                 "are free (raise the open-files limit, ulimit -n); %llu such lines suppressed",
+                                 p->name, what, strerror(-err), suppressed);
+                return;
+        }
         if (!p->is_failed)
                 log_error("%s: %s failed: %s; the partition refuses writes until the broker restarts "
                           "(check the disk)", p->name, what, strerror(-err));

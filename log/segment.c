@@ -231,8 +231,6 @@ static void segment_init_struct(struct segment *seg, int dir_fd, int64_t base_of
         memset(seg, 0, sizeof(*seg));
         seg->dir_fd = dir_fd;
         seg->log_fd = -1;
-        seg->offset_index_fd = -1;
-        seg->time_index_fd = -1;
         seg->base_offset = base_offset;
         seg->next_offset = base_offset;
         seg->max_timestamp_ms = RECORD_BATCH_NO_TIMESTAMP;
@@ -457,42 +455,147 @@ static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end
         return 0;
 }
 
-/* ---- index files ---- */
+/* ---- index files ----
+ *
+ * No descriptor of an index file stays open: a segment holds its .log
+ * open and nothing else, as Kafka holds one channel per segment. While a
+ * segment takes appends its two index files are preallocated and mapped
+ * shared and writable (Kafka's MappedByteBuffer), so writing an entry is
+ * a store into the page cache, as pwrite was; the descriptors used to set
+ * the mapping up are closed at once. Resizing, trimming and the rare
+ * whole-file writes (recovery, a rebuild) open the file by name for the
+ * moment they need it. A mapping never outlives a shrink of its file:
+ * every resize unmaps first.
+ */
 
-static int segment_resize_index_files(struct segment *seg, uint32_t offset_index_bytes, uint32_t time_index_bytes)
+static int segment_open_index(const struct segment *seg, const char *suffix)
 {
-        int rc = segment_ftruncate(seg->offset_index_fd, offset_index_bytes);
+        return segment_open_file(seg->dir_fd, seg->base_offset, suffix, O_RDWR);
+}
+
+static void segment_unmap_for_write(uint8_t **map, size_t *map_bytes)
+{
+        if (*map != NULL)
+                munmap(*map, *map_bytes);
+        *map = NULL;
+        *map_bytes = 0;
+}
+
+static void segment_unmap_indexes_for_write(struct segment *seg)
+{
+        segment_unmap_for_write(&seg->offset_index_map, &seg->offset_index_map_bytes);
+        segment_unmap_for_write(&seg->time_index_map, &seg->time_index_map_bytes);
+}
+
+/* Opens both index files: 0 with both descriptors, or -errno with none. */
+static int segment_open_indexes(const struct segment *seg, int *oi_fd, int *ti_fd)
+{
+        *oi_fd = segment_open_index(seg, OFFSET_INDEX_FILE_SUFFIX);
+        if (*oi_fd < 0)
+                return *oi_fd;
+        *ti_fd = segment_open_index(seg, TIME_INDEX_FILE_SUFFIX);
+        if (*ti_fd < 0) {
+                int rc = *ti_fd;
+
+                segment_close_fd(oi_fd);
+                return rc;
+        }
+        return 0;
+}
+
+static int segment_resize_index_files(int oi_fd, int ti_fd, uint32_t offset_index_bytes, uint32_t time_index_bytes)
+{
+        int rc = segment_ftruncate(oi_fd, offset_index_bytes);
 
         if (rc == 0)
-                rc = segment_ftruncate(seg->time_index_fd, time_index_bytes);
+                rc = segment_ftruncate(ti_fd, time_index_bytes);
         return rc;
 }
 
-/* Grows both index files to their maximum for appends, zeroing whatever
- * lies past the entries (stale entries after a truncation). */
+static int segment_map_for_write(int fd, uint32_t len, uint8_t **map, size_t *map_bytes)
+{
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+        if (p == MAP_FAILED)
+                return -errno;
+        *map = p;
+        *map_bytes = len;
+        return 0;
+}
+
+/*
+ * Makes both index files ready for appends: grown to their maximum with
+ * whatever lies past the entries zeroed (stale entries after a
+ * truncation), and mapped for writing.
+ */
 static int segment_preallocate_indexes(struct segment *seg)
 {
-        int rc;
+        uint32_t oi_max = offset_index_file_bytes_max(&seg->offset_index);
+        uint32_t ti_max = time_index_file_bytes_max(&seg->time_index);
+        int oi_fd, ti_fd, rc;
 
-        if (seg->is_index_preallocated)
+        if (seg->is_index_preallocated && seg->offset_index_map != NULL && seg->time_index_map != NULL)
                 return 0;
-        rc = segment_resize_index_files(seg, offset_index_size_bytes(&seg->offset_index),
+        rc = segment_open_indexes(seg, &oi_fd, &ti_fd);
+        if (rc < 0)
+                return rc;
+        /* Both resized every time: a file left preallocated by an unclean
+         * stop may have another length, and a mapping past the end of its
+         * file would fault. */
+        segment_unmap_indexes_for_write(seg);
+        seg->is_index_preallocated = true;      /* sizes unknown until trimmed */
+        rc = segment_resize_index_files(oi_fd, ti_fd, offset_index_size_bytes(&seg->offset_index),
                                         time_index_size_bytes(&seg->time_index));
         if (rc == 0)
-                rc = segment_resize_index_files(seg, offset_index_file_bytes_max(&seg->offset_index),
-                                                time_index_file_bytes_max(&seg->time_index));
+                rc = segment_resize_index_files(oi_fd, ti_fd, oi_max, ti_max);
         if (rc == 0)
-                seg->is_index_preallocated = true;
+                rc = segment_map_for_write(oi_fd, oi_max, &seg->offset_index_map, &seg->offset_index_map_bytes);
+        if (rc == 0)
+                rc = segment_map_for_write(ti_fd, ti_max, &seg->time_index_map, &seg->time_index_map_bytes);
+        if (rc < 0)
+                segment_unmap_indexes_for_write(seg);
+
+        segment_close_fd(&ti_fd);
+        segment_close_fd(&oi_fd);
         return rc;
 }
 
+/* Unmaps both indexes and cuts the files to their entries. */
 static int segment_trim_indexes(struct segment *seg)
 {
-        int rc = segment_resize_index_files(seg, offset_index_size_bytes(&seg->offset_index),
-                                            time_index_size_bytes(&seg->time_index));
+        int oi_fd, ti_fd;
+        int rc = segment_open_indexes(seg, &oi_fd, &ti_fd);
 
+        if (rc < 0)
+                return rc;
+        segment_unmap_indexes_for_write(seg);
+        rc = segment_resize_index_files(oi_fd, ti_fd, offset_index_size_bytes(&seg->offset_index),
+                                        time_index_size_bytes(&seg->time_index));
         if (rc == 0)
                 seg->is_index_preallocated = false;
+        segment_close_fd(&ti_fd);
+        segment_close_fd(&oi_fd);
+        return rc;
+}
+
+/* Writes len bytes of an index file at position: into its mapping while
+ * the segment is preallocated, else through a descriptor of the moment. */
+static int segment_write_index_bytes(struct segment *seg, const char *suffix, uint8_t *map, size_t map_bytes,
+                                     const uint8_t *bytes, size_t len, uint32_t position)
+{
+        if (map != NULL) {
+                assert((uint64_t)position + len <= map_bytes);
+                memcpy(map + position, bytes, len);
+                return 0;
+        }
+
+        int fd = segment_open_index(seg, suffix);
+        int rc;
+
+        if (fd < 0)
+                return fd;
+        rc = segment_pwrite_all(fd, bytes, len, position);
+        close(fd);
         return rc;
 }
 
@@ -502,47 +605,94 @@ static int segment_write_indexes(struct segment *seg)
         uint32_t oi_bytes = offset_index_size_bytes(&seg->offset_index);
         uint32_t ti_bytes = time_index_size_bytes(&seg->time_index);
         uint8_t *buf = malloc((oi_bytes > ti_bytes ? oi_bytes : ti_bytes) + 1);
+        int oi_fd = -1, ti_fd = -1;
         int rc;
 
         if (buf == NULL)
                 return -ENOMEM;
-        offset_index_encode(&seg->offset_index, buf, oi_bytes);
-        rc = segment_pwrite_all(seg->offset_index_fd, buf, oi_bytes, 0);
+        rc = segment_open_indexes(seg, &oi_fd, &ti_fd);
         if (rc < 0)
                 goto out_free;
-        time_index_encode(&seg->time_index, buf, ti_bytes);
-        rc = segment_pwrite_all(seg->time_index_fd, buf, ti_bytes, 0);
-        if (rc < 0)
-                goto out_free;
+        segment_unmap_indexes_for_write(seg);
         seg->is_index_preallocated = true;      /* sizes unknown until trimmed */
-        rc = segment_trim_indexes(seg);
+        offset_index_encode(&seg->offset_index, buf, oi_bytes);
+        rc = segment_pwrite_all(oi_fd, buf, oi_bytes, 0);
+        if (rc < 0)
+                goto out_close;
+        time_index_encode(&seg->time_index, buf, ti_bytes);
+        rc = segment_pwrite_all(ti_fd, buf, ti_bytes, 0);
+        if (rc < 0)
+                goto out_close;
+        rc = segment_resize_index_files(oi_fd, ti_fd, oi_bytes, ti_bytes);
+        if (rc == 0)
+                seg->is_index_preallocated = false;
+out_close:
+        segment_close_fd(&ti_fd);
+        segment_close_fd(&oi_fd);
 out_free:
         free(buf);
         return rc;
 }
 
-/* Maps a whole index file read-only; *bytes is NULL for an empty one. */
-static int segment_map_index(int fd, const uint8_t **bytes, size_t *len)
+/* Creates an empty index file (truncating a stale one); keeps no descriptor. */
+static int segment_create_index_file(const struct segment *seg, const char *suffix)
+{
+        int fd = segment_open_file(seg->dir_fd, seg->base_offset, suffix, O_RDWR | O_CREAT | O_TRUNC);
+
+        if (fd < 0)
+                return fd;
+        close(fd);
+        return 0;
+}
+
+/* Makes an index file durable: its mapping when it has one, then the file. */
+static int segment_sync_index(const struct segment *seg, const char *suffix, uint8_t *map, size_t map_bytes)
+{
+        int fd, rc;
+
+        if (map != NULL && msync(map, map_bytes, MS_SYNC) < 0)
+                return -errno;
+        fd = segment_open_index(seg, suffix);
+        if (fd < 0)
+                return fd;
+        rc = segment_fdatasync(fd);
+        close(fd);
+        return rc;
+}
+
+/* Maps a whole index file read-only; *bytes is NULL for an empty one.
+ * The mapping keeps no descriptor. */
+static int segment_map_index(const struct segment *seg, const char *suffix, const uint8_t **bytes, size_t *len)
 {
         uint64_t size = 0;
-        int rc = segment_file_size(fd, &size);
+        int fd = segment_open_index(seg, suffix);
+        int rc;
 
         *bytes = NULL;
         *len = 0;
+        if (fd < 0)
+                return fd;
+        rc = segment_file_size(fd, &size);
         if (rc < 0)
-                return rc;
-        if (size > SEGMENT_INDEX_FILE_BYTES_MAX)
-                return -EFBIG;
+                goto out_close;
+        if (size > SEGMENT_INDEX_FILE_BYTES_MAX) {
+                rc = -EFBIG;
+                goto out_close;
+        }
         if (size == 0)
-                return 0;
+                goto out_close;
 
         void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
 
-        if (p == MAP_FAILED)
-                return -errno;
+        if (p == MAP_FAILED) {
+                rc = -errno;
+                goto out_close;
+        }
         *bytes = p;
         *len = (size_t)size;
-        return 0;
+out_close:
+        close(fd);
+        return rc;
 }
 
 static void segment_unmap_index(const uint8_t *bytes, size_t len)
@@ -638,7 +788,7 @@ static int segment_load_indexes(struct segment *seg)
         bool is_preallocated = false;
         int rc;
 
-        rc = segment_map_index(seg->offset_index_fd, &bytes, &len);
+        rc = segment_map_index(seg, OFFSET_INDEX_FILE_SUFFIX, &bytes, &len);
         if (rc == -EFBIG)
                 return segment_rebuild_indexes(seg, "offset index file too large");
         if (rc < 0)
@@ -653,7 +803,7 @@ static int segment_load_indexes(struct segment *seg)
 
         /* The time index seeds the largest timestamp of the tail walk;
          * load it unchecked first, check it against next_offset after. */
-        rc = segment_map_index(seg->time_index_fd, &bytes, &len);
+        rc = segment_map_index(seg, TIME_INDEX_FILE_SUFFIX, &bytes, &len);
         if (rc == -EFBIG)
                 return segment_rebuild_indexes(seg, "time index file too large");
         if (rc < 0)
@@ -703,14 +853,12 @@ int segment_create(struct segment *seg, int dir_fd, int64_t base_offset, const s
         if (rc < 0)
                 goto out_free;
         seg->log_fd = rc;
-        rc = segment_open_file(dir_fd, base_offset, OFFSET_INDEX_FILE_SUFFIX, O_RDWR | O_CREAT | O_TRUNC);
+        rc = segment_create_index_file(seg, OFFSET_INDEX_FILE_SUFFIX);
         if (rc < 0)
                 goto out_unlink_log;
-        seg->offset_index_fd = rc;
-        rc = segment_open_file(dir_fd, base_offset, TIME_INDEX_FILE_SUFFIX, O_RDWR | O_CREAT | O_TRUNC);
+        rc = segment_create_index_file(seg, TIME_INDEX_FILE_SUFFIX);
         if (rc < 0)
                 goto out_unlink_offset_index;
-        seg->time_index_fd = rc;
         rc = segment_preallocate_indexes(seg);
         if (rc < 0)
                 goto out_unlink_time_index;
@@ -722,11 +870,10 @@ int segment_create(struct segment *seg, int dir_fd, int64_t base_offset, const s
         return 0;
 
 out_unlink_time_index:
-        segment_close_fd(&seg->time_index_fd);
+        segment_unmap_indexes_for_write(seg);
         segment_file_name(name, base_offset, TIME_INDEX_FILE_SUFFIX);
         unlinkat(dir_fd, name, 0);
 out_unlink_offset_index:
-        segment_close_fd(&seg->offset_index_fd);
         segment_file_name(name, base_offset, OFFSET_INDEX_FILE_SUFFIX);
         unlinkat(dir_fd, name, 0);
 out_unlink_log:
@@ -739,15 +886,20 @@ out_free:
         return rc;
 }
 
-/* Opens an index file, creating it (and saying so) when missing. */
-static int segment_open_index_file(int dir_fd, int64_t base_offset, const char *suffix, bool *is_missing)
+/* Checks that an index file can be opened, creating it (and saying so)
+ * when missing; keeps no descriptor. */
+static int segment_check_index_file(const struct segment *seg, const char *suffix, bool *is_missing)
 {
-        int rc = segment_open_file(dir_fd, base_offset, suffix, O_RDWR);
+        int fd = segment_open_index(seg, suffix);
 
-        if (rc != -ENOENT)
-                return rc;
-        *is_missing = true;
-        return segment_open_file(dir_fd, base_offset, suffix, O_RDWR | O_CREAT | O_EXCL);
+        if (fd == -ENOENT) {
+                *is_missing = true;
+                fd = segment_open_file(seg->dir_fd, seg->base_offset, suffix, O_RDWR | O_CREAT | O_EXCL);
+        }
+        if (fd < 0)
+                return fd;
+        close(fd);
+        return 0;
 }
 
 int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const struct segment_config *config)
@@ -770,14 +922,12 @@ int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const str
         }
         seg->file_size_bytes = (uint32_t)size;
         /* Kafka rebuilds a missing index from the .log, and so does this. */
-        rc = segment_open_index_file(dir_fd, base_offset, OFFSET_INDEX_FILE_SUFFIX, &is_index_missing);
+        rc = segment_check_index_file(seg, OFFSET_INDEX_FILE_SUFFIX, &is_index_missing);
         if (rc < 0)
                 goto out_close;
-        seg->offset_index_fd = rc;
-        rc = segment_open_index_file(dir_fd, base_offset, TIME_INDEX_FILE_SUFFIX, &is_index_missing);
+        rc = segment_check_index_file(seg, TIME_INDEX_FILE_SUFFIX, &is_index_missing);
         if (rc < 0)
                 goto out_close;
-        seg->time_index_fd = rc;
         if (is_index_missing)
                 rc = segment_rebuild_indexes(seg, "index file missing");
         else
@@ -788,8 +938,7 @@ int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const str
         return 0;
 
 out_close:
-        segment_close_fd(&seg->time_index_fd);
-        segment_close_fd(&seg->offset_index_fd);
+        segment_unmap_indexes_for_write(seg);
         segment_close_fd(&seg->log_fd);
 out_free:
         offset_index_free(&seg->offset_index);
@@ -809,8 +958,9 @@ static int segment_append_final_time_entry(struct segment *seg)
         assert(rc != -EINVAL && rc != -ERANGE);
         if (rc <= 0)
                 return rc;
-        rc = segment_pwrite_all(seg->time_index_fd, entry, sizeof(entry),
-                                time_index_size_bytes(&seg->time_index) - TIME_INDEX_ENTRY_BYTES);
+        rc = segment_write_index_bytes(seg, TIME_INDEX_FILE_SUFFIX, seg->time_index_map, seg->time_index_map_bytes,
+                                       entry, sizeof(entry),
+                                       time_index_size_bytes(&seg->time_index) - TIME_INDEX_ENTRY_BYTES);
         if (rc < 0)
                 time_index_truncate_to_entries(&seg->time_index, seg->time_index.entry_count - 1);
         return rc;
@@ -841,8 +991,7 @@ int segment_close(struct segment *seg)
 
 void segment_abandon(struct segment *seg)
 {
-        segment_close_fd(&seg->time_index_fd);
-        segment_close_fd(&seg->offset_index_fd);
+        segment_unmap_indexes_for_write(seg);
         segment_close_fd(&seg->log_fd);
         offset_index_free(&seg->offset_index);
         time_index_free(&seg->time_index);
@@ -855,9 +1004,10 @@ int segment_flush(struct segment *seg)
         segment_check(seg);
         rc = segment_fdatasync(seg->log_fd);
         if (rc == 0)
-                rc = segment_fdatasync(seg->offset_index_fd);
+                rc = segment_sync_index(seg, OFFSET_INDEX_FILE_SUFFIX, seg->offset_index_map,
+                                        seg->offset_index_map_bytes);
         if (rc == 0)
-                rc = segment_fdatasync(seg->time_index_fd);
+                rc = segment_sync_index(seg, TIME_INDEX_FILE_SUFFIX, seg->time_index_map, seg->time_index_map_bytes);
         return rc;
 }
 
@@ -879,8 +1029,9 @@ static int segment_write_index_entries(struct segment *seg, int64_t offset, uint
         assert(rc == 0 || rc == -ENOMEM);
         if (rc < 0)
                 return rc;
-        rc = segment_pwrite_all(seg->offset_index_fd, entry, OFFSET_INDEX_ENTRY_BYTES,
-                                offset_index_size_bytes(&seg->offset_index) - OFFSET_INDEX_ENTRY_BYTES);
+        rc = segment_write_index_bytes(seg, OFFSET_INDEX_FILE_SUFFIX, seg->offset_index_map,
+                                       seg->offset_index_map_bytes, entry, OFFSET_INDEX_ENTRY_BYTES,
+                                       offset_index_size_bytes(&seg->offset_index) - OFFSET_INDEX_ENTRY_BYTES);
         if (rc < 0) {
                 offset_index_truncate_to_entries(&seg->offset_index, seg->offset_index.entry_count - 1);
                 return rc;
@@ -890,8 +1041,9 @@ static int segment_write_index_entries(struct segment *seg, int64_t offset, uint
         assert(rc >= 0 || rc == -ENOMEM);
         if (rc <= 0)
                 return rc;
-        rc = segment_pwrite_all(seg->time_index_fd, entry, TIME_INDEX_ENTRY_BYTES,
-                                time_index_size_bytes(&seg->time_index) - TIME_INDEX_ENTRY_BYTES);
+        rc = segment_write_index_bytes(seg, TIME_INDEX_FILE_SUFFIX, seg->time_index_map, seg->time_index_map_bytes,
+                                       entry, TIME_INDEX_ENTRY_BYTES,
+                                       time_index_size_bytes(&seg->time_index) - TIME_INDEX_ENTRY_BYTES);
         if (rc < 0)
                 time_index_truncate_to_entries(&seg->time_index, seg->time_index.entry_count - 1);
         return rc;

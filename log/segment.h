@@ -40,6 +40,17 @@
  * sits in a small helper at the top of segment.c so the data path can
  * move onto io_uring without touching the format logic.
  *
+ * Descriptors: a segment keeps its .log open and nothing else, so a
+ * partition costs about one descriptor per segment, as in Kafka. Index
+ * entries are written into shared mappings of the preallocated files
+ * (Kafka maps its indexes too); the index files are opened by name only
+ * for the moment a resize, trim or whole-file write needs them. Each
+ * writable segment therefore holds two mappings (vm.max_map_count bounds
+ * them, as it bounds Kafka's), and any call that resizes an index (create,
+ * open, seal, close, truncate, recover, the first append after a seal)
+ * may fail with -EMFILE/-ENFILE when the process is out of descriptors,
+ * leaving the segment as it was.
+ *
  * Errors: negative errno. Thread-confined: a segment belongs to one
  * thread; nothing here locks.
  */
@@ -69,9 +80,13 @@ struct segment_config {
 
 struct segment {
         int dir_fd;                     /* borrowed; the partition directory */
-        int log_fd;
-        int offset_index_fd;
-        int time_index_fd;
+        int log_fd;                     /* the only descriptor a segment holds */
+        /* Both index files, mapped shared for writing while preallocated
+         * (the segment takes appends); NULL otherwise. */
+        uint8_t *offset_index_map;
+        uint8_t *time_index_map;
+        size_t offset_index_map_bytes;
+        size_t time_index_map_bytes;
         int64_t base_offset;
         int64_t next_offset;
         uint32_t size_bytes;            /* end of the last whole batch */

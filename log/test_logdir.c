@@ -392,7 +392,7 @@ Test(partition_files, partition_metadata_byte_for_byte)
 
         for (int i = 0; i < 16; i++)
                 id.b[i] = (uint8_t)(i + 1);
-        cr_assert_eq(logdir_create_partition(fd, "orders-0", id), 0);
+        cr_assert_eq(logdir_create_partition(fd, "orders-0", id, true), 0);
         cr_assert_str_eq(test_slurp(test_path("orders-0/partition.metadata")),
                          "version: 0\ntopic_id: AQIDBAUGBwgJCgsMDQ4PEA\n");
         cr_assert_eq(logdir_read_partition_metadata(fd, "orders-0", &back), 0);

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -394,6 +396,103 @@ Test(partition, roll_on_segment_bytes_and_flush_the_rolled)
         /* The rolled segments' indexes were cut to size, the active one's at close. */
         cr_assert_eq(test_size(test_seg_path(0, ".index")), 0);
         cr_assert_eq(test_size(test_seg_path(10, ".index")), 0);
+}
+
+/* ---- descriptors (issue 7) ---- */
+
+/* Open descriptors of this process (the listing's own excluded). */
+static int test_fd_count(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        int n = 0;
+
+        cr_assert_not_null(d);
+        while ((e = readdir(d)) != NULL)
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n - 1;
+}
+
+/* A partition written to held four descriptors (its directory, the .log
+ * and both indexes); it holds its directory and one per segment. */
+Test(partition, descriptors_per_partition)
+{
+        struct partition_options o = test_options();
+        int before = test_fd_count();
+
+        o.config.segment_bytes = 300;
+        struct partition *p = test_open(&o);
+        cr_assert_eq(test_fd_count(), before + 2);
+        test_append_ok(p, 2, 100, TEST_NOW_MS);
+        cr_assert_eq(test_fd_count(), before + 2, "a partition produced to: directory + .log");
+        test_append_ok(p, 2, 100, TEST_NOW_MS);
+        cr_assert_eq(partition_segment_count(p), 2);
+        cr_assert_eq(test_fd_count(), before + 3, "one more per segment");
+        partition_close(p);
+        cr_assert_eq(test_fd_count(), before);
+}
+
+/* Lowers the soft open-files limit so that no descriptor can be opened. */
+static void test_exhaust_descriptors(struct rlimit *old)
+{
+        struct rlimit low;
+
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, old), 0);
+        low = *old;
+        /* The limit bounds descriptor numbers: the lowest free one is
+         * the first that cannot be had. */
+        int lowest_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(lowest_free, 0);
+        close(lowest_free);
+        low.rlim_cur = (rlim_t)lowest_free;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+}
+
+/* Out of descriptors, a roll fails: the append answers the retriable
+ * KAFKA_STORAGE_ERROR but the partition is not failed for good (it was,
+ * until the broker restarted); with descriptors back, appends work. */
+Test(partition, out_of_descriptors_at_a_roll_is_transient)
+{
+        struct partition_options o = test_options();
+        struct rlimit old;
+
+        o.config.segment_bytes = 300;
+        struct partition *p = test_open(&o);
+        cr_assert_eq(test_append_ok(p, 2, 100, TEST_NOW_MS), 0);
+        test_exhaust_descriptors(&old);
+        struct test_append *t = test_append(p, 2, 100, TEST_NOW_MS, false);
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        cr_assert_eq(t->done_count, 1);
+        cr_assert_eq(t->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_not(partition_is_failed(p));
+        cr_assert_eq(partition_log_end_offset(p), 2);
+        cr_assert_eq(test_append_ok(p, 2, 100, TEST_NOW_MS), 2);
+        cr_assert_eq(partition_segment_count(p), 2);
+        cr_assert_eq(test_read_base(p, 0), 0);
+        cr_assert_eq(test_read_base(p, 2), 2);
+        partition_close(p);
+
+        /* Nothing on disk is the worse for it. */
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 4);
+        partition_close(p);
+}
+
+Test(partition, out_of_descriptors_at_open_fails_with_emfile)
+{
+        struct partition_options o = test_options();
+        struct partition *p = NULL;
+        struct rlimit old;
+
+        test_exhaust_descriptors(&old);
+        int rc = partition_open(&o, &fake_io, &p, err_line, sizeof(err_line));
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        cr_assert_eq(rc, -EMFILE, "%s", err_line);
+        cr_assert_null(p);
+        p = test_open(&o);
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 0);
+        partition_close(p);
 }
 
 /* ---- retention ---- */

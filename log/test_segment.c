@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -325,6 +327,87 @@ Test(segment, names_preallocation_and_empty_close)
         cr_assert_eq(segment_open(&seg, dir_fd, 42, &cfg), 0);
         cr_assert_eq(seg.next_offset, 42);
         cr_assert_eq(seg.size_bytes, 0);
+        cr_assert_eq(segment_close(&seg), 0);
+}
+
+/* Open descriptors of this process (the listing's own excluded). */
+static int test_fd_count(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        int n = 0;
+
+        cr_assert_not_null(d);
+        while ((e = readdir(d)) != NULL)
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n - 1;
+}
+
+/* Issue 7: a segment held three descriptors (.log, .index, .timeindex),
+ * so 10,000 partitions ran out of them. It holds its .log only; the
+ * indexes are written through mappings. */
+Test(segment, holds_one_descriptor)
+{
+        struct segment seg;
+        struct segment_config cfg = test_config(100, 4096);
+        int before = test_fd_count();
+        static uint8_t buf[8192];
+
+        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(test_fd_count(), before + 1);
+        for (int i = 0; i < 10; i++)
+                test_append(&seg, i, 1, 200, 1000 + i, 0);
+        cr_assert_eq(test_fd_count(), before + 1);
+        /* The entries are in the files while the segment is open. */
+        cr_assert_gt(seg.offset_index.entry_count, 0);
+        cr_assert_eq(test_read_file(0, OFFSET_INDEX_FILE_SUFFIX, buf, sizeof(buf)), 4096);
+        cr_assert_neq(memcmp(buf, "\0\0\0\0\0\0\0\0", OFFSET_INDEX_ENTRY_BYTES), 0);
+        cr_assert_eq(segment_flush(&seg), 0);
+        cr_assert_eq(segment_seal(&seg), 0);
+        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(segment_close(&seg), 0);
+        cr_assert_eq(test_fd_count(), before);
+
+        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(test_fd_count(), before + 1);
+        test_append(&seg, 10, 1, 200, 2000, 0);
+        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(segment_close(&seg), 0);
+        cr_assert_eq(test_fd_count(), before);
+}
+
+/* Out of descriptors, an append that must reopen the index files fails
+ * with -EMFILE and changes nothing; once descriptors are back it works. */
+Test(segment, out_of_descriptors_is_transient)
+{
+        struct segment seg;
+        struct segment_config cfg = test_config(100, 4096);
+        struct rlimit old, low;
+        static uint8_t batch[4096];
+        size_t n = test_batch(batch, sizeof(batch), 1, 1, 200, 1001, 0);
+        uint32_t pos;
+
+        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        test_append(&seg, 0, 1, 200, 1000, 0);
+        cr_assert_eq(segment_seal(&seg), 0);    /* unmapped: the next append maps again */
+        cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = old;
+        /* The limit bounds descriptor numbers: the lowest free one is
+         * the first that cannot be had. */
+        int lowest_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(lowest_free, 0);
+        close(lowest_free);
+        low.rlim_cur = (rlim_t)lowest_free;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        cr_assert_eq(segment_append(&seg, batch, n, &pos), -EMFILE);
+        cr_assert_eq(seg.next_offset, 1);
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        cr_assert_eq(segment_append(&seg, batch, n, &pos), 0);
+        cr_assert_eq(seg.next_offset, 2);
+        cr_assert_eq(segment_close(&seg), 0);
+        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(seg.next_offset, 2);
         cr_assert_eq(segment_close(&seg), 0);
 }
 

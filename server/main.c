@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../base/logging.h"
@@ -61,6 +62,56 @@ static void catalog_log_line(void *ctx, const char *line)
         log_info("%s", line);
 }
 
+/* The kernel's ceiling for RLIMIT_NOFILE (fs.nr_open); 0 when unknown. */
+static rlim_t read_nr_open(void)
+{
+        FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+        unsigned long long v = 0;
+
+        if (!f)
+                return 0;
+        if (fscanf(f, "%llu", &v) != 1)
+                v = 0;
+        fclose(f);
+        return (rlim_t)v;
+}
+
+/*
+ * A broker holds a descriptor per connection and per segment, so the soft
+ * open-files limit (often 1024) is raised to the hard one, as nginx,
+ * PostgreSQL and systemd services do, and said once: an operator who
+ * sees partitions refused for lack of descriptors knows where to look.
+ */
+static void raise_open_files_limit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                log_warn("cannot read the open-files limit: %s", strerror(errno));
+                return;
+        }
+        rlim_t old = rl.rlim_cur;
+        rlim_t want = rl.rlim_max;
+        rlim_t nr_open = read_nr_open();
+
+        /* An unlimited hard limit cannot be set as such for descriptors. */
+        if (want == RLIM_INFINITY || (nr_open > 0 && want > nr_open))
+                want = nr_open > 0 ? nr_open : old;
+        if (want > old) {
+                rl.rlim_cur = want;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                        log_warn("cannot raise the open-files limit from %llu to %llu: %s", (unsigned long long)old,
+                                 (unsigned long long)want, strerror(errno));
+                        return;
+                }
+                log_info("open-files limit raised from %llu to %llu (the hard limit)", (unsigned long long)old,
+                         (unsigned long long)want);
+                return;
+        }
+        log_info("open-files limit: %llu (the hard limit; raise it with ulimit -Hn or LimitNOFILE= for more "
+                 "partitions or connections)", (unsigned long long)old);
+}
+
 int main(int argc, char **argv)
 {
         static struct broker_config cfg;
@@ -76,6 +127,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "runnel: %s\n", err);
                 return 2;
         }
+        raise_open_files_limit();
         if (cfg.listener_count != 1) {
                 log_error("runnel serves exactly one listener for now, but listeners names %u; "
                           "keep one PLAINTEXT listener", cfg.listener_count);

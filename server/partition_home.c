@@ -363,6 +363,9 @@ static void home_build_config(const struct broker *b, const struct catalog_topic
         }
 }
 
+#define HOME_OPEN_LOG_INTERVAL_MS 5000
+static struct log_limit home_open_log_limit;
+
 struct partition *partition_home_get(struct broker *b, const struct catalog_topic *t, int32_t index,
                                      int16_t *error_code)
 {
@@ -406,6 +409,20 @@ struct partition *partition_home_get(struct broker *b, const struct catalog_topi
                 return NULL;
         }
         int rc = partition_open(&o, &h->io, &nhl->partition, err, sizeof(err));
+        if (rc == -EMFILE || rc == -ENFILE) {
+                /* Out of descriptors: the next request tries again, and the
+                 * log dir is fine. One line every few seconds, not one per
+                 * produce. */
+                unsigned long long suppressed;
+                if (log_limit_allow(&home_open_log_limit, HOME_OPEN_LOG_INTERVAL_MS, &suppressed))
+                        log_warn("cannot open partition %s-%d: %s; answering KAFKA_STORAGE_ERROR (retriable) "
+                                 "until descriptors are free (raise the open-files limit, ulimit -n); %llu such "
+                                 "lines suppressed", t->name, index, err, suppressed);
+                nhl->partition = NULL;
+                home_log_free(nhl);
+                *error_code = KAFKA_KAFKA_STORAGE_ERROR;
+                return NULL;
+        }
         if (rc < 0) {
                 log_error("cannot open partition %s-%d: %s; its log dir %s gets no checkpoints and no "
                           "clean-shutdown marker until the broker restarts", t->name, index, err,

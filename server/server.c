@@ -47,6 +47,8 @@
 
 #define SERVER_REACTOR_COUNT_MAX 1024
 #define SERVER_ACCEPT_RETRY_MS 100
+/* Out of descriptors, accepting waits longer each time, up to this. */
+#define SERVER_ACCEPT_BACKOFF_MS_MAX 2000
 #define SERVER_ACCEPT_LOG_INTERVAL_MS 10000
 
 struct server;
@@ -63,7 +65,8 @@ struct server_worker {
         bool is_accept_armed;
         bool is_draining;
         reactor_timer_id accept_retry_timer;
-        uint64_t accept_log_ms;                 /* when an accept error was last logged */
+        uint64_t accept_backoff_ms;             /* next wait after a resource error; 0 after a success */
+        struct log_limit accept_log_limit;
 };
 
 struct server {
@@ -133,8 +136,14 @@ static int server_check_options(const struct server_options *o)
 
 /* ---- listeners */
 
+/*
+ * Binds (and unless is_probe, listens on) one socket. The reactors'
+ * listeners share the port through SO_REUSEPORT; a probe does not set it,
+ * so that its bind fails when any other socket holds the port, SO_REUSEPORT
+ * group of another process included (server_check_port_free).
+ */
 static int server_bind_one(const struct sockaddr *addr, socklen_t addr_len, int family,
-                           uint32_t backlog, int *fd_out)
+                           uint32_t backlog, bool is_probe, int *fd_out)
 {
         int one = 1;
         int zero = 0;
@@ -144,14 +153,14 @@ static int server_bind_one(const struct sockaddr *addr, socklen_t addr_len, int 
         if (fd < 0)
                 return -errno;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+            (!is_probe && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)) {
                 rc = -errno;
                 goto out_close;
         }
         /* "::" should take IPv4 too, whatever net.ipv6.bindv6only says. */
         if (family == AF_INET6)
                 (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-        if (bind(fd, addr, addr_len) != 0 || listen(fd, (int)backlog) != 0) {
+        if (bind(fd, addr, addr_len) != 0 || (!is_probe && listen(fd, (int)backlog) != 0)) {
                 rc = -errno;
                 goto out_close;
         }
@@ -163,9 +172,9 @@ out_close:
         return rc;
 }
 
-/* Opens a listening socket on host:port; *port_out gets the bound port.
- * Logs the reason when it fails. */
-static int server_listen(const char *host, uint16_t port, uint32_t backlog, int *fd_out,
+/* Opens a listening socket on host:port (a bound probe when is_probe);
+ * *port_out gets the bound port. Logs the reason when it fails. */
+static int server_listen(const char *host, uint16_t port, uint32_t backlog, bool is_probe, int *fd_out,
                          uint16_t *port_out)
 {
         struct addrinfo hints;
@@ -187,7 +196,7 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, int 
                 any6.sin6_addr = in6addr_any;
                 any6.sin6_port = htons(port);
                 rc = server_bind_one((const struct sockaddr *)&any6, sizeof(any6), AF_INET6,
-                                     backlog, fd_out);
+                                     backlog, is_probe, fd_out);
                 if (rc == -EAFNOSUPPORT) {
                         struct sockaddr_in any4;
                         memset(&any4, 0, sizeof(any4));
@@ -195,7 +204,7 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, int 
                         any4.sin_addr.s_addr = htonl(INADDR_ANY);
                         any4.sin_port = htons(port);
                         rc = server_bind_one((const struct sockaddr *)&any4, sizeof(any4), AF_INET,
-                                             backlog, fd_out);
+                                             backlog, is_probe, fd_out);
                 }
         } else {
                 /* Accept "[::1]" as written in Kafka listener strings. */
@@ -214,15 +223,18 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, int 
                         return -EADDRNOTAVAIL;
                 }
                 for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-                        rc = server_bind_one(ai->ai_addr, ai->ai_addrlen, ai->ai_family, backlog, fd_out);
+                        rc = server_bind_one(ai->ai_addr, ai->ai_addrlen, ai->ai_family, backlog, is_probe,
+                                             fd_out);
                         if (rc == 0)
                                 break;
                 }
                 freeaddrinfo(res);
         }
         if (rc) {
-                log_error("server: cannot listen on %s:%u: %s", host && host[0] ? host : "*",
-                          (unsigned)port, strerror(-rc));
+                log_error("server: cannot listen on %s:%u: %s%s", host && host[0] ? host : "*",
+                          (unsigned)port, strerror(-rc),
+                          rc == -EADDRINUSE ? " (another process listens there: stop it or pick another "
+                                              "port in listeners)" : "");
                 return rc;
         }
 
@@ -237,6 +249,32 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, int 
                 *port_out = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         else
                 *port_out = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        return 0;
+}
+
+/*
+ * Fails with -EADDRINUSE when another process holds host:port. The
+ * listeners share their port with SO_REUSEPORT so the kernel spreads
+ * connections over the reactors; but a second broker of the same user
+ * would join that group just as well, start without a word, and take half
+ * the connections (Kafka refuses to start: "Address already in use"). A
+ * socket bound without SO_REUSEPORT conflicts with any holder of the port,
+ * so binding one first, and closing it before the real listeners bind,
+ * tells us. Two brokers starting within the same few microseconds could
+ * still both pass; one starting later never does, since ours hold the
+ * port by then.
+ */
+static int server_check_port_free(const char *host, uint16_t port)
+{
+        int fd = -1;
+        uint16_t bound_port = 0;
+
+        if (port == 0)
+                return 0;       /* the kernel picks a port nobody holds */
+        int rc = server_listen(host, port, 0, true, &fd, &bound_port);
+        if (rc)
+                return rc;      /* server_listen said why */
+        close(fd);
         return 0;
 }
 
@@ -268,12 +306,29 @@ static void server_on_accept_retry(void *arg)
 
 static void server_log_accept_error(struct server_worker *w, const char *what)
 {
-        uint64_t now_ms = reactor_now_ms();
-        /* Such errors tend to repeat for every connection: one line per interval. */
-        if (w->accept_log_ms && now_ms - w->accept_log_ms < SERVER_ACCEPT_LOG_INTERVAL_MS)
+        unsigned long long suppressed;
+        /* Such errors tend to repeat for every connection: one line per
+         * interval, saying how many were held back. */
+        if (!log_limit_allow(&w->accept_log_limit, SERVER_ACCEPT_LOG_INTERVAL_MS, &suppressed))
                 return;
-        w->accept_log_ms = now_ms;
-        log_warn("server: reactor %u: %s", w->index, what);
+        if (suppressed)
+                log_warn("server: reactor %u: %s (%llu more since the last such line)", w->index, what, suppressed);
+        else
+                log_warn("server: reactor %u: %s", w->index, what);
+}
+
+/* How long to wait before accepting again after error res: resource
+ * shortages (descriptors, memory) back off exponentially, since
+ * accepting again at once fails again and a full listen queue keeps the
+ * multishot accept completing. */
+static uint64_t server_accept_delay_ms(struct server_worker *w, int32_t res)
+{
+        if (res != -EMFILE && res != -ENFILE && res != -ENOBUFS && res != -ENOMEM)
+                return SERVER_ACCEPT_RETRY_MS;
+        uint64_t delay_ms = w->accept_backoff_ms ? w->accept_backoff_ms : SERVER_ACCEPT_RETRY_MS;
+        w->accept_backoff_ms = delay_ms * 2 > SERVER_ACCEPT_BACKOFF_MS_MAX ? SERVER_ACCEPT_BACKOFF_MS_MAX
+                                                                           : delay_ms * 2;
+        return delay_ms;
 }
 
 static void server_on_accept(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
@@ -283,6 +338,7 @@ static void server_on_accept(struct reactor_op *op, int32_t res, uint32_t cqe_fl
         if (!(cqe_flags & IORING_CQE_F_MORE))
                 w->is_accept_armed = false;
         if (res >= 0) {
+                w->accept_backoff_ms = 0;
                 if (w->is_draining) {
                         close(res);
                 } else {
@@ -306,7 +362,8 @@ static void server_on_accept(struct reactor_op *op, int32_t res, uint32_t cqe_fl
                 if (server_arm_accept(w) == 0)
                         return;
         }
-        w->accept_retry_timer = reactor_timer_add(w->reactor, SERVER_ACCEPT_RETRY_MS,
+        w->accept_retry_timer = reactor_timer_add(w->reactor, res < 0 ? server_accept_delay_ms(w, res)
+                                                                     : SERVER_ACCEPT_RETRY_MS,
                                                   server_on_accept_retry, w);
 }
 
@@ -499,9 +556,12 @@ int server_start(const struct server_options *o, struct server **out)
 
         /* The first socket picks the port (when asked for 0); the others share it. */
         s->port = o->port;
+        rc = server_check_port_free(s->host, s->port);
+        if (rc)
+                goto out_free;
         for (uint32_t i = 0; i < s->worker_count; i++) {
                 uint16_t bound_port = 0;
-                rc = server_listen(s->host, s->port, o->listen_backlog, &s->workers[i].listen_fd,
+                rc = server_listen(s->host, s->port, o->listen_backlog, false, &s->workers[i].listen_fd,
                                    &bound_port);
                 if (rc)
                         goto out_free;  /* server_listen said why */

@@ -5,7 +5,9 @@
  * server_start() opens one listening socket per reactor, all bound to the
  * same address with SO_REUSEPORT so the kernel spreads connections across
  * reactors, starts one thread per reactor, and returns once every reactor is
- * accepting. Each reactor owns the connections it accepted for their whole
+ * accepting. It first checks that no other process holds the address (a
+ * bind without SO_REUSEPORT), so a second broker on the same port fails
+ * with -EADDRINUSE, as Kafka does, instead of joining the group. Each reactor owns the connections it accepted for their whole
  * life (see conn.h); every request is dispatched on its connection's
  * reactor thread through options.dispatch (see request.h).
  *
