@@ -60,6 +60,7 @@ import go_clients  # noqa: E402
 import groups  # noqa: E402
 import idempotence  # noqa: E402
 import logs  # noqa: E402
+import transactions  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # Scenarios. Each is a user's story; each asserts what the client saw.
@@ -531,7 +532,7 @@ SCENARIOS = [
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
-] + logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + go_clients.SCENARIOS
+] + logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + go_clients.SCENARIOS
 
 
 # ---------------------------------------------------------------------------

@@ -56,6 +56,9 @@ static const struct handler handlers[] = {
         { API_ADD_PARTITIONS_TO_TXN, 0, 3, handle_add_partitions_to_txn },
         /* v5 is transaction.version 2 (KIP-890 part 2): not implemented. */
         { API_END_TXN, 0, 4, handle_end_txn },
+        { API_DESCRIBE_PRODUCERS, 0, 0, handle_describe_producers },
+        { API_DESCRIBE_TRANSACTIONS, 0, 0, handle_describe_transactions },
+        { API_LIST_TRANSACTIONS, 0, 1, handle_list_transactions },
 };
 
 #define HANDLER_COUNT ((int)(sizeof(handlers) / sizeof(handlers[0])))

@@ -40,5 +40,8 @@ void handle_offset_delete(struct broker *b, struct request *req, struct kreader 
 void handle_init_producer_id(struct broker *b, struct request *req, struct kreader *body);
 void handle_add_partitions_to_txn(struct broker *b, struct request *req, struct kreader *body);
 void handle_end_txn(struct broker *b, struct request *req, struct kreader *body);
+void handle_describe_producers(struct broker *b, struct request *req, struct kreader *body);
+void handle_describe_transactions(struct broker *b, struct request *req, struct kreader *body);
+void handle_list_transactions(struct broker *b, struct request *req, struct kreader *body);
 
 #endif
