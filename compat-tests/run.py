@@ -56,6 +56,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
 import groups  # noqa: E402
+import java_tools  # noqa: E402
 import logs  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -499,7 +500,7 @@ SCENARIOS = [
     ("kafkajs_admin", scenario_kafkajs_admin),
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
-] + logs.SCENARIOS + groups.SCENARIOS
+] + logs.SCENARIOS + groups.SCENARIOS + java_tools.SCENARIOS
 
 
 # ---------------------------------------------------------------------------
