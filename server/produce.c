@@ -129,13 +129,31 @@ struct produce_verify {
         int16_t *errors;
 };
 
+/* The coordinator could not answer now (loading, moving, busy): Kafka
+ * answers the partitions NOT_ENOUGH_REPLICAS then, which every client
+ * retries (KAFKA-14561), rather than an error that ends the transaction. */
+static bool is_verify_retriable(int16_t error_code)
+{
+        return error_code == KAFKA_COORDINATOR_NOT_AVAILABLE || error_code == KAFKA_NOT_COORDINATOR ||
+               error_code == KAFKA_COORDINATOR_LOAD_IN_PROGRESS || error_code == KAFKA_CONCURRENT_TRANSACTIONS;
+}
+
 static void produce_verified(void *ctx, int16_t error_code)
 {
         struct produce_verify *v = ctx;
         for (int32_t i = 0; i < v->f->count; i++) {
-                if (!v->parts[i])
+                struct produce_part *pp = v->parts[i];
+                if (!pp)
                         break;
-                v->parts[i]->append.is_txn_verified = error_code == KAFKA_NONE && v->errors[i] == KAFKA_NONE;
+                int16_t code = error_code != KAFKA_NONE ? error_code : v->errors[i];
+                pp->append.is_txn_verified = code == KAFKA_NONE;
+                if (is_verify_retriable(code)) {
+                        /* Answered here: the item does not go home. */
+                        catalog_topic_put(pp->item->topic);
+                        pp->item->topic = NULL;
+                        fail_part(pp->out, KAFKA_NOT_ENOUGH_REPLICAS,
+                                  "The transaction coordinator could not confirm the partition yet; retry.");
+                }
         }
         fanout_start(v->f);
 }
