@@ -5,6 +5,7 @@
 #   make test       install what is missing, build, run every test
 #   make asan       the broker and unit tests with AddressSanitizer + UBSan
 #   make gen        regenerate protocol/gen/ from the Kafka message schemas
+#   make compat     every compat scenario against runnel and Apache Kafka 4.4, tshark-checked, matrix
 #
 # Sources are found by wildcard: a new .c file in a layer directory is part of
 # the build; a file named test_*.c is a Criterion test program of its own.
@@ -28,7 +29,8 @@ FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
 LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
-.PHONY: bench bench-smoke all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
+
+.PHONY: bench bench-smoke all run test unit asan asan-unit integration gen deps deps-build deps-compat reference compat clean
 
 all: $(BUILD)/runnel
 
@@ -109,6 +111,21 @@ deps-compat:
 reference: deps-compat
 	RUNNEL=compat-tests/kafka/reference-broker RUNNEL_STARTUP_TIMEOUT_S=60 /usr/bin/python3 compat-tests/run.py
 
+# Everything the compat suite has: every scenario against runnel under a
+# loopback capture decoded by tshark's Kafka dissector, the same against
+# Apache Kafka 4.4, and the client x scenario matrix of both in
+# build/compat-matrix.md. Long (tens of minutes); not part of make test.
+compat: $(BUILD)/runnel deps-compat
+	@rc=0; \
+	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/conformance.py $(BUILD)/compat-runnel.json \
+		$(BUILD)/compat-runnel.pcapng -- || rc=1; \
+	RUNNEL=compat-tests/kafka/reference-broker RUNNEL_STARTUP_TIMEOUT_S=60 /usr/bin/python3 \
+		compat-tests/conformance.py $(BUILD)/compat-kafka.json $(BUILD)/compat-kafka.pcapng -- || rc=1; \
+	rm -f $(BUILD)/compat-runnel.pcapng $(BUILD)/compat-kafka.pcapng; \
+	/usr/bin/python3 compat-tests/matrix.py $(BUILD)/compat-runnel.json $(BUILD)/compat-kafka.json \
+		> $(BUILD)/compat-matrix.md || rc=1; \
+	cat $(BUILD)/compat-matrix.md; exit $$rc
+
 # Unit tests: every test_*.c, plain and under the sanitizers.
 unit: $(REL_TESTS)
 	@set -e; for t in $(REL_TESTS); do echo "== $$t"; $$t --jobs 2; done
@@ -123,7 +140,8 @@ asan-unit: $(SAN_TESTS)
 
 # Integration: the real broker on 127.0.0.1 driven by real clients.
 integration: $(BUILD)/runnel $(BUILD)/asan/runnel
-	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/run.py
+	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/run.py --results $(BUILD)/integration.json
+	/usr/bin/python3 compat-tests/matrix.py $(BUILD)/integration.json
 	RUNNEL=$(BUILD)/asan/runnel /usr/bin/python3 compat-tests/run.py
 
 test: deps

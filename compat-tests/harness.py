@@ -116,6 +116,7 @@ class Broker:
         self.proc = None
         self.runs = []  # (argv, stdout path, stderr path, exit code)
         self.problems = []  # things noticed at stop: sanitizer reports, bad exits
+        self.api_keys = {}  # what ApiVersions v0 advertised when the broker became ready
 
     @property
     def bootstrap(self):
@@ -158,6 +159,7 @@ class Broker:
                     correlation_id += 1
                     got, error_code, api_keys, _ = api_versions_v0(s, correlation_id, timeout_s=2.0)
                     if got == correlation_id and error_code == 0 and api_keys:
+                        self.api_keys = api_keys
                         return
                     last_error = "ApiVersions v0 answered corr=%d error=%d with %d keys" % (
                         got, error_code, len(api_keys))
@@ -237,6 +239,7 @@ class Context:
     def __init__(self, binary, workdir):
         self.binary = binary
         self.workdir = workdir
+        self.skipped = []  # checks that could not be made (skip_check)
         self.brokers = []
         self.transcript = []  # (label, text)
         self.notes = []  # printed under the scenario's line even when it passes
@@ -257,6 +260,7 @@ class Context:
     def skip_check(self, text):
         """A check that could not be made against this broker (said even on PASS)."""
         self.notes.append(text)
+        self.skipped.append(text)
 
     def say(self, text):
         """A fact worth seeing under the scenario's line even when it passes."""

@@ -56,6 +56,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      admin_client, check, check_partitions, describe_topic, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
+import eos  # noqa: E402
 import go_clients  # noqa: E402
 import groups  # noqa: E402
 import idempotence  # noqa: E402
@@ -533,12 +534,16 @@ SCENARIOS = [
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
-] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + java_tools.SCENARIOS
+] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS + java_tools.SCENARIOS
      + go_clients.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
 # Runner
+
+
+RESULTS = {}  # scenario -> {"status": pass | fail | skip, "reason", "seconds"}
+ADVERTISED = set()  # API keys the broker under test advertised
 
 
 def _on_alarm(signum, frame):
@@ -580,6 +585,13 @@ def run_scenario(name, fn, binary, keep):
 
     problems = [p for b in ctx.brokers for p in b.problems]
     ok = error is None and not problems
+    for b in ctx.brokers:
+        if b.api_keys:
+            ADVERTISED.update(b.api_keys)
+    RESULTS[name] = {"status": "pass" if ok and not ctx.skipped else "skip" if ok else "fail",
+                     "reason": "; ".join(ctx.skipped) if ok else (error or "; ".join(problems)).strip()[-300:],
+                     "seconds": round(elapsed_s, 2),
+                     "ports": [b.port for b in ctx.brokers]}
     print("%s  %-20s %6.2f s" % ("PASS" if ok else "FAIL", name, elapsed_s), flush=True)
     for text in ctx.notes:
         print("    note: " + text, flush=True)
@@ -611,6 +623,8 @@ def main():
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="names to run (default: all)")
     parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
     parser.add_argument("--keep", action="store_true", help="keep every scenario's data and logs")
+    parser.add_argument("--results", metavar="FILE",
+                        help="write each scenario's outcome and the advertised API keys as JSON (compat-tests/matrix.py)")
     args = parser.parse_args()
 
     if args.list:
@@ -641,6 +655,9 @@ def main():
         else:
             failed += 1
     print("%d passed, %d failed" % (passed, failed), flush=True)
+    if args.results:
+        with open(args.results, "w") as f:
+            json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
     return 0 if failed == 0 else 1
 
 
