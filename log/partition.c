@@ -942,6 +942,15 @@ static void start_sync(struct partition *p, int64_t target_offset)
                 int rc = p->io.ops->datasync(p->io.ctx, h->fd, on_sync_done, p);
                 if (rc < 0)
                         on_sync_done(p, rc);
+                /* Kafka's LogSegment.flush syncs the transaction index with
+                 * the log: an abort marker below the recovery point must
+                 * keep its .txnindex entry through a power loss. */
+                if (h->txn.fd >= 0) {
+                        p->sync_outstanding++;
+                        rc = p->io.ops->datasync(p->io.ctx, h->txn.fd, on_sync_done, p);
+                        if (rc < 0)
+                                on_sync_done(p, rc);
+                }
         }
         on_sync_done(p, 0);
 }
@@ -1041,8 +1050,10 @@ static int16_t check_producer(struct partition *p, const struct partition_append
                               char *reason, size_t reason_bytes)
 {
         int16_t code = producer_state_check(&p->producers, h, is_duplicate, dup, reason, reason_bytes);
-        if (code != KAFKA_NONE || *is_duplicate)
+        if (*is_duplicate)
                 return code;
+        /* After the duplicate check and before epochs and sequences, as in
+         * Kafka's analyzeAndValidateProducerState. */
         if (record_batch_is_transactional(h) && !a->is_txn_verified) {
                 const struct producer_entry *e = producer_state_find(&p->producers, h->producer_id);
                 if (!e || e->txn_first_offset < 0) {
@@ -1051,6 +1062,8 @@ static int16_t check_producer(struct partition *p, const struct partition_append
                         return KAFKA_INVALID_TXN_STATE;
                 }
         }
+        if (code != KAFKA_NONE)
+                return code;
         if (producer_state_reserve(&p->producers, h->producer_id) < 0) {
                 snprintf(reason, reason_bytes, "The broker is out of memory for producer state.");
                 return KAFKA_KAFKA_STORAGE_ERROR;
@@ -1152,7 +1165,10 @@ static void on_txn_completed(struct partition *p, const struct producer_complete
         t->producer_id = c->producer_id;
         t->first_offset = c->first_offset;
         t->last_offset = c->last_offset;
-        t->last_stable_offset = p->first_unstable_offset >= 0 ? p->first_unstable_offset : c->last_offset + 1;
+        /* Kafka's lastStableOffset(completedTxn): the next open transaction's
+         * first offset (the cached one is not computed yet during a replay). */
+        int64_t next_open = producer_state_first_open_txn_offset(&p->producers);
+        t->last_stable_offset = next_open >= 0 ? next_open : c->last_offset + 1;
         struct txn_aborted entry = { t->producer_id, t->first_offset, t->last_offset, t->last_stable_offset };
         int rc = txn_index_append(&find_segment(p, c->last_offset)->txn, &entry);
         if (rc < 0)
