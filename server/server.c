@@ -230,6 +230,8 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, bool
                 }
                 freeaddrinfo(res);
         }
+        if (rc && is_probe)
+                return rc;      /* the caller decides what it means */
         if (rc) {
                 log_error("server: cannot listen on %s:%u: %s%s", host && host[0] ? host : "*",
                           (unsigned)port, strerror(-rc),
@@ -264,6 +266,35 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, bool
  * still both pass; one starting later never does, since ours hold the
  * port by then.
  */
+/* How long a port held by a process that just died may take to free. */
+#define PORT_PROBE_ATTEMPTS 40
+#define PORT_PROBE_INTERVAL_US 50000
+
+/* Whether something accepts connections on host:port (loopback for "any"). */
+static bool is_port_accepting(const char *host, uint16_t port)
+{
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                  .ai_flags = AI_NUMERICSERV };
+        struct addrinfo *res = NULL;
+        char port_str[8];
+        snprintf(port_str, sizeof(port_str), "%u", (unsigned)port);
+        const char *target = host && host[0] && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 ? host
+                                                                                                      : "127.0.0.1";
+        if (getaddrinfo(target, port_str, &hints, &res) != 0)
+                return false;
+        bool is_accepting = false;
+        for (struct addrinfo *ai = res; ai && !is_accepting; ai = ai->ai_next) {
+                int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        continue;
+                /* Loopback or a local address: refused or accepted at once. */
+                is_accepting = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+                close(fd);
+        }
+        freeaddrinfo(res);
+        return is_accepting;
+}
+
 static int server_check_port_free(const char *host, uint16_t port)
 {
         int fd = -1;
@@ -271,11 +302,30 @@ static int server_check_port_free(const char *host, uint16_t port)
 
         if (port == 0)
                 return 0;       /* the kernel picks a port nobody holds */
-        int rc = server_listen(host, port, 0, true, &fd, &bound_port);
-        if (rc)
-                return rc;      /* server_listen said why */
-        close(fd);
-        return 0;
+        int rc = 0;
+        for (int attempt = 0; attempt < PORT_PROBE_ATTEMPTS; attempt++) {
+                rc = server_listen(host, port, 0, true, &fd, &bound_port);
+                if (rc == 0) {
+                        close(fd);
+                        return 0;
+                }
+                /* A broker killed a moment ago leaves its connections
+                 * closing on the port, which a bind without SO_REUSEPORT
+                 * trips over; and its io_uring, torn down after the
+                 * process, holds its listening socket (still accepting)
+                 * for some milliseconds more. Only a listener that stays
+                 * means the port is taken. */
+                if (rc != -EADDRINUSE || !is_port_accepting(host, port))
+                        break;
+                usleep(PORT_PROBE_INTERVAL_US);
+        }
+        if (rc == -EADDRINUSE && !is_port_accepting(host, port))
+                return 0;
+        log_error("server: cannot listen on %s:%u: %s%s", host && host[0] ? host : "*", (unsigned)port,
+                  strerror(-rc),
+                  rc == -EADDRINUSE ? " (another process listens there: stop it or pick another port in listeners)"
+                                    : "");
+        return rc;
 }
 
 /* ---- accept */
