@@ -80,7 +80,7 @@ KEYED_LINES = ["--reader-property", "parse.key=true", "--reader-property", "key.
 
 def tool_argv(ctx, name, args):
     java = shutil.which("java")
-    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jre-headless)")
+    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jdk-headless)")
     check(os.path.isfile(os.path.join(KAFKA_LIB, KAFKA_TOOLS_JAR)),
           "no %s in %s (bash tools/deps.sh test fetches Kafka's jars)" % (KAFKA_TOOLS_JAR, KAFKA_LIB))
     log4j = ctx.path("tools-log4j2.properties")
