@@ -51,6 +51,7 @@ TOOL_CLASSES = {
     "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
     "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
     "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "kafka-features": "org.apache.kafka.tools.FeatureCommand",
 }
 # kafka-run-class.sh's heap is 256 MB; the console scripts ask for 512 MB.
 TOOL_HEAP = {"kafka-console-producer": "-Xmx512M", "kafka-console-consumer": "-Xmx512M"}

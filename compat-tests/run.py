@@ -59,6 +59,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
 import go_clients  # noqa: E402
 import groups  # noqa: E402
 import idempotence  # noqa: E402
+import java_clients  # noqa: E402
 import java_tools  # noqa: E402
 import logs  # noqa: E402
 import transactions  # noqa: E402
@@ -534,7 +535,7 @@ SCENARIOS = [
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + java_tools.SCENARIOS
-     + go_clients.SCENARIOS)
+     + java_clients.SCENARIOS + go_clients.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
