@@ -15,7 +15,8 @@ and the broker's stdout and stderr.
 The admin and protocol scenarios are here; producing, consuming, recovery and
 the on-disk format are in logs.py; consumer groups and committed offsets in
 groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
-the Go clients (franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
+the Java client (one program in java/) in java_clients.py; the Go clients
+(franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
 the broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
 
