@@ -19,6 +19,10 @@ three; it prints what each client saw as JSON lines and these stories decide:
     go_franz_idempotent franz-go's default, idempotent producer: batches carry a producer id and
                         sequences (fails while the broker lacks InitProducerId: kgo then writes
                         without a producer id, silently)
+    go_txn              franz-go's transactional producer commits some transactions and aborts
+                        others over two partitions; franz-go and sarama at read_committed read
+                        exactly the committed records, franz-go at read_uncommitted every one;
+                        librdkafka's read_committed reader agrees
 
 Client traits the checks allow for, the same against Apache Kafka: kafka-go's
 Reader returns an empty key or value as nil; kafka-go's Writer does not say at
@@ -42,6 +46,7 @@ import time
 
 from harness import BROKER_ID, HERE, REPO, Failure, check
 from logs import check_disk, check_offsets_contiguous, create_topics, disk_batches, first_difference
+from transactions import read_all
 
 GO_DIR = os.path.join(HERE, "go")
 GO_BINARY = os.path.join(REPO, "build", "compat-go", "compat-go")
@@ -358,10 +363,42 @@ def scenario_go_franz_idempotent(ctx):
         check(len(next_sequence) == 2, "%s-%d: %d producer ids, want one per codec (2)" % (topic, p, len(next_sequence)))
 
 
+def scenario_go_txn(ctx):
+    """franz-go commits and aborts; franz-go and sarama read_committed see only what was committed."""
+    broker = ctx.broker()
+    topic, partitions, plan, per_txn = "go-txn", 2, "ccacaac", 10
+    create_topics(broker, [(topic, partitions, {})])
+    events, _ = go_run(ctx, "franz", "txn-produce", broker, topic, partitions, "go-txn-franz", plan, per_txn)
+    sent = sorted((e for e in events if e["event"] == "sent"), key=lambda e: (e["p"], e["o"]))
+    check(len(sent) == len(plan) * per_txn, "franz sent %d records, want %d" % (len(sent), len(plan) * per_txn))
+    want = {p: [e["value"] for e in sent if e["p"] == p and e["commit"]] for p in range(partitions)}
+    every = {p: [e["value"] for e in sent if e["p"] == p] for p in range(partitions)}
+    # The plan ends with a commit: an aborted record a reader let through
+    # would take the place of a committed one in the first len(want) read.
+    check(plan.endswith("c") and want != every, "the plan %r cannot tell readers apart" % plan)
+
+    def read(client, isolation, expected):
+        counts = ",".join(str(len(expected[p])) for p in range(partitions))
+        ev, _ = go_run(ctx, client, "txn-consume", broker, topic, isolation, counts)
+        got = {p: [] for p in range(partitions)}
+        for e in ev:
+            if e["event"] == "got":
+                got[e["p"]].append(e["value"])
+        check(got == expected, "%s %s read %r, want %r" % (client, isolation, got, expected))
+
+    read("franz", "read_committed", want)
+    read("sarama", "read_committed", want)
+    read("franz", "read_uncommitted", every)
+    rd = read_all(broker, topic, list(range(partitions)), "read_committed", expect=sum(map(len, want.values())))
+    check(rd == want, "librdkafka read_committed read %r, want %r" % (rd, want))
+    broker.check_alive()
+
+
 SCENARIOS = [
     ("go_metadata", scenario_go_metadata),
     ("go_admin", scenario_go_admin),
     ("go_produce", scenario_go_produce),
     ("go_groups", scenario_go_groups),
     ("go_franz_idempotent", scenario_go_franz_idempotent),
+    ("go_txn", scenario_go_txn),
 ]

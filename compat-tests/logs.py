@@ -1030,7 +1030,7 @@ DUMP_TROUBLE = ("Mismatches in", "Found timestamp mismatch", "Found out of order
 def dump_log_segments(ctx, args, what):
     """bin/kafka-dump-log.sh as it runs in Kafka 4.4: org.apache.kafka.tools.DumpLogSegments."""
     java = shutil.which("java")
-    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jre-headless)")
+    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jdk-headless)")
     check(os.path.isfile(os.path.join(KAFKA_LIB, "kafka-tools-4.4.0.jar")),
           "no Kafka 4.4.0 jars in %s (bash tools/deps.sh test fetches them)" % KAFKA_LIB)
     argv = [java, "-Xmx512m", "-cp", os.path.join(KAFKA_LIB, "*"),

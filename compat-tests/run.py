@@ -15,7 +15,8 @@ and the broker's stdout and stderr.
 The admin and protocol scenarios are here; producing, consuming, recovery and
 the on-disk format are in logs.py; consumer groups and committed offsets in
 groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
-the Go clients (franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
+the Java client (one program in java/) in java_clients.py; the Go clients
+(franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
 the broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
 
@@ -60,6 +61,7 @@ import eos  # noqa: E402
 import go_clients  # noqa: E402
 import groups  # noqa: E402
 import idempotence  # noqa: E402
+import java_clients  # noqa: E402
 import java_tools  # noqa: E402
 import logs  # noqa: E402
 import transactions  # noqa: E402
@@ -534,8 +536,8 @@ SCENARIOS = [
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
-] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS + java_tools.SCENARIOS
-     + go_clients.SCENARIOS)
+] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
+     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
