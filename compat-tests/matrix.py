@@ -71,6 +71,10 @@ COVERS = {
     "go_produce": [("franz-go", "produce/consume"), ("sarama", "produce/consume"), ("kafka-go", "produce/consume")],
     "go_groups": [("franz-go", "groups"), ("sarama", "groups"), ("kafka-go", "groups")],
     "go_franz_idempotent": [("franz-go", "idempotence")],
+    "go_txn": [("franz-go", "transactions"), ("sarama", "transactions")],
+    "java_txn": [("Java client", "produce/consume"), ("Java client", "transactions"), ("librdkafka", "transactions")],
+    "java_zombie": [("Java client", "transactions")],
+    "java_idempotent": [("Java client", "idempotence")],
 }
 
 # column -> API keys the broker must advertise for it to be tested

@@ -52,7 +52,11 @@ static void produce_done(struct fanout *f)
                         out->log_start_offset = a->log_start_offset;
                         continue;
                 }
-                if (a->error_message[0])
+                /* Kafka explains only what record validation refused; its
+                 * other errors go out with a null message. */
+                bool is_validation = a->error_code == KAFKA_INVALID_RECORD || a->error_code == KAFKA_CORRUPT_MESSAGE ||
+                                     a->error_code == KAFKA_INVALID_TIMESTAMP;
+                if (a->error_message[0] && is_validation)
                         out->error_message = KSTR(a->error_message);
                 if (req->api_version >= 8 && a->error_code == KAFKA_INVALID_RECORD && a->error_record_index >= 0) {
                         out->record_errors.items = arena_calloc(&req->arena, 1, sizeof(*out->record_errors.items));
