@@ -75,6 +75,8 @@ COVERS = {
     "java_txn": [("Java client", "produce/consume"), ("Java client", "transactions"), ("librdkafka", "transactions")],
     "java_zombie": [("Java client", "transactions")],
     "java_idempotent": [("Java client", "idempotence")],
+    "eos_transform": [("librdkafka", "transactions"), ("librdkafka", "groups")],
+    "eos_abort_offsets": [("librdkafka", "transactions"), ("raw wire", "transactions")],
 }
 
 # column -> API keys the broker must advertise for it to be tested

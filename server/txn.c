@@ -1,7 +1,7 @@
 /*
  * txn.c - the transaction coordinator at work: InitProducerId with a
- * transactional id, AddPartitionsToTxn, EndTxn, the transactional Produce
- * check, and the shards that serve them.
+ * transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, the
+ * transactional Produce check, and the shards that serve them.
  *
  * Every transactional id belongs to one partition of __transaction_state
  * (abs(Java hashCode) % transaction.state.log.num.partitions, as Kafka),
@@ -45,6 +45,7 @@
 #include "../coordinator/log_replay.h"
 #include "../coordinator/txn.h"
 #include "../log/producer_ids.h"
+#include "../protocol/gen/add_offsets_to_txn.h"
 #include "../protocol/gen/add_partitions_to_txn.h"
 #include "../protocol/gen/end_txn.h"
 #include "../protocol/gen/errors.h"
@@ -52,6 +53,7 @@
 #include "broker.h"
 #include "coordinator_topic.h"
 #include "handlers.h"
+#include "offsets.h"
 #include "partition_home.h"
 #include "request.h"
 #include "txn.h"
@@ -315,6 +317,12 @@ static void marker_append_done(struct partition_append *a)
 {
         struct txn_marker_part *mp = a->ctx;
         mp->error_code = a->error_code;
+        /* KIP-98: a marker on __consumer_offsets commits or drops the
+         * transaction's pending offsets there. This runs on the partition's
+         * home, which is its offsets shard's home too. */
+        if (a->error_code == KAFKA_NONE && kstr_eq_cstr(mp->topic_name, TXN_OFFSETS_TOPIC))
+                offsets_txn_marker_written(mp->job->shard->broker, mp->partition, mp->job->marker.producer_id,
+                                           mp->job->marker.is_commit, a->base_offset);
         reactor_task_init(&mp->back, marker_part_back, mp);
         partition_home_run(mp->job->shard->home, &mp->back);
 }
@@ -410,6 +418,7 @@ static void markers_start(struct txn_shard *s, const struct txn_markers *m)
 enum txn_op_kind {
         OP_INIT_PRODUCER_ID,
         OP_ADD_PARTITIONS,
+        OP_ADD_OFFSETS,
         OP_END_TXN,
         OP_VERIFY,
 };
@@ -432,6 +441,7 @@ struct txn_op {
         /* request specifics */
         int32_t timeout_ms;
         bool is_commit;
+        struct kstr group_id;           /* OP_ADD_OFFSETS */
         const struct txn_topic_partitions *topics;
         int32_t topic_count;
         int16_t *verify_errors;         /* OP_VERIFY: one per partition */
@@ -712,6 +722,10 @@ static void op_at_home(void *arg)
                 txn_add_partitions(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->topics,
                                    op->topic_count, now_ms, a, &out);
                 break;
+        case OP_ADD_OFFSETS:
+                txn_add_offsets(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->group_id,
+                                now_ms, a, &out);
+                break;
         case OP_END_TXN:
                 txn_end(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->is_commit, now_ms, a,
                         &out);
@@ -893,6 +907,39 @@ void handle_add_partitions_to_txn(struct broker *b, struct request *req, struct 
         return;
 out_of_memory:
         request_close_connection(req);
+}
+
+/* ---- AddOffsetsToTxn v0-v3 ---- */
+
+static void add_offsets_respond(struct txn_op *op)
+{
+        struct add_offsets_to_txn_response resp;
+        add_offsets_to_txn_response_init(&resp);
+        /* Kafka answers clients before v2, which do not know
+         * PRODUCER_FENCED, with INVALID_PRODUCER_EPOCH. */
+        resp.error_code = op->req->api_version < 2 && op->error_code == KAFKA_PRODUCER_FENCED ?
+                                  KAFKA_INVALID_PRODUCER_EPOCH : op->error_code;
+        dispatch_respond(op->req, &resp);
+}
+
+/* Adds the group's partition of __consumer_offsets to the transaction, so
+ * that TxnOffsetCommit may write there and the markers reach it. */
+void handle_add_offsets_to_txn(struct broker *b, struct request *req, struct kreader *body)
+{
+        struct add_offsets_to_txn_request *rq = dispatch_decode(req, body);
+        if (!rq)
+                return;
+        struct txn_op *op = op_new(b, req, OP_ADD_OFFSETS, rq->transactional_id, rq->producer_id, rq->producer_epoch,
+                                   add_offsets_respond);
+        if (!op) {
+                request_close_connection(req);
+                return;
+        }
+        op->group_id = rq->group_id;
+        if (!op_start(op)) {
+                op->error_code = KAFKA_NOT_COORDINATOR;
+                add_offsets_respond(op);
+        }
 }
 
 /* ---- EndTxn ---- */
