@@ -138,7 +138,7 @@ static void shard_destroy(struct shard *s);
 static void replay_group_record(void *ctx, int64_t offset, int16_t record_type, struct kbytes key,
                                 struct kbytes value);
 static struct group_coordinator *groups_here(struct broker *b);
-static void persist_group(void *ctx, const struct group *g, bool is_deleted);
+static void persist_group(void *ctx, const struct group *g, bool is_deleted, bool is_assignment);
 
 static void shard_load_step(void *arg)
 {
@@ -508,6 +508,9 @@ struct shard_write {
         bool is_expiry;
         uint8_t *group_batch;           /* a GroupMetadata record, instead of writes */
         size_t group_batch_len;
+        bool is_assignment;             /* a leader's SyncGroup waits for it */
+        struct kstr group_id;           /* in arena, for group_sync_stored */
+        int32_t generation_id;
         struct partition_append append;
         struct reactor_task start_task;
 };
@@ -534,6 +537,12 @@ static void shard_write_done(struct partition_append *a)
 {
         struct shard_write *w = a->ctx;
         struct shard *s = w->shard;
+        if (w->is_assignment) {
+                /* The leader's SyncGroup and its members wait for this. */
+                struct group_coordinator *gc = coordinator_home_groups(s->broker);
+                if (gc)
+                        group_sync_stored(gc, w->group_id, w->generation_id, a->error_code);
+        }
         if (a->error_code == KAFKA_NONE) {
                 for (uint32_t i = 0; i < w->count; i++)
                         if (offsets_store_apply(s->store, &w->writes[i]) < 0)
@@ -684,19 +693,71 @@ void offsets_release_group(void *ctx, struct group *g)
 
 /* Appends g's GroupMetadata record (or tombstone) to its partition, without
  * waiting: the group coordinator's state does not depend on it. */
-static void persist_group(void *ctx, const struct group *g, bool is_deleted)
+/* The answer to a SyncGroup store that never reached the log, given on a
+ * later turn of the reactor (never inside group.c). */
+struct store_ack {
+        struct broker *broker;
+        struct kstr group_id;           /* follows the struct */
+        int32_t generation_id;
+        int16_t error_code;
+        struct reactor_task task;
+};
+
+static void store_ack_run(void *arg)
+{
+        struct store_ack *ack = arg;
+        struct group_coordinator *gc = coordinator_home_groups(ack->broker);
+        if (gc)
+                group_sync_stored(gc, ack->group_id, ack->generation_id, ack->error_code);
+        free(ack);
+}
+
+static void store_ack_later(struct broker *b, const struct group *g, int16_t error_code)
+{
+        struct store_ack *ack = malloc(sizeof(*ack) + (size_t)g->id.len + 1);
+        if (!ack) {
+                /* The members' sync timeout ends the wait. */
+                log_error("out of memory answering the assignment store of group %s", g->id.ptr);
+                return;
+        }
+        char *id = (char *)(ack + 1);
+        memcpy(id, g->id.ptr, (size_t)g->id.len);
+        id[g->id.len] = '\0';
+        ack->broker = b;
+        ack->group_id = (struct kstr){ id, g->id.len };
+        ack->generation_id = g->generation_id;
+        ack->error_code = error_code;
+        reactor_task_init(&ack->task, store_ack_run, ack);
+        reactor_defer(reactor_self(), &ack->task);
+}
+
+static void persist_group(void *ctx, const struct group *g, bool is_deleted, bool is_assignment)
 {
         struct broker *b = ctx;
         struct coordinator_place place;
-        if (!coordinator_locate_group(b, g->id, &place))
+        if (!coordinator_locate_group(b, g->id, &place)) {
+                if (is_assignment)
+                        store_ack_later(b, g, KAFKA_NOT_COORDINATOR);
                 return;
+        }
         struct shard *s = shards[place.partition];
         coordinator_place_put(&place);
-        if (!s || s->state != SHARD_LOADED)
+        if (!s || s->state != SHARD_LOADED) {
+                if (is_assignment)
+                        store_ack_later(b, g, KAFKA_NOT_COORDINATOR);
                 return;
+        }
         struct shard_write *w = shard_write_new(s);
         if (!w)
                 goto out_nomem;
+        if (is_assignment) {
+                w->is_assignment = true;
+                w->generation_id = g->generation_id;
+                w->group_id.ptr = arena_dup(&w->arena, g->id.ptr, (size_t)g->id.len);
+                w->group_id.len = g->id.len;
+                if (!w->group_id.ptr)
+                        goto out_free;
+        }
         struct offsets_group_record r = { .group = g->id, .is_tombstone = is_deleted };
         if (!is_deleted) {
                 struct group_metadata_value *v = &r.value;
@@ -740,6 +801,8 @@ out_free:
 out_nomem:
         log_error("cannot write the group metadata of %.*s to %s-%d", (int)g->id.len, g->id.ptr,
                   COORDINATOR_OFFSETS_TOPIC, s->index);
+        if (is_assignment)
+                store_ack_later(b, g, KAFKA_COORDINATOR_NOT_AVAILABLE);
 }
 
 /* The replay hook: GroupMetadata records rebuild their groups, Empty. */
