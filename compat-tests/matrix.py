@@ -77,6 +77,9 @@ COVERS = {
     "java_idempotent": [("Java client", "idempotence")],
     "eos_transform": [("librdkafka", "transactions"), ("librdkafka", "groups")],
     "eos_abort_offsets": [("librdkafka", "transactions"), ("raw wire", "transactions")],
+    "kafkajs_idempotent": [("kafkajs", "idempotence")],
+    "kafkajs_txn": [("kafkajs", "transactions"), ("librdkafka", "transactions")],
+    "kafkajs_eos": [("kafkajs", "transactions"), ("kafkajs", "groups")],
 }
 
 # column -> API keys the broker must advertise for it to be tested

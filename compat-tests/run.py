@@ -16,7 +16,8 @@ The admin and protocol scenarios are here; producing, consuming, recovery and
 the on-disk format are in logs.py; consumer groups and committed offsets in
 groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
 the Java client (one program in java/) in java_clients.py; the Go clients
-(franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
+(franz-go, sarama, kafka-go: one program in go/) in go_clients.py; kafkajs's
+idempotent and transactional producers (kafkajs_txn.js) in js_clients.py;
 the broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
 
@@ -63,6 +64,7 @@ import groups  # noqa: E402
 import idempotence  # noqa: E402
 import java_clients  # noqa: E402
 import java_tools  # noqa: E402
+import js_clients  # noqa: E402
 import logs  # noqa: E402
 import transactions  # noqa: E402
 
@@ -537,7 +539,7 @@ SCENARIOS = [
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
-     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS)
+     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
