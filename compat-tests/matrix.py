@@ -72,6 +72,8 @@ COVERS = {
     "go_groups": [("franz-go", "groups"), ("sarama", "groups"), ("kafka-go", "groups")],
     "go_franz_idempotent": [("franz-go", "idempotence")],
     "go_txn": [("franz-go", "transactions"), ("sarama", "transactions")],
+    "go_sarama_idempotent": [("sarama", "idempotence")],
+    "go_sarama_txn": [("sarama", "transactions"), ("franz-go", "transactions")],
     "java_txn": [("Java client", "produce/consume"), ("Java client", "transactions"), ("librdkafka", "transactions")],
     "java_zombie": [("Java client", "transactions")],
     "java_idempotent": [("Java client", "idempotence")],

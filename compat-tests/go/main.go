@@ -3,7 +3,7 @@
 //
 //	compat-go CLIENT STEP BROKER [ARGS...]
 //
-// CLIENT is franz, franz-idem, sarama or kafkago; STEP one of
+// CLIENT is franz, franz-idem, sarama, sarama-idem or kafkago; STEP one of
 //
 //	metadata TOPIC                       versions the client negotiated, brokers, the topic
 //	admin TOPIC                          create with configs, describe, alter, add partitions, delete
@@ -11,7 +11,8 @@
 //	group-share TOPIC GROUP PARTITIONS N two members share the topic, consume N, commit, leave
 //	group-resume TOPIC GROUP PARTITIONS N one member resumes where the group committed
 //	txn-produce TOPIC PARTITIONS TXN_ID PLAN PER_TXN
-//	                                     transactions (franz): c commits, a aborts, per letter of PLAN
+//	                                     transactions (franz, sarama): c commits, a aborts, per letter
+//	                                     of PLAN; sarama also sends offsets of group TXN_ID-group
 //	txn-consume TOPIC ISOLATION WANT     read_committed or read_uncommitted (franz, sarama) until
 //	                                     WANT records (n0,n1,... per partition)
 //
@@ -211,6 +212,8 @@ func main() {
 		c = &franzClient{idempotent: true}
 	case "sarama":
 		c = &saramaClient{}
+	case "sarama-idem":
+		c = &saramaClient{idempotent: true}
 	case "kafkago":
 		c = &kafkagoClient{}
 	default:

@@ -157,3 +157,105 @@ func (s *saramaClient) consumeIsolated(ctx context.Context, broker, topic string
 		pc.Close()
 	}
 }
+
+// txnProduce for sarama: a transactional SyncProducer. Each transaction
+// also sends, for the group txnID-group, the offset after the transaction's
+// last record of partition 0 (AddMessageToTxn, as a consume-transform-
+// produce loop marks what it consumed), and the group's committed offset is
+// printed after the transaction ends ("offsets"): at once after an abort,
+// and after a commit once it shows the sent offset (the coordinator writes
+// it with the transaction's markers, after EndTxn is answered), for at
+// most 10 s.
+func (s *saramaClient) txnProduce(ctx context.Context, broker, topic string, partitions int, txnID, plan string, perTxn int) {
+	cfg := saramaConfig()
+	cfg.ClientID = "runnel-compat-sarama-txn"
+	cfg.Producer.Idempotent = true
+	cfg.Producer.Transaction.ID = txnID
+	cfg.Producer.Transaction.Timeout = 60 * time.Second
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	cfg.Net.MaxOpenRequests = 1
+	group := txnID + "-group"
+	cl, err := sarama.NewClient([]string{broker}, cfg)
+	if err != nil {
+		fail("sarama.NewClient", err)
+	}
+	defer cl.Close()
+	p, err := sarama.NewSyncProducerFromClient(cl) // InitProducerId
+	if err != nil {
+		fail("NewSyncProducerFromClient", err)
+	}
+	defer p.Close()
+	adm, err := sarama.NewClusterAdminFromClient(cl)
+	if err != nil {
+		fail("NewClusterAdminFromClient", err)
+	}
+	committed := func() (int64, error) {
+		resp, err := adm.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
+		if err != nil {
+			return 0, err
+		}
+		if resp.Err != sarama.ErrNoError {
+			return 0, resp.Err
+		}
+		b := resp.GetBlock(topic, 0)
+		if b == nil {
+			return 0, fmt.Errorf("no offset block for %s/0", topic)
+		}
+		if b.Err != sarama.ErrNoError {
+			return 0, b.Err
+		}
+		return b.Offset, nil
+	}
+	for n, letter := range plan {
+		commit := letter == 'c'
+		if err := p.BeginTxn(); err != nil {
+			fail("BeginTxn", err)
+		}
+		msgs := make([]*sarama.ProducerMessage, perTxn)
+		for i := range msgs {
+			msgs[i] = &sarama.ProducerMessage{Topic: topic, Partition: int32(i % partitions),
+				Key: sarama.StringEncoder(fmt.Sprintf("k%d", i)), Value: sarama.StringEncoder(fmt.Sprintf("s%d-r%d", n, i))}
+		}
+		// Aborted records too are written before the abort.
+		if err := p.SendMessages(msgs); err != nil {
+			fail(fmt.Sprintf("SendMessages in transaction %d", n), err)
+		}
+		last := int64(-1)
+		for _, m := range msgs {
+			emit("sent", map[string]any{"txn": n, "commit": commit, "p": m.Partition, "o": m.Offset,
+				"value": fmt.Sprintf("%s", m.Value)})
+			if m.Partition == 0 && m.Offset > last {
+				last = m.Offset
+			}
+		}
+		if err := p.AddMessageToTxn(&sarama.ConsumerMessage{Topic: topic, Partition: 0, Offset: last}, group, nil); err != nil {
+			fail(fmt.Sprintf("AddMessageToTxn in transaction %d", n), err)
+		}
+		if commit {
+			err = p.CommitTxn()
+		} else {
+			err = p.AbortTxn()
+		}
+		if err != nil {
+			fail(fmt.Sprintf("end transaction %d (commit %v)", n, commit), err)
+		}
+		emit("ended", map[string]any{"txn": n, "commit": commit})
+		sent := last + 1
+		var got int64
+		polls := 0
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			got, err = committed()
+			polls++
+			if err != nil {
+				fail(fmt.Sprintf("ListConsumerGroupOffsets after transaction %d", n), err)
+			}
+			if !commit || got == sent || time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		emit("offsets", map[string]any{"txn": n, "commit": commit, "sent": sent, "committed": got, "polls": polls})
+	}
+}
