@@ -60,6 +60,7 @@ COVERS = {
     "txn_zombie": [("librdkafka", "transactions")],
     "txn_timeout": [("librdkafka", "transactions")],
     "txn_admin": [("Kafka tools", "transactions")],
+    "txn_wire": [("raw wire", "transactions")],
     "kafka_topics": [("Kafka tools", "admin")],
     "kafka_configs": [("Kafka tools", "admin")],
     "console_idempotent": [("Kafka tools", "produce/consume"), ("Kafka tools", "idempotence")],
