@@ -16,7 +16,8 @@ The admin and protocol scenarios are here; producing, consuming, recovery and
 the on-disk format are in logs.py; consumer groups and committed offsets in
 groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
 the Go clients (franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
-the broker, the context and the shared helpers in harness.py; the few
+a full disk in storage.py; the broker, the context and the shared
+helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
 
 Debian's /usr/bin/python3 is the interpreter that sees Debian's python3-kafka
@@ -61,6 +62,7 @@ import groups  # noqa: E402
 import idempotence  # noqa: E402
 import java_tools  # noqa: E402
 import logs  # noqa: E402
+import storage  # noqa: E402
 import transactions  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -534,7 +536,7 @@ SCENARIOS = [
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + java_tools.SCENARIOS
-     + go_clients.SCENARIOS)
+     + go_clients.SCENARIOS + storage.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
@@ -542,7 +544,7 @@ SCENARIOS = [
 
 
 def _on_alarm(signum, frame):
-    raise ScenarioTimeout("scenario ran past %.0f s" % SCENARIO_TIMEOUT_S)
+    raise ScenarioTimeout("scenario ran past its time limit (SCENARIO_TIMEOUT_S, or its own timeout_s)")
 
 
 def run_scenario(name, fn, binary, keep):
@@ -562,7 +564,9 @@ def run_scenario(name, fn, binary, keep):
     error = None
     started = time.monotonic()
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(int(SCENARIO_TIMEOUT_S))
+    # A scenario whose length grows with a setting says so (crash_recovery's rounds).
+    timeout_s = getattr(fn, "timeout_s", SCENARIO_TIMEOUT_S)
+    signal.alarm(int(timeout_s))
     try:
         fn(ctx)
     except Exception:  # noqa: BLE001 - every failure is reported the same way
