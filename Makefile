@@ -5,6 +5,7 @@
 #   make test       install what is missing, build, run every test
 #   make asan       the broker and unit tests with AddressSanitizer + UBSan
 #   make gen        regenerate protocol/gen/ from the Kafka message schemas
+#   make crash-test SIGKILL during acks=all produce, CRASH_ROUNDS rounds (100)
 #
 # Sources are found by wildcard: a new .c file in a layer directory is part of
 # the build; a file named test_*.c is a Criterion test program of its own.
@@ -28,7 +29,7 @@ FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
 LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
-.PHONY: bench bench-smoke all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
+.PHONY: bench bench-smoke all run test unit asan asan-unit integration crash-test gen deps deps-build deps-compat reference clean
 
 all: $(BUILD)/runnel
 
@@ -125,6 +126,17 @@ asan-unit: $(SAN_TESTS)
 integration: $(BUILD)/runnel $(BUILD)/asan/runnel
 	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/run.py
 	RUNNEL=$(BUILD)/asan/runnel /usr/bin/python3 compat-tests/run.py
+
+# Crash tests, longer than the 20 rounds integration runs: the broker is
+# SIGKILLed during acks=all produce (plain and idempotent producers by
+# turns), restarted and checked, CRASH_ROUNDS times, each round printed;
+# then the full-disk story. CRASH_BROKER=$(BUILD)/asan/runnel for the
+# sanitizers; RUNNEL_CRASH_SEED=N replays a run's kill points.
+CRASH_ROUNDS ?= 100
+CRASH_BROKER ?= $(BUILD)/runnel
+crash-test: deps $(CRASH_BROKER)
+	RUNNEL=$(CRASH_BROKER) RUNNEL_CRASH_ROUNDS=$(CRASH_ROUNDS) RUNNEL_CRASH_VERBOSE=1 \
+		/usr/bin/python3 compat-tests/run.py crash_recovery disk_full
 
 test: deps
 	$(MAKE) unit fuzz-smoke asan-unit integration
