@@ -9,8 +9,9 @@ The log's stories, told with real clients against one broker each:
     kafkajs_produce       kafkajs (acks -1, none and gzip) writes; kafka-python and kcat read
     cross_codec           each client reads batches another client compressed
     log_restart           the log survives SIGTERM and a restart; offsets continue
-    crash_recovery        librdkafka produces acks=all while the broker is SIGKILLed, in rounds;
-                          every acknowledged record is there, once, at its offset
+    crash_recovery        librdkafka produces acks=all while the broker is SIGKILLed, in rounds,
+                          by turns plain and idempotent; every acknowledged record is there,
+                          once, at its offset, in order; every batch on disk passes its CRC
     list_offsets_time     ListOffsets by timestamp, earliest, latest and max timestamp
     long_poll             a waiting Fetch answers when data arrives, or after max_wait_ms
     dump_log              Kafka's own DumpLogSegments reads the segments and finds nothing wrong
@@ -28,9 +29,12 @@ batch headers there say which codec each client really used, for runnel and
 for the reference Kafka alike.
 
 Environment: RUNNEL_KCAT_MESSAGES (records per codec in kcat_codecs, default
-100000), RUNNEL_CRASH_ROUNDS (default 5), RUNNEL_CRASH_SEED (replays a
-crash_recovery run; each run prints its seed on failure), KAFKA_LIB (the
-Apache Kafka jars for dump_log, default build/kafka-lib).
+100000), RUNNEL_CRASH_ROUNDS (default 20; make crash-test runs 100),
+RUNNEL_CRASH_ACKS_MIN / _MAX (the kill comes after this many acks in a
+round, default 200-3000), RUNNEL_CRASH_VERBOSE (a line per round),
+RUNNEL_CRASH_SEED (replays a crash_recovery run; each run prints its seed on
+failure), KAFKA_LIB (the Apache Kafka jars for dump_log and crash_recovery,
+default build/kafka-lib).
 """
 
 import json
@@ -788,7 +792,9 @@ def crash_producer(broker, mode):
         # Resends what the kill left unanswered; the restarted broker must
         # know, from the log alone (no snapshot after a SIGKILL), which of
         # those batches it already has.
-        config.update({"enable.idempotence": True, "message.timeout.ms": 60000})
+        # "debug": "eos" puts librdkafka's idempotence state changes into
+        # the client log printed on a failure.
+        config.update({"enable.idempotence": True, "message.timeout.ms": 60000, "debug": "eos"})
     return Producer(config)
 
 
