@@ -589,6 +589,8 @@ int server_start(const struct server_options *o, struct server **out)
                         goto out_free;  /* server_listen said why */
                 s->port = bound_port;
         }
+        if (o->on_listening)
+                o->on_listening(s->port, o->dispatch_ctx);
 
         for (uint32_t i = 0; i < s->worker_count; i++) {
                 struct server_worker *w = &s->workers[i];
