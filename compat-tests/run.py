@@ -500,6 +500,54 @@ def scenario_hostile_input(ctx):
     broker.check_alive()
 
 
+def scenario_metadata_at_start(ctx):
+    """From its very first answer, a (re)started broker advertises its own port in Metadata."""
+    import threading
+    # A client that connects the moment the port accepts (the listeners
+    # take connections into their backlog before the reactors run) and asks
+    # Metadata first thing, as a producer reconnecting after a crash does.
+    # runnel used to set the advertised port only after the reactors had
+    # started answering: the first answers said port 0, and librdkafka then
+    # connected to 127.0.0.1:0 for good.
+    broker = ctx.broker(start=False)
+    answers, errors = [], []
+    stop = threading.Event()
+
+    def probe():
+        corr = 0
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", broker.port), timeout=2.0) as s:
+                    corr += 1
+                    md = metadata_v10(s, corr)
+                    answers.append([(b["node_id"], b["host"], b["port"]) for b in md["brokers"]])
+            except (OSError, WireError) as e:
+                errors.append(str(e))
+                time.sleep(0.0005)
+
+    rounds = 10
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    try:
+        for i in range(rounds):
+            broker.start()
+            deadline = time.monotonic() + 5
+            count = len(answers)
+            while len(answers) < count + 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            broker.kill()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    check(len(answers) >= rounds, "%d Metadata answers over %d starts" % (len(answers), rounds))
+    want = [(BROKER_ID, "127.0.0.1", broker.port)]
+    wrong = [a for a in answers if a != want]
+    check(not wrong, "%d of %d Metadata answers right after a start advertised %r, want %r"
+          % (len(wrong), len(answers), wrong[:3], want))
+    ctx.say("%d starts, %d Metadata answers, each advertising %s" % (rounds, len(answers), broker.bootstrap))
+    broker.start()
+
+
 def scenario_port_in_use(ctx):
     """A second broker on a port already in use fails at start with "Address already in use"; the first serves on."""
     import subprocess
@@ -535,6 +583,7 @@ SCENARIOS = [
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
+    ("metadata_at_start", scenario_metadata_at_start),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + java_tools.SCENARIOS
      + go_clients.SCENARIOS + storage.SCENARIOS)
 
