@@ -1637,6 +1637,13 @@ static int delete_oldest_segments(struct partition *p, uint32_t n, const char *w
         assert(n <= p->seg_count);
         if (n == p->seg_count) {
                 int rc = roll(p, 0, now_ms, true);
+                if (rc < 0 && is_disk_full(rc)) {
+                        /* The log is as it was; the next check tries again
+                         * (and a full disk is when retention matters most). */
+                        log_warn("%s: cannot roll a new segment to delete the old ones: %s; retention tries "
+                                 "again at its next check", p->name, strerror(-rc));
+                        return rc;
+                }
                 if (rc < 0) {
                         mark_failed(p, "rolling the log for retention", rc);
                         return rc;

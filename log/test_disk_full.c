@@ -305,3 +305,36 @@ Test(disk_full, partition_refuses_on_a_full_disk_and_takes_appends_once_freed)
         cr_assert_eq(partition_log_end_offset(p), acked);
         partition_close(p);
 }
+
+Test(disk_full, retention_frees_a_full_disk_and_appends_resume)
+{
+        struct partition_options o;
+        struct partition *p = NULL;
+        char err[256];
+        int64_t base = -1, acked = 0;
+        int16_t code = KAFKA_NONE;
+
+        test_mount_small_fs();
+        memset(&o, 0, sizeof(o));
+        o.dir_fd = root_fd;
+        o.dir_name = "t-0";
+        topic_config_init_defaults(&o.config);
+        o.config.segment_bytes = 256 << 10;
+        o.config.retention_ms = 60000;
+        o.is_durable_acks = true;
+        cr_assert_eq(partition_open(&o, &test_io, &p, err, sizeof(err)), 0, "%s", err);
+        for (int i = 0; i < 2000 && code == KAFKA_NONE; i++) {
+                code = test_produce(p, 1000, &base);
+                acked += code == KAFKA_NONE;
+        }
+        cr_assert_eq(code, KAFKA_KAFKA_STORAGE_ERROR);
+        /* Every segment is past retention: all go, a new one is rolled
+         * first, on the full disk. */
+        int deleted = partition_enforce_retention(p, TEST_NOW_MS + 120000);
+        cr_assert_gt(deleted, 0, "retention deleted nothing on a full disk");
+        cr_assert_not(partition_is_failed(p));
+        cr_assert_eq(partition_log_start_offset(p), acked);
+        cr_assert_eq(test_produce(p, 1000, &base), KAFKA_NONE);
+        cr_assert_eq(base, acked);
+        partition_close(p);
+}
