@@ -114,6 +114,7 @@ class Broker:
         self.overrides = list(overrides)
         self.port = free_port()
         self.proc = None
+        self.ready_s = None  # the last start(): seconds from exec to the first ApiVersions answer
         self.runs = []  # (argv, stdout path, stderr path, exit code)
         self.problems = []  # things noticed at stop: sanitizer reports, bad exits
         self.api_keys = {}  # what ApiVersions v0 advertised when the broker became ready
@@ -140,10 +141,12 @@ class Broker:
         err_path = os.path.join(self.log_dir, "broker-%d.stderr" % n)
         argv = self.argv()
         self.runs.append([argv, out_path, err_path, None])
+        started = time.monotonic()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          cwd=REPO, start_new_session=True)
         self.wait_ready()
+        self.ready_s = time.monotonic() - started
 
     def wait_ready(self):
         """Until the port accepts and ApiVersions v0 is answered, bounded."""
@@ -165,7 +168,7 @@ class Broker:
                         got, error_code, len(api_keys))
             except (OSError, Failure, WireError) as e:
                 last_error = "%s: %s" % (type(e).__name__, e)
-            time.sleep(0.1)
+            time.sleep(0.01)  # fine enough to time recovery (crash_recovery)
         raise Failure("broker not ready within %.0f s (last attempt: %s)" % (STARTUP_TIMEOUT_S, last_error))
 
     def check_alive(self):

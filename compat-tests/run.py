@@ -18,7 +18,8 @@ groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js)
 the Java client (one program in java/) in java_clients.py; the Go clients
 (franz-go, sarama, kafka-go: one program in go/) in go_clients.py; kafkajs's
 idempotent and transactional producers (kafkajs_txn.js) in js_clients.py;
-the broker, the context and the shared helpers in harness.py; the few
+a full disk in storage.py; the broker, the context and the shared helpers in
+harness.py; the few
 messages spoken on raw sockets in wire.py.
 
 Debian's /usr/bin/python3 is the interpreter that sees Debian's python3-kafka
@@ -66,6 +67,7 @@ import java_clients  # noqa: E402
 import java_tools  # noqa: E402
 import js_clients  # noqa: E402
 import logs  # noqa: E402
+import storage  # noqa: E402
 import transactions  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -503,6 +505,54 @@ def scenario_hostile_input(ctx):
     broker.check_alive()
 
 
+def scenario_metadata_at_start(ctx):
+    """From its very first answer, a (re)started broker advertises its own port in Metadata."""
+    import threading
+    # A client that connects the moment the port accepts (the listeners
+    # take connections into their backlog before the reactors run) and asks
+    # Metadata first thing, as a producer reconnecting after a crash does.
+    # runnel used to set the advertised port only after the reactors had
+    # started answering: the first answers said port 0, and librdkafka then
+    # connected to 127.0.0.1:0 for good.
+    broker = ctx.broker(start=False)
+    answers, errors = [], []
+    stop = threading.Event()
+
+    def probe():
+        corr = 0
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", broker.port), timeout=2.0) as s:
+                    corr += 1
+                    md = metadata_v10(s, corr)
+                    answers.append([(b["node_id"], b["host"], b["port"]) for b in md["brokers"]])
+            except (OSError, WireError) as e:
+                errors.append(str(e))
+                time.sleep(0.0005)
+
+    rounds = 10
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    try:
+        for i in range(rounds):
+            broker.start()
+            deadline = time.monotonic() + 5
+            count = len(answers)
+            while len(answers) < count + 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            broker.kill()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    check(len(answers) >= rounds, "%d Metadata answers over %d starts" % (len(answers), rounds))
+    want = [(BROKER_ID, "127.0.0.1", broker.port)]
+    wrong = [a for a in answers if a != want]
+    check(not wrong, "%d of %d Metadata answers right after a start advertised %r, want %r"
+          % (len(wrong), len(answers), wrong[:3], want))
+    ctx.say("%d starts, %d Metadata answers, each advertising %s" % (rounds, len(answers), broker.bootstrap))
+    broker.start()
+
+
 def scenario_port_in_use(ctx):
     """A second broker on a port already in use fails at start with "Address already in use"; the first serves on."""
     import subprocess
@@ -538,8 +588,10 @@ SCENARIOS = [
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
+    ("metadata_at_start", scenario_metadata_at_start),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
-     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS)
+     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS
+     + storage.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
@@ -551,7 +603,7 @@ ADVERTISED = set()  # API keys the broker under test advertised
 
 
 def _on_alarm(signum, frame):
-    raise ScenarioTimeout("scenario ran past %.0f s" % SCENARIO_TIMEOUT_S)
+    raise ScenarioTimeout("scenario ran past its time limit (SCENARIO_TIMEOUT_S, or its own timeout_s)")
 
 
 def run_scenario(name, fn, binary, keep):
@@ -571,7 +623,9 @@ def run_scenario(name, fn, binary, keep):
     error = None
     started = time.monotonic()
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(int(SCENARIO_TIMEOUT_S))
+    # A scenario whose length grows with a setting says so (crash_recovery's rounds).
+    timeout_s = getattr(fn, "timeout_s", SCENARIO_TIMEOUT_S)
+    signal.alarm(int(timeout_s))
     try:
         fn(ctx)
     except Exception:  # noqa: BLE001 - every failure is reported the same way

@@ -29,7 +29,10 @@
  *
  * A write or sync that fails puts the partition in a failed state: every
  * later append answers KAFKA_STORAGE_ERROR, as Kafka takes a log dir
- * offline on an I/O error, and the operator is told in the log.
+ * offline on an I/O error, and the operator is told in the log. Two
+ * failures that leave the log as it was are not: running out of
+ * descriptors, and a full disk (refuse_disk_full); the append that hit
+ * them answers KAFKA_STORAGE_ERROR and the next one tries again.
  */
 #include "partition.h"
 
@@ -866,6 +869,36 @@ static void mark_failed(struct partition *p, const char *what, int err)
         p->is_failed = true;
 }
 
+/*
+ * A full disk refuses the append and leaves the partition writable: the
+ * segment is as it was (segment.h: index blocks are reserved before the
+ * .log is written, a short write is cut off again), so the producer's
+ * retry succeeds once space is freed, with no restart. Kafka instead
+ * takes the whole log dir offline on the IOException, and a broker whose
+ * every log dir is offline shuts down; both answer the request that hit
+ * it with KAFKA_STORAGE_ERROR, which clients retry. A failed fdatasync is
+ * different (the page cache may have dropped what it could not write) and
+ * still fails the partition.
+ */
+#define PARTITION_DISK_FULL_LOG_INTERVAL_MS 5000
+static struct log_limit disk_full_log_limit;
+
+static bool is_disk_full(int err)
+{
+        return err == -ENOSPC || err == -EDQUOT;
+}
+
+static void refuse_disk_full(struct partition *p, struct partition_append *a, int err)
+{
+        unsigned long long suppressed;
+
+        if (log_limit_allow(&disk_full_log_limit, PARTITION_DISK_FULL_LOG_INTERVAL_MS, &suppressed))
+                log_warn("%s: appending to the log failed: %s; answering KAFKA_STORAGE_ERROR (retriable) until "
+                         "space is freed; nothing was written; %llu such lines suppressed", p->name,
+                         strerror(-err), suppressed);
+        fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker's disk is full.");
+}
+
 /* The last fdatasync of a sync has completed: advance the recovery point,
  * complete the appends it covers, and start the next sync if one is due. */
 static void on_sync_done(void *arg, int result)
@@ -1307,7 +1340,7 @@ void partition_append(struct partition *p, struct partition_append *a)
         record_batch_assign(bytes, len, p->log_end_offset, p->leader_epoch, is_log_append_time, max_ts);
         uint32_t position;
         rc = segment_append(&active(p)->seg, bytes, len, &position);
-        if (rc == -ERANGE || rc == -ENOSPC || rc == -EFBIG) {
+        if (rc == -ERANGE || rc == SEGMENT_FULL) {
                 /* The segment cannot take it (offsets or an index full): roll. */
                 rc = roll(p, len, now_ms, true);
                 is_rolled |= rc > 0;
@@ -1360,6 +1393,10 @@ void partition_append(struct partition *p, struct partition_append *a)
         }
         goto out;
 storage_error:
+        if (is_disk_full(rc) && !active(p)->seg.is_tail_dirty) {
+                refuse_disk_full(p, a, rc);
+                goto out;
+        }
         mark_failed(p, "appending to the log", rc);
         fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker could not write to the log; see its log.");
 out:
@@ -1616,6 +1653,13 @@ static int delete_oldest_segments(struct partition *p, uint32_t n, const char *w
         assert(n <= p->seg_count);
         if (n == p->seg_count) {
                 int rc = roll(p, 0, now_ms, true);
+                if (rc < 0 && is_disk_full(rc)) {
+                        /* The log is as it was; the next check tries again
+                         * (and a full disk is when retention matters most). */
+                        log_warn("%s: cannot roll a new segment to delete the old ones: %s; retention tries "
+                                 "again at its next check", p->name, strerror(-rc));
+                        return rc;
+                }
                 if (rc < 0) {
                         mark_failed(p, "rolling the log for retention", rc);
                         return rc;

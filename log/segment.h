@@ -24,7 +24,11 @@
  * segment_seal (roll) and segment_close cut them to the entries used,
  * writing the final time index entry first. An index file that is
  * missing, misshapen or disagrees with the .log is rebuilt from the .log
- * when the segment is opened.
+ * when the segment is opened. Preallocated files are sparse, as Kafka's
+ * are; the pages entries go into are given disk blocks (fallocate) a
+ * little ahead of the entries, before the append that needs them writes
+ * its batches: a store into a mapped hole on a full file system is a
+ * SIGBUS, where fallocate is an -ENOSPC the append can answer.
  *
  * Invariants between calls:
  *   - size_bytes is the end of the last whole batch in the .log;
@@ -57,6 +61,7 @@
 #ifndef RUNNEL_SEGMENT_H
 #define RUNNEL_SEGMENT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +77,9 @@
 #define SEGMENT_INDEX_BYTES_DEFAULT (10u << 20)         /* segment.index.bytes */
 /* Positions in the indexes are int32, so a .log never passes this. */
 #define SEGMENT_LOG_BYTES_MAX ((uint32_t)INT32_MAX)
+/* segment_append: the segment cannot take this append (an index is full,
+ * or the .log would pass SEGMENT_LOG_BYTES_MAX); roll first. */
+#define SEGMENT_FULL (-EXFULL)
 
 struct segment_config {
         uint32_t index_interval_bytes;
@@ -94,6 +102,11 @@ struct segment {
         uint32_t bytes_since_last_index_entry;
         int64_t max_timestamp_ms;       /* largest batch maxTimestamp; -1 none */
         int64_t offset_of_max_timestamp;        /* last offset of the batch that had it */
+        /* Bytes of each preallocated index file known to have disk blocks
+         * behind them (written or fallocated): entries are stored only
+         * below this. See segment_reserve_indexes in segment.c. */
+        uint32_t offset_index_reserved_bytes;
+        uint32_t time_index_reserved_bytes;
         bool is_index_preallocated;
         bool is_tail_dirty;
         struct segment_config config;
@@ -122,11 +135,18 @@ int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const str
  * Offsets must continue from next_offset upward. *position_out gets the
  * file position of the first byte. Returns 0 or -EINVAL (not whole
  * batches, or offsets going backwards), -ERANGE (an offset too far from
- * the base: roll first), -EFBIG (the .log would pass
- * SEGMENT_LOG_BYTES_MAX), -ENOSPC (an index is full: roll first),
- * -EUCLEAN (torn tail: recover first), or an I/O error. After an I/O
- * error the .log may hold part of the append; the caller treats the log
- * dir as failed, as Kafka does, and recovery sorts it out.
+ * the base: roll first), SEGMENT_FULL (an index is full, or the .log
+ * would pass SEGMENT_LOG_BYTES_MAX: roll first), -EUCLEAN (torn tail:
+ * recover first), or an I/O error. The segment's own limits have codes
+ * of their own so that the file system's -ENOSPC (disk full) and -EFBIG
+ * (file size limit) are never taken for "roll".
+ *
+ * A full disk is -ENOSPC (or -EDQUOT) with the segment as it was, unless
+ * is_tail_dirty is set afterwards: the index pages the append needs are
+ * reserved before the .log is written, and a short write is cut off
+ * again. After any other I/O error the .log may hold part of the append;
+ * the caller treats the log dir as failed, as Kafka does, and recovery
+ * sorts it out.
  */
 int segment_append(struct segment *seg, const void *batches, size_t len, uint32_t *position_out);
 

@@ -743,7 +743,7 @@ Test(segment, append_refusals)
         cr_assert_eq(seg.offset_index.entry_count, 1);
         cr_assert(segment_is_index_full(&seg));
         n = test_batch(buf, sizeof(buf), 14, 1, 10, 9, 0);
-        cr_assert_eq(segment_append(&seg, buf, n, &pos), -ENOSPC);
+        cr_assert_eq(segment_append(&seg, buf, n, &pos), SEGMENT_FULL);
         cr_assert_eq(seg.next_offset, 14);
         cr_assert_eq(segment_close(&seg), 0);
 }
