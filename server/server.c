@@ -230,15 +230,15 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, bool
                 }
                 freeaddrinfo(res);
         }
-        if (rc && is_probe)
-                return rc;      /* the caller decides what it means */
-        if (rc) {
+        if (rc && !(is_probe && rc == -EADDRINUSE)) {
                 log_error("server: cannot listen on %s:%u: %s%s", host && host[0] ? host : "*",
                           (unsigned)port, strerror(-rc),
                           rc == -EADDRINUSE ? " (another process listens there: stop it or pick another "
                                               "port in listeners)" : "");
                 return rc;
         }
+        if (rc)
+                return rc;      /* the probe's caller says it */
 
         struct sockaddr_storage ss;
         socklen_t ss_len = sizeof(ss);
@@ -265,67 +265,39 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, bool
  * tells us. Two brokers starting within the same few microseconds could
  * still both pass; one starting later never does, since ours hold the
  * port by then.
+ *
+ * A broker killed a moment ago still holds its port for a few
+ * milliseconds after its process is gone: the kernel tears an io_uring
+ * down asynchronously, and the ring's multishot accept keeps the
+ * listening socket open until then. So a port in use is tried again for
+ * up to SERVER_PORT_WAIT_MS before the broker gives up; a restart right
+ * after a crash (a supervisor's, the crash tests') then starts.
  */
-/* How long a port held by a process that just died may take to free. */
-#define PORT_PROBE_ATTEMPTS 40
-#define PORT_PROBE_INTERVAL_US 50000
-
-/* Whether something accepts connections on host:port (loopback for "any"). */
-static bool is_port_accepting(const char *host, uint16_t port)
-{
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                  .ai_flags = AI_NUMERICSERV };
-        struct addrinfo *res = NULL;
-        char port_str[8];
-        snprintf(port_str, sizeof(port_str), "%u", (unsigned)port);
-        const char *target = host && host[0] && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 ? host
-                                                                                                      : "127.0.0.1";
-        if (getaddrinfo(target, port_str, &hints, &res) != 0)
-                return false;
-        bool is_accepting = false;
-        for (struct addrinfo *ai = res; ai && !is_accepting; ai = ai->ai_next) {
-                int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        continue;
-                /* Loopback or a local address: refused or accepted at once. */
-                is_accepting = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-                close(fd);
-        }
-        freeaddrinfo(res);
-        return is_accepting;
-}
+#define SERVER_PORT_WAIT_MS 2000
+#define SERVER_PORT_RETRY_MS 10
 
 static int server_check_port_free(const char *host, uint16_t port)
 {
         int fd = -1;
         uint16_t bound_port = 0;
+        int rc = 0;
 
         if (port == 0)
                 return 0;       /* the kernel picks a port nobody holds */
-        int rc = 0;
-        for (int attempt = 0; attempt < PORT_PROBE_ATTEMPTS; attempt++) {
+        for (int waited_ms = 0; waited_ms <= SERVER_PORT_WAIT_MS; waited_ms += SERVER_PORT_RETRY_MS) {
                 rc = server_listen(host, port, 0, true, &fd, &bound_port);
-                if (rc == 0) {
-                        close(fd);
-                        return 0;
-                }
-                /* A broker killed a moment ago leaves its connections
-                 * closing on the port, which a bind without SO_REUSEPORT
-                 * trips over; and its io_uring, torn down after the
-                 * process, holds its listening socket (still accepting)
-                 * for some milliseconds more. Only a listener that stays
-                 * means the port is taken. */
-                if (rc != -EADDRINUSE || !is_port_accepting(host, port))
+                if (rc != -EADDRINUSE)
                         break;
-                usleep(PORT_PROBE_INTERVAL_US);
+                usleep(SERVER_PORT_RETRY_MS * 1000);
         }
-        if (rc == -EADDRINUSE && !is_port_accepting(host, port))
-                return 0;
-        log_error("server: cannot listen on %s:%u: %s%s", host && host[0] ? host : "*", (unsigned)port,
-                  strerror(-rc),
-                  rc == -EADDRINUSE ? " (another process listens there: stop it or pick another port in listeners)"
-                                    : "");
-        return rc;
+        if (rc == -EADDRINUSE)
+                log_error("server: cannot listen on %s:%u: %s (another process listens there: stop it or pick "
+                          "another port in listeners)", host && host[0] ? host : "*", (unsigned)port,
+                          strerror(-rc));
+        if (rc)
+                return rc;      /* server_listen or the line above said why */
+        close(fd);
+        return 0;
 }
 
 /* ---- accept */
@@ -617,6 +589,8 @@ int server_start(const struct server_options *o, struct server **out)
                         goto out_free;  /* server_listen said why */
                 s->port = bound_port;
         }
+        if (o->on_listening)
+                o->on_listening(s->port, o->dispatch_ctx);
 
         for (uint32_t i = 0; i < s->worker_count; i++) {
                 struct server_worker *w = &s->workers[i];
