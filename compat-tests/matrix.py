@@ -61,6 +61,8 @@ COVERS = {
     "txn_timeout": [("librdkafka", "transactions")],
     "txn_admin": [("Kafka tools", "transactions")],
     "txn_wire": [("raw wire", "transactions")],
+    "metadata_at_start": [("raw wire", "metadata")],
+    "disk_full": [("librdkafka", "produce/consume")],
     "kafka_topics": [("Kafka tools", "admin")],
     "kafka_configs": [("Kafka tools", "admin")],
     "console_idempotent": [("Kafka tools", "produce/consume"), ("Kafka tools", "idempotence")],
