@@ -16,7 +16,10 @@ The admin and protocol scenarios are here; producing, consuming, recovery and
 the on-disk format are in logs.py; consumer groups and committed offsets in
 groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
 the Java client (one program in java/) in java_clients.py; the Go clients
-(franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
+(franz-go, sarama, kafka-go: one program in go/) in go_clients.py; the
+current PyPI clients (kafka-python 3, aiokafka: py_driver.py, run by the
+interpreter of build/compat-venv) and @platformatic/kafka
+(platformatic_driver.mjs) in py_clients.py;
 the broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
 
@@ -64,6 +67,7 @@ import idempotence  # noqa: E402
 import java_clients  # noqa: E402
 import java_tools  # noqa: E402
 import logs  # noqa: E402
+import py_clients  # noqa: E402
 import transactions  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -537,7 +541,7 @@ SCENARIOS = [
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
-     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS)
+     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + py_clients.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
