@@ -22,12 +22,15 @@ Steps:
     txn-produce TOPIC PARTITIONS TXN_ID PLAN PER_TXN   one transaction per letter of PLAN (c commits,
                                             a aborts), PER_TXN records each over the partitions
     txn-consume TOPIC ISOLATION COUNTS      read COUNTS (comma-separated, per partition) records
+
+PY_DRIVER_LOG=DEBUG (or INFO) writes the client's own log to stderr.
 """
 
 import asyncio
 import base64
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -102,13 +105,15 @@ class Consumed:
         self.want = want
         self.total = 0
         self.next_offsets = {}  # member -> {partition: next offset}
+        self.lock = threading.Lock()
 
     def add(self, member, r):
         f = record_fields(r)
         f["member"] = member
         emit("got", **f)
-        self.next_offsets.setdefault(member, {})[r["p"]] = r["o"] + 1
-        self.total += 1
+        with self.lock:
+            self.next_offsets.setdefault(member, {})[r["p"]] = r["o"] + 1
+            self.total += 1
 
     @property
     def done(self):
@@ -307,6 +312,12 @@ class KafkaPython3:
     def member(self, topic, group):
         c = self.consumer(group_id=group, session_timeout_ms=10000, heartbeat_interval_ms=500,
                           max_poll_records=500)
+        # The topic's partitions first, so that the first JoinGroup already
+        # assigns them: a leader that assigned nothing for want of metadata
+        # rejoins at once, and in that rejoin kafka-python 3.0.12's leader
+        # sometimes spins in poll() without heartbeating until its session
+        # expires (seen against runnel; a client hang, no request unanswered).
+        c.partitions_for_topic(topic)
         c.subscribe([topic])
         return c
 
@@ -326,18 +337,41 @@ class KafkaPython3:
             emit("committed", member=name, offsets={}, error="%s: %s" % (type(e).__name__, e))
 
     def group_share(self, topic, group, partitions, n):
+        """Each member in a process of its own, as two applications would be.
+        Not one thread polling both: a member's poll() does not return while
+        its JoinGroup waits for the other, whose heartbeats stop until its
+        next poll, so its session expires."""
+        import multiprocessing
+        mp = multiprocessing.get_context("fork")
         deadline = time.monotonic() + 40
+        events, stop = mp.Queue(), mp.Event()
+        procs = [mp.Process(target=self.member_process, args=(topic, group, name, events, stop), daemon=True)
+                 for name in ("a", "b")]
+        for proc in procs:
+            proc.start()
         consumed = Consumed(n)
-        members = {"a": self.member(topic, group), "b": self.member(topic, group)}
+        views, committed = {}, set()
+
+        def drain(timeout_s):
+            try:
+                kind, name, payload = events.get(timeout=timeout_s)
+            except Exception:  # noqa: BLE001 - queue.Empty
+                return
+            if kind == "view":
+                views[name] = payload
+            elif kind == "got":
+                consumed.add(name, payload)
+            elif kind == "committed":
+                emit("committed", member=name, **payload)
+                committed.add(name)
+            elif kind == "failed":
+                raise StepFailed("member %s: %s" % (name, payload))
+
         try:
-            while True:
-                for name, c in members.items():
-                    self.poll_into(name, c, consumed)
-                views = {name: sorted(tp.partition for tp in c.assignment()) for name, c in members.items()}
-                if check_views(views, partitions):
-                    break
+            while not (len(views) == 2 and check_views(dict(views), partitions)):
                 deadline_left(deadline, "group %s never shared: %r" % (group, views))
-            emit("stable", members=views)
+                drain(0.1)
+            emit("stable", members=dict(views))
             producer = self.producer()
             try:
                 self.send(producer, topic, group_records("share", n, partitions))
@@ -345,13 +379,41 @@ class KafkaPython3:
                 producer.close(timeout=10)
             while not consumed.done:
                 deadline_left(deadline, "read %d of %d records" % (consumed.total, n))
-                for name, c in members.items():
-                    self.poll_into(name, c, consumed)
-            for name, c in members.items():
-                self.commit(name, c, consumed, topic)
+                drain(0.1)
+            stop.set()
+            while len(committed) < 2:
+                deadline_left(deadline, "members %r did not commit" % sorted({"a", "b"} - committed))
+                drain(0.1)
         finally:
-            for c in members.values():
-                c.close()
+            stop.set()
+            for proc in procs:
+                proc.join(timeout=max(1.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.kill()
+
+    def member_process(self, topic, group, name, events, stop):
+        """One member: sends its assignment and records to the parent; commits when told to stop."""
+        c = self.member(topic, group)
+        next_offsets = {}
+        try:
+            while not stop.is_set():
+                for tp, msgs in c.poll(timeout_ms=100).items():
+                    for m in msgs:
+                        r = from_consumer_record(m)
+                        next_offsets[r["p"]] = r["o"] + 1
+                        events.put(("got", name, r))
+                events.put(("view", name, sorted(tp.partition for tp in c.assignment())))
+            from kafka import OffsetAndMetadata, TopicPartition
+            try:
+                if next_offsets:
+                    c.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in next_offsets.items()})
+                events.put(("committed", name, {"offsets": {str(p): o for p, o in next_offsets.items()}, "error": None}))
+            except Exception as e:  # noqa: BLE001 - reported to the suite
+                events.put(("committed", name, {"offsets": {}, "error": "%s: %s" % (type(e).__name__, e)}))
+        except Exception as e:  # noqa: BLE001 - reported by the parent
+            events.put(("failed", name, "%s: %s" % (type(e).__name__, e)))
+        finally:
+            c.close()
 
     def group_resume(self, topic, group, partitions, n):
         producer = self.producer()
@@ -750,7 +812,7 @@ def main(argv):
     if len(argv) < 4 or argv[1] not in CLIENTS:
         print("usage: py_driver.py {%s} STEP BOOTSTRAP [ARGS...]" % "|".join(CLIENTS), file=sys.stderr)
         return 2
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, os.environ.get("PY_DRIVER_LOG", "WARNING")),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     client_name, step, bootstrap, args = argv[1], argv[2], argv[3], argv[4:]
     try:
