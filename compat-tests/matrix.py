@@ -25,8 +25,8 @@ import sys
 COLUMNS = ["metadata", "admin", "produce/consume", "offsets by time", "groups", "idempotence", "transactions",
            "KIP-848 groups"]
 
-CLIENTS = ["kcat", "librdkafka", "kafka-python", "kafkajs", "Kafka tools", "Java client", "franz-go", "sarama",
-           "kafka-go", "raw wire"]
+CLIENTS = ["kcat", "librdkafka", "kafka-python", "kafka-python 3", "aiokafka", "kafkajs", "platformatic",
+           "Kafka tools", "Java client", "franz-go", "sarama", "kafka-go", "raw wire"]
 
 # scenario -> the cells it proves
 COVERS = {
@@ -85,6 +85,18 @@ COVERS = {
     "kafkajs_idempotent": [("kafkajs", "idempotence")],
     "kafkajs_txn": [("kafkajs", "transactions"), ("librdkafka", "transactions")],
     "kafkajs_eos": [("kafkajs", "transactions"), ("kafkajs", "groups")],
+    "py_metadata": [("kafka-python 3", "metadata"), ("aiokafka", "metadata")],
+    "py_admin": [("kafka-python 3", "admin"), ("aiokafka", "admin")],
+    "py_produce": [("kafka-python 3", "produce/consume"), ("aiokafka", "produce/consume")],
+    "py_groups": [("kafka-python 3", "groups"), ("aiokafka", "groups")],
+    "py_idempotent": [("kafka-python 3", "idempotence"), ("aiokafka", "idempotence")],
+    "py_txn": [("kafka-python 3", "transactions"), ("aiokafka", "transactions")],
+    "platformatic_metadata": [("platformatic", "metadata")],
+    "platformatic_admin": [("platformatic", "admin")],
+    "platformatic_produce": [("platformatic", "produce/consume")],
+    "platformatic_groups": [("platformatic", "groups")],
+    "platformatic_idempotent": [("platformatic", "idempotence")],
+    "platformatic_txn": [("platformatic", "transactions")],
 }
 
 # column -> API keys the broker must advertise for it to be tested
