@@ -18,7 +18,8 @@ groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js)
 the Java client (one program in java/) in java_clients.py; the Go clients
 (franz-go, sarama, kafka-go: one program in go/) in go_clients.py; kafkajs's
 idempotent and transactional producers (kafkajs_txn.js) in js_clients.py;
-a full disk in storage.py; the broker, the context and the shared helpers in
+a full disk in storage.py; hostile input, connection floods and slow
+clients in hostile.py; the broker, the context and the shared helpers in
 harness.py; the few
 messages spoken on raw sockets in wire.py.
 
@@ -62,6 +63,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
 import eos  # noqa: E402
 import go_clients  # noqa: E402
 import groups  # noqa: E402
+import hostile  # noqa: E402
 import idempotence  # noqa: E402
 import java_clients  # noqa: E402
 import java_tools  # noqa: E402
@@ -591,7 +593,7 @@ SCENARIOS = [
     ("metadata_at_start", scenario_metadata_at_start),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
      + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS
-     + storage.SCENARIOS)
+     + storage.SCENARIOS + hostile.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
