@@ -38,7 +38,7 @@ from idempotence import API_PRODUCE, batch
 from logs import create_topics
 
 API_CREATE_TOPICS = 19
-NONE, CORRUPT_MESSAGE, UNKNOWN_TOPIC_OR_PARTITION = 0, 2, 3
+UNKNOWN_SERVER_ERROR, NONE, CORRUPT_MESSAGE, UNKNOWN_TOPIC_OR_PARTITION = -1, 0, 2, 3
 MESSAGE_TOO_LARGE, INVALID_TOPIC_EXCEPTION, INVALID_RECORD = 10, 17, 87
 
 GOOD_TOPIC = "hostile-good"
@@ -382,7 +382,7 @@ def case_many_partitions(count):
     return run
 
 
-def hostile_cases(rng):
+def hostile_cases(rng, reference=False):
     good = batch(-1, -1, -1, [b"hello"])
     bad_crc = bytearray(good)
     bad_crc[17] ^= 0xFF  # a CRC byte
@@ -408,6 +408,12 @@ def hostile_cases(rng):
     closed = {"closed"}
     bomb_bytes = 2 << 30
     bomb_codes = {MESSAGE_TOO_LARGE, INVALID_RECORD, CORRUPT_MESSAGE}
+    if reference:
+        # Kafka 4.4 fails on the gzip and zstd bombs with UNKNOWN_SERVER_ERROR
+        # (after decompressing much of them: its RSS passes 700 MiB) and
+        # answers INVALID_RECORD to the lz4 one; runnel stops at its bound
+        # and answers MESSAGE_TOO_LARGE, which says what is wrong.
+        bomb_codes.add(UNKNOWN_SERVER_ERROR)
     cases = [
         ("2 GiB length prefix", case_frame(struct.pack(">i", 0x7FFFFFFF) + api), closed,
          r"frame size 2147483647 outside"),
@@ -475,7 +481,7 @@ def scenario_hostile_table(ctx):
     stderr_path = broker.runs[-1][2]
     failures = []
     try:
-        for name, run, acceptable, log_re in hostile_cases(random.Random(seed)):
+        for name, run, acceptable, log_re in hostile_cases(random.Random(seed), reference):
             started = time.monotonic()
             with open(stderr_path, "rb") as f:
                 log_from = len(f.read())
@@ -604,8 +610,13 @@ def scenario_connection_flood(ctx):
             % (idle_kib >> 10, max_kib >> 10, held_kib >> 10))
     ctx.say("well-behaved client: %.0f rounds/s before, %.0f during (ratio %.2f), %.0f with all open"
             % (before, during, during / before if before else 0, after))
-    check(answered == count, "only %d of %d flood connections got an ApiVersions answer" % (answered, count))
-    check(max_kib < RSS_BOUND_KIB, "broker RSS reached %d MiB" % (max_kib >> 10))
+    if is_reference(ctx):
+        # Kafka 4.4 answers some 4,600 of 5,000 within the 20 s (its acceptor
+        # falls behind the listen backlog); said, not failed.
+        ctx.skip_check("every flood connection answered (the reference answered %d of %d)" % (answered, count))
+    else:
+        check(answered == count, "only %d of %d flood connections got an ApiVersions answer" % (answered, count))
+    check(max_kib < RSS_BOUND_KIB or is_reference(ctx), "broker RSS reached %d MiB" % (max_kib >> 10))
     check(during > 0 and after > 0, "the well-behaved client stopped during the flood")
 
 
@@ -694,11 +705,18 @@ def scenario_slow_clients(ctx):
             % (sent_fetches, "closed" if stuck_closed else "still open", stuck_bytes))
     ctx.say("largest broker RSS: %d MiB; well-behaved client: %d rounds, longest wait %.2f s"
             % (max_kib >> 10, good.rounds, good.max_wait_s))
-    check(trickle_closed_after is not None,
-          "a frame trickling in at one byte a second was not closed within %.0f s "
-          "(connections.max.idle.ms=%d)" % (limit_s, IDLE_MS))
+    if is_reference(ctx):
+        # Kafka counts every byte read as activity, so it keeps the trickler
+        # open; runnel gives a frame connections.max.idle.ms to arrive whole
+        # (server/conn.h).
+        if trickle_closed_after is None:
+            ctx.skip_check("the trickling connection closed (Kafka 4.4 keeps it open)")
+    else:
+        check(trickle_closed_after is not None,
+              "a frame trickling in at one byte a second was not closed within %.0f s "
+              "(connections.max.idle.ms=%d)" % (limit_s, IDLE_MS))
     check(stuck_closed, "a consumer that never reads was not closed (connections.max.idle.ms=%d)" % IDLE_MS)
-    check(max_kib < RSS_BOUND_KIB, "broker RSS reached %d MiB" % (max_kib >> 10))
+    check(max_kib < RSS_BOUND_KIB or is_reference(ctx), "broker RSS reached %d MiB" % (max_kib >> 10))
     broker.check_alive()
 
 
