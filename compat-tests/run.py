@@ -20,7 +20,8 @@ the Java client (one program in java/) in java_clients.py; the Go clients
 idempotent and transactional producers (kafkajs_txn.js) in js_clients.py;
 the current PyPI clients (kafka-python 3, aiokafka: py_driver.py, run by the
 interpreter of build/compat-venv) and @platformatic/kafka
-(platformatic_driver.mjs) in py_clients.py; a full disk in storage.py; the
+(platformatic_driver.mjs) in py_clients.py; a full disk in storage.py;
+hostile input, connection floods and slow clients in hostile.py; the
 broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
 
@@ -64,6 +65,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
 import eos  # noqa: E402
 import go_clients  # noqa: E402
 import groups  # noqa: E402
+import hostile  # noqa: E402
 import idempotence  # noqa: E402
 import java_clients  # noqa: E402
 import java_tools  # noqa: E402
@@ -594,7 +596,7 @@ SCENARIOS = [
     ("metadata_at_start", scenario_metadata_at_start),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
      + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS
-     + py_clients.SCENARIOS + storage.SCENARIOS)
+     + py_clients.SCENARIOS + storage.SCENARIOS + hostile.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------

@@ -633,6 +633,23 @@ static void conn_touch(struct conn *c)
         }
 }
 
+/* A plain idle connection is closed silently, as Kafka does; one that was
+ * sending a frame too slowly, or not reading its responses, is the kind of
+ * client an operator wants to hear about. */
+static void conn_log_idle_close(const struct conn *c, uint64_t idle_ms)
+{
+        if (c->partial)
+                conn_log(c, "a %u-byte frame still incomplete (%u bytes received) after %llu ms "
+                         "(connections.max.idle.ms), closing", c->partial->req.frame_len, c->partial_have_bytes,
+                         (unsigned long long)idle_ms);
+        else if (c->size_prefix_have > 0)
+                conn_log(c, "a frame size prefix still incomplete after %llu ms (connections.max.idle.ms), closing",
+                         (unsigned long long)idle_ms);
+        else if (c->queue_head)
+                conn_log(c, "%u response(s) not read by the peer for %llu ms (connections.max.idle.ms), closing",
+                         c->queue_count, (unsigned long long)idle_ms);
+}
+
 static void conn_set_on_idle_timer(void *arg)
 {
         struct conn_set *set = arg;
@@ -650,6 +667,7 @@ static void conn_set_on_idle_timer(void *arg)
                         conn_touch(c);
                         continue;
                 }
+                conn_log_idle_close(c, now_ms - c->active_ms);
                 conn_close(c);
         }
         set->idle_timer = reactor_timer_add(set->reactor, set->idle_sweep_ms,
@@ -725,6 +743,7 @@ static void conn_finish_frame(struct conn *c)
         assert(cr && c->partial_have_bytes == cr->req.frame_len);
         c->partial = NULL;
         c->partial_have_bytes = 0;
+        conn_touch(c);
         cr->req.received_ns = reactor_now_ns();
         conn_enqueue(c, cr);
         /* May complete the request, or even ask to close, before returning. */
@@ -748,6 +767,7 @@ static int conn_start_frame(struct conn *c, int32_t size)
         }
         c->partial = cr;
         c->partial_have_bytes = 0;
+        conn_touch(c);          /* the frame has idle_ms to arrive whole: see conn_on_idle_timer */
         if (size == 0)
                 conn_finish_frame(c);
         return 0;
@@ -879,10 +899,14 @@ static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
                 assert(cqe_flags & IORING_CQE_F_BUFFER);
                 if (c->state == CONN_OPEN) {
                         uint16_t buf_id = (uint16_t)(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
-                        conn_touch(c);
                         conn_receive(c, reactor_buf_ring_buffer(c->set->bufs, buf_id), (size_t)res);
                 }
         } else if (res == 0) {
+                if (c->state == CONN_OPEN && (c->partial || c->size_prefix_have > 0))
+                        log_info("connection from %s: closed by the peer in the middle of a %u-byte frame "
+                                 "(%u bytes received)", c->peer,
+                                 c->partial ? c->partial->req.frame_len : 0,
+                                 c->partial ? c->partial_have_bytes : c->size_prefix_have);
                 conn_close(c);          /* the peer closed its side */
         } else if (res != -ENOBUFS && res != -ECANCELED) {
                 /* ECONNRESET and friends: nothing to tell an operator. */

@@ -16,7 +16,12 @@
  *   - responses leave in request order; a request that asked for the
  *     connection to close has every earlier response sent first;
  *   - a connection with no traffic and no request being handled for
- *     connections_max_idle_ms is closed (Kafka's connections.max.idle.ms);
+ *     connections_max_idle_ms is closed (Kafka's connections.max.idle.ms).
+ *     Traffic is a frame begun or completed, or response bytes sent: unlike
+ *     Kafka, bytes of a frame do not count one by one, so a frame must
+ *     arrive whole within connections_max_idle_ms of its size prefix (10
+ *     minutes by default) and a client trickling one byte a second, or one
+ *     that never reads its responses, is closed like an idle one;
  *   - file ranges of responses (request_append_file) are read only when
  *     their turn to be sent comes, copied through a buffer or spliced (see
  *     conn_file_send_mode), and never block the reactor thread on the disk;

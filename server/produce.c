@@ -23,6 +23,7 @@
 #include "../protocol/record_batch.h"
 #include "broker.h"
 #include "handlers.h"
+#include "reactor.h"
 #include "fanout.h"
 #include "txn.h"
 
@@ -34,10 +35,58 @@ struct produce_part {
         struct produce_response_partition_produce_response *out;
 };
 
+/*
+ * Kafka logs every append it refuses for what the records are (ReplicaManager:
+ * "Error processing append operation on partition ..."), so an operator can
+ * tell a broken or hostile producer from a broker fault. Here too, but at most
+ * PRODUCE_REFUSED_LOG_MAX lines per reactor thread per interval, so that a
+ * client sending garbage in a loop cannot fill the disk with our log.
+ */
+#define PRODUCE_REFUSED_LOG_MAX 20
+#define PRODUCE_REFUSED_LOG_INTERVAL_MS 10000
+
+static bool is_refused_for_records(int16_t code)
+{
+        return code == KAFKA_CORRUPT_MESSAGE || code == KAFKA_INVALID_RECORD || code == KAFKA_MESSAGE_TOO_LARGE ||
+               code == KAFKA_RECORD_LIST_TOO_LARGE || code == KAFKA_INVALID_TIMESTAMP;
+}
+
+static void log_refused(const struct request *req, const char *topic, int32_t topic_len, int32_t partition,
+                        int16_t code, const char *message)
+{
+        static _Thread_local uint64_t interval_start_ms;
+        static _Thread_local uint32_t logged_count;
+        static _Thread_local uint32_t suppressed_count;
+        uint64_t now_ms = reactor_now_ms();
+
+        if (now_ms - interval_start_ms >= PRODUCE_REFUSED_LOG_INTERVAL_MS) {
+                if (suppressed_count > 0)
+                        log_info("produce: %u more refused appends not logged in the last %d s", suppressed_count,
+                                 PRODUCE_REFUSED_LOG_INTERVAL_MS / 1000);
+                interval_start_ms = now_ms;
+                logged_count = 0;
+                suppressed_count = 0;
+        }
+        if (logged_count >= PRODUCE_REFUSED_LOG_MAX) {
+                suppressed_count++;
+                return;
+        }
+        logged_count++;
+        log_info("produce from %s to %.*s-%d refused with %s: %s", request_peer(req), (int)topic_len, topic,
+                 partition, kafka_error_name(code), message && message[0] ? message : "(no detail)");
+}
+
 /* On the request's reactor once every partition is back: fill the answers. */
 static void produce_done(struct fanout *f)
 {
         struct request *req = f->req;
+        for (int32_t i = 0; i < f->count; i++) {
+                const struct fanout_item *it = &f->items[i];
+                const struct produce_part *pp = it->ctx;
+                if (it->topic && is_refused_for_records(pp->append.error_code))
+                        log_refused(req, it->topic->name, (int32_t)it->topic->name_len, it->index,
+                                    pp->append.error_code, pp->append.error_message);
+        }
         fanout_put_topics(f);
         for (int32_t i = 0; i < f->count; i++) {
                 struct produce_part *pp = f->items[i].ctx;
@@ -284,8 +333,13 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
                                 continue;
                         }
                         struct produce_part *pp = &parts[f->count];
-                        if (check_records(req, &pd->records, out, &pp->header) != KAFKA_NONE)
+                        int16_t records_code = check_records(req, &pd->records, out, &pp->header);
+                        if (records_code != KAFKA_NONE) {
+                                if (is_refused_for_records(records_code))
+                                        log_refused(req, td->name.ptr, td->name.len, pd->index, records_code,
+                                                    out->error_message.ptr);
                                 continue;
+                        }
                         struct fanout_item *it = &f->items[f->count++];
                         it->topic = catalog_topic_hold(topic);
                         it->index = pd->index;

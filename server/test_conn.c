@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -945,6 +946,45 @@ Test(conn, idle_connection_is_closed, .timeout = 30)
         uint64_t start_ms = reactor_now_ms();
         cr_assert(recv_eof(fd), "idle connection not closed");
         uint64_t waited_ms = reactor_now_ms() - start_ms;
+        cr_assert_geq(waited_ms, 150);
+        cr_assert_leq(waited_ms, 2000);
+        close(fd);
+        server_stop(s);
+        server_destroy(s);
+}
+
+/* Regression: every byte of a frame used to count as activity, so a client
+ * sending one byte a second (a slowloris) held its connection, and the frame
+ * memory announced, forever. A frame must now arrive whole within the idle
+ * timeout of its size prefix. */
+Test(conn, trickled_frame_is_closed_as_idle, .timeout = 30)
+{
+        struct server_options o;
+        test_options(&o);
+        o.connections_max_idle_ms = 200;
+        struct server *s = start_server(&o);
+        int fd = client_connect(server_port(s));
+        uint8_t hdr[4];
+        put_be32(hdr, 100);
+        send_all(fd, hdr, sizeof(hdr));
+        uint64_t start_ms = reactor_now_ms();
+        bool is_closed = false;
+        for (int i = 0; i < 100 && !is_closed; i++) {
+                uint8_t b = 'E';
+                if (send(fd, &b, 1, MSG_NOSIGNAL) != 1) {
+                        is_closed = true;
+                        break;
+                }
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                if (poll(&pfd, 1, 50) == 1) {
+                        uint8_t buf[16];
+                        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                        cr_assert_leq(n, 0, "the server answered an incomplete frame");
+                        is_closed = n == 0 || errno == ECONNRESET;
+                }
+        }
+        uint64_t waited_ms = reactor_now_ms() - start_ms;
+        cr_assert(is_closed, "a frame trickling in one byte per 50 ms was not closed");
         cr_assert_geq(waited_ms, 150);
         cr_assert_leq(waited_ms, 2000);
         close(fd);
