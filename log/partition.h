@@ -30,9 +30,10 @@
  * Durability: an append with is_durable set (acks=all) completes only once
  * an fdatasync covering it has completed, unless the broker runs in Kafka's
  * page-cache mode. fdatasyncs are group commits: while one runs, later
- * durable appends wait for the next, which covers all of them. A roll
- * starts a sync of everything written, as Kafka flushes a segment once it
- * is rolled, so that recovery rarely has more than the active segment to
+ * durable appends wait for the next, which covers all of them; a sync
+ * covers completed writes only. A roll starts a sync of the rolled segment
+ * once its writes have completed, as Kafka flushes a segment once it is
+ * rolled, so that recovery rarely has more than the active segment to
  * scan.
  *
  * Callbacks (append done, waiter fire) may re-enter the partition, and may

@@ -11,8 +11,10 @@
  * partition_home_run() and the home posts the result back the same way.
  *
  * Each home also provides the log layer's I/O (struct log_io) on its own
- * io_uring: appends' writes (IORING_OP_WRITE, short writes continued) and
- * fdatasyncs are submitted there and complete there.
+ * io_uring: appends' writes (IORING_OP_WRITE, short writes continued;
+ * those under HOME_WRITE_INLINE_BYTES_MAX are made with pwrite on the spot,
+ * see partition_home.c) and fdatasyncs are submitted there and complete
+ * there.
  *
  * Life of the partitions:
  *   - start: when its reactor starts, a home opens every partition of the
