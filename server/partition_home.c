@@ -62,6 +62,8 @@
 #ifndef HOME_WRITE_INLINE_BYTES_MAX
 #define HOME_WRITE_INLINE_BYTES_MAX (32u << 10)
 #endif
+/* A variable, so that a build with 0 compares without a warning. */
+static const size_t home_write_inline_bytes_max = HOME_WRITE_INLINE_BYTES_MAX;
 /* One IORING_OP_WRITE carries at most this much; the rest follows as a
  * short write's does. */
 #define HOME_WRITE_BYTES_MAX (1u << 30)
@@ -277,7 +279,7 @@ static int home_write(void *ctx, int fd, const void *buf, size_t len, uint64_t o
 {
         struct home *h = ctx;
         assert(len > 0);
-        struct home_io_op *op = len < HOME_WRITE_INLINE_BYTES_MAX ? NULL : home_op_get(h);
+        struct home_io_op *op = len < home_write_inline_bytes_max ? NULL : home_op_get(h);
         if (op) {
                 op->op.fn = home_on_write;
                 op->done = done;
