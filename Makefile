@@ -5,6 +5,8 @@
 #   make test       install what is missing, build, run every test
 #   make asan       the broker and unit tests with AddressSanitizer + UBSan
 #   make gen        regenerate protocol/gen/ from the Kafka message schemas
+#   make compat     every compat scenario against runnel and Apache Kafka 4.4, tshark-checked, matrix
+#   make crash-test SIGKILL during acks=all produce, CRASH_ROUNDS rounds (100)
 #
 # Sources are found by wildcard: a new .c file in a layer directory is part of
 # the build; a file named test_*.c is a Criterion test program of its own.
@@ -28,7 +30,8 @@ FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
 LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
-.PHONY: bench bench-smoke all run test unit asan asan-unit integration gen deps deps-build deps-compat reference clean
+.PHONY: bench bench-smoke all run test unit asan asan-unit integration crash-test gen deps deps-build deps-compat \
+        reference compat clean
 
 all: $(BUILD)/runnel
 
@@ -109,6 +112,21 @@ deps-compat:
 reference: deps-compat
 	RUNNEL=compat-tests/kafka/reference-broker RUNNEL_STARTUP_TIMEOUT_S=60 /usr/bin/python3 compat-tests/run.py
 
+# Everything the compat suite has: every scenario against runnel under a
+# loopback capture decoded by tshark's Kafka dissector, the same against
+# Apache Kafka 4.4, and the client x scenario matrix of both in
+# build/compat-matrix.md. Long (tens of minutes); not part of make test.
+compat: $(BUILD)/runnel deps-compat
+	@rc=0; \
+	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/conformance.py $(BUILD)/compat-runnel.json \
+		$(BUILD)/compat-runnel.pcapng -- || rc=1; \
+	RUNNEL=compat-tests/kafka/reference-broker RUNNEL_STARTUP_TIMEOUT_S=60 /usr/bin/python3 \
+		compat-tests/conformance.py $(BUILD)/compat-kafka.json $(BUILD)/compat-kafka.pcapng -- || rc=1; \
+	rm -f $(BUILD)/compat-runnel.pcapng $(BUILD)/compat-kafka.pcapng; \
+	/usr/bin/python3 compat-tests/matrix.py $(BUILD)/compat-runnel.json $(BUILD)/compat-kafka.json \
+		> $(BUILD)/compat-matrix.md || rc=1; \
+	cat $(BUILD)/compat-matrix.md; exit $$rc
+
 # Unit tests: every test_*.c, plain and under the sanitizers.
 unit: $(REL_TESTS)
 	@set -e; for t in $(REL_TESTS); do echo "== $$t"; $$t --jobs 2; done
@@ -123,8 +141,20 @@ asan-unit: $(SAN_TESTS)
 
 # Integration: the real broker on 127.0.0.1 driven by real clients.
 integration: $(BUILD)/runnel $(BUILD)/asan/runnel
-	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/run.py
+	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/run.py --results $(BUILD)/integration.json
+	/usr/bin/python3 compat-tests/matrix.py $(BUILD)/integration.json
 	RUNNEL=$(BUILD)/asan/runnel /usr/bin/python3 compat-tests/run.py
+
+# Crash tests, longer than the 20 rounds integration runs: the broker is
+# SIGKILLed during acks=all produce (plain and idempotent producers by
+# turns), restarted and checked, CRASH_ROUNDS times, each round printed;
+# then the full-disk story. CRASH_BROKER=$(BUILD)/asan/runnel for the
+# sanitizers; RUNNEL_CRASH_SEED=N replays a run's kill points.
+CRASH_ROUNDS ?= 100
+CRASH_BROKER ?= $(BUILD)/runnel
+crash-test: deps $(CRASH_BROKER)
+	RUNNEL=$(CRASH_BROKER) RUNNEL_CRASH_ROUNDS=$(CRASH_ROUNDS) RUNNEL_CRASH_VERBOSE=1 \
+		/usr/bin/python3 compat-tests/run.py crash_recovery disk_full
 
 test: deps
 	$(MAKE) unit fuzz-smoke asan-unit integration
@@ -134,7 +164,8 @@ gen:
 
 # ---- fuzzing: libFuzzer targets fuzz/<name>.c (fuzz/fuzz.h says what one
 # is), built with clang under ASan + UBSan into build/fuzz/<name>, with the
-# layers they reach (base, protocol, log/topic_config.c, server/config.c).
+# layers they reach (base, protocol, log/topic_config.c, server/config.c,
+# and a segment's files: log/segment.c, offset_index.c, time_index.c).
 #   make fuzz [FUZZ_SECONDS=60]   each target for FUZZ_SECONDS (make -j runs
 #                                 several at once); new inputs are kept in
 #                                 build/fuzz/corpus/<name>, crashes in
@@ -153,7 +184,8 @@ FUZZ_CFLAGS     = $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Wno-missing-field-initi
 FUZZ_OPTS       = -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
 FUZZ_TARGETS    = $(filter-out gen_seeds,$(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c)))
 FUZZ_BINS       = $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
-FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c
+FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c \
+                  log/segment.c log/offset_index.c log/time_index.c
 FUZZ_LIB_OBJ    = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_FILL_OBJ   = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FILL_SRC))
 FUZZ_LIBS       = -lsnappy -llz4 -lzstd -lz -lpthread -lm

@@ -19,6 +19,18 @@ three; it prints what each client saw as JSON lines and these stories decide:
     go_franz_idempotent franz-go's default, idempotent producer: batches carry a producer id and
                         sequences (fails while the broker lacks InitProducerId: kgo then writes
                         without a producer id, silently)
+    go_txn              franz-go's transactional producer commits some transactions and aborts
+                        others over two partitions; franz-go and sarama at read_committed read
+                        exactly the committed records, franz-go at read_uncommitted every one;
+                        librdkafka's read_committed reader agrees
+    go_sarama_idempotent sarama's idempotent producer (acks all, one request in flight): every
+                        batch on disk carries a producer id, sequences follow on without gaps,
+                        and sarama reads every record back once
+    go_sarama_txn       sarama's transactional producer commits some transactions and aborts
+                        others, each also sending a group's offset (AddMessageToTxn); the group's
+                        committed offset moves with committed transactions only; franz-go at
+                        read_committed reads exactly the committed records, at read_uncommitted
+                        every one
 
 Client traits the checks allow for, the same against Apache Kafka: kafka-go's
 Reader returns an empty key or value as nil; kafka-go's Writer does not say at
@@ -42,6 +54,7 @@ import time
 
 from harness import BROKER_ID, HERE, REPO, Failure, check
 from logs import check_disk, check_offsets_contiguous, create_topics, disk_batches, first_difference
+from transactions import read_all
 
 GO_DIR = os.path.join(HERE, "go")
 GO_BINARY = os.path.join(REPO, "build", "compat-go", "compat-go")
@@ -328,6 +341,25 @@ def scenario_go_groups(ctx):
                   % (client, b64(e["value"])))
 
 
+def check_idempotent_batches(topic, partitions, broker, producers, client):
+    """Every batch on disk carries a producer id; under each, sequences start at 0 and count the
+    partition's records without gaps. producers: how many producer ids the client used."""
+    for p in range(partitions):
+        next_sequence = {}
+        for b in disk_batches(broker, topic, p):
+            pid = b["producer_id"]
+            check(pid >= 0 and b["producer_epoch"] >= 0,
+                  "%s-%d: batch at offset %d has producer id %d epoch %d, want an id (%s writes without "
+                  "one, silently, when the broker does not offer InitProducerId)"
+                  % (topic, p, b["base_offset"], pid, b["producer_epoch"], client))
+            want = next_sequence.get(pid, 0)
+            check(b["base_sequence"] == want, "%s-%d: batch at offset %d of producer %d has base sequence %d, "
+                  "want %d" % (topic, p, b["base_offset"], pid, b["base_sequence"], want))
+            next_sequence[pid] = want + b["count"]
+        check(len(next_sequence) == producers, "%s-%d: %d producer ids, want one per codec (%d)"
+              % (topic, p, len(next_sequence), producers))
+
+
 def scenario_go_franz_idempotent(ctx):
     """franz-go's default producer is idempotent: its batches carry a producer id and sequences."""
     broker = ctx.broker()
@@ -341,21 +373,92 @@ def scenario_go_franz_idempotent(ctx):
     create_topics(broker, [(topic, partitions, {})])
     events, _ = go_run(ctx, "franz-idem", "produce", broker, topic, partitions, per_codec, "none,zstd")
     produced_and_consumed(ctx, "franz-idem", events, topic, partitions, broker, None)
-    # One producer id per kgo client (the program uses one per codec); under
-    # each, sequences start at 0 and count the records of the partition.
-    for p in range(partitions):
-        next_sequence = {}
-        for b in disk_batches(broker, topic, p):
-            pid = b["producer_id"]
-            check(pid >= 0 and b["producer_epoch"] >= 0,
-                  "%s-%d: batch at offset %d has producer id %d epoch %d, want an id (kgo writes without "
-                  "one, silently, when the broker does not offer InitProducerId)"
-                  % (topic, p, b["base_offset"], pid, b["producer_epoch"]))
-            want = next_sequence.get(pid, 0)
-            check(b["base_sequence"] == want, "%s-%d: batch at offset %d of producer %d has base sequence %d, "
-                  "want %d" % (topic, p, b["base_offset"], pid, b["base_sequence"], want))
-            next_sequence[pid] = want + b["count"]
-        check(len(next_sequence) == 2, "%s-%d: %d producer ids, want one per codec (2)" % (topic, p, len(next_sequence)))
+    # One producer id per kgo client (the program uses one per codec).
+    check_idempotent_batches(topic, partitions, broker, 2, "kgo")
+
+
+def scenario_go_sarama_idempotent(ctx):
+    """sarama's idempotent producer (acks all, one request in flight): producer ids, gapless sequences."""
+    broker = ctx.broker()
+    partitions, per_codec = 3, 100
+    topic = "go-sarama-idempotent"
+    create_topics(broker, [(topic, partitions, {})])
+    events, _ = go_run(ctx, "sarama-idem", "produce", broker, topic, partitions, per_codec, "none,zstd")
+    produced_and_consumed(ctx, "sarama-idem", events, topic, partitions, broker, None)
+    # One SyncProducer per codec, each with its producer id; requests of ten
+    # records, so each partition has many batches per producer.
+    batches = disk_batches(broker, topic, 0)
+    check(len(batches) >= 8, "%s-0: %d batches, want several per producer" % (topic, len(batches)))
+    check_idempotent_batches(topic, partitions, broker, 2, "sarama")
+
+
+def scenario_go_txn(ctx):
+    """franz-go commits and aborts; franz-go and sarama read_committed see only what was committed."""
+    broker = ctx.broker()
+    topic, partitions, plan, per_txn = "go-txn", 2, "ccacaac", 10
+    create_topics(broker, [(topic, partitions, {})])
+    events, _ = go_run(ctx, "franz", "txn-produce", broker, topic, partitions, "go-txn-franz", plan, per_txn)
+    sent = sorted((e for e in events if e["event"] == "sent"), key=lambda e: (e["p"], e["o"]))
+    check(len(sent) == len(plan) * per_txn, "franz sent %d records, want %d" % (len(sent), len(plan) * per_txn))
+    want = {p: [e["value"] for e in sent if e["p"] == p and e["commit"]] for p in range(partitions)}
+    every = {p: [e["value"] for e in sent if e["p"] == p] for p in range(partitions)}
+    # The plan ends with a commit: an aborted record a reader let through
+    # would take the place of a committed one in the first len(want) read.
+    check(plan.endswith("c") and want != every, "the plan %r cannot tell readers apart" % plan)
+
+    def read(client, isolation, expected):
+        counts = ",".join(str(len(expected[p])) for p in range(partitions))
+        ev, _ = go_run(ctx, client, "txn-consume", broker, topic, isolation, counts)
+        got = {p: [] for p in range(partitions)}
+        for e in ev:
+            if e["event"] == "got":
+                got[e["p"]].append(e["value"])
+        check(got == expected, "%s %s read %r, want %r" % (client, isolation, got, expected))
+
+    read("franz", "read_committed", want)
+    read("sarama", "read_committed", want)
+    read("franz", "read_uncommitted", every)
+    rd = read_all(broker, topic, list(range(partitions)), "read_committed", expect=sum(map(len, want.values())))
+    check(rd == want, "librdkafka read_committed read %r, want %r" % (rd, want))
+    broker.check_alive()
+
+
+def scenario_go_sarama_txn(ctx):
+    """sarama commits and aborts, sending offsets too; franz-go read_committed sees only the committed."""
+    broker = ctx.broker()
+    topic, partitions, plan, per_txn = "go-sarama-txn", 2, "cacaac", 10
+    create_topics(broker, [(topic, partitions, {})])
+    events, by_name = go_run(ctx, "sarama", "txn-produce", broker, topic, partitions, "go-txn-sarama", plan, per_txn)
+    sent = sorted((e for e in events if e["event"] == "sent"), key=lambda e: (e["p"], e["o"]))
+    check(len(sent) == len(plan) * per_txn, "sarama sent %d records, want %d" % (len(sent), len(plan) * per_txn))
+    check(len({(e["p"], e["o"]) for e in sent}) == len(sent), "sarama was told the same offset twice")
+    want = {p: [e["value"] for e in sent if e["p"] == p and e["commit"]] for p in range(partitions)}
+    every = {p: [e["value"] for e in sent if e["p"] == p] for p in range(partitions)}
+    check(plan.endswith("c") and want != every, "the plan %r cannot tell readers apart" % plan)
+
+    # The group's offset of partition 0 moves with committed transactions only.
+    committed = -1  # none yet
+    offsets = by_name.get("offsets", [])
+    check(len(offsets) == len(plan), "%d offsets events for %d transactions" % (len(offsets), len(plan)))
+    for e in offsets:
+        if e["commit"]:
+            committed = e["sent"]
+        check(e["committed"] == committed, "after transaction %d (%s) sent offset %d, the group's committed "
+              "offset is %d, want %d (%d polls)" % (e["txn"], "committed" if e["commit"] else "aborted",
+                                                   e["sent"], e["committed"], committed, e["polls"]))
+
+    def read(client, isolation, expected):
+        counts = ",".join(str(len(expected[p])) for p in range(partitions))
+        ev, _ = go_run(ctx, client, "txn-consume", broker, topic, isolation, counts)
+        got = {p: [] for p in range(partitions)}
+        for e in ev:
+            if e["event"] == "got":
+                got[e["p"]].append(e["value"])
+        check(got == expected, "%s %s read %r, want %r" % (client, isolation, got, expected))
+
+    read("franz", "read_committed", want)
+    read("franz", "read_uncommitted", every)
+    broker.check_alive()
 
 
 SCENARIOS = [
@@ -364,4 +467,7 @@ SCENARIOS = [
     ("go_produce", scenario_go_produce),
     ("go_groups", scenario_go_groups),
     ("go_franz_idempotent", scenario_go_franz_idempotent),
+    ("go_txn", scenario_go_txn),
+    ("go_sarama_idempotent", scenario_go_sarama_idempotent),
+    ("go_sarama_txn", scenario_go_sarama_txn),
 ]

@@ -114,8 +114,10 @@ class Broker:
         self.overrides = list(overrides)
         self.port = free_port()
         self.proc = None
+        self.ready_s = None  # the last start(): seconds from exec to the first ApiVersions answer
         self.runs = []  # (argv, stdout path, stderr path, exit code)
         self.problems = []  # things noticed at stop: sanitizer reports, bad exits
+        self.api_keys = {}  # what ApiVersions v0 advertised when the broker became ready
 
     @property
     def bootstrap(self):
@@ -139,10 +141,12 @@ class Broker:
         err_path = os.path.join(self.log_dir, "broker-%d.stderr" % n)
         argv = self.argv()
         self.runs.append([argv, out_path, err_path, None])
+        started = time.monotonic()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          cwd=REPO, start_new_session=True)
         self.wait_ready()
+        self.ready_s = time.monotonic() - started
 
     def wait_ready(self):
         """Until the port accepts and ApiVersions v0 is answered, bounded."""
@@ -158,12 +162,13 @@ class Broker:
                     correlation_id += 1
                     got, error_code, api_keys, _ = api_versions_v0(s, correlation_id, timeout_s=2.0)
                     if got == correlation_id and error_code == 0 and api_keys:
+                        self.api_keys = api_keys
                         return
                     last_error = "ApiVersions v0 answered corr=%d error=%d with %d keys" % (
                         got, error_code, len(api_keys))
             except (OSError, Failure, WireError) as e:
                 last_error = "%s: %s" % (type(e).__name__, e)
-            time.sleep(0.1)
+            time.sleep(0.01)  # fine enough to time recovery (crash_recovery)
         raise Failure("broker not ready within %.0f s (last attempt: %s)" % (STARTUP_TIMEOUT_S, last_error))
 
     def check_alive(self):
@@ -237,6 +242,7 @@ class Context:
     def __init__(self, binary, workdir):
         self.binary = binary
         self.workdir = workdir
+        self.skipped = []  # checks that could not be made (skip_check)
         self.brokers = []
         self.transcript = []  # (label, text)
         self.notes = []  # printed under the scenario's line even when it passes
@@ -257,6 +263,7 @@ class Context:
     def skip_check(self, text):
         """A check that could not be made against this broker (said even on PASS)."""
         self.notes.append(text)
+        self.skipped.append(text)
 
     def say(self, text):
         """A fact worth seeing under the scenario's line even when it passes."""

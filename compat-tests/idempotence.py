@@ -21,6 +21,7 @@ import struct
 import time
 
 import wire
+from wire import crc32c
 from harness import Failure, check
 from logs import create_topics, kcat_consume
 
@@ -35,26 +36,6 @@ CRASH_DEADLINE_S = 90
 
 # ---------------------------------------------------------------------------
 # Batches and the two requests, by hand.
-
-def _crc32c_table():
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = CRC32C_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
 
 def varint(value):
     return wire.uvarint_bytes((value << 1) ^ (value >> 63))

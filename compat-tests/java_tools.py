@@ -51,6 +51,7 @@ TOOL_CLASSES = {
     "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
     "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
     "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "kafka-features": "org.apache.kafka.tools.FeatureCommand",
 }
 # kafka-run-class.sh's heap is 256 MB; the console scripts ask for 512 MB.
 TOOL_HEAP = {"kafka-console-producer": "-Xmx512M", "kafka-console-consumer": "-Xmx512M"}
@@ -80,7 +81,7 @@ KEYED_LINES = ["--reader-property", "parse.key=true", "--reader-property", "key.
 
 def tool_argv(ctx, name, args):
     java = shutil.which("java")
-    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jre-headless)")
+    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jdk-headless)")
     check(os.path.isfile(os.path.join(KAFKA_LIB, KAFKA_TOOLS_JAR)),
           "no %s in %s (bash tools/deps.sh test fetches Kafka's jars)" % (KAFKA_TOOLS_JAR, KAFKA_LIB))
     log4j = ctx.path("tools-log4j2.properties")

@@ -9,8 +9,9 @@ The log's stories, told with real clients against one broker each:
     kafkajs_produce       kafkajs (acks -1, none and gzip) writes; kafka-python and kcat read
     cross_codec           each client reads batches another client compressed
     log_restart           the log survives SIGTERM and a restart; offsets continue
-    crash_recovery        librdkafka produces acks=all while the broker is SIGKILLed, in rounds;
-                          every acknowledged record is there, once, at its offset
+    crash_recovery        librdkafka produces acks=all while the broker is SIGKILLed, in rounds,
+                          by turns plain and idempotent; every acknowledged record is there,
+                          once, at its offset, in order; every batch on disk passes its CRC
     list_offsets_time     ListOffsets by timestamp, earliest, latest and max timestamp
     long_poll             a waiting Fetch answers when data arrives, or after max_wait_ms
     dump_log              Kafka's own DumpLogSegments reads the segments and finds nothing wrong
@@ -28,9 +29,12 @@ batch headers there say which codec each client really used, for runnel and
 for the reference Kafka alike.
 
 Environment: RUNNEL_KCAT_MESSAGES (records per codec in kcat_codecs, default
-100000), RUNNEL_CRASH_ROUNDS (default 5), RUNNEL_CRASH_SEED (replays a
-crash_recovery run; each run prints its seed on failure), KAFKA_LIB (the
-Apache Kafka jars for dump_log, default build/kafka-lib).
+100000), RUNNEL_CRASH_ROUNDS (default 20; make crash-test runs 100),
+RUNNEL_CRASH_ACKS_MIN / _MAX (the kill comes after this many acks in a
+round, default 200-3000), RUNNEL_CRASH_VERBOSE (a line per round),
+RUNNEL_CRASH_SEED (replays a crash_recovery run; each run prints its seed on
+failure), KAFKA_LIB (the Apache Kafka jars for dump_log and crash_recovery,
+default build/kafka-lib).
 """
 
 import json
@@ -50,9 +54,13 @@ from harness import (BROKER_ID, CLIENT_TIMEOUT_S, HERE, REPO, Failure, admin_cli
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 KCAT_MESSAGES = int(os.environ.get("RUNNEL_KCAT_MESSAGES", "100000"))
-CRASH_ROUNDS = int(os.environ.get("RUNNEL_CRASH_ROUNDS", "5"))
-CRASH_ACKS_MIN, CRASH_ACKS_MAX = 500, 20000  # the broker dies after this many acks in a round
-CRASH_ROUND_S = 20  # at most this long to reach them
+CRASH_ROUNDS = int(os.environ.get("RUNNEL_CRASH_ROUNDS", "20"))
+# The broker dies after this many acks in a round.
+CRASH_ACKS_MIN = int(os.environ.get("RUNNEL_CRASH_ACKS_MIN", "200"))
+CRASH_ACKS_MAX = int(os.environ.get("RUNNEL_CRASH_ACKS_MAX", "3000"))
+CRASH_IN_FLIGHT = 5000
+CRASH_ROUND_S = 20  # at most this long to reach them, and for an idempotent producer to catch up
+CRASH_VERBOSE = os.environ.get("RUNNEL_CRASH_VERBOSE", "") not in ("", "0")
 KAFKA_LIB = os.environ.get("KAFKA_LIB", os.path.join(REPO, "build", "kafka-lib"))
 JAVA_TIMEOUT_S = 120
 
@@ -167,6 +175,50 @@ def disk_batches(broker, topic, partition):
             b["file"] = os.path.basename(path)
             batches.append(b)
     return batches
+
+
+def check_log_crc(broker, topic, partition, verified=None):
+    """Reads every .log file of the partition as Kafka's recovery would and
+    checks each batch: whole, magic 2, CRC-32C right, offsets contiguous
+    from the first segment's base to the log end. Returns (batch count,
+    next offset).
+
+    CRC-32C in Python reads about 10 MB/s; verified ({(path, position,
+    size, stored crc): zlib.crc32 of the bytes}, kept by the caller across
+    calls) lets a batch already checked be matched with zlib's C CRC-32
+    instead, so that checking a growing log again and again stays cheap
+    and still reads every byte."""
+    verified = {} if verified is None else verified
+    count = 0
+    next_offset = None
+    for path in segment_files(broker, topic, partition, ".log"):
+        with open(path, "rb") as f:
+            buf = f.read()
+        name = os.path.basename(path)
+        base = int(name.split(".")[0])
+        if next_offset is None:
+            next_offset = base
+        check(base == next_offset, "%s: segment starts at %d, the one before ends at %d" % (path, base, next_offset))
+        try:
+            found = wire.record_batches(buf)
+        except wire.WireError as e:
+            raise Failure("%s: %s" % (path, e))
+        for b in found:
+            check("partial" not in b, "%s ends with %d bytes that are not a whole batch (from byte %d)"
+                  % (path, b.get("partial", 0), b["position"]))
+            at = "%s batch at byte %d (offsets %d-%d)" % (path, b["position"], b["base_offset"], b["last_offset"])
+            check(b["base_offset"] == next_offset, "%s: want base offset %d" % (at, next_offset))
+            check(b["last_offset"] >= b["base_offset"], "%s: last offset below the base" % at)
+            raw = buf[b["position"]:b["position"] + b["size"]]
+            key = (path, b["position"], b["size"], b["crc"])
+            quick = zlib.crc32(raw)
+            if verified.get(key) != quick:
+                got = wire.crc32c(raw[wire.BATCH_CRC_FROM:])
+                check(got == b["crc"], "%s: CRC-32C %08x, the batch says %08x" % (at, got, b["crc"]))
+                verified[key] = quick
+            next_offset = b["last_offset"] + 1
+            count += 1
+    return count, next_offset
 
 
 def runs(items):
@@ -717,85 +769,106 @@ def crash_value(key):
     return "%s:%s" % (key, "x" * (zlib.crc32(key.encode()) % 200))
 
 
-def scenario_crash_recovery(ctx):
-    """librdkafka produces acks=all while the broker is SIGKILLed; every ack survives, once."""
+CRASH_TOPICS = {"plain": "crash-plain", "idempotent": "crash-idempotent"}
+CRASH_PARTITIONS = [0, 1, 2]
+
+
+def crash_producer(broker, mode):
+    from confluent_kafka import Producer
+    # At most CRASH_IN_FLIGHT records between produce() and their answer:
+    # the producer still goes as fast as the broker answers, and a round
+    # stays near the size it was given.
+    config = {"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 2,
+              "queue.buffering.max.messages": CRASH_IN_FLIGHT,
+              # Small batches: many requests in flight when the kill comes.
+              "batch.num.messages": 100,
+              "socket.timeout.ms": 5000, "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 200,
+              "logger": logging.getLogger("confluent_kafka")}
+    if mode == "plain":
+        # Never resend: a record is acknowledged once or not at all.
+        config.update({"enable.idempotence": False, "message.send.max.retries": 0,
+                       "message.timeout.ms": 10000})
+    else:
+        # Resends what the kill left unanswered; the restarted broker must
+        # know, from the log alone (no snapshot after a SIGKILL), which of
+        # those batches it already has.
+        # "debug": "eos" puts librdkafka's idempotence state changes into
+        # the client log printed on a failure.
+        config.update({"enable.idempotence": True, "message.timeout.ms": 60000, "debug": "eos"})
+    return Producer(config)
+
+
+def crash_round(ctx, broker, rnd, mode, rng):
+    """One round: produce at full speed, SIGKILL after a random number of
+    acknowledgements, restart. Returns (round facts, [(partition, offset, key)]
+    acknowledged, [keys produced] in order)."""
+    topic = CRASH_TOPICS[mode]
+    acked, failed, produced = [], [], []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked.append((msg.partition(), msg.offset(), msg.key().decode()))
+        else:
+            failed.append((msg.key().decode(), err.name()))
+
+    producer = crash_producer(broker, mode)
+    # The kill comes after a random number of acknowledgements, with the
+    # producer going as fast as it can: requests are in flight then.
+    kill_at_ack = rng.randrange(CRASH_ACKS_MIN, CRASH_ACKS_MAX)
+    deadline = time.monotonic() + CRASH_ROUND_S
+    killed_at_ack = None
     try:
-        from confluent_kafka import Producer
-    except ImportError as e:
-        raise Failure("confluent_kafka not importable (%s); bash tools/deps.sh test installs it" % e)
-    seed = int(os.environ.get("RUNNEL_CRASH_SEED", random.randrange(1 << 30)))
-    rng = random.Random(seed)
-    ctx.note("crash_recovery seed", "RUNNEL_CRASH_SEED=%d replays these kill times" % seed)
-    broker = ctx.broker()
-    topic = "crash-events"
-    partitions = [0, 1, 2]
-    create_topics(broker, [(topic, 3, None)])
-    acked = []  # (partition, offset, key)
-    rounds = []
-    for rnd in range(CRASH_ROUNDS):
-        failed = [0]
-        round_acked = []
-
-        def on_delivery(err, msg, round_acked=round_acked, failed=failed):
-            if err is None:
-                round_acked.append((msg.partition(), msg.offset(), msg.key().decode()))
-            else:
-                failed[0] += 1
-
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all",
-                             "enable.idempotence": False,
-                             # Never resend: a record is acknowledged once or not at all.
-                             "message.send.max.retries": 0, "linger.ms": 2,
-                             "message.timeout.ms": 10000, "socket.timeout.ms": 5000,
-                             "reconnect.backoff.max.ms": 500,
-                             "logger": logging.getLogger("confluent_kafka")})
-        # The kill comes after a random number of acknowledgements, with the
-        # producer going as fast as it can: requests are in flight then.
-        kill_at_ack = rng.randrange(CRASH_ACKS_MIN, CRASH_ACKS_MAX)
-        deadline = time.monotonic() + CRASH_ROUND_S
-        i = 0
-        killed_at_ack = None
-        try:
-            while time.monotonic() < deadline:
-                key = "r%d-%07d" % (rnd, i)
-                try:
-                    producer.produce(topic, key=key, value=crash_value(key), partition=i % 3,
-                                     on_delivery=on_delivery)
-                    i += 1
-                except BufferError:
-                    producer.poll(0.005)
-                producer.poll(0)
-                if len(round_acked) >= kill_at_ack:
-                    broker.kill()
-                    killed_at_ack = len(round_acked)
-                    break
-            check(killed_at_ack is not None, "round %d: %d of %d records acknowledged within %d s, want %d before "
-                  "the kill (%d failed)" % (rnd, len(round_acked), i, CRASH_ROUND_S, kill_at_ack, failed[0]))
+        while time.monotonic() < deadline:
+            key = "%s-%04d-%07d" % (mode[0], rnd, len(produced))
+            try:
+                producer.produce(topic, key=key, value=crash_value(key), partition=len(produced) % 3,
+                                 on_delivery=on_delivery)
+                produced.append(key)
+            except BufferError:
+                producer.poll(0.005)
+            producer.poll(0)
+            if len(acked) >= kill_at_ack and len(produced) > len(acked) + len(failed):
+                broker.kill()
+                killed_at_ack = len(acked)
+                break
+        check(killed_at_ack is not None, "round %d (%s): %d of %d records acknowledged within %d s, want %d "
+              "before the kill (%d failed)" % (rnd, mode, len(acked), len(produced), CRASH_ROUND_S, kill_at_ack,
+                                               len(failed)))
+        check(broker.runs[-1][3] == -9, "round %d: broker ended with %r, want SIGKILL" % (rnd, broker.runs[-1][3]))
+        check(len(produced) > killed_at_ack, "round %d: nothing was in flight when the broker was killed" % rnd)
+        if mode == "plain":
             # What was not answered before the kill never will be: drop it.
             producer.purge(True, True, True)
             left = producer.flush(5.0)
             check(left == 0, "round %d: %d records still queued after purge and flush" % (rnd, left))
-        finally:
-            del producer
-        acked += round_acked
-        rounds.append({"round": rnd, "kill_at_ack": kill_at_ack, "produced": i, "acked_at_kill": killed_at_ack,
-                       "acked": len(round_acked), "not_acked": failed[0]})
-        ctx.note("crash round %d" % rnd, rounds[-1])
-        check(broker.runs[-1][3] == -9, "round %d: broker ended with %r, want SIGKILL" % (rnd, broker.runs[-1][3]))
-        check(i > killed_at_ack, "round %d: nothing was in flight when the broker was killed" % rnd)
         broker.start()
-        verify_acknowledged(ctx, broker, topic, partitions, acked, "after round %d" % rnd)
-    ctx.say("%d rounds, %d acknowledged records verified (%d more produced, purged unacknowledged), seed %d"
-            % (len(rounds), len(acked), sum(r["not_acked"] for r in rounds), seed))
-    broker.check_alive()
+        if mode == "idempotent":
+            # Everything produced gets delivered, once, by the resends.
+            left = producer.flush(CRASH_ROUND_S)
+            check(left == 0 and not failed, "round %d (idempotent): %d records still queued %d s after the "
+                  "restart, %d failed (first: %r)" % (rnd, left, CRASH_ROUND_S, len(failed), failed[:3]))
+            check(len(acked) == len(produced), "round %d (idempotent): %d of %d acknowledged"
+                  % (rnd, len(acked), len(produced)))
+    finally:
+        del producer
+    facts = {"round": rnd, "mode": mode, "kill_at_ack": kill_at_ack, "produced": len(produced),
+             "acked_at_kill": killed_at_ack, "acked": len(acked), "not_acked": len(failed),
+             "ready_s": broker.ready_s}
+    return facts, acked, produced
 
 
-def verify_acknowledged(ctx, broker, topic, partitions, acked, when):
-    logs = kcat_consume(ctx, broker, topic, partitions)
+def verify_crash_topic(ctx, broker, mode, acked, produced, when, verified):
+    """Every acknowledged record of the topic is there once, at its offset;
+    records of a partition are in the order they were produced; offsets are
+    contiguous; every batch on disk passes its CRC. An idempotent topic
+    holds exactly what was produced. Returns the records read."""
+    topic = CRASH_TOPICS[mode]
+    logs = kcat_consume(ctx, broker, topic, CRASH_PARTITIONS)
     seen = {}
-    for p in partitions:
+    for p in CRASH_PARTITIONS:
         records = logs[p]
         check_offsets_contiguous("%s partition %d %s" % (topic, p, when), [r["offset"] for r in records])
+        keys = []
         for r in records:
             key = r.get("key")
             check(key is not None and r.get("payload") == crash_value(key),
@@ -804,10 +877,78 @@ def verify_acknowledged(ctx, broker, topic, partitions, acked, when):
             check(key not in seen, "%s %s: key %s is at %d/%d and again at %d/%d"
                   % (topic, when, key, seen.get(key, (0, 0))[0], seen.get(key, (0, 0))[1], p, r["offset"]))
             seen[key] = (p, r["offset"])
+            keys.append(key)
+        # Keys sort in the order they were produced (round, then sequence).
+        bad = next((i for i in range(1, len(keys)) if keys[i] <= keys[i - 1]), None)
+        check(bad is None, "%s partition %d %s: out of the order produced at offset %s: %r then %r"
+              % (topic, p, when, bad, keys[bad - 1] if bad else None, keys[bad] if bad else None))
+        batches, end = check_log_crc(broker, topic, p, verified)
+        check(end == len(records), "%s-%d %s: the segments end at offset %d, a consumer read %d records"
+              % (topic, p, when, end, len(records)))
     for p, offset, key in acked:
         check(seen.get(key) == (p, offset), "%s %s: %s was acknowledged at %d/%d but is %s"
-              % (topic, when, key, p, offset,
-                 "missing" if key not in seen else "at %d/%d" % seen[key]))
+              % (topic, when, key, p, offset, "missing" if key not in seen else "at %d/%d" % seen[key]))
+    if mode == "idempotent":
+        # Every record produced was acknowledged (crash_round checks), so
+        # this with the checks above is "each exactly once, in order".
+        check(len(seen) == len(produced), "%s %s: %d records in the log, %d produced (each exactly once)"
+              % (topic, when, len(seen), len(produced)))
+    return logs
+
+
+def scenario_crash_recovery(ctx):
+    """librdkafka produces acks=all (plain and idempotent) while the broker is SIGKILLed; every ack survives, once."""
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError as e:
+        raise Failure("confluent_kafka not importable (%s); bash tools/deps.sh test installs it" % e)
+    seed = int(os.environ.get("RUNNEL_CRASH_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    ctx.note("crash_recovery seed", "RUNNEL_CRASH_SEED=%d replays these kill times" % seed)
+    broker = ctx.broker()
+    create_topics(broker, [(t, len(CRASH_PARTITIONS), None) for t in CRASH_TOPICS.values()])
+    acked = {m: [] for m in CRASH_TOPICS}
+    produced = {m: [] for m in CRASH_TOPICS}
+    verified = {}
+    rounds = []
+    started = time.monotonic()
+    for rnd in range(CRASH_ROUNDS):
+        mode = "plain" if rnd % 2 == 0 else "idempotent"
+        facts, round_acked, round_produced = crash_round(ctx, broker, rnd, mode, rng)
+        acked[mode] += round_acked
+        produced[mode] += round_produced
+        verify_crash_topic(ctx, broker, mode, acked[mode], produced[mode], "after round %d" % rnd, verified)
+        facts["checked"] = len(acked[mode])
+        rounds.append(facts)
+        ctx.note("crash round %d" % rnd, facts)
+        if CRASH_VERBOSE:
+            ctx.say("round %3d %-10s killed at %6d acks (%6d produced); %7d acknowledged records checked; "
+                    "ready %.3f s after start" % (rnd, mode, facts["acked_at_kill"], facts["produced"],
+                                                   facts["checked"], facts["ready_s"]))
+    # The other topic too, after the last round's recovery.
+    for mode in CRASH_TOPICS:
+        verify_crash_topic(ctx, broker, mode, acked[mode], produced[mode], "at the end", verified)
+    ready = sorted(r["ready_s"] for r in rounds)
+    ctx.say("%d rounds (%d plain, %d idempotent) in %.0f s: %d acknowledged records checked (%d plain, "
+            "%d idempotent), %d batches CRC-checked; ready after restart min %.3f / median %.3f / max %.3f s; "
+            "seed %d" % (len(rounds), sum(r["mode"] == "plain" for r in rounds),
+                         sum(r["mode"] == "idempotent" for r in rounds), time.monotonic() - started,
+                         len(acked["plain"]) + len(acked["idempotent"]), len(acked["plain"]),
+                         len(acked["idempotent"]), len(verified), ready[0], ready[len(ready) // 2], ready[-1], seed))
+    if not CRASH_VERBOSE:
+        ctx.say("ready after each restart (s): " + " ".join("%.2f" % r["ready_s"] for r in rounds))
+    # Kafka's own reading of what recovery left.
+    if os.path.isfile(os.path.join(KAFKA_LIB, "kafka-tools-4.4.0.jar")):
+        logs = [f for t in CRASH_TOPICS.values() for p in CRASH_PARTITIONS for f in segment_files(broker, t, p, ".log")]
+        dump_log_segments(ctx, ["--deep-iteration", "--files", ",".join(logs)], "of the crashed and recovered log")
+        ctx.say("DumpLogSegments --deep-iteration: %d segments, nothing wrong" % len(logs))
+    else:
+        ctx.skip_check("no Kafka jars in %s: DumpLogSegments did not read the recovered log (the CRC scan did)"
+                       % KAFKA_LIB)
+    broker.check_alive()
+
+
+scenario_crash_recovery.timeout_s = 60 + CRASH_ROUNDS * (CRASH_ROUND_S + 10)
 
 
 def scenario_list_offsets_time(ctx):
@@ -1030,7 +1171,7 @@ DUMP_TROUBLE = ("Mismatches in", "Found timestamp mismatch", "Found out of order
 def dump_log_segments(ctx, args, what):
     """bin/kafka-dump-log.sh as it runs in Kafka 4.4: org.apache.kafka.tools.DumpLogSegments."""
     java = shutil.which("java")
-    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jre-headless)")
+    check(java, "java is not installed (bash tools/deps.sh test installs openjdk-17-jdk-headless)")
     check(os.path.isfile(os.path.join(KAFKA_LIB, "kafka-tools-4.4.0.jar")),
           "no Kafka 4.4.0 jars in %s (bash tools/deps.sh test fetches them)" % KAFKA_LIB)
     argv = [java, "-Xmx512m", "-cp", os.path.join(KAFKA_LIB, "*"),

@@ -15,8 +15,11 @@ and the broker's stdout and stderr.
 The admin and protocol scenarios are here; producing, consuming, recovery and
 the on-disk format are in logs.py; consumer groups and committed offsets in
 groups.py (its long-lived members run group_member.py, kafkajs kafkajs_group.js);
-the Go clients (franz-go, sarama, kafka-go: one program in go/) in go_clients.py;
-the broker, the context and the shared helpers in harness.py; the few
+the Java client (one program in java/) in java_clients.py; the Go clients
+(franz-go, sarama, kafka-go: one program in go/) in go_clients.py; kafkajs's
+idempotent and transactional producers (kafkajs_txn.js) in js_clients.py;
+a full disk in storage.py; the broker, the context and the shared helpers in
+harness.py; the few
 messages spoken on raw sockets in wire.py.
 
 Debian's /usr/bin/python3 is the interpreter that sees Debian's python3-kafka
@@ -56,11 +59,15 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      admin_client, check, check_partitions, describe_topic, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
+import eos  # noqa: E402
 import go_clients  # noqa: E402
 import groups  # noqa: E402
 import idempotence  # noqa: E402
+import java_clients  # noqa: E402
 import java_tools  # noqa: E402
+import js_clients  # noqa: E402
 import logs  # noqa: E402
+import storage  # noqa: E402
 import transactions  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -498,6 +505,54 @@ def scenario_hostile_input(ctx):
     broker.check_alive()
 
 
+def scenario_metadata_at_start(ctx):
+    """From its very first answer, a (re)started broker advertises its own port in Metadata."""
+    import threading
+    # A client that connects the moment the port accepts (the listeners
+    # take connections into their backlog before the reactors run) and asks
+    # Metadata first thing, as a producer reconnecting after a crash does.
+    # runnel used to set the advertised port only after the reactors had
+    # started answering: the first answers said port 0, and librdkafka then
+    # connected to 127.0.0.1:0 for good.
+    broker = ctx.broker(start=False)
+    answers, errors = [], []
+    stop = threading.Event()
+
+    def probe():
+        corr = 0
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", broker.port), timeout=2.0) as s:
+                    corr += 1
+                    md = metadata_v10(s, corr)
+                    answers.append([(b["node_id"], b["host"], b["port"]) for b in md["brokers"]])
+            except (OSError, WireError) as e:
+                errors.append(str(e))
+                time.sleep(0.0005)
+
+    rounds = 10
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    try:
+        for i in range(rounds):
+            broker.start()
+            deadline = time.monotonic() + 5
+            count = len(answers)
+            while len(answers) < count + 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            broker.kill()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    check(len(answers) >= rounds, "%d Metadata answers over %d starts" % (len(answers), rounds))
+    want = [(BROKER_ID, "127.0.0.1", broker.port)]
+    wrong = [a for a in answers if a != want]
+    check(not wrong, "%d of %d Metadata answers right after a start advertised %r, want %r"
+          % (len(wrong), len(answers), wrong[:3], want))
+    ctx.say("%d starts, %d Metadata answers, each advertising %s" % (rounds, len(answers), broker.bootstrap))
+    broker.start()
+
+
 def scenario_port_in_use(ctx):
     """A second broker on a port already in use fails at start with "Address already in use"; the first serves on."""
     import subprocess
@@ -533,16 +588,22 @@ SCENARIOS = [
     ("restart", scenario_restart),
     ("hostile_input", scenario_hostile_input),
     ("port_in_use", scenario_port_in_use),
-] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + java_tools.SCENARIOS
-     + go_clients.SCENARIOS)
+    ("metadata_at_start", scenario_metadata_at_start),
+] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
+     + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS
+     + storage.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------
 # Runner
 
 
+RESULTS = {}  # scenario -> {"status": pass | fail | skip, "reason", "seconds"}
+ADVERTISED = set()  # API keys the broker under test advertised
+
+
 def _on_alarm(signum, frame):
-    raise ScenarioTimeout("scenario ran past %.0f s" % SCENARIO_TIMEOUT_S)
+    raise ScenarioTimeout("scenario ran past its time limit (SCENARIO_TIMEOUT_S, or its own timeout_s)")
 
 
 def run_scenario(name, fn, binary, keep):
@@ -562,7 +623,9 @@ def run_scenario(name, fn, binary, keep):
     error = None
     started = time.monotonic()
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(int(SCENARIO_TIMEOUT_S))
+    # A scenario whose length grows with a setting says so (crash_recovery's rounds).
+    timeout_s = getattr(fn, "timeout_s", SCENARIO_TIMEOUT_S)
+    signal.alarm(int(timeout_s))
     try:
         fn(ctx)
     except Exception:  # noqa: BLE001 - every failure is reported the same way
@@ -580,6 +643,13 @@ def run_scenario(name, fn, binary, keep):
 
     problems = [p for b in ctx.brokers for p in b.problems]
     ok = error is None and not problems
+    for b in ctx.brokers:
+        if b.api_keys:
+            ADVERTISED.update(b.api_keys)
+    RESULTS[name] = {"status": "pass" if ok and not ctx.skipped else "skip" if ok else "fail",
+                     "reason": "; ".join(ctx.skipped) if ok else (error or "; ".join(problems)).strip()[-300:],
+                     "seconds": round(elapsed_s, 2),
+                     "ports": [b.port for b in ctx.brokers]}
     print("%s  %-20s %6.2f s" % ("PASS" if ok else "FAIL", name, elapsed_s), flush=True)
     for text in ctx.notes:
         print("    note: " + text, flush=True)
@@ -611,6 +681,8 @@ def main():
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="names to run (default: all)")
     parser.add_argument("--list", action="store_true", help="print the scenario names and exit")
     parser.add_argument("--keep", action="store_true", help="keep every scenario's data and logs")
+    parser.add_argument("--results", metavar="FILE",
+                        help="write each scenario's outcome and the advertised API keys as JSON (compat-tests/matrix.py)")
     args = parser.parse_args()
 
     if args.list:
@@ -641,6 +713,9 @@ def main():
         else:
             failed += 1
     print("%d passed, %d failed" % (passed, failed), flush=True)
+    if args.results:
+        with open(args.results, "w") as f:
+            json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
     return 0 if failed == 0 else 1
 
 

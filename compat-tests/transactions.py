@@ -12,13 +12,20 @@
                        the last stable offset moves on and read_committed readers are not stuck
     txn_admin          kafka-transactions.sh (Kafka 4.4's tool) lists, describes and shows the
                        producers of what the stories above leave behind
+    txn_wire           the coordinator's requests by hand: FindCoordinator, InitProducerId,
+                       AddPartitionsToTxn v1 (a client's) and v5 (a broker's batched check
+                       of several transactions, verify-only and not), EndTxn
 
 Consumers assign partitions and seek: no group is needed to read.
 """
 
 import logging
 import os
+import socket
+import struct
 import time
+
+import wire
 
 from harness import Failure, check, eventually
 from logs import KAFKA_LIB, JAVA_TIMEOUT_S, create_topics
@@ -251,9 +258,162 @@ def scenario_txn_admin(ctx):
     broker.check_alive()
 
 
+API_FIND_COORDINATOR, API_INIT_PRODUCER_ID, API_ADD_PARTITIONS, API_END_TXN = 10, 22, 24, 26
+RETRIABLE = (14, 15, 16, 51)  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS
+
+
+class TxnWire:
+    """The transaction coordinator's requests, encoded here."""
+
+    def __init__(self, broker):
+        self.sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10.0)
+        self.correlation_id = 0
+
+    def close(self):
+        self.sock.close()
+
+    def call(self, api_key, version, body, flexible=False):
+        self.correlation_id += 1
+        self.sock.sendall(wire.encode_request(api_key, version, self.correlation_id, body, flexible=flexible))
+        payload = wire.read_frame(self.sock, timeout_s=15.0)
+        check(payload is not None, "the broker closed the connection instead of answering API %d v%d"
+              % (api_key, version))
+        r = wire.Reader(payload)
+        check(r.int32() == self.correlation_id, "API %d: wrong correlation id" % api_key)
+        if flexible:
+            r.tagged_fields()
+        return r
+
+    def retry(self, fn, what):
+        deadline = time.monotonic() + 30
+        while True:
+            got = fn()
+            if got[0] not in RETRIABLE or time.monotonic() > deadline:
+                return got
+            time.sleep(0.2)
+
+    def find_coordinator(self, transactional_id):
+        def once():
+            r = self.call(API_FIND_COORDINATOR, 1, wire.string_bytes(transactional_id) + b"\x01")
+            r.int32()
+            return (r.int16(),)
+        return self.retry(once, "FindCoordinator")[0]
+
+    def init_producer_id(self, transactional_id):
+        def once():
+            r = self.call(API_INIT_PRODUCER_ID, 1, wire.string_bytes(transactional_id) + struct.pack(">i", 60000))
+            r.int32()
+            return r.int16(), r.int64(), r.int16()
+        return self.retry(once, "InitProducerId")
+
+    def add_partitions_v1(self, transactional_id, pid, epoch, topic, partitions):
+        def once():
+            body = (wire.string_bytes(transactional_id) + struct.pack(">qh", pid, epoch) + struct.pack(">i", 1)
+                    + wire.string_bytes(topic) + struct.pack(">i", len(partitions))
+                    + b"".join(struct.pack(">i", p) for p in partitions))
+            r = self.call(API_ADD_PARTITIONS, 1, body)
+            r.int32()
+            results = {}
+            for _ in range(r.int32()):
+                name = r.string()
+                for _ in range(r.int32()):
+                    index = r.int32()
+                    results[(name, index)] = r.int16()
+            codes = set(results.values())
+            return (codes.pop() if len(codes) == 1 else -1, results)
+        return self.retry(once, "AddPartitionsToTxn")
+
+    def add_partitions_v5(self, transactions):
+        """transactions: [(id, pid, epoch, verify_only, topic, [partitions])] -> (top error, {id: {(t, p): code}})"""
+        body = wire.uvarint_bytes(len(transactions) + 1)
+        for tid, pid, epoch, verify_only, topic, partitions in transactions:
+            body += (wire.compact_string_bytes(tid) + struct.pack(">qhb", pid, epoch, 1 if verify_only else 0)
+                     + wire.uvarint_bytes(2) + wire.compact_string_bytes(topic)
+                     + wire.uvarint_bytes(len(partitions) + 1) + b"".join(struct.pack(">i", p) for p in partitions)
+                     + b"\x00" + b"\x00")
+        body += b"\x00"
+        r = self.call(API_ADD_PARTITIONS, 5, body, flexible=True)
+        r.int32()
+        top = r.int16()
+        out = {}
+
+        def partition():
+            index, code = r.int32(), r.int16()
+            r.tagged_fields()
+            return index, code
+
+        def topic():
+            name = r.compact_string()
+            parts = r.compact_array(partition) or []
+            r.tagged_fields()
+            return name, parts
+
+        def result():
+            tid = r.compact_string()
+            topics = r.compact_array(topic) or []
+            r.tagged_fields()
+            out[tid] = {(name, index): code for name, parts in topics for index, code in parts}
+        r.compact_array(result)
+        return top, out
+
+    def end_txn(self, transactional_id, pid, epoch, commit):
+        def once():
+            r = self.call(API_END_TXN, 1, wire.string_bytes(transactional_id) + struct.pack(">qhb", pid, epoch,
+                                                                                            1 if commit else 0))
+            r.int32()
+            return (r.int16(),)
+        return self.retry(once, "EndTxn")[0]
+
+
+def scenario_txn_wire(ctx):
+    """The coordinator's requests by hand, AddPartitionsToTxn v1 and the batched v5 included."""
+    broker = ctx.broker()
+    topic = "tw-events"
+    create_topics(broker, [(topic, 3, None)])
+    w = TxnWire(broker)
+    try:
+        check(w.find_coordinator("tw-a") == 0, "FindCoordinator for a transactional id failed")
+        err, pid, epoch = w.init_producer_id("tw-a")
+        check(err == 0 and pid >= 0 and epoch >= 0, "InitProducerId tw-a: %r" % ((err, pid, epoch),))
+        err_b, pid_b, epoch_b = w.init_producer_id("tw-b")
+        check(err_b == 0 and pid_b != pid, "InitProducerId tw-b: %r" % ((err_b, pid_b, epoch_b),))
+        code, results = w.add_partitions_v1("tw-a", pid, epoch, topic, [0])
+        check(code == 0, "AddPartitionsToTxn v1 tw-a %s-0: %r" % (topic, results))
+        code, results = w.add_partitions_v1("tw-a", pid, epoch, topic, [1, 9])
+        check(results == {(topic, 1): 55, (topic, 9): 3},
+              "AddPartitionsToTxn v1 naming partition 9 of 3: %r, want OPERATION_NOT_ATTEMPTED (55) for 1 and "
+              "UNKNOWN_TOPIC_OR_PARTITION (3) for 9" % (results,))
+        code, results = w.add_partitions_v1("tw-a", pid, epoch + 1, topic, [1])
+        check(code in (47, 90), "AddPartitionsToTxn v1 with a newer epoch than the coordinator's: %r, want "
+              "INVALID_PRODUCER_EPOCH or PRODUCER_FENCED" % (results,))
+
+        # A broker's batched check: tw-a verifies 0 (added) and 2 (not added);
+        # tw-b adds partition 2 for real.
+        top, out = w.add_partitions_v5([("tw-a", pid, epoch, True, topic, [0, 2]),
+                                        ("tw-b", pid_b, epoch_b, False, topic, [2])])
+        check(top == 0, "AddPartitionsToTxn v5: top-level error %d" % top)
+        check(out.get("tw-a") == {(topic, 0): 0, (topic, 2): 120},
+              "v5 verify-only tw-a: %r, want NONE for the added partition and TRANSACTION_ABORTABLE (120) for "
+              "the other" % (out.get("tw-a"),))
+        check(out.get("tw-b") == {(topic, 2): 0}, "v5 add tw-b: %r" % (out.get("tw-b"),))
+        top, out = w.add_partitions_v5([("tw-b", pid_b, epoch_b, True, topic, [2])])
+        check(out.get("tw-b") == {(topic, 2): 0}, "v5 verify-only after the add: %r" % (out,))
+
+        check(w.end_txn("tw-a", pid, epoch, False) == 0, "EndTxn abort tw-a failed")
+        check(w.end_txn("tw-b", pid_b, epoch_b, True) == 0, "EndTxn commit tw-b failed")
+        # The transaction is over: nothing is in it any more.
+        top, out = w.add_partitions_v5([("tw-a", pid, epoch, True, topic, [0])])
+        check(out.get("tw-a", {}).get((topic, 0)) in (120, 51, 48),
+              "v5 verify-only after the abort: %r, want the partition refused" % (out,))
+    finally:
+        w.close()
+    broker.check_alive()
+
+
 SCENARIOS = [
     ("txn_commit_abort", scenario_txn_commit_abort),
     ("txn_zombie", scenario_txn_zombie),
     ("txn_timeout", scenario_txn_timeout),
     ("txn_admin", scenario_txn_admin),
+    ("txn_wire", scenario_txn_wire),
 ]

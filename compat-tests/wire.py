@@ -189,12 +189,35 @@ BATCH_OVERHEAD_BYTES = 12  # base offset + batch length: what batch length does 
 CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC32C_TABLE = _crc32c_table()
+BATCH_CRC_FROM = 21  # the CRC covers a batch from its attributes to its end
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), the checksum of a magic-2 batch; about 10 MB/s."""
+    crc = 0xFFFFFFFF
+    table = CRC32C_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
 def record_batches(buf, whole_only=True):
     """The record batch headers in buf (a Fetch response's records or a .log file).
 
     [{"base_offset", "last_offset", "count", "codec", "magic", "position",
     "size", "max_timestamp", "leader_epoch", "producer_id", "producer_epoch",
-    "base_sequence"}]. Kafka may end a fetch with a
+    "base_sequence", "crc"}]. Kafka may end a fetch with a
     partial batch, which is dropped; in a .log file (whole_only) a partial
     batch at the end is returned as {"partial": bytes left}.
     """
@@ -205,7 +228,7 @@ def record_batches(buf, whole_only=True):
             if whole_only:
                 batches.append({"partial": len(buf) - position, "position": position})
             break
-        (base_offset, length, leader_epoch, magic, _crc, attributes, last_delta, _base_ts, max_ts,
+        (base_offset, length, leader_epoch, magic, crc, attributes, last_delta, _base_ts, max_ts,
          producer_id, producer_epoch, base_sequence, count) = BATCH_HEADER.unpack_from(buf, position)
         size = BATCH_OVERHEAD_BYTES + length
         if magic != 2:
@@ -220,7 +243,7 @@ def record_batches(buf, whole_only=True):
                         "count": count, "codec": CODEC_NAMES.get(attributes & 7, attributes & 7),
                         "magic": magic, "position": position, "size": size, "max_timestamp": max_ts,
                         "leader_epoch": leader_epoch, "producer_id": producer_id,
-                        "producer_epoch": producer_epoch, "base_sequence": base_sequence})
+                        "producer_epoch": producer_epoch, "base_sequence": base_sequence, "crc": crc})
         position += size
     return batches
 

@@ -44,7 +44,7 @@ struct group_coordinator {
 static void group_persist(const struct group *g, bool is_deleted)
 {
         if (g->gc->persist)
-                g->gc->persist(g->gc->persist_ctx, g, is_deleted);
+                g->gc->persist(g->gc->persist_ctx, g, is_deleted, false);
 }
 
 #define GROUP_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -609,6 +609,7 @@ static void group_transition(struct group *g, enum group_state to)
         g->previous_state = g->state;
         g->state = to;
         g->state_timestamp_ms = g->gc->env.now_ms(g->gc->env.ctx);
+        g->is_storing_assignment = false;       /* a store still in flight is stale now */
         if (to == GROUP_EMPTY)
                 group_arm_expiry(g);
 }
@@ -1708,9 +1709,15 @@ void group_sync(struct group_coordinator *gc, const struct group_sync_request *r
                         maybe_prepare_rebalance_or_complete_join(g, "error storing the group assignment", KSTR_NULL);
                         break;
                 }
-                propagate_assignment(g, KAFKA_NONE);
-                group_transition(g, GROUP_STABLE);
-                group_persist(g, false);
+                if (!gc->persist) {
+                        propagate_assignment(g, KAFKA_NONE);
+                        group_transition(g, GROUP_STABLE);
+                        break;
+                }
+                /* Kafka's storeGroup: the members get the assignment once
+                 * it is durable (group_sync_stored). */
+                g->is_storing_assignment = true;
+                gc->persist(gc->persist_ctx, g, false, true);
                 break;
         case GROUP_STABLE: {
                 remove_pending_sync(g, m);
@@ -1944,6 +1951,50 @@ void group_coordinator_set_offsets_release(struct group_coordinator *gc, group_o
 {
         gc->release_offsets = fn;
         gc->release_ctx = ctx;
+}
+
+/* Kafka's GroupMetadataManager.storeGroup: what a failed append means to
+ * the members. */
+static int16_t store_error_of(int16_t log_error)
+{
+        switch (log_error) {
+        case KAFKA_UNKNOWN_TOPIC_OR_PARTITION:
+        case KAFKA_NOT_ENOUGH_REPLICAS:
+        case KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+                return KAFKA_COORDINATOR_NOT_AVAILABLE;
+        case KAFKA_NOT_LEADER_OR_FOLLOWER:
+        case KAFKA_KAFKA_STORAGE_ERROR:
+                return KAFKA_NOT_COORDINATOR;
+        case KAFKA_REQUEST_TIMED_OUT:
+                return KAFKA_REBALANCE_IN_PROGRESS;
+        case KAFKA_MESSAGE_TOO_LARGE:
+        case KAFKA_RECORD_LIST_TOO_LARGE:
+        case KAFKA_INVALID_FETCH_SIZE:
+                return KAFKA_UNKNOWN_SERVER_ERROR;
+        default:
+                return log_error;
+        }
+}
+
+void group_sync_stored(struct group_coordinator *gc, struct kstr group_id, int32_t generation_id,
+                       int16_t error_code)
+{
+        struct group *g = group_find(gc, group_id);
+        if (!g || !g->is_storing_assignment || g->state != GROUP_COMPLETING_REBALANCE ||
+            g->generation_id != generation_id)
+                return;
+        g->is_storing_assignment = false;
+        if (error_code != KAFKA_NONE) {
+                log_warn("Group %s: storing the assignment of generation %d failed (%s); rebalancing", g->id.ptr,
+                         generation_id, kafka_error_name(error_code));
+                reset_and_propagate_assignment_with_error(g, store_error_of(error_code));
+                maybe_prepare_rebalance_or_complete_join(g, "error storing the group assignment", KSTR_NULL);
+                group_check(g);
+                return;
+        }
+        propagate_assignment(g, KAFKA_NONE);
+        group_transition(g, GROUP_STABLE);
+        group_check(g);
 }
 
 void group_coordinator_set_persist(struct group_coordinator *gc, group_persist_fn fn, void *ctx)

@@ -220,6 +220,10 @@ struct group {
         /* The offsets store's state for this group; while it is non-NULL an
          * Empty group is kept (Kafka keeps a group that has offsets). */
         void *offsets;
+
+        /* The leader's assignment is being stored (a GroupMetadata record):
+         * SyncGroup answers wait for group_sync_stored(). */
+        bool is_storing_assignment;
 };
 
 /* ---- the coordinator ---- */
@@ -247,13 +251,29 @@ void group_coordinator_set_offsets_release(struct group_coordinator *gc, group_o
 
 /*
  * Called when a group's metadata should be persisted (a GroupMetadata
- * record): after the leader's SyncGroup stored a new generation's
+ * record): after the leader's SyncGroup set a new generation's
  * assignments, when the group becomes Empty, and, with is_deleted, just
  * before a group is removed (DeleteGroups, expiry: a tombstone). g is
  * valid only during the call; fn must not call back into this module.
+ *
+ * is_assignment: the leader's SyncGroup. As in Kafka, nobody gets the
+ * assignment until the record is durable: fn must report the outcome with
+ * group_sync_stored() later (never from inside the call), whatever happens.
+ * Without a hook the assignment goes out at once.
  */
-typedef void (*group_persist_fn)(void *ctx, const struct group *g, bool is_deleted);
+typedef void (*group_persist_fn)(void *ctx, const struct group *g, bool is_deleted, bool is_assignment);
 void group_coordinator_set_persist(struct group_coordinator *gc, group_persist_fn fn, void *ctx);
+
+/*
+ * The GroupMetadata record of the leader's assignment for generation_id
+ * was written (error_code NONE) or not (the log's error). Kafka's
+ * storeGroup callback: if the group still waits for it, its SyncGroup
+ * waiters get their assignments and it becomes Stable; on an error they
+ * get it (mapped as Kafka maps a failed store) and the group rebalances.
+ * Stale answers (the group moved on or is gone) are ignored.
+ */
+void group_sync_stored(struct group_coordinator *gc, struct kstr group_id, int32_t generation_id,
+                       int16_t error_code);
 
 /*
  * Replay of a GroupMetadata record: the group comes back Empty, without

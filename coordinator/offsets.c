@@ -173,11 +173,22 @@ struct offsets_group {
         struct name_table topics;
         uint32_t offset_count;
         uint32_t write_count;           /* writes in flight */
+        uint32_t txn_count;             /* open transactions with pending offsets of the group */
+};
+
+/* One open transaction's pending offsets: Kafka's
+ * pendingTransactionalOffsets entry of a producer id. */
+struct offsets_txn {
+        int64_t producer_id;
+        struct offsets_store *pending;  /* a store of its own; its txns stay empty */
 };
 
 struct offsets_store {
         struct name_table groups;
         uint64_t offset_count;
+        struct offsets_txn *txns;       /* unordered */
+        uint32_t txn_count;
+        uint32_t txn_cap;
 };
 
 static struct offsets_group *store_find_group(const struct offsets_store *s, struct kstr group)
@@ -247,7 +258,7 @@ static void store_check_group(const struct offsets_group *g)
                 }
         }
         assert(total == g->offset_count);
-        assert(g->offset_count > 0 || g->write_count > 0);
+        assert(g->offset_count > 0 || g->write_count > 0 || g->txn_count > 0);
 }
 #else
 static void store_check_group(const struct offsets_group *g)
@@ -256,10 +267,11 @@ static void store_check_group(const struct offsets_group *g)
 }
 #endif
 
-/* Drops a group that has neither offsets nor writes in flight. */
+/* Drops a group that has no offsets, writes in flight nor pending
+ * transactional offsets. */
 static void store_maybe_drop_group(struct offsets_store *s, struct offsets_group *g)
 {
-        if (g->offset_count > 0 || g->write_count > 0) {
+        if (g->offset_count > 0 || g->write_count > 0 || g->txn_count > 0) {
                 store_check_group(g);
                 return;
         }
@@ -302,6 +314,9 @@ void offsets_store_destroy(struct offsets_store *s)
                 }
         }
         name_table_free(&s->groups);
+        for (uint32_t i = 0; i < s->txn_count; i++)
+                offsets_store_destroy(s->txns[i].pending);
+        free(s->txns);
         free(s);
 }
 
@@ -406,14 +421,172 @@ static void store_remove(struct offsets_store *s, const struct offsets_write *w)
         store_maybe_drop_group(s, g);
 }
 
+/* A tombstone also deletes the partition's pending offsets in every open
+ * transaction (OffsetMetadataManager.replay of a null value). */
+static void store_remove_pending(struct offsets_store *s, const struct offsets_write *w)
+{
+        struct offsets_group *g = store_find_group(s, w->group);
+        if (!g || g->txn_count == 0)
+                return;
+        for (uint32_t i = 0; i < s->txn_count; i++) {
+                struct offsets_store *pending = s->txns[i].pending;
+                if (!store_find_group(pending, w->group))
+                        continue;
+                store_remove(pending, w);
+                if (!store_find_group(pending, w->group)) {
+                        assert(g->txn_count > 0);
+                        g->txn_count--;
+                }
+        }
+        store_maybe_drop_group(s, g);
+}
+
 int offsets_store_apply(struct offsets_store *s, const struct offsets_write *w)
 {
         assert(w->group.len >= 0 && w->topic.len >= 0);
         if (w->is_tombstone) {
+                store_remove_pending(s, w);
                 store_remove(s, w);
                 return 0;
         }
         return store_put(s, w);
+}
+
+/* ---- transactional offsets ---- */
+
+static struct offsets_txn *store_find_txn(const struct offsets_store *s, int64_t producer_id)
+{
+        for (uint32_t i = 0; i < s->txn_count; i++)
+                if (s->txns[i].producer_id == producer_id)
+                        return &s->txns[i];
+        return NULL;
+}
+
+int offsets_store_stage(struct offsets_store *s, int64_t producer_id, const struct offsets_write *w)
+{
+        assert(!w->is_tombstone && producer_id >= 0 && w->group.len >= 0 && w->topic.len >= 0);
+        struct offsets_group *g = store_get_or_add_group(s, w->group);
+        if (!g)
+                return -ENOMEM;
+        struct offsets_txn *t = store_find_txn(s, producer_id);
+        bool is_new_txn = t == NULL;
+        if (is_new_txn) {
+                if (s->txn_count == s->txn_cap) {
+                        uint32_t cap = s->txn_cap ? s->txn_cap * 2 : 4;
+                        struct offsets_txn *txns = cap > s->txn_cap ? realloc(s->txns, cap * sizeof(*txns)) : NULL;
+                        if (!txns)
+                                goto out_drop_group;
+                        s->txns = txns;
+                        s->txn_cap = cap;
+                }
+                struct offsets_store *pending = offsets_store_create();
+                if (!pending)
+                        goto out_drop_group;
+                t = &s->txns[s->txn_count++];
+                t->producer_id = producer_id;
+                t->pending = pending;
+        }
+        bool had_group = store_find_group(t->pending, w->group) != NULL;
+        if (store_put(t->pending, w) < 0) {
+                if (is_new_txn) {
+                        offsets_store_destroy(t->pending);
+                        s->txn_count--;
+                }
+                goto out_drop_group;
+        }
+        if (!had_group)
+                g->txn_count++;
+        store_check_group(g);
+        return 0;
+
+out_drop_group:
+        store_maybe_drop_group(s, g);
+        return -ENOMEM;
+}
+
+/* Commits one group's pending offsets: each replaces the committed offset
+ * unless that one was written later in the log (Kafka keeps the most
+ * recent record when transactional and plain commits mix). */
+static int txn_commit_group(struct offsets_store *s, const struct offsets_group *pg)
+{
+        int rc = 0;
+        struct kstr group = name_node_str(&pg->node);
+        for (uint32_t b = 0; b < pg->topics.bucket_count; b++) {
+                for (const struct name_node *n = pg->topics.buckets[b]; n; n = n->next) {
+                        const struct offsets_topic *t = (const struct offsets_topic *)(const void *)n;
+                        for (uint32_t i = 0; i < t->count; i++) {
+                                struct offsets_write w = {
+                                        .group = group,
+                                        .topic = name_node_str(n),
+                                        .partition = t->slots[i].partition,
+                                        .value = t->slots[i].value,
+                                };
+                                const struct offsets_value *now = offsets_store_get(s, w.group, w.topic, w.partition);
+                                if (now && now->record_offset >= w.value.record_offset)
+                                        continue;
+                                if (store_put(s, &w) < 0)
+                                        rc = -ENOMEM;
+                        }
+                }
+        }
+        return rc;
+}
+
+int offsets_store_end_txn(struct offsets_store *s, int64_t producer_id, bool is_commit,
+                          void (*fn)(void *ctx, struct kstr group), void *ctx)
+{
+        struct offsets_txn *t = store_find_txn(s, producer_id);
+        if (!t)
+                return 0;
+        struct offsets_store *pending = t->pending;
+        *t = s->txns[--s->txn_count];
+        int rc = 0;
+        for (uint32_t b = 0; b < pending->groups.bucket_count; b++) {
+                for (const struct name_node *n = pending->groups.buckets[b]; n; n = n->next) {
+                        const struct offsets_group *pg = (const struct offsets_group *)(const void *)n;
+                        struct offsets_group *g = store_find_group(s, name_node_str(n));
+                        assert(g && g->txn_count > 0);
+                        if (!g)
+                                continue;
+                        if (is_commit && txn_commit_group(s, pg) < 0)
+                                rc = -ENOMEM;
+                        g->txn_count--;
+                        store_maybe_drop_group(s, g);
+                        if (fn)
+                                fn(ctx, name_node_str(n));
+                }
+        }
+        offsets_store_destroy(pending);
+        return rc;
+}
+
+bool offsets_store_has_pending(const struct offsets_store *s, struct kstr group, struct kstr topic, int32_t partition)
+{
+        const struct offsets_group *g = store_find_group(s, group);
+        if (!g || g->txn_count == 0)
+                return false;
+        for (uint32_t i = 0; i < s->txn_count; i++)
+                if (offsets_store_get(s->txns[i].pending, group, topic, partition))
+                        return true;
+        return false;
+}
+
+bool offsets_store_group_has_pending(const struct offsets_store *s, struct kstr group)
+{
+        const struct offsets_group *g = store_find_group(s, group);
+        return g && g->txn_count > 0;
+}
+
+const struct offsets_value *offsets_store_get_pending(const struct offsets_store *s, int64_t producer_id,
+                                                      struct kstr group, struct kstr topic, int32_t partition)
+{
+        const struct offsets_txn *t = store_find_txn(s, producer_id);
+        return t ? offsets_store_get(t->pending, group, topic, partition) : NULL;
+}
+
+uint32_t offsets_store_txn_count(const struct offsets_store *s)
+{
+        return s->txn_count;
 }
 
 bool offsets_store_has_group(const struct offsets_store *s, struct kstr group)
@@ -606,6 +779,10 @@ int offsets_store_collect_expired(const struct offsets_store *s, int64_t now_ms,
                                                 if (!value_is_expired(&t->slots[i].value, expiry, base_ms, now_ms,
                                                                       retention_ms))
                                                         continue;
+                                                /* Kafka keeps an offset a transaction is about to replace. */
+                                                if (g->txn_count > 0 &&
+                                                    offsets_store_has_pending(s, group, topic, t->slots[i].partition))
+                                                        continue;
                                                 if (group_copy.len < 0)
                                                         group_copy = arena_kstr(a, group);
                                                 if (topic_copy.len < 0)
@@ -719,6 +896,13 @@ int offsets_record_decode(struct kbytes key, struct kbytes value, struct offsets
 int offsets_batch_build(const struct offsets_write *writes, uint32_t count, int64_t now_ms, struct arena *a,
                         uint8_t **batch_out, size_t *len_out)
 {
+        return offsets_txn_batch_build(writes, count, now_ms, NULL, a, batch_out, len_out);
+}
+
+int offsets_txn_batch_build(const struct offsets_write *writes, uint32_t count, int64_t now_ms,
+                            const struct offsets_txn_producer *producer, struct arena *a, uint8_t **batch_out,
+                            size_t *len_out)
+{
         *batch_out = NULL;
         *len_out = 0;
         if (count == 0 || count > OFFSETS_BATCH_RECORDS_MAX)
@@ -734,6 +918,13 @@ int offsets_batch_build(const struct offsets_write *writes, uint32_t count, int6
         }
         struct record_batch_spec spec;
         record_batch_spec_init(&spec, records, count);
+        if (producer) {
+                assert(producer->producer_id >= 0 && producer->producer_epoch >= 0);
+                spec.attributes = RECORD_BATCH_ATTR_TRANSACTIONAL;
+                spec.producer_id = producer->producer_id;
+                spec.producer_epoch = producer->producer_epoch;
+                spec.base_sequence = producer->base_sequence;
+        }
         size_t size = record_batch_encoded_size(&spec);
         if (size == SIZE_MAX)
                 return -EINVAL;
@@ -859,9 +1050,11 @@ int64_t offsets_metadata_length(struct kstr metadata)
  * topic keeps batches under max.message.bytes, a few MiB at most. */
 #define OFFSETS_REPLAY_RECORDS_BYTES_MAX (256u << 20)
 
-/* Applies one record; 0 or -ENOMEM. */
-static int replay_record(struct offsets_store *s, const struct record_view *rec, offsets_record_hook_fn hook,
-                         void *hook_ctx, struct offsets_replay_stats *stats)
+/* Applies one record of a batch of producer_id (-1: not transactional);
+ * 0 or -ENOMEM. A transactional commit is staged until its marker; a
+ * tombstone applies at once, as Kafka's replay does whatever the batch. */
+static int replay_record(struct offsets_store *s, const struct record_view *rec, int64_t producer_id,
+                         offsets_record_hook_fn hook, void *hook_ctx, struct offsets_replay_stats *stats)
 {
         struct offsets_record r;
         if (rec->key.len < 0 || offsets_record_decode(rec->key, rec->value, &r) < 0) {
@@ -874,6 +1067,13 @@ static int replay_record(struct offsets_store *s, const struct record_view *rec,
                         hook(hook_ctx, rec->offset, r.record_type, rec->key, rec->value);
                 return 0;
         }
+        r.write.value.record_offset = rec->offset;
+        if (r.kind == OFFSETS_RECORD_COMMIT && producer_id >= 0) {
+                if (offsets_store_stage(s, producer_id, &r.write) < 0)
+                        return -ENOMEM;
+                stats->pending_count++;
+                return 0;
+        }
         if (offsets_store_apply(s, &r.write) < 0)
                 return -ENOMEM;
         if (r.kind == OFFSETS_RECORD_COMMIT)
@@ -881,6 +1081,46 @@ static int replay_record(struct offsets_store *s, const struct record_view *rec,
         else
                 stats->tombstone_count++;
         return 0;
+}
+
+int offsets_control_record_type(struct kbytes key)
+{
+        if (key.len < 4)
+                return -EBADMSG;
+        struct kreader r;
+        kr_init(&r, key.ptr, (size_t)key.len);
+        int16_t version = kr_i16(&r);
+        int16_t type = kr_i16(&r);
+        /* Kafka's ControlRecordType.parseTypeId reads any version >= 0. */
+        if (version < 0 || (type != OFFSETS_CONTROL_ABORT && type != OFFSETS_CONTROL_COMMIT))
+                return -EBADMSG;
+        return type;
+}
+
+/* A control batch ends its producer's transaction: the pending offsets
+ * become committed (COMMIT) or are dropped (ABORT). Kafka reads the type
+ * from the batch's single control record. */
+static int replay_control_batch(struct offsets_store *s, const struct record_batch_header *h, const uint8_t *batch,
+                                size_t len, struct offsets_replay_stats *stats)
+{
+        if (record_batch_compute_crc(batch, len) != h->crc)
+                return -EBADMSG;
+        struct record_iter it;
+        struct record_view rec;
+        /* Markers are never compressed; one that is, is not one runnel or
+         * Kafka wrote, and is skipped like an undecodable record. */
+        if (record_batch_codec(h) != RECORD_BATCH_CODEC_NONE || record_iter_init(&it, batch, len) != 0 ||
+            !record_iter_next(&it, &rec) || rec.key.len < 0) {
+                stats->skipped_count++;
+                return 0;
+        }
+        int type = offsets_control_record_type(rec.key);
+        if (type < 0) {
+                stats->skipped_count++;
+                return 0;
+        }
+        stats->marker_count++;
+        return offsets_store_end_txn(s, h->producer_id, type == OFFSETS_CONTROL_COMMIT, NULL, NULL);
 }
 
 int offsets_store_replay_batch(struct offsets_store *s, const uint8_t *batch, size_t len, int64_t from_offset,
@@ -891,12 +1131,11 @@ int offsets_store_replay_batch(struct offsets_store *s, const uint8_t *batch, si
         if (record_batch_frame(batch, len, &h) != RECORD_BATCH_FRAME_OK || record_batch_size_bytes(&h) != len)
                 return -EBADMSG;
         stats->batch_count++;
-        if (record_batch_is_control(&h) || record_batch_last_offset(&h) < from_offset)
+        if (record_batch_last_offset(&h) < from_offset)
                 return 0;
-        if (record_batch_is_transactional(&h)) {
-                stats->skipped_count += h.record_count > 0 ? (uint64_t)h.record_count : 0;
-                return 0;
-        }
+        if (record_batch_is_control(&h))
+                return replay_control_batch(s, &h, batch, len, stats);
+        int64_t producer_id = record_batch_is_transactional(&h) ? h.producer_id : -1;
         if (record_batch_compute_crc(batch, len) != h.crc)
                 return -EBADMSG;
         struct record_iter it;
@@ -921,7 +1160,7 @@ int offsets_store_replay_batch(struct offsets_store *s, const uint8_t *batch, si
         while (rc == 0 && record_iter_next(&it, &rec)) {
                 if (rec.offset < from_offset)
                         continue;
-                rc = replay_record(s, &rec, hook, hook_ctx, stats);
+                rc = replay_record(s, &rec, producer_id, hook, hook_ctx, stats);
         }
         if (rc < 0)
                 return rc;

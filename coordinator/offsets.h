@@ -21,6 +21,13 @@
  *     partition, group -> topic -> partition -> committed offset, the
  *     "offsetsByGroup" of Kafka's OffsetMetadataManager.
  *
+ *   - Transactional offsets (KIP-98, TxnOffsetCommit): commits written in
+ *     a transactional batch wait, per producer id, as pending offsets
+ *     invisible to OffsetFetch until the producer's transaction marker
+ *     reaches the partition: COMMIT moves them to the committed offsets,
+ *     ABORT drops them (Kafka's pendingTransactionalOffsets and
+ *     replayEndTransactionMarker).
+ *
  *   - Replay: rebuilding a store from its partition's log, batch by batch
  *     (struct offsets_loader). Records that are not offset commits
  *     (GroupMetadata, KIP-848 records) are handed to a hook so that the
@@ -35,6 +42,10 @@
  * offsets_batch_build(), appending it, and applying the same writes with
  * offsets_store_apply() only once the append has completed, in append
  * order. OffsetFetch therefore never sees a commit that is not durable.
+ *
+ * A transactional commit is staged (offsets_store_stage()) once its batch
+ * is durable, and offsets_store_end_txn() runs once the marker is; so the
+ * pending offsets too equal the replay of the durable log.
  *
  * While a group has writes in flight (offsets_store_begin_write() ..
  * offsets_store_end_write()) its offsets are not expired: an expiry decided
@@ -85,6 +96,10 @@ struct offsets_value {
         struct kstr metadata;           /* never null: "" when the client sent null */
         int64_t commit_timestamp_ms;
         int64_t expire_timestamp_ms;    /* OFFSETS_NO_TIMESTAMP: the group's retention decides */
+        /* The log offset of the record that wrote it (Kafka's
+         * OffsetAndMetadata.recordOffset): a transaction's commit does not
+         * replace a commit written after it. Not part of the record. */
+        int64_t record_offset;
 };
 
 /* One record of __consumer_offsets about an offset: a commit, or a
@@ -136,6 +151,30 @@ int offsets_record_decode(struct kbytes key, struct kbytes value, struct offsets
  */
 int offsets_batch_build(const struct offsets_write *writes, uint32_t count, int64_t now_ms, struct arena *a,
                         uint8_t **batch_out, size_t *len_out);
+
+/* The producer of a transactional batch of offset commits (TxnOffsetCommit). */
+struct offsets_txn_producer {
+        int64_t producer_id;
+        int16_t producer_epoch;
+        int32_t base_sequence;
+};
+
+/*
+ * offsets_batch_build(), as a transactional batch of producer (when not
+ * NULL): the transactional attribute, the producer's id, epoch and base
+ * sequence, as Kafka's coordinator runtime writes a TxnOffsetCommit.
+ */
+int offsets_txn_batch_build(const struct offsets_write *writes, uint32_t count, int64_t now_ms,
+                            const struct offsets_txn_producer *producer, struct arena *a, uint8_t **batch_out,
+                            size_t *len_out);
+
+/* Control record types (the control record key: int16 version, int16 type). */
+#define OFFSETS_CONTROL_ABORT 0
+#define OFFSETS_CONTROL_COMMIT 1
+
+/* The type of a control record key: OFFSETS_CONTROL_ABORT or _COMMIT, or
+ * -EBADMSG (short, a negative version, another type). */
+int offsets_control_record_type(struct kbytes key);
 
 /*
  * Java's String.length() of UTF-8 text, the measure Kafka compares with
@@ -195,7 +234,45 @@ const struct offsets_value *offsets_store_get(const struct offsets_store *s, str
  */
 int offsets_store_apply(struct offsets_store *s, const struct offsets_write *w);
 
-/* Whether the group has a committed offset or a write in flight. */
+/* ---- transactional offsets ---- */
+
+/*
+ * Stages a commit of producer_id's open transaction (replacing the same
+ * partition's earlier pending commit of that producer), invisible to
+ * offsets_store_get() until offsets_store_end_txn(). The group stays in
+ * the store meanwhile. Copies the strings. Returns 0 or -ENOMEM (the store
+ * is then unchanged).
+ */
+int offsets_store_stage(struct offsets_store *s, int64_t producer_id, const struct offsets_write *w);
+
+/*
+ * producer_id's transaction marker: COMMIT applies its pending offsets
+ * (each one unless the committed offset has a later record_offset), ABORT
+ * drops them; fn (may be NULL) is called with each group they were of,
+ * after the change. A producer without pending offsets is a no-op.
+ * Returns 0, or -ENOMEM when some commit could not be applied (the
+ * pending offsets are gone either way).
+ */
+int offsets_store_end_txn(struct offsets_store *s, int64_t producer_id, bool is_commit,
+                          void (*fn)(void *ctx, struct kstr group), void *ctx);
+
+/* Whether any open transaction has a pending offset for the partition
+ * (OffsetFetch require_stable answers UNSTABLE_OFFSET_COMMIT then). */
+bool offsets_store_has_pending(const struct offsets_store *s, struct kstr group, struct kstr topic,
+                               int32_t partition);
+
+/* Whether any open transaction has pending offsets of the group. */
+bool offsets_store_group_has_pending(const struct offsets_store *s, struct kstr group);
+
+/* producer_id's pending offset for the partition, or NULL. */
+const struct offsets_value *offsets_store_get_pending(const struct offsets_store *s, int64_t producer_id,
+                                                      struct kstr group, struct kstr topic, int32_t partition);
+
+/* Open transactions with pending offsets. */
+uint32_t offsets_store_txn_count(const struct offsets_store *s);
+
+/* Whether the group has a committed offset, a write in flight or pending
+ * transactional offsets. */
 bool offsets_store_has_group(const struct offsets_store *s, struct kstr group);
 
 /* The group's committed offsets. */
@@ -283,13 +360,16 @@ struct offsets_replay_stats {
         uint64_t commit_count;
         uint64_t tombstone_count;
         uint64_t other_count;           /* handed to the hook */
-        uint64_t skipped_count;         /* undecodable records, transactional batches */
+        uint64_t skipped_count;         /* undecodable records and markers */
+        uint64_t pending_count;         /* transactional commits staged */
+        uint64_t marker_count;          /* transaction markers read */
 };
 
 /*
  * Replays the records of one whole batch whose offsets are >= from_offset.
- * Control batches are skipped; so are transactional batches (runnel does
- * not write TxnOffsetCommit yet; their records count as skipped). A
+ * The commits of a transactional batch are staged for its producer; a
+ * control batch (a transaction marker) commits or drops what its producer
+ * staged; what is still staged at the end of the log stays pending. A
  * compressed batch is decompressed into scratch. A record that does not
  * decode is skipped and counted (Kafka fails the load; runnel keeps the
  * rest). Returns 0, -EBADMSG (the batch itself is corrupt) or -ENOMEM.

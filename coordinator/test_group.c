@@ -1581,13 +1581,15 @@ static struct {
         int32_t generation_id;
         int32_t member_count;
         bool has_assignment;
+        bool is_assignment;
 } P;
 
-static void persist_rec(void *ctx, const struct group *g, bool is_deleted)
+static void persist_rec(void *ctx, const struct group *g, bool is_deleted, bool is_assignment)
 {
         (void)ctx;
         P.count++;
         P.is_deleted = is_deleted;
+        P.is_assignment = is_assignment;
         P.state = g->state;
         P.generation_id = g->generation_id;
         P.member_count = g->member_count;
@@ -1599,21 +1601,79 @@ Test(group, a_completed_rebalance_an_empty_group_and_a_deletion_are_persisted)
         memset(&P, 0, sizeof(P));
         group_coordinator_set_persist(gc, persist_rec, NULL);
         char a[128];
-        form_group_of_one(a, sizeof(a));
+        struct join_rec j;
+        struct sync_rec s;
+        join_dynamic(&j, a, sizeof(a));
+        advance(0);
+        cr_assert_eq(j.error_code, KAFKA_NONE);
+        SYNC(&s, .member_id = a, .generation_id = 1, .assign_to = { a }, .assignments = { "a0" });
         cr_assert_eq(P.count, 1, "only the leader's SyncGroup persists");
+        cr_assert(P.is_assignment);
         cr_assert_not(P.is_deleted);
-        cr_assert_eq(P.state, GROUP_STABLE);
+        cr_assert_eq(P.state, GROUP_COMPLETING_REBALANCE, "stored before anyone gets the assignment");
         cr_assert_eq(P.generation_id, 1);
         cr_assert_eq(P.member_count, 1);
         cr_assert(P.has_assignment);
+        cr_assert_eq(s.done_count, 0, "the leader waits for the store");
+        group_sync_stored(gc, KSTR("g"), 1, KAFKA_NONE);
+        cr_assert_eq(s.done_count, 1);
+        cr_assert_eq(s.error_code, KAFKA_NONE);
+        cr_assert_eq(the_group()->state, GROUP_STABLE);
+        group_sync_stored(gc, KSTR("g"), 1, KAFKA_NONE);        /* a second answer changes nothing */
+        cr_assert_eq(s.done_count, 1);
         cr_assert_eq(leave(a), KAFKA_NONE);
         cr_assert_eq(P.count, 2);
+        cr_assert_not(P.is_assignment);
         cr_assert_eq(P.state, GROUP_EMPTY);
         cr_assert_eq(P.generation_id, 2);
         cr_assert_eq(P.member_count, 0);
         cr_assert_eq(group_delete(gc, KSTR("g")), KAFKA_NONE);
         cr_assert_eq(P.count, 3);
         cr_assert(P.is_deleted);
+}
+
+Test(group, a_failed_assignment_store_answers_every_member_and_rebalances)
+{
+        memset(&P, 0, sizeof(P));
+        group_coordinator_set_persist(gc, persist_rec, NULL);
+        char a[128], b[128];
+        struct join_rec ja, jb;
+        struct sync_rec sa, sb;
+        join_dynamic(&ja, a, sizeof(a));
+        join_dynamic(&jb, b, sizeof(b));
+        advance(0);
+        SYNC(&sb, .member_id = b, .generation_id = 1);
+        SYNC(&sa, .member_id = a, .generation_id = 1, .assign_to = { a, b }, .assignments = { "pa", "pb" });
+        cr_assert_eq(sa.done_count + sb.done_count, 0);
+        /* Kafka's storeGroup maps a storage error to NOT_COORDINATOR. */
+        group_sync_stored(gc, KSTR("g"), 1, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(sa.done_count, 1);
+        cr_assert_eq(sb.done_count, 1);
+        cr_assert_eq(sa.error_code, KAFKA_NOT_COORDINATOR);
+        cr_assert_eq(sb.error_code, KAFKA_NOT_COORDINATOR);
+        cr_assert_eq(the_group()->state, GROUP_PREPARING_REBALANCE);
+        cr_assert_eq(the_group()->members_head->assignment.len, 0, "the assignment is dropped");
+}
+
+Test(group, a_store_answer_for_a_generation_gone_is_ignored)
+{
+        memset(&P, 0, sizeof(P));
+        group_coordinator_set_persist(gc, persist_rec, NULL);
+        char a[128], c[128];
+        struct join_rec j, jc;
+        struct sync_rec s;
+        join_dynamic(&j, a, sizeof(a));
+        advance(0);
+        SYNC(&s, .member_id = a, .generation_id = 1, .assign_to = { a }, .assignments = { "a0" });
+        cr_assert_eq(s.done_count, 0);
+        /* A new member joins while the store runs: the group rebalances. */
+        join_dynamic(&jc, c, sizeof(c));
+        cr_assert_eq(the_group()->state, GROUP_PREPARING_REBALANCE);
+        cr_assert_eq(s.done_count, 1, "the waiting SyncGroup is told to rejoin");
+        cr_assert_eq(s.error_code, KAFKA_REBALANCE_IN_PROGRESS);
+        group_sync_stored(gc, KSTR("g"), 1, KAFKA_NONE);
+        cr_assert_eq(the_group()->state, GROUP_PREPARING_REBALANCE, "the late answer changes nothing");
+        cr_assert_eq(s.done_count, 1);
 }
 
 Test(group, an_expired_empty_group_is_persisted_deleted)

@@ -3,7 +3,9 @@
  * byte for byte (keys, values of every version, tombstones, GroupMetadata),
  * the store (put, replace, delete, listing), expiry by Kafka's rules, and
  * replay: batches built here and a real partition log rebuild the same
- * store, tombstones included.
+ * store, tombstones included; transactional offsets (TxnOffsetCommit)
+ * staged per producer and committed or dropped by their markers, live and
+ * in replay.
  *
  * The expected bytes are written out by hand from the schemas in
  * kafka-protocol/records/ and Kafka's serde (an int16 version in front of
@@ -748,21 +750,279 @@ Test(replay, reads_what_kafka_4_4_writes)
         offsets_store_destroy(s);
 }
 
-Test(replay, transactional_and_control_batches_are_not_applied)
+/* ---- transactional offsets (KIP-98) ---- */
+
+TestSuite(txn, .init = arena_setup, .fini = arena_teardown);
+
+/*
+ * A transactional batch of offset commits as Kafka 4.4's coordinator
+ * runtime writes one for TxnOffsetCommit: the v2 batch header with the
+ * transactional attribute (0x10), the producer's id and epoch, base
+ * sequence 0, one record: key type 1 (group "g", topic "t", partition 0),
+ * OffsetCommitValue v3 (offset 42, leader epoch -1, metadata "", commit
+ * timestamp 1000). Written out by hand.
+ */
+static uint8_t *kafka_txn_batch(int64_t base_offset, int64_t producer_id, int16_t epoch, int64_t offset,
+                                size_t *len_out)
 {
-        struct offsets_write w[] = { commit_of("g", "t", 0, 5) };
-        size_t len;
-        uint8_t *batch = logged_batch(w, 1, 0, &len);
-        /* mark it transactional and fix the CRC */
-        batch[RECORD_BATCH_OFFSET_ATTRIBUTES + 1] |= RECORD_BATCH_ATTR_TRANSACTIONAL;
-        uint32_t crc = record_batch_compute_crc(batch, len);
-        for (int i = 0; i < 4; i++)
-                batch[RECORD_BATCH_OFFSET_CRC + i] = (uint8_t)(crc >> (24 - 8 * i));
+        struct bytes key = { .n = 0 };
+        put_be(&key, 1, 2);
+        put_str16(&key, "g");
+        put_str16(&key, "t");
+        put_be(&key, 0, 4);
+        struct bytes value = { .n = 0 };
+        put_be(&value, 3, 2);
+        put_be(&value, (uint64_t)offset, 8);
+        put_be(&value, 0xffffffff, 4);
+        put_str16(&value, "");
+        put_be(&value, 1000, 8);
+        struct record_spec rec = { .key = kb(&key), .value = kb(&value), .timestamp_ms = 1000 };
+        struct record_batch_spec spec;
+        record_batch_spec_init(&spec, &rec, 1);
+        spec.base_offset = base_offset;
+        spec.attributes = RECORD_BATCH_ATTR_TRANSACTIONAL;
+        spec.producer_id = producer_id;
+        spec.producer_epoch = epoch;
+        spec.base_sequence = 0;
+        *len_out = record_batch_encoded_size(&spec);
+        uint8_t *batch = arena_alloc(&test_arena, *len_out);
+        cr_assert_eq(record_batch_encode(&spec, batch, *len_out), *len_out);
+        return batch;
+}
+
+/* A transaction marker as Kafka writes it: a control batch (attributes
+ * 0x30) of one record, key int16 version 0 + int16 type (0 abort, 1
+ * commit), value int16 version 0 + int32 coordinator epoch. */
+static uint8_t *kafka_marker(int64_t base_offset, int64_t producer_id, int16_t epoch, bool is_commit,
+                             size_t *len_out)
+{
+        static const uint8_t commit_key[] = { 0, 0, 0, 1 }, abort_key[] = { 0, 0, 0, 0 };
+        static const uint8_t value[] = { 0, 0, 0, 0, 0, 5 };
+        struct record_spec rec = {
+                .key = { is_commit ? commit_key : abort_key, 4 },
+                .value = { value, sizeof(value) },
+                .timestamp_ms = 2000,
+        };
+        struct record_batch_spec spec;
+        record_batch_spec_init(&spec, &rec, 1);
+        spec.base_offset = base_offset;
+        spec.attributes = RECORD_BATCH_ATTR_TRANSACTIONAL | RECORD_BATCH_ATTR_CONTROL;
+        spec.producer_id = producer_id;
+        spec.producer_epoch = epoch;
+        spec.base_sequence = -1;
+        *len_out = record_batch_encoded_size(&spec);
+        uint8_t *batch = arena_alloc(&test_arena, *len_out);
+        cr_assert_eq(record_batch_encode(&spec, batch, *len_out), *len_out);
+        return batch;
+}
+
+static void replay_ok(struct offsets_store *s, const uint8_t *batch, size_t len, struct offsets_replay_stats *st)
+{
+        cr_assert_eq(offsets_store_replay_batch(s, batch, len, 0, &test_arena, NULL, NULL, st), 0);
+}
+
+Test(txn, txn_batch_is_kafkas_transactional_batch)
+{
+        struct offsets_write w = commit_of("g", "t", 0, 42);
+        struct offsets_txn_producer pr = { .producer_id = 7000, .producer_epoch = 3, .base_sequence = 0 };
+        uint8_t *ours;
+        size_t ours_len;
+        cr_assert_eq(offsets_txn_batch_build(&w, 1, 1000, &pr, &test_arena, &ours, &ours_len), 0);
+        size_t want_len;
+        uint8_t *want = kafka_txn_batch(0, 7000, 3, 42, &want_len);
+        cr_assert_eq(ours_len, want_len);
+        cr_assert_eq(memcmp(ours, want, want_len), 0, "the batch differs from Kafka's");
+        struct record_batch_header h;
+        cr_assert_eq(record_batch_parse_header(ours, ours_len, &h), RECORD_BATCH_FRAME_OK);
+        cr_assert(record_batch_is_transactional(&h));
+        cr_assert_not(record_batch_is_control(&h));
+        cr_assert_eq(h.producer_id, 7000);
+        cr_assert_eq(h.producer_epoch, 3);
+        cr_assert_eq(h.base_sequence, 0);
+}
+
+Test(txn, control_record_type_reads_the_marker_key)
+{
+        const uint8_t commit[] = { 0, 0, 0, 1 }, abort_[] = { 0, 0, 0, 0 }, other[] = { 0, 0, 0, 2 },
+                      neg[] = { 0xff, 0xff, 0, 1 };
+        cr_assert_eq(offsets_control_record_type((struct kbytes){ commit, 4 }), OFFSETS_CONTROL_COMMIT);
+        cr_assert_eq(offsets_control_record_type((struct kbytes){ abort_, 4 }), OFFSETS_CONTROL_ABORT);
+        cr_assert_eq(offsets_control_record_type((struct kbytes){ other, 4 }), -EBADMSG);
+        cr_assert_eq(offsets_control_record_type((struct kbytes){ neg, 4 }), -EBADMSG);
+        cr_assert_eq(offsets_control_record_type((struct kbytes){ commit, 3 }), -EBADMSG);
+}
+
+struct groups_seen {
+        int count;
+        char last[16];
+};
+
+static void note_group(void *ctx, struct kstr group)
+{
+        struct groups_seen *g = ctx;
+        g->count++;
+        snprintf(g->last, sizeof(g->last), "%.*s", (int)group.len, group.ptr);
+}
+
+Test(txn, staged_offsets_are_invisible_until_commit)
+{
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_write old = commit_of("g", "t", 0, 5);
+        old.value.record_offset = 1;
+        cr_assert_eq(offsets_store_apply(s, &old), 0);
+        struct offsets_write w = commit_of("g", "t", 0, 10);
+        w.value.record_offset = 2;
+        cr_assert_eq(offsets_store_stage(s, 100, &w), 0);
+        struct offsets_write w2 = commit_of("g", "t", 1, 11);
+        w2.value.record_offset = 2;
+        cr_assert_eq(offsets_store_stage(s, 100, &w2), 0);
+
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->offset, 5);
+        cr_assert_null(offsets_store_get(s, KSTR("g"), KSTR("t"), 1));
+        cr_assert(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 0));
+        cr_assert(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 1));
+        cr_assert_not(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 2));
+        cr_assert_not(offsets_store_has_pending(s, KSTR("h"), KSTR("t"), 0));
+        cr_assert_eq(offsets_store_txn_count(s), 1);
+        cr_assert_eq(offsets_store_get_pending(s, 100, KSTR("g"), KSTR("t"), 1)->offset, 11);
+        cr_assert_eq(offsets_store_group_count(s, KSTR("g")), 1);
+
+        /* another producer's marker changes nothing */
+        struct groups_seen seen = { 0 };
+        cr_assert_eq(offsets_store_end_txn(s, 999, true, note_group, &seen), 0);
+        cr_assert_eq(seen.count, 0);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->offset, 5);
+
+        cr_assert_eq(offsets_store_end_txn(s, 100, true, note_group, &seen), 0);
+        cr_assert_eq(seen.count, 1);
+        cr_assert_str_eq(seen.last, "g");
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->offset, 10);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 1)->offset, 11);
+        cr_assert_not(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 0));
+        cr_assert_eq(offsets_store_txn_count(s), 0);
+        offsets_store_destroy(s);
+}
+
+Test(txn, abort_drops_and_pending_alone_keeps_the_group)
+{
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_write w = commit_of("g", "t", 0, 10);
+        cr_assert_eq(offsets_store_stage(s, 100, &w), 0);
+        cr_assert(offsets_store_has_group(s, KSTR("g")));
+        cr_assert(offsets_store_group_has_pending(s, KSTR("g")));
+        cr_assert_eq(offsets_store_group_count(s, KSTR("g")), 0);
+        cr_assert_eq(offsets_store_end_txn(s, 100, false, NULL, NULL), 0);
+        cr_assert_null(offsets_store_get(s, KSTR("g"), KSTR("t"), 0));
+        cr_assert_not(offsets_store_has_group(s, KSTR("g")));
+        cr_assert_eq(offsets_store_groups(s), 0);
+        offsets_store_destroy(s);
+}
+
+Test(txn, later_plain_commit_wins_over_an_earlier_transactional_one)
+{
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_write t = commit_of("g", "t", 0, 10);
+        t.value.record_offset = 5;
+        cr_assert_eq(offsets_store_stage(s, 100, &t), 0);
+        struct offsets_write plain = commit_of("g", "t", 0, 20);
+        plain.value.record_offset = 6;
+        cr_assert_eq(offsets_store_apply(s, &plain), 0);
+        cr_assert_eq(offsets_store_end_txn(s, 100, true, NULL, NULL), 0);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->offset, 20);
+        offsets_store_destroy(s);
+}
+
+Test(txn, tombstone_deletes_pending_offsets_of_every_producer)
+{
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_write a = commit_of("g", "t", 0, 10), b = commit_of("g", "t", 0, 11),
+                             c = commit_of("g", "t", 1, 12);
+        cr_assert_eq(offsets_store_stage(s, 1, &a), 0);
+        cr_assert_eq(offsets_store_stage(s, 2, &b), 0);
+        cr_assert_eq(offsets_store_stage(s, 2, &c), 0);
+        struct offsets_write dead = tombstone_of("g", "t", 0);
+        cr_assert_eq(offsets_store_apply(s, &dead), 0);
+        cr_assert_not(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 0));
+        cr_assert(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 1));
+        cr_assert_eq(offsets_store_end_txn(s, 1, true, NULL, NULL), 0);
+        cr_assert_eq(offsets_store_end_txn(s, 2, true, NULL, NULL), 0);
+        cr_assert_null(offsets_store_get(s, KSTR("g"), KSTR("t"), 0));
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 1)->offset, 12);
+        offsets_store_destroy(s);
+}
+
+Test(txn, pending_offsets_do_not_expire_what_they_replace)
+{
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_write old = commit_of("g", "t", 0, 5), other = commit_of("g", "t", 1, 6);
+        cr_assert_eq(offsets_store_apply(s, &old), 0);
+        cr_assert_eq(offsets_store_apply(s, &other), 0);
+        struct offsets_write w = commit_of("g", "t", 0, 10);
+        cr_assert_eq(offsets_store_stage(s, 100, &w), 0);
+        struct offsets_write *ws;
+        uint32_t n;
+        cr_assert_eq(offsets_store_collect_expired(s, 1000 + 10 * 60000, 60000, NULL, 10, &test_arena, &ws, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(ws[0].partition, 1);
+        offsets_store_destroy(s);
+}
+
+Test(txn, replay_commits_aborts_and_leaves_open_transactions_pending)
+{
         struct offsets_store *s = offsets_store_create();
         struct offsets_replay_stats st = { 0 };
-        cr_assert_eq(offsets_store_replay_batch(s, batch, len, 0, &test_arena, NULL, NULL, &st), 0);
-        cr_assert_eq(offsets_store_count(s), 0);
+        size_t len;
+        uint8_t *b;
+        /* producer 7 commits 42 at offset 0, marker at 1 */
+        b = kafka_txn_batch(0, 7, 0, 42, &len);
+        replay_ok(s, b, len, &st);
+        cr_assert_null(offsets_store_get(s, KSTR("g"), KSTR("t"), 0));
+        b = kafka_marker(1, 7, 0, true, &len);
+        replay_ok(s, b, len, &st);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->offset, 42);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->record_offset, 0);
+        /* producer 8 sends 50 and aborts */
+        b = kafka_txn_batch(2, 8, 0, 50, &len);
+        replay_ok(s, b, len, &st);
+        b = kafka_marker(3, 8, 0, false, &len);
+        replay_ok(s, b, len, &st);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->offset, 42);
+        /* producer 7, next transaction, 60: no marker yet */
+        b = kafka_txn_batch(4, 7, 0, 60, &len);
+        replay_ok(s, b, len, &st);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("t"), 0)->offset, 42);
+        cr_assert(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 0));
+        cr_assert_eq(offsets_store_get_pending(s, 7, KSTR("g"), KSTR("t"), 0)->offset, 60);
+        cr_assert_eq(st.pending_count, 3);
+        cr_assert_eq(st.marker_count, 2);
+        cr_assert_eq(st.commit_count, 0);
+        cr_assert_eq(st.skipped_count, 0);
+        /* a marker replayed from past from_offset is not read again */
+        b = kafka_marker(3, 7, 0, false, &len);
+        cr_assert_eq(offsets_store_replay_batch(s, b, len, 5, &test_arena, NULL, NULL, &st), 0);
+        cr_assert(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 0));
+        offsets_store_destroy(s);
+}
+
+Test(txn, markers_of_unknown_type_are_skipped)
+{
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_replay_stats st = { 0 };
+        size_t len;
+        uint8_t *b = kafka_txn_batch(0, 7, 0, 42, &len);
+        replay_ok(s, b, len, &st);
+        b = kafka_marker(1, 7, 0, true, &len);
+        /* make the key's type 5 and fix the CRC */
+        uint8_t *type = memmem(b + RECORD_BATCH_HEADER_BYTES, len - RECORD_BATCH_HEADER_BYTES,
+                               (const uint8_t[]){ 0, 0, 0, 1 }, 4);
+        cr_assert_not_null(type);
+        type[3] = 5;
+        uint32_t crc = record_batch_compute_crc(b, len);
+        for (int i = 0; i < 4; i++)
+                b[RECORD_BATCH_OFFSET_CRC + i] = (uint8_t)(crc >> (24 - 8 * i));
+        replay_ok(s, b, len, &st);
         cr_assert_eq(st.skipped_count, 1);
+        cr_assert(offsets_store_has_pending(s, KSTR("g"), KSTR("t"), 0));
         offsets_store_destroy(s);
 }
 
@@ -969,6 +1229,60 @@ Test(load, replay_of_the_log_equals_the_writes)
         offsets_store_destroy(again);
         offsets_store_destroy(loaded);
         offsets_store_destroy(live);
+        partition_close(p);
+}
+
+static void append_txn(struct partition *p, const struct offsets_write *ws, uint32_t count, int64_t producer_id,
+                       int32_t base_sequence)
+{
+        struct offsets_txn_producer pr = { producer_id, 0, base_sequence };
+        uint8_t *batch;
+        size_t len;
+        cr_assert_eq(offsets_txn_batch_build(ws, count, 1234, &pr, &test_arena, &batch, &len), 0);
+        int done = 0;
+        struct partition_append a = { .batches = batch, .len = len, .is_durable = true, .is_txn_verified = true,
+                                      .done = append_done, .ctx = &done };
+        partition_append(p, &a);
+        cr_assert_eq(done, 1);
+        cr_assert_eq(a.error_code, 0, "append: %s", a.error_message);
+}
+
+static void append_marker(struct partition *p, int64_t producer_id, bool is_commit)
+{
+        struct partition_marker m = { .producer_id = producer_id, .producer_epoch = 0, .coordinator_epoch = 0,
+                                      .is_commit = is_commit };
+        int done = 0;
+        struct partition_append a = { .marker = &m, .is_durable = true, .done = append_done, .ctx = &done };
+        partition_append(p, &a);
+        cr_assert_eq(done, 1);
+        cr_assert_eq(a.error_code, 0, "marker: %s", a.error_message);
+}
+
+Test(load, transactional_offsets_survive_a_restart_as_their_markers_say)
+{
+        struct partition *p = open_offsets_partition();
+        struct offsets_write plain = commit_of("g", "in", 0, 1);
+        append_writes(p, &plain, 1);
+        struct offsets_write c1 = commit_of("g", "in", 0, 10);
+        append_txn(p, &c1, 1, 500, 0);
+        append_marker(p, 500, true);                    /* committed: 10 */
+        struct offsets_write a1 = commit_of("g", "in", 0, 20);
+        append_txn(p, &a1, 1, 500, 1);
+        append_marker(p, 500, false);                   /* aborted: stays 10 */
+        struct offsets_write o1 = commit_of("g", "in", 1, 30);
+        append_txn(p, &o1, 1, 501, 0);                  /* open at the end */
+
+        struct offsets_store *s = offsets_store_create();
+        struct offsets_loader l;
+        load_all(p, s, 64u << 20, &l);
+        cr_assert_eq(offsets_store_get(s, KSTR("g"), KSTR("in"), 0)->offset, 10);
+        cr_assert_null(offsets_store_get(s, KSTR("g"), KSTR("in"), 1));
+        cr_assert(offsets_store_has_pending(s, KSTR("g"), KSTR("in"), 1));
+        cr_assert_not(offsets_store_has_pending(s, KSTR("g"), KSTR("in"), 0));
+        cr_assert_eq(l.stats.marker_count, 2);
+        cr_assert_eq(l.stats.pending_count, 3);
+        cr_assert_eq(l.stats.commit_count, 1);
+        offsets_store_destroy(s);
         partition_close(p);
 }
 

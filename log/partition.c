@@ -28,6 +28,10 @@
  *   - handle->writes_in_flight counts the writes on the list into that
  *     segment; a segment rolled while it has some is sealed (and synced)
  *     when the last completes;
+ *   - is_disk_full, rewind_offset and refused_head are set only while
+ *     writes are on the list: a write met a full disk, appends are
+ *     refused, and the appends not committed wait on refused_head for the
+ *     rewind once the list is empty;
  *   - synced_offset <= high_watermark, and segs[0]->base_offset <=
  *     log_start_offset;
  *   - `durable` holds appends whose writes are committed, waiting for an
@@ -48,6 +52,19 @@
  * flight then complete without being committed (their appends answer
  * KAFKA_STORAGE_ERROR too), and once the last is done the segment is cut
  * back to its committed end, as a failed pwrite's partial bytes were.
+ *
+ * Two failures leave the partition writable: running out of descriptors,
+ * and a full disk. Either refuses the append that met it with
+ * KAFKA_STORAGE_ERROR, and the next append tries again. When the disk is
+ * found full before the write (a roll, the index blocks reserved by
+ * segment_append_reserve) nothing has changed yet. When a write itself
+ * fails with ENOSPC (or EDQUOT), the appends from it on are refused as
+ * for a failed write, new appends too while writes are in flight, and
+ * once the last is done the partition is rewound to its committed end
+ * (rewind_after_disk_full): the segment cut back, segments rolled past
+ * it deleted, the producer state, the open and aborted transactions and
+ * the .txnindex as they were before the refused appends. Then it takes
+ * appends again.
  */
 #include "partition.h"
 
@@ -117,6 +134,11 @@ struct partition {
         struct partition_append *writes_head, *writes_tail;     /* submitted, in offset order */
         uint32_t writes_in_flight;      /* of them, those that are writes (not retries answered) */
         int64_t roll_sync_offset;       /* a rolled segment to sync up to, -1 when none */
+        /* A write met a full disk: appends are refused until the last
+         * write in flight is done and the partition is rewound. */
+        bool is_disk_full;
+        int64_t rewind_offset;          /* the first write not committed for it, -1 when none */
+        struct partition_append *refused_head;  /* those appends, newest first, answered at the rewind */
         struct partition_append *durable_head, *durable_tail;   /* written, waiting for a sync */
         bool is_syncing;
         bool is_flush_wanted;           /* another sync once the one in flight is done */
@@ -149,6 +171,8 @@ static void partition_check(const struct partition *p)
         assert(p->writes_head || p->high_watermark == p->log_end_offset);
         assert(!p->writes_head == !p->writes_tail);
         assert(p->writes_head || p->writes_in_flight == 0);
+        assert(p->writes_head || (!p->is_disk_full && p->rewind_offset < 0 && !p->refused_head));
+        assert(p->rewind_offset < 0 || p->rewind_offset >= p->high_watermark);
         assert(p->synced_offset <= p->high_watermark);
         assert(p->is_syncing || !p->durable_head);
         assert(!p->is_syncing || p->sync_target <= p->high_watermark);
@@ -600,6 +624,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         p->is_durable_acks = o->is_durable_acks;
         p->dir_fd = -1;
         p->roll_sync_offset = -1;
+        p->rewind_offset = -1;
         producer_state_init(&p->producers);
         p->snapshot_offset = -1;
         p->first_unstable_offset = -1;
@@ -902,6 +927,38 @@ static void mark_failed(struct partition *p, const char *what, int err)
         p->is_failed = true;
 }
 
+/*
+ * A full disk refuses the append and leaves the partition writable: the
+ * segment is as it was (segment.h: index blocks are reserved before the
+ * .log is written), or is put back as it was once the writes in flight
+ * are done (rewind_after_disk_full: a write that met it is cut off
+ * again), so the producer's retry succeeds once space is freed, with no
+ * restart. Kafka instead
+ * takes the whole log dir offline on the IOException, and a broker whose
+ * every log dir is offline shuts down; both answer the request that hit
+ * it with KAFKA_STORAGE_ERROR, which clients retry. A failed fdatasync is
+ * different (the page cache may have dropped what it could not write) and
+ * still fails the partition.
+ */
+#define PARTITION_DISK_FULL_LOG_INTERVAL_MS 5000
+static struct log_limit disk_full_log_limit;
+
+static bool is_disk_full(int err)
+{
+        return err == -ENOSPC || err == -EDQUOT;
+}
+
+static void refuse_disk_full(struct partition *p, struct partition_append *a, int err)
+{
+        unsigned long long suppressed;
+
+        if (log_limit_allow(&disk_full_log_limit, PARTITION_DISK_FULL_LOG_INTERVAL_MS, &suppressed))
+                log_warn("%s: appending to the log failed: %s; answering KAFKA_STORAGE_ERROR (retriable) until "
+                         "space is freed; nothing of it is kept; %llu such lines suppressed", p->name,
+                         strerror(-err), suppressed);
+        fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker's disk is full.");
+}
+
 /* The last fdatasync of a sync has completed: advance the recovery point,
  * complete the appends it covers, and start the next sync if one is due. */
 static void on_sync_done(void *arg, int result)
@@ -979,6 +1036,15 @@ static void start_sync(struct partition *p, int64_t target_offset)
                 int rc = p->io.ops->datasync(p->io.ctx, h->fd, on_sync_done, p);
                 if (rc < 0)
                         on_sync_done(p, rc);
+                /* Kafka's LogSegment.flush syncs the transaction index with
+                 * the log: an abort marker below the recovery point must
+                 * keep its .txnindex entry through a power loss. */
+                if (h->txn.fd >= 0) {
+                        p->sync_outstanding++;
+                        rc = p->io.ops->datasync(p->io.ctx, h->txn.fd, on_sync_done, p);
+                        if (rc < 0)
+                                on_sync_done(p, rc);
+                }
         }
         on_sync_done(p, 0);
 }
@@ -1118,8 +1184,10 @@ static int16_t check_producer(struct partition *p, const struct partition_append
                               char *reason, size_t reason_bytes)
 {
         int16_t code = producer_state_check(&p->producers, h, is_duplicate, dup, reason, reason_bytes);
-        if (code != KAFKA_NONE || *is_duplicate)
+        if (*is_duplicate)
                 return code;
+        /* After the duplicate check and before epochs and sequences, as in
+         * Kafka's analyzeAndValidateProducerState. */
         if (record_batch_is_transactional(h) && !a->is_txn_verified) {
                 const struct producer_entry *e = producer_state_find(&p->producers, h->producer_id);
                 if (!e || e->txn_first_offset < 0) {
@@ -1128,6 +1196,8 @@ static int16_t check_producer(struct partition *p, const struct partition_append
                         return KAFKA_INVALID_TXN_STATE;
                 }
         }
+        if (code != KAFKA_NONE)
+                return code;
         if (producer_state_reserve(&p->producers, h->producer_id) < 0) {
                 snprintf(reason, reason_bytes, "The broker is out of memory for producer state.");
                 return KAFKA_KAFKA_STORAGE_ERROR;
@@ -1229,7 +1299,10 @@ static void on_txn_completed(struct partition *p, const struct producer_complete
         t->producer_id = c->producer_id;
         t->first_offset = c->first_offset;
         t->last_offset = c->last_offset;
-        t->last_stable_offset = p->first_unstable_offset >= 0 ? p->first_unstable_offset : c->last_offset + 1;
+        /* Kafka's lastStableOffset(completedTxn): the next open transaction's
+         * first offset (the cached one is not computed yet during a replay). */
+        int64_t next_open = producer_state_first_open_txn_offset(&p->producers);
+        t->last_stable_offset = next_open >= 0 ? next_open : c->last_offset + 1;
         struct txn_aborted entry = { t->producer_id, t->first_offset, t->last_offset, t->last_stable_offset };
         int rc = txn_index_append(&find_segment(p, c->last_offset)->txn, &entry);
         if (rc < 0)
@@ -1342,7 +1415,7 @@ static void settle_segment(struct partition *p, struct segment_handle *h)
 {
         assert(h->writes_in_flight == 0);
         if (h->seg.pending_count > 0) {
-                assert(p->is_failed);
+                assert(p->is_failed || p->rewind_offset >= 0);
                 int rc = segment_append_abort(&h->seg);
                 if (rc < 0)
                         log_warn("%s: cannot cut segment %020lld back to %u bytes after a failed write: %s; the "
@@ -1350,7 +1423,9 @@ static void settle_segment(struct partition *p, struct segment_handle *h)
                                  strerror(-rc));
         }
         if (h->is_seal_pending) {
-                int rc = finish_rolled_segment(p, h, h->is_sync_after_seal && !p->is_failed);
+                /* Not synced when cut back for a full disk: it may end
+                 * past the rewound log (and then goes). */
+                int rc = finish_rolled_segment(p, h, h->is_sync_after_seal && !p->is_failed && p->rewind_offset < 0);
                 if (rc < 0)
                         mark_failed(p, "sealing a rolled segment", rc);
         }
@@ -1370,23 +1445,88 @@ static void commit_write(struct partition *p, struct partition_append *a)
 }
 
 /*
+ * After a write met a full disk, once no write is in flight: the partition
+ * as it was before the first append not committed (rewind_offset, the high
+ * watermark). Segments rolled past it are empty and deleted with the
+ * producer snapshots their rolls took; the refused appends' producer state
+ * updates are undone newest first (refused_head is in that order), and
+ * what follows from them (the first unstable offset, aborted transactions
+ * and their .txnindex entries) is recomputed or cut back. The segments
+ * were already cut back by settle_segment. Returns the refused appends in
+ * offset order, to be answered.
+ */
+static struct partition_append *rewind_after_disk_full(struct partition *p)
+{
+        int64_t end = p->high_watermark;
+        assert(!p->writes_head && p->writes_in_flight == 0 && p->rewind_offset == end);
+        while (p->seg_count > 1 && active(p)->base_offset > end) {
+                struct segment_handle *h = p->segs[--p->seg_count];
+                assert(h->writes_in_flight == 0 && h->seg.size_bytes == 0 && h->seg.pending_count == 0);
+                char name[64];
+                producer_snapshot_file_name(name, sizeof(name), h->base_offset);
+                if (unlinkat(p->dir_fd, name, 0) < 0 && errno != ENOENT)
+                        log_warn("%s: cannot delete %s: %s", p->name, name, strerror(errno));
+                handle_delete(p, h);
+        }
+        assert(active(p)->base_offset <= end && !active(p)->is_seal_pending);
+        if (p->snapshot_offset > end) {
+                p->snapshot_offset = -1;
+                p->snapshot_change_count = UINT64_MAX;
+        }
+        struct partition_append *ordered = NULL;
+        while (p->refused_head) {
+                struct partition_append *a = p->refused_head;
+                p->refused_head = a->next;
+                if (a->has_producer_update)
+                        producer_state_restore(&p->producers, a->producer_before.producer_id,
+                                               a->had_producer_entry ? &a->producer_before : NULL);
+                a->next = ordered;
+                ordered = a;
+        }
+        p->first_unstable_offset = producer_state_first_open_txn_offset(&p->producers);
+        while (p->aborted_count > 0 && p->aborted[p->aborted_count - 1].last_offset >= end)
+                p->aborted_count--;
+        for (uint32_t i = 0; i < p->seg_count; i++) {
+                struct txn_index *ix = &p->segs[i]->txn;
+                if (txn_index_entry_count(ix) == 0 || ix->last_offset < end)
+                        continue;
+                int rc = txn_index_truncate_to(ix, end);
+                if (rc < 0)
+                        log_warn("%s: cannot cut %020lld%s back to offset %lld after a full disk: %s; the next "
+                                 "start does", p->name, (long long)p->segs[i]->base_offset, TXN_INDEX_FILE_SUFFIX,
+                                 (long long)end, strerror(-rc));
+        }
+        p->log_end_offset = end;
+        p->rewind_offset = -1;
+        p->is_disk_full = false;
+        return ordered;
+}
+
+/*
  * Drains the list of writes from its head while the writes there have
- * completed: each is committed (unless the partition has failed), and its
- * append finished. Callbacks run on the way and may append (their writes
- * join the tail, and may complete and drain from inside) or close the
- * partition; the list is read afresh each turn.
+ * completed: each is committed (unless the partition has failed, or a
+ * write before it met a full disk), and its append finished. Callbacks
+ * run on the way and may append (their writes join the tail, and may
+ * complete and drain from inside) or close the partition; the list is
+ * read afresh each turn.
  */
 static void drain_writes(struct partition *p)
 {
         int64_t hw_before = p->high_watermark;
-        struct partition_append *a;
+        struct partition_append *a, *refused = NULL;
         while ((a = p->writes_head) && a->is_write_done) {
                 p->writes_head = a->next;
                 if (!p->writes_head)
                         p->writes_tail = NULL;
                 a->next = NULL;
-                bool is_written = !p->is_failed && a->write_result == 0;
                 struct segment_handle *h = a->write_segment;
+                if (h && is_disk_full(a->write_result) && p->rewind_offset < 0 && !p->is_failed) {
+                        assert(a->base_offset == p->high_watermark);
+                        p->rewind_offset = a->base_offset;
+                }
+                /* A retry answered is written when its original was. */
+                bool is_written = !p->is_failed && (h ? a->write_result == 0 && p->rewind_offset < 0
+                                                      : a->end_offset <= p->high_watermark);
                 if (h) {
                         if (is_written)
                                 commit_write(p, a);
@@ -1397,6 +1537,13 @@ static void drain_writes(struct partition *p)
                         if (h->writes_in_flight == 0)
                                 settle_segment(p, h);
                 }
+                if (!is_written && p->rewind_offset >= 0 && !p->is_failed) {
+                        /* Answered at the rewind, once its producer state
+                         * update is undone. */
+                        a->next = p->refused_head;
+                        p->refused_head = a;
+                        continue;
+                }
                 if (!is_written) {
                         fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker could not write to the log; see "
                                     "its log.");
@@ -1404,12 +1551,25 @@ static void drain_writes(struct partition *p)
                 }
                 finish_append(p, a);
         }
-        if (p->is_failed && !p->writes_head) {
+        if (!p->writes_head && p->rewind_offset >= 0 && !p->is_failed)
+                refused = rewind_after_disk_full(p);
+        if ((p->is_failed || p->rewind_offset >= 0) && !p->writes_head) {
                 /* What was never written gets no offsets: the log ends at
-                 * what was committed. */
+                 * what was committed. A failed partition is not rewound
+                 * further: it takes no appends until a restart. */
                 p->log_end_offset = p->high_watermark;
+                p->rewind_offset = -1;
+                p->is_disk_full = false;
+                refused = p->refused_head;
+                p->refused_head = NULL;
         }
         partition_check(p);
+        while (refused) {
+                a = refused;
+                refused = a->next;
+                a->next = NULL;
+                fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker's disk is full.");
+        }
         if (p->high_watermark > hw_before)
                 fire_waiters(p, false);
         if (p->roll_sync_offset >= 0)
@@ -1428,7 +1588,18 @@ static void on_write_done(void *arg, int result)
         partition_enter(p);
         a->is_write_done = true;
         a->write_result = result;
-        if (result < 0) {
+        if (is_disk_full(result) && !p->is_failed) {
+                /* This write and those after it are cut off, and the
+                 * partition rewound, once every write in flight is done;
+                 * appends until then would be cut off too. */
+                unsigned long long suppressed;
+                if (log_limit_allow(&disk_full_log_limit, PARTITION_DISK_FULL_LOG_INTERVAL_MS, &suppressed))
+                        log_warn("%s: writing to the log failed: %s; answering KAFKA_STORAGE_ERROR (retriable) "
+                                 "until space is freed; what was written from offset %lld on is cut off; %llu "
+                                 "such lines suppressed", p->name, strerror(-result), (long long)a->base_offset,
+                                 suppressed);
+                p->is_disk_full = true;
+        } else if (result < 0) {
                 /* A hole in the log: never a transient failure. */
                 mark_failed(p, "writing to the log", is_transient_error(result) ? -EIO : result);
         }
@@ -1444,7 +1615,7 @@ static int reserve_write(struct partition *p, const uint8_t *bytes, size_t len, 
         if (rc < 0)
                 return rc;
         rc = segment_append_reserve(&active(p)->seg, bytes, len, position_out);
-        if (rc == -ERANGE || rc == -ENOSPC || rc == -EFBIG) {
+        if (rc == -ERANGE || rc == SEGMENT_FULL) {
                 /* The segment cannot take it (offsets or an index full): roll. */
                 rc = roll(p, len, now_ms, true, true);
                 if (rc >= 0)
@@ -1466,15 +1637,23 @@ void partition_append(struct partition *p, struct partition_append *a)
         a->is_write_done = false;
         a->write_result = 0;
         partition_enter(p);
+        a->has_producer_update = false;
         if (p->is_failed) {
                 fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The partition's log dir had an I/O error.");
+                goto out;
+        }
+        if (p->is_disk_full) {
+                /* It would be cut off with the writes in flight. */
+                fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker's disk is full.");
                 goto out;
         }
         int64_t now_ms = p->io.ops->now_ms(p->io.ctx);
         bool is_log_append_time = p->config.message_timestamp_type == TOPIC_TIMESTAMP_LOG_APPEND_TIME;
         bool is_marker = a->marker != NULL;
-        if (is_marker)
+        if (is_marker) {
                 build_marker_batch(a, now_ms);
+                a->had_producer_entry = producer_state_find(&p->producers, a->marker->producer_id) != NULL;
+        }
         struct record_batch_policy policy = {
                 .is_from_client = !is_marker,
                 .is_compacted = p->config.is_cleanup_compact && !is_marker,
@@ -1507,6 +1686,7 @@ void partition_append(struct partition *p, struct partition_append *a)
                 bool is_duplicate;
                 struct producer_duplicate dup;
                 char reason[sizeof(a->error_message)];
+                a->had_producer_entry = producer_state_find(&p->producers, check.header.producer_id) != NULL;
                 code = check_producer(p, a, &check.header, &is_duplicate, &dup, reason, sizeof(reason));
                 if (code != KAFKA_NONE || is_duplicate)
                         arena_free(&a->scratch);
@@ -1526,6 +1706,12 @@ void partition_append(struct partition *p, struct partition_append *a)
         int rc = reserve_write(p, bytes, len, now_ms, &position);
         if (rc < 0) {
                 arena_free(&a->scratch);
+                /* Nothing written, nothing recorded: the segment is as it
+                 * was (segment.h), so a full disk leaves it writable. */
+                if (is_disk_full(rc)) {
+                        refuse_disk_full(p, a, rc);
+                        goto out;
+                }
                 mark_failed(p, "appending to the log", rc);
                 fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker could not write to the log; see its log.");
                 goto out;
@@ -1547,6 +1733,9 @@ void partition_append(struct partition *p, struct partition_append *a)
                 struct producer_completed_txn done;
                 int16_t control_type = is_marker && a->marker->is_commit ? 1 : 0;
                 int32_t coordinator_epoch = is_marker ? a->marker->coordinator_epoch : -1;
+                /* Kept to undo the update if the write meets a full disk. */
+                a->producer_before = *producer_state_find(&p->producers, written.producer_id);
+                a->has_producer_update = true;
                 int urc = producer_state_update(&p->producers, &written, control_type, coordinator_epoch, &done);
                 assert(urc >= 0);
                 if (urc == 1)
@@ -1822,6 +2011,13 @@ static int delete_oldest_segments(struct partition *p, uint32_t n, const char *w
         assert(n <= p->seg_count);
         if (n == p->seg_count) {
                 int rc = roll(p, 0, now_ms, true, false);
+                if (rc < 0 && is_disk_full(rc)) {
+                        /* The log is as it was; the next check tries again
+                         * (and a full disk is when retention matters most). */
+                        log_warn("%s: cannot roll a new segment to delete the old ones: %s; retention tries "
+                                 "again at its next check", p->name, strerror(-rc));
+                        return rc;
+                }
                 if (rc < 0) {
                         mark_failed(p, "rolling the log for retention", rc);
                         return rc;

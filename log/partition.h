@@ -17,13 +17,15 @@
  * Offsets, for one node:
  *   log_start_offset <= high_watermark <= log_end_offset
  *   recovery_point <= high_watermark
+ *   last_stable_offset <= high_watermark
  * log_end_offset is the next offset to assign; what is below the high
  * watermark is what Fetch may return. An append gets its offsets when it
  * is submitted and becomes visible when its write has completed and so
  * have the writes of every offset below it: writes may complete out of
  * order, the high watermark never passes a hole. With no write in flight
  * the high watermark is the log end offset, as for Kafka's single-replica
- * leader. The recovery point is the end of the prefix known durable
+ * leader; a write refused for a full disk takes the log end offset back to
+ * the high watermark once none is in flight. The recovery point is the end of the prefix known durable
  * (fdatasync'ed): what recovery-point-offset-checkpoint records, and where
  * a recovery after an unclean stop starts scanning.
  *
@@ -31,7 +33,8 @@
  * an fdatasync covering it has completed, unless the broker runs in Kafka's
  * page-cache mode. fdatasyncs are group commits: while one runs, later
  * durable appends wait for the next, which covers all of them; a sync
- * covers completed writes only. A roll starts a sync of the rolled segment
+ * covers completed writes only, and syncs each segment's .txnindex with
+ * its .log, as Kafka's LogSegment.flush does. A roll starts a sync of the rolled segment
  * once its writes have completed, as Kafka flushes a segment once it is
  * rolled, so that recovery rarely has more than the active segment to
  * scan.
@@ -48,6 +51,7 @@
 #include <stdint.h>
 
 #include "../protocol/arena.h"
+#include "producer_state.h"
 #include "topic_config.h"
 
 /* ---- the I/O the home thread provides ---- */
@@ -141,7 +145,9 @@ int32_t partition_leader_epoch(const struct partition *p);
 int64_t partition_first_segment_offset(const struct partition *p);
 uint32_t partition_segment_count(const struct partition *p);
 
-/* A write or sync failed: appends answer KAFKA_STORAGE_ERROR until restart. */
+/* A write or sync failed: appends answer KAFKA_STORAGE_ERROR until restart.
+ * A full disk is not a failure: the appends it refuses answer
+ * KAFKA_STORAGE_ERROR and later ones are taken (see partition_append). */
 bool partition_is_failed(const struct partition *p);
 
 /* ---- appending ---- */
@@ -203,6 +209,12 @@ struct partition_append {
         int write_result;
         bool is_write_done;
         struct arena scratch;           /* a recompressed batch, kept until written */
+        /* The producer's entry as it was before this append was recorded
+         * in the producer state (had_producer_entry: it had one), put back
+         * if the write is refused for a full disk. */
+        struct producer_entry producer_before;
+        bool has_producer_update;
+        bool had_producer_entry;
         uint8_t marker_batch[128];      /* the control batch of a marker */
 };
 
@@ -216,6 +228,16 @@ struct partition_append {
  * every offset below it have completed (acks=1), or after the fdatasync
  * covering it (is_durable in durable mode). A retry of a batch still being
  * written is answered once that write has completed.
+ *
+ * A full disk refuses appends with KAFKA_STORAGE_ERROR without failing the
+ * partition. Found before the write (a roll, the index blocks), it refuses
+ * that append from inside this call with nothing changed. Met by a write,
+ * it refuses that append, the appends after it still in flight and any
+ * new one until they are all done; then the partition is rewound to the
+ * end of the committed writes (log end, segments, producer state, open
+ * and aborted transactions, .txnindex), all of them are answered, in
+ * offset order, and appends are taken again: a producer's retries are new
+ * batches at the same offsets.
  */
 void partition_append(struct partition *p, struct partition_append *a);
 

@@ -123,6 +123,33 @@ static int segment_file_size(int fd, uint64_t *size_out)
         return 0;
 }
 
+/* Gives [position, position + len) of fd disk blocks, so that stores into
+ * a shared mapping of it cannot fault for want of space. Where fallocate
+ * is not supported the range is written with zeros, which it must hold
+ * anyway (the part of an index past its entries). */
+static int segment_allocate(int fd, uint64_t position, uint64_t len)
+{
+        static const uint8_t zeros[4096];
+
+        while (fallocate(fd, 0, (off_t)position, (off_t)len) < 0) {
+                if (errno == EINTR)
+                        continue;
+                if (errno != EOPNOTSUPP)
+                        return -errno;
+                while (len > 0) {
+                        size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+                        int rc = segment_pwrite_all(fd, zeros, n, position);
+
+                        if (rc < 0)
+                                return rc;
+                        position += n;
+                        len -= n;
+                }
+                return 0;
+        }
+        return 0;
+}
+
 static int segment_fdatasync(int fd)
 {
         while (fdatasync(fd) < 0) {
@@ -487,6 +514,8 @@ static void segment_unmap_indexes_for_write(struct segment *seg)
 {
         segment_unmap_for_write(&seg->offset_index_map, &seg->offset_index_map_bytes);
         segment_unmap_for_write(&seg->time_index_map, &seg->time_index_map_bytes);
+        seg->offset_index_reserved_bytes = 0;
+        seg->time_index_reserved_bytes = 0;
 }
 
 /* Opens both index files: 0 with both descriptors, or -errno with none. */
@@ -554,11 +583,70 @@ static int segment_preallocate_indexes(struct segment *seg)
                 rc = segment_map_for_write(oi_fd, oi_max, &seg->offset_index_map, &seg->offset_index_map_bytes);
         if (rc == 0)
                 rc = segment_map_for_write(ti_fd, ti_max, &seg->time_index_map, &seg->time_index_map_bytes);
-        if (rc < 0)
+        if (rc < 0) {
                 segment_unmap_indexes_for_write(seg);
+        } else {
+                /* The entries kept their blocks through the resizes; the
+                 * rest is a hole until segment_reserve_indexes. */
+                seg->offset_index_reserved_bytes = offset_index_size_bytes(&seg->offset_index);
+                seg->time_index_reserved_bytes = time_index_size_bytes(&seg->time_index);
+        }
 
         segment_close_fd(&ti_fd);
         segment_close_fd(&oi_fd);
+        return rc;
+}
+
+/*
+ * Index files are sparse while preallocated, and entries are stored into
+ * their mappings: on a full file system a store into a page without a
+ * block is a SIGBUS (tmpfs, ext4 and xfs alike), which would kill the
+ * broker. So the bytes the next entries go into get their blocks first,
+ * with fallocate, SEGMENT_INDEX_RESERVE_BYTES ahead so that this happens
+ * once every few thousand entries; a full disk is then an -ENOSPC before
+ * the append has written anything.
+ */
+#define SEGMENT_INDEX_RESERVE_BYTES (64u << 10)
+#define SEGMENT_PAGE_BYTES 4096u
+
+static int segment_reserve_index(const struct segment *seg, const char *suffix, size_t map_bytes,
+                                 uint32_t *reserved_bytes, uint64_t need_bytes)
+{
+        uint64_t want;
+        int fd, rc;
+
+        if (need_bytes > map_bytes)
+                need_bytes = map_bytes;
+        if (need_bytes <= *reserved_bytes)
+                return 0;
+        want = (need_bytes + SEGMENT_INDEX_RESERVE_BYTES + SEGMENT_PAGE_BYTES - 1) & ~(uint64_t)(SEGMENT_PAGE_BYTES - 1);
+        if (want > map_bytes)
+                want = map_bytes;
+        fd = segment_open_index(seg, suffix);
+        if (fd < 0)
+                return fd;
+        rc = segment_allocate(fd, *reserved_bytes, want - *reserved_bytes);
+        close(fd);
+        if (rc < 0)
+                return rc;
+        *reserved_bytes = (uint32_t)want;
+        return 0;
+}
+
+/* Room with blocks for entries_needed more entry pairs, and for the final
+ * time index entry a seal adds. */
+static int segment_reserve_indexes(struct segment *seg, uint32_t entries_needed)
+{
+        uint64_t oi_need = ((uint64_t)seg->offset_index.entry_count + entries_needed) * OFFSET_INDEX_ENTRY_BYTES;
+        uint64_t ti_need = ((uint64_t)seg->time_index.entry_count + entries_needed + 1) * TIME_INDEX_ENTRY_BYTES;
+        int rc;
+
+        assert(seg->offset_index_map != NULL && seg->time_index_map != NULL);
+        rc = segment_reserve_index(seg, OFFSET_INDEX_FILE_SUFFIX, seg->offset_index_map_bytes,
+                                   &seg->offset_index_reserved_bytes, oi_need);
+        if (rc == 0)
+                rc = segment_reserve_index(seg, TIME_INDEX_FILE_SUFFIX, seg->time_index_map_bytes,
+                                           &seg->time_index_reserved_bytes, ti_need);
         return rc;
 }
 
@@ -587,6 +675,8 @@ static int segment_write_index_bytes(struct segment *seg, const char *suffix, ui
 {
         if (map != NULL) {
                 assert((uint64_t)position + len <= map_bytes);
+                assert((uint64_t)position + len <= (map == seg->offset_index_map ? seg->offset_index_reserved_bytes
+                                                                                : seg->time_index_reserved_bytes));
                 memcpy(map + position, bytes, len);
                 return 0;
         }
@@ -960,9 +1050,14 @@ static int segment_append_final_time_entry(struct segment *seg)
         assert(rc != -EINVAL && rc != -ERANGE);
         if (rc <= 0)
                 return rc;
-        rc = segment_write_index_bytes(seg, TIME_INDEX_FILE_SUFFIX, seg->time_index_map, seg->time_index_map_bytes,
-                                       entry, sizeof(entry),
-                                       time_index_size_bytes(&seg->time_index) - TIME_INDEX_ENTRY_BYTES);
+        rc = 0;
+        if (seg->time_index_map != NULL)
+                rc = segment_reserve_index(seg, TIME_INDEX_FILE_SUFFIX, seg->time_index_map_bytes,
+                                           &seg->time_index_reserved_bytes, time_index_size_bytes(&seg->time_index));
+        if (rc == 0)
+                rc = segment_write_index_bytes(seg, TIME_INDEX_FILE_SUFFIX, seg->time_index_map,
+                                               seg->time_index_map_bytes, entry, sizeof(entry),
+                                               time_index_size_bytes(&seg->time_index) - TIME_INDEX_ENTRY_BYTES);
         if (rc < 0)
                 time_index_truncate_to_entries(&seg->time_index, seg->time_index.entry_count - 1);
         return rc;
@@ -1092,7 +1187,7 @@ int segment_append_reserve(struct segment *seg, const void *batches, size_t len,
                 return -EINVAL;
         segment_reserved_end(seg, &position, &next_offset, &bytes_since, &index_entries);
         if (len > SEGMENT_LOG_BYTES_MAX - position)
-                return -EFBIG;
+                return SEGMENT_FULL;
 
         /* Check the whole append before any of it is written, and count
          * the index entries it will make so a full index is caught up front. */
@@ -1114,8 +1209,13 @@ int segment_append_reserve(struct segment *seg, const void *batches, size_t len,
         index_entries += entries_needed;
         if (seg->offset_index.entry_count + (uint64_t)index_entries > seg->offset_index.entry_count_max ||
             seg->time_index.entry_count + (uint64_t)index_entries + 1 > seg->time_index.entry_count_max)
-                return -ENOSPC;
+                return SEGMENT_FULL;
         rc = segment_preallocate_indexes(seg);
+        if (rc < 0)
+                return rc;
+        /* Blocks for the entries of every pending append, this one's
+         * included: they are stored at the commits, after the writes. */
+        rc = segment_reserve_indexes(seg, index_entries);
         if (rc < 0)
                 return rc;
 

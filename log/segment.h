@@ -24,7 +24,14 @@
  * segment_seal (roll) and segment_close cut them to the entries used,
  * writing the final time index entry first. An index file that is
  * missing, misshapen or disagrees with the .log is rebuilt from the .log
- * when the segment is opened.
+ * when the segment is opened. Preallocated files are sparse, as Kafka's
+ * are; the pages entries go into are given disk blocks (fallocate) a
+ * little ahead of the entries, before the append that needs them writes
+ * its batches: a store into a mapped hole on a full file system is a
+ * SIGBUS, where fallocate is an -ENOSPC the append can answer. The
+ * blocks are reserved by segment_append_reserve, for the entries of every
+ * pending append, so before the caller submits the write: the entries
+ * themselves are stored at the commit, after the write.
  *
  * Invariants between calls:
  *   - size_bytes is the end of the last whole batch in the .log;
@@ -34,7 +41,10 @@
  *   - every index entry points below size_bytes / next_offset;
  *   - is_tail_dirty: bytes past size_bytes were found that are not a
  *     whole batch (a torn write); appends are refused until
- *     segment_recover or segment_truncate_to_offset cuts them off.
+ *     segment_recover or segment_truncate_to_offset cuts them off;
+ *   - with appends pending (reserved, not committed), the index bytes
+ *     known to have disk blocks cover the entries they will add and the
+ *     final time index entry.
  *
  * Appends in two steps, so that the write itself can go elsewhere (the
  * partition submits it through io_uring): segment_append_reserve checks
@@ -64,6 +74,7 @@
 #ifndef RUNNEL_SEGMENT_H
 #define RUNNEL_SEGMENT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +90,9 @@
 #define SEGMENT_INDEX_BYTES_DEFAULT (10u << 20)         /* segment.index.bytes */
 /* Positions in the indexes are int32, so a .log never passes this. */
 #define SEGMENT_LOG_BYTES_MAX ((uint32_t)INT32_MAX)
+/* segment_append: the segment cannot take this append (an index is full,
+ * or the .log would pass SEGMENT_LOG_BYTES_MAX); roll first. */
+#define SEGMENT_FULL (-EXFULL)
 
 struct segment_config {
         uint32_t index_interval_bytes;
@@ -101,6 +115,11 @@ struct segment {
         uint32_t bytes_since_last_index_entry;
         int64_t max_timestamp_ms;       /* largest batch maxTimestamp; -1 none */
         int64_t offset_of_max_timestamp;        /* last offset of the batch that had it */
+        /* Bytes of each preallocated index file known to have disk blocks
+         * behind them (written or fallocated): entries are stored only
+         * below this. See segment_reserve_indexes in segment.c. */
+        uint32_t offset_index_reserved_bytes;
+        uint32_t time_index_reserved_bytes;
         bool is_index_preallocated;
         bool is_tail_dirty;
         /* Appends reserved and not committed yet; while there are any, the
@@ -136,19 +155,30 @@ int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const str
  * Offsets must continue from next_offset upward. *position_out gets the
  * file position of the first byte. Returns 0 or -EINVAL (not whole
  * batches, or offsets going backwards), -ERANGE (an offset too far from
- * the base: roll first), -EFBIG (the .log would pass
- * SEGMENT_LOG_BYTES_MAX), -ENOSPC (an index is full: roll first),
- * -EUCLEAN (torn tail: recover first), or an I/O error. After an I/O
- * error the .log may hold part of the append; the caller treats the log
- * dir as failed, as Kafka does, and recovery sorts it out.
+ * the base: roll first), SEGMENT_FULL (an index is full, or the .log
+ * would pass SEGMENT_LOG_BYTES_MAX: roll first), -EUCLEAN (torn tail:
+ * recover first), or an I/O error. The segment's own limits have codes
+ * of their own so that the file system's -ENOSPC (disk full) and -EFBIG
+ * (file size limit) are never taken for "roll".
+ *
+ * A full disk is -ENOSPC (or -EDQUOT) with the segment as it was, unless
+ * is_tail_dirty is set afterwards: the index pages the append needs are
+ * reserved before the .log is written, and a short write is cut off
+ * again. After any other I/O error the .log may hold part of the append;
+ * the caller treats the log dir as failed, as Kafka does, and recovery
+ * sorts it out.
  */
 int segment_append(struct segment *seg, const void *batches, size_t len, uint32_t *position_out);
 
 /*
  * The first half of segment_append: the same checks and errors (but no
- * I/O error from the write), against the end of what is reserved so far,
- * and the index files made ready; *position_out gets where the caller must
- * write the batches. Nothing is visible until segment_append_commit.
+ * I/O error from the write), against the end of what is reserved so far
+ * (SEGMENT_FULL counts the pending appends' index entries and bytes too),
+ * and the index files made ready, their blocks reserved: -ENOSPC (or
+ * -EDQUOT) here is a full disk, with nothing reserved and the segment as
+ * it was. *position_out gets where the caller must write the batches.
+ * Nothing is visible until segment_append_commit. A write that then fails,
+ * for a full disk or not, is undone by segment_append_abort.
  */
 int segment_append_reserve(struct segment *seg, const void *batches, size_t len, uint32_t *position_out);
 

@@ -1258,6 +1258,67 @@ Test(partition, write_failure_fails_the_partition_and_cuts_the_log)
         partition_close(p);
 }
 
+/* A write meets a full disk (ENOSPC from io_uring or pwrite) with others
+ * in flight and segments rolled behind it: the appends from it on are
+ * refused, new ones too until the writes in flight are done; then the
+ * partition is as before them (log end, segments, producer sequences) and
+ * takes appends again, without failing. */
+Test(partition, write_on_a_full_disk_refuses_and_rewinds)
+{
+        struct partition_options o = test_options();
+        o.config.segment_bytes = 300;
+        struct partition *p = test_open(&o);
+        struct test_append *a = test_append_from(p, 1, 10, TEST_NOW_MS, false, 7, 0);
+
+        cr_assert_eq(a->a.error_code, KAFKA_NONE);
+        off_t committed = test_size(test_seg_path(0, ".log"));
+        fake.is_write_deferred = true;
+        struct test_append *b = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 1);
+        struct test_append *c = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 3);
+        struct test_append *d = test_append(p, 2, 100, TEST_NOW_MS, true);
+        cr_assert_eq(partition_segment_count(p), 4, "a roll before each of b, c, d");
+        fake_complete_write(1, 0);              /* c written, behind b */
+        fake_complete_write(0, -ENOSPC);        /* b meets the full disk */
+        cr_assert_not(partition_is_failed(p));
+        cr_assert_eq(b->done_count + c->done_count + d->done_count, 0, "answered once d is done");
+        struct test_append *e = test_append(p, 1, 10, TEST_NOW_MS, false);
+        cr_assert_eq(e->done_count, 1);
+        cr_assert_eq(e->a.error_code, KAFKA_KAFKA_STORAGE_ERROR, "it would be cut off");
+        fake_complete_write(0, 0);              /* d written, too late */
+        cr_assert_eq(b->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(c->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(d->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert(b->done_order < c->done_order && c->done_order < d->done_order, "in offset order");
+        cr_assert_not(partition_is_failed(p));
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(partition_high_watermark(p), 1);
+        cr_assert_eq(partition_log_end_offset(p), 1);
+        cr_assert_eq(partition_segment_count(p), 2, "the segments rolled past the log end go");
+        cr_assert_eq(test_size(test_seg_path(0, ".log")), committed);
+        cr_assert_eq(test_size(test_seg_path(1, ".log")), 0, "c's bytes are cut off");
+        struct stat st;
+        cr_assert_neq(fstatat(root_fd, test_seg_path(3, ".log"), &st, 0), 0);
+
+        /* The producer's retries are new batches again, at the same offsets. */
+        fake.is_write_deferred = false;
+        b = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 1);
+        cr_assert_eq(b->a.error_code, KAFKA_NONE, "error %d %s", b->a.error_code, b->a.error_message);
+        cr_assert_eq(b->a.base_offset, 1);
+        c = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 3);
+        cr_assert_eq(c->a.error_code, KAFKA_NONE, "error %d %s", c->a.error_code, c->a.error_message);
+        cr_assert_eq(c->a.base_offset, 3);
+        c = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 3);
+        cr_assert_eq(c->a.base_offset, 3, "and a retry of one written is a duplicate");
+        cr_assert_eq(test_append_ok(p, 2, 100, TEST_NOW_MS), 5);
+        cr_assert_eq(test_read_base(p, 4), 3);
+        partition_close(p);
+
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 7);
+        cr_assert_eq(test_read_base(p, 2), 1);
+        partition_close(p);
+}
+
 /* Rolls while the old segments' writes are in flight: each is sealed
  * (indexes cut to size) and synced once its last write completes. */
 Test(partition, roll_with_writes_in_flight)

@@ -743,7 +743,7 @@ Test(segment, append_refusals)
         cr_assert_eq(seg.offset_index.entry_count, 1);
         cr_assert(segment_is_index_full(&seg));
         n = test_batch(buf, sizeof(buf), 14, 1, 10, 9, 0);
-        cr_assert_eq(segment_append(&seg, buf, n, &pos), -ENOSPC);
+        cr_assert_eq(segment_append(&seg, buf, n, &pos), SEGMENT_FULL);
         cr_assert_eq(seg.next_offset, 14);
         cr_assert_eq(segment_close(&seg), 0);
 }
@@ -1102,7 +1102,7 @@ Test(segment, reserve_counts_pending_index_entries)
         size_t nc = test_batch(c, sizeof(c), 4, 1, 10, 9, 0);
         cr_assert_eq(segment_append_reserve(&seg, a, na, &pa), 0);
         cr_assert_eq(segment_append_reserve(&seg, b, nb, &pb), 0, "its entry fills the time index");
-        cr_assert_eq(segment_append_reserve(&seg, c, nc, &pc), -ENOSPC);
+        cr_assert_eq(segment_append_reserve(&seg, c, nc, &pc), SEGMENT_FULL);
         cr_assert_eq(segment_append_reserve(&seg, a, na, &pc), -EINVAL, "offsets continue from the reserved");
         cr_assert_eq(pwrite(seg.log_fd, a, na, pa), (ssize_t)na);
         cr_assert_eq(pwrite(seg.log_fd, b, nb, pb), (ssize_t)nb);

@@ -39,6 +39,8 @@ void handle_offset_fetch(struct broker *b, struct request *req, struct kreader *
 void handle_offset_delete(struct broker *b, struct request *req, struct kreader *body);
 void handle_init_producer_id(struct broker *b, struct request *req, struct kreader *body);
 void handle_add_partitions_to_txn(struct broker *b, struct request *req, struct kreader *body);
+void handle_add_offsets_to_txn(struct broker *b, struct request *req, struct kreader *body);
+void handle_txn_offset_commit(struct broker *b, struct request *req, struct kreader *body);
 void handle_end_txn(struct broker *b, struct request *req, struct kreader *body);
 void handle_describe_producers(struct broker *b, struct request *req, struct kreader *body);
 void handle_describe_transactions(struct broker *b, struct request *req, struct kreader *body);

@@ -112,6 +112,23 @@ static void raise_open_files_limit(void)
                  "partitions or connections)", (unsigned long long)old);
 }
 
+/*
+ * The listeners are bound and no reactor runs yet: what Metadata,
+ * FindCoordinator and the like advertise is set now. It used to be set
+ * once server_start had returned, while the reactors were already
+ * answering: a client reconnecting the moment a restarted broker listened
+ * (an idempotent producer resending after a crash) could be told port 0,
+ * and librdkafka then connected to 127.0.0.1:0 for good.
+ */
+static void on_listening(uint16_t port, void *ctx)
+{
+        struct broker *b = ctx;
+        const struct broker_config *cfg = b->config;
+        const struct config_listener *adv = cfg->advertised_count > 0 ? &cfg->advertised[0] : &cfg->listeners[0];
+
+        b->advertised_port = adv->port ? adv->port : port;
+}
+
 int main(int argc, char **argv)
 {
         static struct broker_config cfg;
@@ -182,6 +199,7 @@ int main(int argc, char **argv)
         server_options_init(&o);
         o.on_reactor_start = partition_homes_on_reactor_start;
         o.on_reactor_stop = partition_homes_on_reactor_stop;
+        o.on_listening = on_listening;
         o.host = cfg.listeners[0].host;
         o.port = cfg.listeners[0].port;
         o.reactor_count = (uint32_t)cfg.num_network_threads;
@@ -215,7 +233,6 @@ int main(int argc, char **argv)
                 log_error("cannot start the checkpoint writer thread (%s); checkpoints are written at shutdown only",
                           strerror(-rc));
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-        broker.advertised_port = adv->port ? adv->port : server_port(srv);
         /* Groups with committed offsets come back before anyone asks, as
          * Kafka loads its coordinator partitions at start-up. */
         offsets_load_all(&broker);

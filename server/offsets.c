@@ -94,6 +94,15 @@ struct shard {
         struct reactor_task load_task;
         reactor_timer_id expire_timer;
         bool is_expiring;               /* an expiry write is in flight */
+        /* Transaction markers written past the end of the load, while it
+         * runs: applied once it is done, in order. */
+        struct shard_marker *markers;
+        uint32_t marker_count, marker_cap;
+};
+
+struct shard_marker {
+        int64_t producer_id;
+        bool is_commit;
 };
 
 /*
@@ -106,7 +115,7 @@ static struct shard *shards[CATALOG_PARTITIONS_MAX];
 
 /* Kafka's GroupCoordinatorService.handleOperationException for a failed
  * write or an unavailable partition. */
-static int16_t coordinator_error_of(int16_t code)
+int16_t offsets_coordinator_error(int16_t code)
 {
         switch (code) {
         case KAFKA_NONE:
@@ -129,7 +138,7 @@ static void shard_destroy(struct shard *s);
 static void replay_group_record(void *ctx, int64_t offset, int16_t record_type, struct kbytes key,
                                 struct kbytes value);
 static struct group_coordinator *groups_here(struct broker *b);
-static void persist_group(void *ctx, const struct group *g, bool is_deleted);
+static void persist_group(void *ctx, const struct group *g, bool is_deleted, bool is_assignment);
 
 static void shard_load_step(void *arg)
 {
@@ -161,6 +170,7 @@ static void shard_destroy(struct shard *s)
                 reactor_timer_cancel(s->home, s->expire_timer);
         catalog_topic_put(s->loading_topic);
         offsets_store_destroy(s->store);
+        free(s->markers);
         free(s);
 }
 
@@ -191,7 +201,7 @@ static struct shard *shard_get(struct broker *b, const struct catalog_topic *ot,
         if (!p) {
                 offsets_store_destroy(s->store);
                 free(s);
-                *error_code = coordinator_error_of(err);
+                *error_code = offsets_coordinator_error(err);
                 return NULL;
         }
         s->broker = b;
@@ -210,6 +220,15 @@ static struct shard *shard_get(struct broker *b, const struct catalog_topic *ot,
                 return s;
         *error_code = s ? KAFKA_COORDINATOR_LOAD_IN_PROGRESS : KAFKA_NOT_COORDINATOR;
         return NULL;
+}
+
+struct offsets_store *offsets_shard_store(struct broker *b, const struct catalog_topic *offsets_topic, int32_t index,
+                                          int16_t *error_code)
+{
+        struct shard *s = shard_get(b, offsets_topic, index, error_code);
+        if (s)
+                groups_here(b);         /* the hooks, before any group change */
+        return s ? s->store : NULL;
 }
 
 int16_t offsets_partition_ready(struct broker *b, const struct catalog_topic *offsets_topic, int32_t index)
@@ -266,7 +285,7 @@ void offsets_load_all(struct broker *b)
 
 /* The first offsets request loads every partition, in case start-up did
  * not (groups with offsets then show in ListGroups without being named). */
-static void offsets_maybe_load_all(struct broker *b)
+void offsets_maybe_load_all(struct broker *b)
 {
         if (!atomic_load_explicit(&is_load_all_started, memory_order_relaxed))
                 offsets_load_all(b);
@@ -345,6 +364,58 @@ static void bridge_note_offsets(struct shard *s, struct kstr group_id)
 static void bridge_note_offsets_fn(void *ctx, struct kstr group_id)
 {
         bridge_note_offsets(ctx, group_id);
+}
+
+void offsets_note_group(struct broker *b, int32_t index, struct kstr group_id)
+{
+        struct shard *s = index >= 0 && index < CATALOG_PARTITIONS_MAX ? shards[index] : NULL;
+        if (s && s->state == SHARD_LOADED && s->broker == b)
+                bridge_note_offsets(s, group_id);
+}
+
+struct group_coordinator *offsets_groups_here(struct broker *b)
+{
+        return groups_here(b);
+}
+
+/* ---- transaction markers ---- */
+
+static void shard_end_txn(struct shard *s, int64_t producer_id, bool is_commit)
+{
+        if (offsets_store_end_txn(s->store, producer_id, is_commit, bridge_note_offsets_fn, s) < 0)
+                log_error("out of memory committing the transactional offsets of producer %lld in %s-%d; "
+                          "OffsetFetch misses them until the broker restarts",
+                          (long long)producer_id, COORDINATOR_OFFSETS_TOPIC, s->index);
+}
+
+void offsets_txn_marker_written(struct broker *b, int32_t index, int64_t producer_id, bool is_commit,
+                                int64_t marker_offset)
+{
+        struct shard *s = index >= 0 && index < CATALOG_PARTITIONS_MAX ? shards[index] : NULL;
+        /* No shard: its load, when it comes, replays the marker. */
+        if (!s || s->broker != b)
+                return;
+        if (s->state == SHARD_LOADED) {
+                shard_end_txn(s, producer_id, is_commit);
+                return;
+        }
+        /* Loading: the replay reads up to where the log ended when it
+         * began; a marker past that waits for the load to finish. */
+        if (marker_offset < s->loader.replay.end_offset)
+                return;
+        if (s->marker_count == s->marker_cap) {
+                uint32_t cap = s->marker_cap ? s->marker_cap * 2 : 8;
+                struct shard_marker *m = realloc(s->markers, cap * sizeof(*m));
+                if (!m) {
+                        log_error("out of memory queueing a transaction marker of producer %lld for %s-%d; its "
+                                  "offsets stay pending until the broker restarts",
+                                  (long long)producer_id, COORDINATOR_OFFSETS_TOPIC, s->index);
+                        return;
+                }
+                s->markers = m;
+                s->marker_cap = cap;
+        }
+        s->markers[s->marker_count++] = (struct shard_marker){ producer_id, is_commit };
 }
 
 /*
@@ -437,6 +508,9 @@ struct shard_write {
         bool is_expiry;
         uint8_t *group_batch;           /* a GroupMetadata record, instead of writes */
         size_t group_batch_len;
+        bool is_assignment;             /* a leader's SyncGroup waits for it */
+        struct kstr group_id;           /* in arena, for group_sync_stored */
+        int32_t generation_id;
         struct partition_append append;
         struct reactor_task start_task;
 };
@@ -463,6 +537,12 @@ static void shard_write_done(struct partition_append *a)
 {
         struct shard_write *w = a->ctx;
         struct shard *s = w->shard;
+        if (w->is_assignment) {
+                /* The leader's SyncGroup and its members wait for this. */
+                struct group_coordinator *gc = coordinator_home_groups(s->broker);
+                if (gc)
+                        group_sync_stored(gc, w->group_id, w->generation_id, a->error_code);
+        }
         if (a->error_code == KAFKA_NONE) {
                 for (uint32_t i = 0; i < w->count; i++)
                         if (offsets_store_apply(s->store, &w->writes[i]) < 0)
@@ -572,6 +652,11 @@ static void shard_on_loaded(struct shard *s)
                  (unsigned long long)l->stats.batch_count, (unsigned long long)l->stats.commit_count,
                  (unsigned long long)l->stats.tombstone_count, (unsigned long long)l->stats.other_count,
                  (unsigned long long)l->stats.skipped_count);
+        for (uint32_t i = 0; i < s->marker_count; i++)
+                shard_end_txn(s, s->markers[i].producer_id, s->markers[i].is_commit);
+        free(s->markers);
+        s->markers = NULL;
+        s->marker_count = s->marker_cap = 0;
         offsets_store_for_each_group(s->store, bridge_note_offsets_fn, s);
         shard_expire_arm(s, (uint64_t)s->broker->config->offsets_retention_check_interval_ms);
 }
@@ -608,19 +693,71 @@ void offsets_release_group(void *ctx, struct group *g)
 
 /* Appends g's GroupMetadata record (or tombstone) to its partition, without
  * waiting: the group coordinator's state does not depend on it. */
-static void persist_group(void *ctx, const struct group *g, bool is_deleted)
+/* The answer to a SyncGroup store that never reached the log, given on a
+ * later turn of the reactor (never inside group.c). */
+struct store_ack {
+        struct broker *broker;
+        struct kstr group_id;           /* follows the struct */
+        int32_t generation_id;
+        int16_t error_code;
+        struct reactor_task task;
+};
+
+static void store_ack_run(void *arg)
+{
+        struct store_ack *ack = arg;
+        struct group_coordinator *gc = coordinator_home_groups(ack->broker);
+        if (gc)
+                group_sync_stored(gc, ack->group_id, ack->generation_id, ack->error_code);
+        free(ack);
+}
+
+static void store_ack_later(struct broker *b, const struct group *g, int16_t error_code)
+{
+        struct store_ack *ack = malloc(sizeof(*ack) + (size_t)g->id.len + 1);
+        if (!ack) {
+                /* The members' sync timeout ends the wait. */
+                log_error("out of memory answering the assignment store of group %s", g->id.ptr);
+                return;
+        }
+        char *id = (char *)(ack + 1);
+        memcpy(id, g->id.ptr, (size_t)g->id.len);
+        id[g->id.len] = '\0';
+        ack->broker = b;
+        ack->group_id = (struct kstr){ id, g->id.len };
+        ack->generation_id = g->generation_id;
+        ack->error_code = error_code;
+        reactor_task_init(&ack->task, store_ack_run, ack);
+        reactor_defer(reactor_self(), &ack->task);
+}
+
+static void persist_group(void *ctx, const struct group *g, bool is_deleted, bool is_assignment)
 {
         struct broker *b = ctx;
         struct coordinator_place place;
-        if (!coordinator_locate_group(b, g->id, &place))
+        if (!coordinator_locate_group(b, g->id, &place)) {
+                if (is_assignment)
+                        store_ack_later(b, g, KAFKA_NOT_COORDINATOR);
                 return;
+        }
         struct shard *s = shards[place.partition];
         coordinator_place_put(&place);
-        if (!s || s->state != SHARD_LOADED)
+        if (!s || s->state != SHARD_LOADED) {
+                if (is_assignment)
+                        store_ack_later(b, g, KAFKA_NOT_COORDINATOR);
                 return;
+        }
         struct shard_write *w = shard_write_new(s);
         if (!w)
                 goto out_nomem;
+        if (is_assignment) {
+                w->is_assignment = true;
+                w->generation_id = g->generation_id;
+                w->group_id.ptr = arena_dup(&w->arena, g->id.ptr, (size_t)g->id.len);
+                w->group_id.len = g->id.len;
+                if (!w->group_id.ptr)
+                        goto out_free;
+        }
         struct offsets_group_record r = { .group = g->id, .is_tombstone = is_deleted };
         if (!is_deleted) {
                 struct group_metadata_value *v = &r.value;
@@ -664,6 +801,8 @@ out_free:
 out_nomem:
         log_error("cannot write the group metadata of %.*s to %s-%d", (int)g->id.len, g->id.ptr,
                   COORDINATOR_OFFSETS_TOPIC, s->index);
+        if (is_assignment)
+                store_ack_later(b, g, KAFKA_COORDINATOR_NOT_AVAILABLE);
 }
 
 /* The replay hook: GroupMetadata records rebuild their groups, Empty. */
@@ -697,36 +836,19 @@ static void replay_group_record(void *ctx, int64_t offset, int16_t record_type, 
 
 /* ---- answers in Kafka's order ---- */
 
-/*
- * OffsetCommit and OffsetDelete answers have this shape (the generated
- * structs, checked below). Kafka builds them in two steps: the partitions
- * it refuses before asking the coordinator (unknown topics and partitions)
- * first, then the coordinator's answer merged in by topic name; when
- * nothing was refused the coordinator's answer is sent as it is.
- */
-struct answer_partition {
-        int32_t partition_index;
-        int16_t error_code;
-};
-
-struct answer_topic {
-        struct kstr name;
-        struct {
-                int32_t count;
-                struct answer_partition *items;
-        } partitions;
-};
-
-#define ANSWER_SAME_LAYOUT(t, p)                                                                             \
-        _Static_assert(sizeof(struct t) == sizeof(struct answer_topic) &&                                    \
-                               offsetof(struct t, partitions) == offsetof(struct answer_topic, partitions) && \
-                               sizeof(struct p) == sizeof(struct answer_partition) &&                        \
-                               offsetof(struct p, error_code) == offsetof(struct answer_partition, error_code), \
-                       #t " differs from struct answer_topic")
+/* OffsetCommit and OffsetDelete answers have the shape of struct
+ * offsets_answer_topic (offsets.h), checked here. */
+#define ANSWER_SAME_LAYOUT(t, p)                                                                               \
+        _Static_assert(sizeof(struct t) == sizeof(struct offsets_answer_topic) &&                              \
+                               offsetof(struct t, partitions) == offsetof(struct offsets_answer_topic, partitions) && \
+                               sizeof(struct p) == sizeof(struct offsets_answer_partition) &&                  \
+                               offsetof(struct p, error_code) == offsetof(struct offsets_answer_partition,     \
+                                                                          error_code),                          \
+                       #t " differs from struct offsets_answer_topic")
 ANSWER_SAME_LAYOUT(offset_commit_response_topic, offset_commit_response_partition);
 ANSWER_SAME_LAYOUT(offset_delete_response_topic, offset_delete_response_partition);
 
-static struct answer_topic *answer_find(struct answer_topic *topics, int32_t count, struct kstr name)
+static struct offsets_answer_topic *answer_find(struct offsets_answer_topic *topics, int32_t count, struct kstr name)
 {
         for (int32_t i = 0; i < count; i++)
                 if (kstr_eq(topics[i].name, name))
@@ -735,12 +857,12 @@ static struct answer_topic *answer_find(struct answer_topic *topics, int32_t cou
 }
 
 /* Appends one topic's partitions that are (or are not) refused early. */
-static void answer_take(struct answer_topic *out, int32_t *out_count, const struct answer_topic *from,
+static void answer_take(struct offsets_answer_topic *out, int32_t *out_count, const struct offsets_answer_topic *from,
                         bool is_early)
 {
-        struct answer_topic *t = NULL;
+        struct offsets_answer_topic *t = NULL;
         for (int32_t i = 0; i < from->partitions.count; i++) {
-                const struct answer_partition *p = &from->partitions.items[i];
+                const struct offsets_answer_partition *p = &from->partitions.items[i];
                 if ((p->error_code == KAFKA_UNKNOWN_TOPIC_OR_PARTITION) != is_early)
                         continue;
                 if (!t)
@@ -755,7 +877,7 @@ static void answer_take(struct answer_topic *out, int32_t *out_count, const stru
 }
 
 /* Reorders topics[0..*count) as Kafka's response builder would; 0 or -ENOMEM. */
-static int answer_order(struct arena *a, struct answer_topic **topics, int32_t *count)
+int offsets_answer_order(struct arena *a, struct offsets_answer_topic **topics, int32_t *count)
 {
         bool has_early = false;
         int32_t total = 0;
@@ -767,8 +889,8 @@ static int answer_order(struct arena *a, struct answer_topic **topics, int32_t *
         }
         if (!has_early)
                 return 0;
-        struct answer_topic *out = arena_calloc(a, (size_t)*count + 1, sizeof(*out));
-        struct answer_partition *parts = arena_calloc(a, (size_t)total + 1, sizeof(*parts));
+        struct offsets_answer_topic *out = arena_calloc(a, (size_t)*count + 1, sizeof(*out));
+        struct offsets_answer_partition *parts = arena_calloc(a, (size_t)total + 1, sizeof(*parts));
         if (!out || !parts)
                 return -ENOMEM;
         /* Room for every partition of a name in its first entry. */
@@ -784,13 +906,13 @@ static int answer_order(struct arena *a, struct answer_topic **topics, int32_t *
                 n++;
         }
         /* Entries are filled in the order Kafka adds them. */
-        struct answer_topic *order = arena_calloc(a, (size_t)n + 1, sizeof(*order));
+        struct offsets_answer_topic *order = arena_calloc(a, (size_t)n + 1, sizeof(*order));
         if (!order)
                 return -ENOMEM;
         int32_t m = 0;
         for (int pass = 0; pass < 2; pass++) {
                 for (int32_t t = 0; t < *count; t++) {
-                        const struct answer_topic *from = &(*topics)[t];
+                        const struct offsets_answer_topic *from = &(*topics)[t];
                         if (!answer_find(order, m, from->name)) {
                                 bool is_needed = false;
                                 for (int32_t i = 0; i < from->partitions.count; i++)
@@ -798,7 +920,7 @@ static int answer_order(struct arena *a, struct answer_topic **topics, int32_t *
                                                                   KAFKA_UNKNOWN_TOPIC_OR_PARTITION) == (pass == 0);
                                 if (!is_needed)
                                         continue;
-                                struct answer_topic *slot = answer_find(out, n, from->name);
+                                struct offsets_answer_topic *slot = answer_find(out, n, from->name);
                                 order[m] = *slot;
                                 order[m].partitions.count = 0;
                                 m++;
@@ -835,8 +957,8 @@ static void commit_fail(struct commit_op *op, int16_t code)
 
 static void commit_respond(struct request *req, struct offset_commit_response *resp)
 {
-        struct answer_topic *topics = (struct answer_topic *)(void *)resp->topics.items;
-        if (answer_order(&req->arena, &topics, &resp->topics.count) < 0) {
+        struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
+        if (offsets_answer_order(&req->arena, &topics, &resp->topics.count) < 0) {
                 request_close_connection(req);
                 return;
         }
@@ -865,8 +987,10 @@ static void commit_append_done(struct partition_append *a)
                 log_warn("committing %u offsets of group %.*s to %s-%d failed: %s", op->count,
                          (int)op->rq->group_id.len, op->rq->group_id.ptr, COORDINATOR_OFFSETS_TOPIC, s->index,
                          kafka_error_name(a->error_code));
-                commit_fail(op, coordinator_error_of(a->error_code));
+                commit_fail(op, offsets_coordinator_error(a->error_code));
         } else {
+                for (uint32_t i = 0; i < op->count; i++)
+                        op->writes[i].value.record_offset = a->base_offset + (int64_t)i;
                 for (uint32_t i = 0; i < op->count; i++)
                         if (offsets_store_apply(s->store, &op->writes[i]) < 0)
                                 log_error("out of memory applying a durable commit of group %.*s; OffsetFetch "
@@ -911,7 +1035,7 @@ static void commit_at_home(void *arg)
         }
         struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
         if (!p) {
-                err = coordinator_error_of(err);
+                err = offsets_coordinator_error(err);
                 goto fail;
         }
         if (offsets_store_begin_write(s->store, rq->group_id) < 0) {
@@ -1031,6 +1155,7 @@ struct fetch_group {
         bool is_all_topics;
         const struct offset_fetch_request_topics *topics;       /* when not all */
         int32_t topic_count;
+        bool is_stable_required;                                /* OffsetFetch v7+ require_stable */
         struct coordinator_place place;                         /* topic held; NULL: no home */
         struct offset_fetch_response_group *out;
 };
@@ -1044,6 +1169,16 @@ struct fetch_op {
         int32_t next;                   /* the next group to visit */
         struct reactor_task task;
 };
+
+/* Kafka's answer for a partition with pending transactional offsets when
+ * the client asks for stable offsets only (KIP-447): it retries. */
+static void fetch_unstable(struct offset_fetch_response_partitions *p)
+{
+        p->error_code = KAFKA_UNSTABLE_OFFSET_COMMIT;
+        p->committed_offset = OFFSETS_INVALID_OFFSET;
+        p->committed_leader_epoch = OFFSETS_NO_LEADER_EPOCH;
+        p->metadata = (struct kstr){ "", 0 };
+}
 
 static int fetch_fill_all(struct fetch_group *fg, struct shard *s, struct arena *a)
 {
@@ -1070,10 +1205,15 @@ static int fetch_fill_all(struct fetch_group *fg, struct shard *s, struct arena 
                 struct offset_fetch_response_partitions *p = &parts[i];
                 offset_fetch_response_partitions_init(p);
                 p->partition_index = items[i].partition;
+                topics[t].partitions.count++;
+                if (fg->is_stable_required &&
+                    offsets_store_has_pending(s->store, fg->group_id, items[i].topic, items[i].partition)) {
+                        fetch_unstable(p);
+                        continue;
+                }
                 p->committed_offset = items[i].value.offset;
                 p->committed_leader_epoch = items[i].value.leader_epoch;
                 p->metadata = items[i].value.metadata;
-                topics[t].partitions.count++;
         }
         assert(t + 1 == topic_count);
         fg->out->topics.items = topics;
@@ -1103,6 +1243,11 @@ static int fetch_fill_some(struct fetch_group *fg, struct shard *s, struct arena
                         p->committed_offset = OFFSETS_INVALID_OFFSET;
                         p->committed_leader_epoch = OFFSETS_NO_LEADER_EPOCH;
                         p->metadata = (struct kstr){ "", 0 };
+                        if (fg->is_stable_required &&
+                            offsets_store_has_pending(s->store, fg->group_id, tq->name, p->partition_index)) {
+                                fetch_unstable(p);
+                                continue;
+                        }
                         const struct offsets_value *v =
                                 offsets_store_get(s->store, fg->group_id, tq->name, p->partition_index);
                         if (!v)
@@ -1241,8 +1386,6 @@ static void fetch_visit(void *arg)
                         fg->out->error_code = err;
                         continue;
                 }
-                /* No transactional offsets exist yet, so require_stable never
-                 * finds one pending (UNSTABLE_OFFSET_COMMIT). */
                 int rc = fg->is_all_topics ? fetch_fill_all(fg, s, &op->req->arena) :
                                              fetch_fill_some(fg, s, &op->req->arena);
                 if (rc < 0) {
@@ -1291,6 +1434,7 @@ void handle_offset_fetch(struct broker *b, struct request *req, struct kreader *
                         fg->topics = (const struct offset_fetch_request_topics *)(const void *)rq->topics.items;
                         fg->topic_count = rq->topics.count > 0 ? rq->topics.count : 0;
                 }
+                fg->is_stable_required = req->api_version >= 7 && rq->require_stable;
                 fg->out = &resp->groups.items[i];
                 offset_fetch_response_group_init(fg->out);
                 fg->out->group_id = fg->group_id;
@@ -1332,8 +1476,8 @@ static void delete_answer(void *arg)
         struct offset_delete_response *resp = op->resp;
         if (resp->error_code != KAFKA_NONE)
                 resp->topics.count = 0;         /* Kafka answers a group error alone */
-        struct answer_topic *topics = (struct answer_topic *)(void *)resp->topics.items;
-        if (answer_order(&op->req->arena, &topics, &resp->topics.count) < 0) {
+        struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
+        if (offsets_answer_order(&op->req->arena, &topics, &resp->topics.count) < 0) {
                 request_close_connection(op->req);
                 return;
         }
@@ -1352,7 +1496,7 @@ static void delete_append_done(struct partition_append *a)
         struct delete_op *op = a->ctx;
         struct shard *s = op->shard;
         if (a->error_code != KAFKA_NONE) {
-                op->resp->error_code = coordinator_error_of(a->error_code);
+                op->resp->error_code = offsets_coordinator_error(a->error_code);
         } else {
                 for (uint32_t i = 0; i < op->tombstone_count; i++)
                         if (offsets_store_apply(s->store, &op->writes[i]) < 0)
@@ -1400,7 +1544,7 @@ static void delete_at_home(void *arg)
         }
         struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
         if (!p) {
-                err = coordinator_error_of(err);
+                err = offsets_coordinator_error(err);
                 goto fail;
         }
         if (offsets_store_begin_write(s->store, rq->group_id) < 0) {

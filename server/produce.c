@@ -52,7 +52,11 @@ static void produce_done(struct fanout *f)
                         out->log_start_offset = a->log_start_offset;
                         continue;
                 }
-                if (a->error_message[0])
+                /* Kafka explains only what record validation refused; its
+                 * other errors go out with a null message. */
+                bool is_validation = a->error_code == KAFKA_INVALID_RECORD || a->error_code == KAFKA_CORRUPT_MESSAGE ||
+                                     a->error_code == KAFKA_INVALID_TIMESTAMP;
+                if (a->error_message[0] && is_validation)
                         out->error_message = KSTR(a->error_message);
                 if (req->api_version >= 8 && a->error_code == KAFKA_INVALID_RECORD && a->error_record_index >= 0) {
                         out->record_errors.items = arena_calloc(&req->arena, 1, sizeof(*out->record_errors.items));
@@ -147,13 +151,19 @@ static void produce_verified(void *ctx, int16_t error_code)
                         break;
                 int16_t code = error_code != KAFKA_NONE ? error_code : v->errors[i];
                 pp->append.is_txn_verified = code == KAFKA_NONE;
-                if (is_verify_retriable(code)) {
-                        /* Answered here: the item does not go home. */
-                        catalog_topic_put(pp->item->topic);
-                        pp->item->topic = NULL;
-                        fail_part(pp->out, KAFKA_NOT_ENOUGH_REPLICAS,
-                                  "The transaction coordinator could not confirm the partition yet; retry.");
-                }
+                if (code == KAFKA_NONE)
+                        continue;
+                /* Answered here, as Kafka's AddPartitionsToTxnManager maps
+                 * the coordinator's refusals: the item does not go home. */
+                if (is_verify_retriable(code))
+                        code = KAFKA_NOT_ENOUGH_REPLICAS;
+                else if (code == KAFKA_PRODUCER_FENCED)
+                        code = KAFKA_INVALID_PRODUCER_EPOCH;    /* what producers expect here */
+                else if (code == KAFKA_TRANSACTION_ABORTABLE)
+                        code = KAFKA_INVALID_TXN_STATE;         /* Produce v11 and older */
+                catalog_topic_put(pp->item->topic);
+                pp->item->topic = NULL;
+                fail_part(pp->out, code, NULL);
         }
         fanout_start(v->f);
 }

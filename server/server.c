@@ -230,13 +230,15 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, bool
                 }
                 freeaddrinfo(res);
         }
-        if (rc) {
+        if (rc && !(is_probe && rc == -EADDRINUSE)) {
                 log_error("server: cannot listen on %s:%u: %s%s", host && host[0] ? host : "*",
                           (unsigned)port, strerror(-rc),
                           rc == -EADDRINUSE ? " (another process listens there: stop it or pick another "
                                               "port in listeners)" : "");
                 return rc;
         }
+        if (rc)
+                return rc;      /* the probe's caller says it */
 
         struct sockaddr_storage ss;
         socklen_t ss_len = sizeof(ss);
@@ -263,17 +265,37 @@ static int server_listen(const char *host, uint16_t port, uint32_t backlog, bool
  * tells us. Two brokers starting within the same few microseconds could
  * still both pass; one starting later never does, since ours hold the
  * port by then.
+ *
+ * A broker killed a moment ago still holds its port for a few
+ * milliseconds after its process is gone: the kernel tears an io_uring
+ * down asynchronously, and the ring's multishot accept keeps the
+ * listening socket open until then. So a port in use is tried again for
+ * up to SERVER_PORT_WAIT_MS before the broker gives up; a restart right
+ * after a crash (a supervisor's, the crash tests') then starts.
  */
+#define SERVER_PORT_WAIT_MS 2000
+#define SERVER_PORT_RETRY_MS 10
+
 static int server_check_port_free(const char *host, uint16_t port)
 {
         int fd = -1;
         uint16_t bound_port = 0;
+        int rc = 0;
 
         if (port == 0)
                 return 0;       /* the kernel picks a port nobody holds */
-        int rc = server_listen(host, port, 0, true, &fd, &bound_port);
+        for (int waited_ms = 0; waited_ms <= SERVER_PORT_WAIT_MS; waited_ms += SERVER_PORT_RETRY_MS) {
+                rc = server_listen(host, port, 0, true, &fd, &bound_port);
+                if (rc != -EADDRINUSE)
+                        break;
+                usleep(SERVER_PORT_RETRY_MS * 1000);
+        }
+        if (rc == -EADDRINUSE)
+                log_error("server: cannot listen on %s:%u: %s (another process listens there: stop it or pick "
+                          "another port in listeners)", host && host[0] ? host : "*", (unsigned)port,
+                          strerror(-rc));
         if (rc)
-                return rc;      /* server_listen said why */
+                return rc;      /* server_listen or the line above said why */
         close(fd);
         return 0;
 }
@@ -567,6 +589,8 @@ int server_start(const struct server_options *o, struct server **out)
                         goto out_free;  /* server_listen said why */
                 s->port = bound_port;
         }
+        if (o->on_listening)
+                o->on_listening(s->port, o->dispatch_ctx);
 
         for (uint32_t i = 0; i < s->worker_count; i++) {
                 struct server_worker *w = &s->workers[i];

@@ -58,6 +58,10 @@ struct server_options {
         void *dispatch_ctx;
         server_reactor_hook_fn on_reactor_start; /* optional, gets dispatch_ctx */
         server_reactor_hook_fn on_reactor_stop;  /* optional, gets dispatch_ctx */
+        /* Optional, gets the bound port (the one picked when port is 0) and
+         * dispatch_ctx: called once the listeners are bound and before any
+         * reactor runs, so what it sets is there for the first request. */
+        void (*on_listening)(uint16_t port, void *ctx);
 
         int32_t socket_request_max_bytes;       /* socket.request.max.bytes, 104857600 */
         uint32_t max_inflight_requests_per_conn;/* 100 */

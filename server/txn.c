@@ -1,7 +1,7 @@
 /*
  * txn.c - the transaction coordinator at work: InitProducerId with a
- * transactional id, AddPartitionsToTxn, EndTxn, the transactional Produce
- * check, and the shards that serve them.
+ * transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, the
+ * transactional Produce check, and the shards that serve them.
  *
  * Every transactional id belongs to one partition of __transaction_state
  * (abs(Java hashCode) % transaction.state.log.num.partitions, as Kafka),
@@ -45,6 +45,7 @@
 #include "../coordinator/log_replay.h"
 #include "../coordinator/txn.h"
 #include "../log/producer_ids.h"
+#include "../protocol/gen/add_offsets_to_txn.h"
 #include "../protocol/gen/add_partitions_to_txn.h"
 #include "../protocol/gen/end_txn.h"
 #include "../protocol/gen/errors.h"
@@ -52,6 +53,7 @@
 #include "broker.h"
 #include "coordinator_topic.h"
 #include "handlers.h"
+#include "offsets.h"
 #include "partition_home.h"
 #include "request.h"
 #include "txn.h"
@@ -315,6 +317,12 @@ static void marker_append_done(struct partition_append *a)
 {
         struct txn_marker_part *mp = a->ctx;
         mp->error_code = a->error_code;
+        /* KIP-98: a marker on __consumer_offsets commits or drops the
+         * transaction's pending offsets there. This runs on the partition's
+         * home, which is its offsets shard's home too. */
+        if (a->error_code == KAFKA_NONE && kstr_eq_cstr(mp->topic_name, TXN_OFFSETS_TOPIC))
+                offsets_txn_marker_written(mp->job->shard->broker, mp->partition, mp->job->marker.producer_id,
+                                           mp->job->marker.is_commit, a->base_offset);
         reactor_task_init(&mp->back, marker_part_back, mp);
         partition_home_run(mp->job->shard->home, &mp->back);
 }
@@ -410,6 +418,7 @@ static void markers_start(struct txn_shard *s, const struct txn_markers *m)
 enum txn_op_kind {
         OP_INIT_PRODUCER_ID,
         OP_ADD_PARTITIONS,
+        OP_ADD_OFFSETS,
         OP_END_TXN,
         OP_VERIFY,
 };
@@ -432,6 +441,7 @@ struct txn_op {
         /* request specifics */
         int32_t timeout_ms;
         bool is_commit;
+        struct kstr group_id;           /* OP_ADD_OFFSETS */
         const struct txn_topic_partitions *topics;
         int32_t topic_count;
         int16_t *verify_errors;         /* OP_VERIFY: one per partition */
@@ -712,6 +722,10 @@ static void op_at_home(void *arg)
                 txn_add_partitions(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->topics,
                                    op->topic_count, now_ms, a, &out);
                 break;
+        case OP_ADD_OFFSETS:
+                txn_add_offsets(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->group_id,
+                                now_ms, a, &out);
+                break;
         case OP_END_TXN:
                 txn_end(s->tc, op->transactional_id, op->producer_id, op->producer_epoch, op->is_commit, now_ms, a,
                         &out);
@@ -788,53 +802,175 @@ void txn_handle_init_producer_id(struct broker *b, struct request *req, const st
         }
 }
 
-/* ---- AddPartitionsToTxn v0-v3 ---- */
+/* ---- AddPartitionsToTxn: v0-v3 from clients, v4-v5 batched from brokers ---- */
 
-struct add_ctx {
-        const struct add_partitions_to_txn_request *rq;
-        struct add_partitions_to_txn_response resp;
+typedef struct add_partitions_to_txn_request_add_partitions_to_txn_topic add_topic_rq;
+typedef struct add_partitions_to_txn_response_add_partitions_to_txn_topic_result add_topic_result;
+
+/* One transaction of the request, whichever form it came in. */
+struct add_txn {
+        struct kstr transactional_id;
+        int64_t producer_id;
+        int16_t producer_epoch;
+        bool is_verify_only;
+        const add_topic_rq *topics;
+        int32_t topic_count;
 };
 
-static void add_partitions_fill(struct request *req, struct add_ctx *ac, int16_t unknown_code, int16_t other_code,
-                                const bool *is_unknown)
+struct add_ctx {
+        struct broker *broker;
+        struct request *req;
+        struct add_partitions_to_txn_response resp;
+        struct add_txn *txns;
+        int32_t txn_count;
+        int32_t next;                   /* the transaction being handled */
+        int16_t *verify_errors;         /* per partition of the current one */
+        struct reactor_task task;
+};
+
+static uint32_t add_txn_partition_count(const struct add_txn *t)
 {
-        struct add_partitions_to_txn_response *resp = &ac->resp;
-        const struct add_partitions_to_txn_request *rq = ac->rq;
-        int32_t tn = rq->v3_and_below_topics.count > 0 ? rq->v3_and_below_topics.count : 0;
-        resp->results_by_topic_v3_and_below.items =
-                arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*resp->results_by_topic_v3_and_below.items));
-        if (!resp->results_by_topic_v3_and_below.items)
-                return;
-        resp->results_by_topic_v3_and_below.count = tn;
+        uint32_t n = 0;
+        for (int32_t i = 0; i < t->topic_count; i++)
+                n += t->topics[i].partitions.count > 0 ? (uint32_t)t->topics[i].partitions.count : 0;
+        return n;
+}
+
+/*
+ * The per-partition answers of one transaction: errors[k] for the k-th
+ * partition when given, else code for all; partitions marked in is_unknown
+ * get UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED,
+ * as Kafka answers a transaction naming a partition that does not exist.
+ * Returns -1 when the arena is full.
+ */
+static int add_fill_topics(struct request *req, const struct add_txn *t, int16_t code, const int16_t *errors,
+                           const bool *is_unknown, int32_t *count_out, add_topic_result **items_out)
+{
+        add_topic_result *items = arena_calloc(&req->arena, (size_t)t->topic_count + 1, sizeof(*items));
+        if (!items)
+                return -1;
         uint32_t k = 0;
-        for (int32_t t = 0; t < tn; t++) {
-                const struct add_partitions_to_txn_request_add_partitions_to_txn_topic *tq =
-                        &rq->v3_and_below_topics.items[t];
-                struct add_partitions_to_txn_response_add_partitions_to_txn_topic_result *tr =
-                        &resp->results_by_topic_v3_and_below.items[t];
+        for (int32_t i = 0; i < t->topic_count; i++) {
+                const add_topic_rq *tq = &t->topics[i];
+                add_topic_result *tr = &items[i];
                 add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(tr);
                 tr->name = tq->name;
                 int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
                 tr->results_by_partition.items =
                         arena_calloc(&req->arena, (size_t)pn + 1, sizeof(*tr->results_by_partition.items));
                 if (!tr->results_by_partition.items)
-                        continue;
+                        return -1;
                 tr->results_by_partition.count = pn;
-                for (int32_t i = 0; i < pn; i++, k++) {
+                for (int32_t j = 0; j < pn; j++, k++) {
                         struct add_partitions_to_txn_response_add_partitions_to_txn_partition_result *pr =
-                                &tr->results_by_partition.items[i];
+                                &tr->results_by_partition.items[j];
                         add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(pr);
-                        pr->partition_index = tq->partitions.items[i];
-                        pr->partition_error_code = is_unknown && is_unknown[k] ? unknown_code : other_code;
+                        pr->partition_index = tq->partitions.items[j];
+                        if (is_unknown)
+                                pr->partition_error_code = is_unknown[k] ? KAFKA_UNKNOWN_TOPIC_OR_PARTITION
+                                                                         : KAFKA_OPERATION_NOT_ATTEMPTED;
+                        else
+                                pr->partition_error_code = errors ? errors[k] : code;
                 }
         }
+        *count_out = t->topic_count;
+        *items_out = items;
+        return 0;
 }
 
-static void add_partitions_respond(struct txn_op *op)
+/* Puts one transaction's answer where its version wants it. */
+static int add_answer(struct add_ctx *ac, const struct add_txn *t, int16_t code, const int16_t *errors,
+                      const bool *is_unknown)
 {
-        struct add_ctx *ac = (struct add_ctx *)op->verified_ctx;
-        add_partitions_fill(op->req, ac, op->error_code, op->error_code, NULL);
-        dispatch_respond(op->req, &ac->resp);
+        struct request *req = ac->req;
+        if (req->api_version < 4)
+                return add_fill_topics(req, t, code, errors, is_unknown, &ac->resp.results_by_topic_v3_and_below.count,
+                                       &ac->resp.results_by_topic_v3_and_below.items);
+        struct add_partitions_to_txn_response_add_partitions_to_txn_result *r =
+                &ac->resp.results_by_transaction.items[ac->next];
+        add_partitions_to_txn_response_add_partitions_to_txn_result_init(r);
+        r->transactional_id = t->transactional_id;
+        return add_fill_topics(req, t, code, errors, is_unknown, &r->topic_results.count, &r->topic_results.items);
+}
+
+static void add_step(struct add_ctx *ac);
+
+static void add_step_task(void *arg)
+{
+        add_step(arg);
+}
+
+/* The coordinator answered the current transaction. */
+static void add_respond(struct txn_op *op)
+{
+        struct add_ctx *ac = op->verified_ctx;
+        const struct add_txn *t = &ac->txns[ac->next];
+        int16_t code = op->error_code;
+        /* Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED. */
+        if (ac->req->api_version < 2 && code == KAFKA_PRODUCER_FENCED)
+                code = KAFKA_INVALID_PRODUCER_EPOCH;
+        bool is_per_partition = t->is_verify_only && code == KAFKA_NONE;
+        if (add_answer(ac, t, code, is_per_partition ? ac->verify_errors : NULL, NULL) < 0) {
+                request_close_connection(ac->req);
+                return;
+        }
+        ac->next++;
+        /* On a later turn: this may run inside the walk back from the home. */
+        reactor_task_init(&ac->task, add_step_task, ac);
+        reactor_defer(reactor_self(), &ac->task);
+}
+
+/* Handles the transactions one after the other, then answers. */
+static void add_step(struct add_ctx *ac)
+{
+        struct request *req = ac->req;
+        while (ac->next < ac->txn_count) {
+                const struct add_txn *t = &ac->txns[ac->next];
+                uint32_t n = add_txn_partition_count(t);
+                bool *is_unknown = arena_calloc(&req->arena, n + 1, sizeof(*is_unknown));
+                struct txn_topic_partitions *topics = arena_calloc(&req->arena, (size_t)t->topic_count + 1,
+                                                                   sizeof(*topics));
+                ac->verify_errors = arena_calloc(&req->arena, n + 1, sizeof(*ac->verify_errors));
+                if (!is_unknown || !topics || !ac->verify_errors)
+                        goto out_of_memory;
+                bool has_unknown = false;
+                uint32_t k = 0;
+                for (int32_t i = 0; i < t->topic_count; i++) {
+                        const add_topic_rq *tq = &t->topics[i];
+                        const struct catalog_topic *topic = catalog_get_topic(ac->broker->catalog, tq->name);
+                        int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
+                        for (int32_t j = 0; j < pn; j++, k++) {
+                                is_unknown[k] = !topic || !catalog_topic_partition(topic, tq->partitions.items[j]);
+                                has_unknown |= is_unknown[k];
+                        }
+                        catalog_topic_put(topic);
+                        topics[i] = (struct txn_topic_partitions){ tq->name, pn, tq->partitions.items };
+                }
+                if (kstr_is_null(t->transactional_id) || has_unknown) {
+                        int16_t code = KAFKA_INVALID_REQUEST;
+                        if (add_answer(ac, t, code, NULL, has_unknown ? is_unknown : NULL) < 0)
+                                goto out_of_memory;
+                        ac->next++;
+                        continue;
+                }
+                struct txn_op *op = op_new(ac->broker, req, t->is_verify_only ? OP_VERIFY : OP_ADD_PARTITIONS,
+                                           t->transactional_id, t->producer_id, t->producer_epoch, add_respond);
+                if (!op)
+                        goto out_of_memory;
+                op->topics = topics;
+                op->topic_count = t->topic_count;
+                op->verify_errors = ac->verify_errors;
+                op->verified_ctx = ac;
+                if (!op_start(op)) {
+                        op->error_code = KAFKA_NOT_COORDINATOR;
+                        add_respond(op);
+                }
+                return;         /* add_respond goes on */
+        }
+        dispatch_respond(req, &ac->resp);
+        return;
+out_of_memory:
+        request_close_connection(req);
 }
 
 void handle_add_partitions_to_txn(struct broker *b, struct request *req, struct kreader *body)
@@ -845,54 +981,82 @@ void handle_add_partitions_to_txn(struct broker *b, struct request *req, struct 
         struct add_ctx *ac = arena_calloc(&req->arena, 1, sizeof(*ac));
         if (!ac)
                 goto out_of_memory;
-        ac->rq = rq;
+        ac->broker = b;
+        ac->req = req;
         add_partitions_to_txn_response_init(&ac->resp);
-        int32_t tn = rq->v3_and_below_topics.count > 0 ? rq->v3_and_below_topics.count : 0;
-        uint32_t total = 0;
-        for (int32_t t = 0; t < tn; t++)
-                total += rq->v3_and_below_topics.items[t].partitions.count > 0 ?
-                                 (uint32_t)rq->v3_and_below_topics.items[t].partitions.count : 0;
-        bool *is_unknown = arena_calloc(&req->arena, total + 1, sizeof(*is_unknown));
-        struct txn_topic_partitions *topics = arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*topics));
-        if (!is_unknown || !topics)
-                goto out_of_memory;
-        /* Kafka answers unknown partitions UNKNOWN_TOPIC_OR_PARTITION and
-         * the rest OPERATION_NOT_ATTEMPTED, without asking the coordinator. */
-        bool has_unknown = false;
-        uint32_t k = 0;
-        for (int32_t t = 0; t < tn; t++) {
-                const struct add_partitions_to_txn_request_add_partitions_to_txn_topic *tq =
-                        &rq->v3_and_below_topics.items[t];
-                const struct catalog_topic *topic = catalog_get_topic(b->catalog, tq->name);
-                int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
-                for (int32_t i = 0; i < pn; i++, k++) {
-                        is_unknown[k] = !topic || !catalog_topic_partition(topic, tq->partitions.items[i]);
-                        has_unknown |= is_unknown[k];
+        if (req->api_version < 4) {
+                ac->txns = arena_calloc(&req->arena, 1, sizeof(*ac->txns));
+                if (!ac->txns)
+                        goto out_of_memory;
+                ac->txn_count = 1;
+                ac->txns[0] = (struct add_txn){
+                        .transactional_id = rq->v3_and_below_transactional_id,
+                        .producer_id = rq->v3_and_below_producer_id,
+                        .producer_epoch = rq->v3_and_below_producer_epoch,
+                        .topics = rq->v3_and_below_topics.items,
+                        .topic_count = rq->v3_and_below_topics.count > 0 ? rq->v3_and_below_topics.count : 0,
+                };
+        } else {
+                /* The batched form brokers send to verify a transactional
+                 * Produce (KIP-890) or add partitions for several producers. */
+                int32_t n = rq->transactions.count > 0 ? rq->transactions.count : 0;
+                ac->txns = arena_calloc(&req->arena, (size_t)n + 1, sizeof(*ac->txns));
+                ac->resp.results_by_transaction.items =
+                        arena_calloc(&req->arena, (size_t)n + 1, sizeof(*ac->resp.results_by_transaction.items));
+                if (!ac->txns || !ac->resp.results_by_transaction.items)
+                        goto out_of_memory;
+                ac->resp.results_by_transaction.count = n;
+                ac->txn_count = n;
+                for (int32_t i = 0; i < n; i++) {
+                        const struct add_partitions_to_txn_request_add_partitions_to_txn_transaction *tq =
+                                &rq->transactions.items[i];
+                        ac->txns[i] = (struct add_txn){
+                                .transactional_id = tq->transactional_id,
+                                .producer_id = tq->producer_id,
+                                .producer_epoch = tq->producer_epoch,
+                                .is_verify_only = tq->verify_only,
+                                .topics = tq->topics.items,
+                                .topic_count = tq->topics.count > 0 ? tq->topics.count : 0,
+                        };
                 }
-                catalog_topic_put(topic);
-                topics[t] = (struct txn_topic_partitions){ tq->name, pn, tq->partitions.items };
         }
-        if (has_unknown) {
-                add_partitions_fill(req, ac, KAFKA_UNKNOWN_TOPIC_OR_PARTITION, KAFKA_OPERATION_NOT_ATTEMPTED,
-                                    is_unknown);
-                dispatch_respond(req, &ac->resp);
-                return;
-        }
-        struct txn_op *op = op_new(b, req, OP_ADD_PARTITIONS, rq->v3_and_below_transactional_id,
-                                   rq->v3_and_below_producer_id, rq->v3_and_below_producer_epoch,
-                                   add_partitions_respond);
-        if (!op)
-                goto out_of_memory;
-        op->topics = topics;
-        op->topic_count = tn;
-        op->verified_ctx = ac;
-        if (!op_start(op)) {
-                op->error_code = KAFKA_NOT_COORDINATOR;
-                add_partitions_respond(op);
-        }
+        add_step(ac);
         return;
 out_of_memory:
         request_close_connection(req);
+}
+
+/* ---- AddOffsetsToTxn v0-v3 ---- */
+
+static void add_offsets_respond(struct txn_op *op)
+{
+        struct add_offsets_to_txn_response resp;
+        add_offsets_to_txn_response_init(&resp);
+        /* Kafka answers clients before v2, which do not know
+         * PRODUCER_FENCED, with INVALID_PRODUCER_EPOCH. */
+        resp.error_code = op->req->api_version < 2 && op->error_code == KAFKA_PRODUCER_FENCED ?
+                                  KAFKA_INVALID_PRODUCER_EPOCH : op->error_code;
+        dispatch_respond(op->req, &resp);
+}
+
+/* Adds the group's partition of __consumer_offsets to the transaction, so
+ * that TxnOffsetCommit may write there and the markers reach it. */
+void handle_add_offsets_to_txn(struct broker *b, struct request *req, struct kreader *body)
+{
+        struct add_offsets_to_txn_request *rq = dispatch_decode(req, body);
+        if (!rq)
+                return;
+        struct txn_op *op = op_new(b, req, OP_ADD_OFFSETS, rq->transactional_id, rq->producer_id, rq->producer_epoch,
+                                   add_offsets_respond);
+        if (!op) {
+                request_close_connection(req);
+                return;
+        }
+        op->group_id = rq->group_id;
+        if (!op_start(op)) {
+                op->error_code = KAFKA_NOT_COORDINATOR;
+                add_offsets_respond(op);
+        }
 }
 
 /* ---- EndTxn ---- */

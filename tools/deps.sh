@@ -5,11 +5,12 @@
 #   test    build + the clients and tools the test suites drive (make test):
 #           kcat, librdkafka, kafka-python 2.0.2, confluent-kafka-python,
 #           tshark, clang, Node.js + kafkajs (npm ci in compat-tests/),
-#           Apache Kafka 4.4.0's jars (Maven; Java 17): the integration suite
-#           runs Kafka's own DumpLogSegments on runnel's segments; and Go with
+#           Apache Kafka 4.4.0's jars (Maven; a Java 17 JDK): the integration suite
+#           runs Kafka's own DumpLogSegments on runnel's segments and compiles
+#           compat-tests/java/ (the Java client's stories) with javac; and Go with
 #           the Go clients' modules (compat-tests/go/go.mod), built into
 #           build/compat-go/
-#   compat  test + a JDK, current PyPI clients in a venv, @platformatic/kafka
+#   compat  test + current PyPI clients in a venv, @platformatic/kafka
 #           (npm); the same jars run the reference broker
 #
 # Everything present: a few dpkg/stamp checks, well under 2 s, no network.
@@ -79,11 +80,12 @@ if [ "$mode" != build ]; then
         command -v node >/dev/null 2>&1 || missing+=(nodejs)
         command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
-# Java runs Kafka's tools (test) and the reference broker (compat); Maven
-# only fetches their jars. A Java already on PATH is left alone.
+# Java runs Kafka's tools (test) and the reference broker (compat); javac
+# compiles the Java client's stories (compat-tests/java/, test), so a JRE is
+# not enough. Maven only fetches the jars. A JDK already on PATH is left alone.
 if [ "$mode" != build ]; then
-        if ! command -v java >/dev/null 2>&1; then
-                if [ "$mode" = compat ]; then missing+=(openjdk-17-jdk-headless); else missing+=(openjdk-17-jre-headless); fi
+        if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+                missing+=(openjdk-17-jdk-headless)
         fi
         command -v mvn >/dev/null 2>&1 || missing+=(maven)
         # Any Go will do here: one older than compat-tests/go/go.mod asks for

@@ -3,13 +3,18 @@
 //
 //	compat-go CLIENT STEP BROKER [ARGS...]
 //
-// CLIENT is franz, franz-idem, sarama or kafkago; STEP one of
+// CLIENT is franz, franz-idem, sarama, sarama-idem or kafkago; STEP one of
 //
 //	metadata TOPIC                       versions the client negotiated, brokers, the topic
 //	admin TOPIC                          create with configs, describe, alter, add partitions, delete
 //	produce TOPIC PARTITIONS N CODECS    N records per codec (comma list), then read all back
 //	group-share TOPIC GROUP PARTITIONS N two members share the topic, consume N, commit, leave
 //	group-resume TOPIC GROUP PARTITIONS N one member resumes where the group committed
+//	txn-produce TOPIC PARTITIONS TXN_ID PLAN PER_TXN
+//	                                     transactions (franz, sarama): c commits, a aborts, per letter
+//	                                     of PLAN; sarama also sends offsets of group TXN_ID-group
+//	txn-consume TOPIC ISOLATION WANT     read_committed or read_uncommitted (franz, sarama) until
+//	                                     WANT records (n0,n1,... per partition)
 //
 // Everything seen is printed as one JSON object per line on stdout; the
 // Python scenarios (compat-tests/go_clients.py) decide what is right. A step
@@ -207,6 +212,8 @@ func main() {
 		c = &franzClient{idempotent: true}
 	case "sarama":
 		c = &saramaClient{}
+	case "sarama-idem":
+		c = &saramaClient{idempotent: true}
 	case "kafkago":
 		c = &kafkagoClient{}
 	default:
@@ -214,7 +221,8 @@ func main() {
 		os.Exit(2)
 	}
 
-	need := map[string]int{"metadata": 1, "admin": 1, "produce": 4, "group-share": 4, "group-resume": 4}
+	need := map[string]int{"metadata": 1, "admin": 1, "produce": 4, "group-share": 4, "group-resume": 4,
+		"txn-produce": 5, "txn-consume": 3}
 	n, ok := need[step]
 	if !ok || len(args) != n {
 		fmt.Fprintf(os.Stderr, "step %s: wrong step or argument count\n", step)
@@ -246,6 +254,20 @@ func main() {
 		c.groupShare(ctx, broker, args[0], args[1], atoi(args[2]), atoi(args[3]))
 	case "group-resume":
 		c.groupResume(ctx, broker, args[0], args[1], atoi(args[2]), atoi(args[3]))
+	case "txn-produce":
+		tp, ok := c.(txnProducer)
+		if !ok {
+			fmt.Fprintf(os.Stderr, "client %s has no transactional producer here\n", client)
+			os.Exit(2)
+		}
+		tp.txnProduce(ctx, broker, args[0], atoi(args[1]), args[2], args[3], atoi(args[4]))
+	case "txn-consume":
+		ic, ok := c.(isolatedConsumer)
+		if !ok {
+			fmt.Fprintf(os.Stderr, "client %s has no isolation level here\n", client)
+			os.Exit(2)
+		}
+		ic.consumeIsolated(ctx, broker, args[0], isolation(args[1]), parseWant(args[2]))
 	}
 	emit("done", nil)
 }

@@ -17,7 +17,11 @@ import (
 	"github.com/IBM/sarama"
 )
 
-type saramaClient struct{}
+type saramaClient struct {
+	// idempotent makes the producer idempotent (InitProducerId, producer
+	// ids and sequences): the sarama-idem client.
+	idempotent bool
+}
 
 func saramaConfig() *sarama.Config {
 	cfg := sarama.NewConfig()
@@ -186,6 +190,15 @@ func (s *saramaClient) produce(ctx context.Context, broker, topic, codec string,
 	// One request carries them all, so each partition gets one batch.
 	cfg.Producer.Flush.Messages = len(recs)
 	cfg.Producer.Flush.Frequency = 50 * time.Millisecond
+	chunk := len(recs)
+	if s.idempotent {
+		// Needs Version >= 0.11, acks WaitForAll and one request in flight,
+		// set above. Sent ten records at a time, so that every partition
+		// gets many batches whose sequences must follow on.
+		cfg.Producer.Idempotent = true
+		chunk = 10
+		cfg.Producer.Flush.Messages = chunk
+	}
 	p, err := sarama.NewSyncProducer([]string{broker}, cfg)
 	if err != nil {
 		fail("NewSyncProducer", err)
@@ -205,8 +218,10 @@ func (s *saramaClient) produce(ctx context.Context, broker, topic, codec string,
 		}
 		msgs[i] = m
 	}
-	if err := p.SendMessages(msgs); err != nil {
-		fail("SendMessages "+codec, err)
+	for i := 0; i < len(msgs); i += chunk {
+		if err := p.SendMessages(msgs[i:min(i+chunk, len(msgs))]); err != nil {
+			fail("SendMessages "+codec, err)
+		}
 	}
 	out := make([]record, len(recs))
 	for i, r := range recs {

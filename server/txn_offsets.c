@@ -1,0 +1,402 @@
+/*
+ * txn_offsets.c - TxnOffsetCommit (KIP-98): a transactional producer
+ * commits a consumer group's offsets inside its transaction, the heart of
+ * consume-transform-produce (librdkafka's send_offsets_to_transaction, the
+ * Java client's sendOffsetsToTransaction).
+ *
+ * The path of a request, as Kafka's KafkaApis.handleTxnOffsetCommitRequest
+ * and GroupCoordinatorService.commitTransactionalOffsets take it:
+ *
+ *   1. on the connection's reactor: unknown topics and partitions are
+ *      answered UNKNOWN_TOPIC_OR_PARTITION, an empty group id
+ *      INVALID_GROUP_ID;
+ *   2. the transaction coordinator is asked whether the group's
+ *      __consumer_offsets partition is in the producer's open transaction
+ *      (the AddOffsetsToTxn the client sent first put it there), as
+ *      Kafka's coordinator runtime verifies a transactional write (KIP-890
+ *      part 1) -- the same hop as a transactional Produce;
+ *   3. at the home of that partition (server/offsets.c's shard): the group
+ *      checks the member and generation (v3+, Kafka's
+ *      validateTransactionalOffsetCommit), metadata over
+ *      offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE, and the
+ *      rest become one TRANSACTIONAL record batch of the producer's id and
+ *      epoch, appended with acks=all;
+ *   4. once durable, the offsets are staged as pending for the producer id
+ *      in the shard's store: OffsetFetch does not see them until the
+ *      transaction's COMMIT marker reaches the partition
+ *      (offsets_txn_marker_written, called by server/txn.c), and an ABORT
+ *      drops them.
+ *
+ * Invariant: every request carried home comes back and is answered once.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/logging.h"
+#include "../coordinator/group.h"
+#include "../coordinator/offsets.h"
+#include "../log/producer_state.h"
+#include "../protocol/gen/errors.h"
+#include "../protocol/gen/txn_offset_commit.h"
+#include "broker.h"
+#include "coordinator_topic.h"
+#include "handlers.h"
+#include "offsets.h"
+#include "partition_home.h"
+#include "txn.h"
+
+_Static_assert(sizeof(struct txn_offset_commit_response_topic) == sizeof(struct offsets_answer_topic) &&
+                       offsetof(struct txn_offset_commit_response_topic, partitions) ==
+                               offsetof(struct offsets_answer_topic, partitions) &&
+                       sizeof(struct txn_offset_commit_response_partition) ==
+                               sizeof(struct offsets_answer_partition) &&
+                       offsetof(struct txn_offset_commit_response_partition, error_code) ==
+                               offsetof(struct offsets_answer_partition, error_code),
+               "TxnOffsetCommit answers differ from struct offsets_answer_topic");
+
+static int64_t wall_now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct txn_commit_op {
+        struct broker *b;
+        struct request *req;
+        const struct txn_offset_commit_request *rq;
+        struct txn_offset_commit_response *resp;
+        struct coordinator_place place; /* topic held while set */
+        struct offsets_write *writes;   /* the partitions the coordinator decides */
+        int16_t **errors;               /* each write's error_code in resp */
+        bool *is_metadata_too_large;    /* per write */
+        uint32_t count;
+        uint32_t write_count;           /* writes[0..write_count) appended, once at home */
+        struct txn_topic_partitions verify_topic;
+        int32_t verify_partition;
+        int16_t verify_error;
+        bool is_txn_verified;
+        struct partition_append append;
+        struct reactor_task task;
+};
+
+static void commit_fail(struct txn_commit_op *op, int16_t code)
+{
+        for (uint32_t i = 0; i < op->count; i++)
+                *op->errors[i] = code;
+}
+
+static void commit_respond(struct request *req, struct txn_offset_commit_response *resp)
+{
+        /* Clients before v2 (Kafka 0.11 to 2.0) may crash on
+         * COORDINATOR_LOAD_IN_PROGRESS here (KAFKA-7296): Kafka sends them
+         * COORDINATOR_NOT_AVAILABLE instead. */
+        for (int32_t t = 0; req->api_version < 2 && t < resp->topics.count; t++)
+                for (int32_t i = 0; i < resp->topics.items[t].partitions.count; i++)
+                        if (resp->topics.items[t].partitions.items[i].error_code == KAFKA_COORDINATOR_LOAD_IN_PROGRESS)
+                                resp->topics.items[t].partitions.items[i].error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
+        struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
+        if (offsets_answer_order(&req->arena, &topics, &resp->topics.count) < 0) {
+                request_close_connection(req);
+                return;
+        }
+        resp->topics.items = (struct txn_offset_commit_response_topic *)(void *)topics;
+        dispatch_respond(req, resp);
+}
+
+static void commit_answer(void *arg)
+{
+        struct txn_commit_op *op = arg;
+        coordinator_place_put(&op->place);
+        commit_respond(op->req, op->resp);
+}
+
+static void commit_go_back(struct txn_commit_op *op)
+{
+        reactor_task_init(&op->task, commit_answer, op);
+        partition_home_run(op->req->reactor, &op->task);
+}
+
+/* A failed transactional append: the producer's own errors reach it as
+ * they are (Kafka's handleOperationException passes them through), the
+ * partition's become the coordinator errors. */
+static int16_t append_error_of(int16_t code)
+{
+        switch (code) {
+        case KAFKA_INVALID_PRODUCER_EPOCH:
+        case KAFKA_PRODUCER_FENCED:
+        case KAFKA_INVALID_TXN_STATE:
+        case KAFKA_OUT_OF_ORDER_SEQUENCE_NUMBER:
+                return code;
+        default:
+                return offsets_coordinator_error(code);
+        }
+}
+
+static void commit_append_done(struct partition_append *a)
+{
+        struct txn_commit_op *op = a->ctx;
+        const struct txn_offset_commit_request *rq = op->rq;
+        int16_t err = KAFKA_NONE;
+        struct offsets_store *store = offsets_shard_store(op->b, op->place.topic, op->place.partition, &err);
+        assert(store);          /* a loaded shard stays loaded */
+        if (a->error_code != KAFKA_NONE) {
+                log_warn("committing %u transactional offsets of group %.*s (producer %lld) to %s-%d failed: %s",
+                         op->write_count, (int)rq->group_id.len, rq->group_id.ptr, (long long)rq->producer_id,
+                         COORDINATOR_OFFSETS_TOPIC, op->place.partition, kafka_error_name(a->error_code));
+                for (uint32_t i = 0; i < op->count; i++)
+                        if (!op->is_metadata_too_large[i])
+                                *op->errors[i] = append_error_of(a->error_code);
+        } else if (store) {
+                uint32_t k = 0;
+                for (uint32_t i = 0; i < op->count; i++) {
+                        if (op->is_metadata_too_large[i])
+                                continue;
+                        struct offsets_write *w = &op->writes[i];
+                        w->value.record_offset = a->base_offset + (int64_t)k++;
+                        if (offsets_store_stage(store, rq->producer_id, w) < 0)
+                                log_error("out of memory staging a durable transactional commit of group %.*s; "
+                                          "its transaction's marker misses it until the broker restarts",
+                                          (int)rq->group_id.len, rq->group_id.ptr);
+                }
+        }
+        if (store)
+                offsets_store_end_write(store, rq->group_id);
+        offsets_note_group(op->b, op->place.partition, rq->group_id);
+        commit_go_back(op);
+}
+
+/* Kafka's validateTransactionalOffsetCommit: a group that does not exist
+ * takes commits of generation -1 only (a "simple" group is created for
+ * them); one that exists checks member, instance and generation. */
+static int16_t validate_commit(struct broker *b, const struct txn_offset_commit_request *rq)
+{
+        struct group_coordinator *gc = offsets_groups_here(b);
+        struct group *g = gc ? group_find(gc, rq->group_id) : NULL;
+        if (!g) {
+                if (rq->generation_id >= 0)
+                        return KAFKA_ILLEGAL_GENERATION;
+                int16_t err = KAFKA_NONE;
+                if (gc && !group_get_or_create(gc, rq->group_id, &err) && err != KAFKA_INVALID_GROUP_ID)
+                        return err;
+                return KAFKA_NONE;
+        }
+        return group_validate_offset_commit(g, rq->member_id, rq->group_instance_id, rq->generation_id, true);
+}
+
+/*
+ * The base sequence the batch needs to pass the partition's producer
+ * check: the producer's next one at this epoch, 0 for a new epoch. Kafka's
+ * coordinator writes 0 and skips the sequence check for its own appends
+ * (AppendOrigin.COORDINATOR); runnel's partition checks every batch, and
+ * the producer writes nothing else to __consumer_offsets, so continuing
+ * its sequence here is what keeps the check meaningful and passing.
+ */
+static int32_t next_sequence(struct partition *p, int64_t producer_id, int16_t producer_epoch)
+{
+        const struct producer_entry *e = producer_state_find(partition_producers(p), producer_id);
+        if (!e || e->epoch != producer_epoch || e->batch_count == 0)
+                return 0;
+        const struct producer_batch *last =
+                &e->batches[(e->batch_head + e->batch_count - 1u) % PRODUCER_BATCHES_KEPT];
+        return last->last_seq == INT32_MAX ? 0 : last->last_seq + 1;
+}
+
+static void commit_at_home(void *arg)
+{
+        struct txn_commit_op *op = arg;
+        struct request *req = op->req;
+        const struct txn_offset_commit_request *rq = op->rq;
+        int16_t err = KAFKA_NONE;
+        struct offsets_store *store = offsets_shard_store(op->b, op->place.topic, op->place.partition, &err);
+        if (!store)
+                goto fail;
+        err = validate_commit(op->b, rq);
+        if (err != KAFKA_NONE)
+                goto fail;
+        int64_t now_ms = wall_now_ms();
+        /* The writes to append first, in request order; the refused ones
+         * keep their answer. */
+        struct offsets_write *writes = arena_calloc(&req->arena, (size_t)op->count + 1, sizeof(*writes));
+        if (!writes) {
+                err = KAFKA_COORDINATOR_NOT_AVAILABLE;
+                goto fail;
+        }
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < op->count; i++) {
+                if (op->is_metadata_too_large[i]) {
+                        *op->errors[i] = KAFKA_OFFSET_METADATA_TOO_LARGE;
+                        continue;
+                }
+                op->writes[i].value.commit_timestamp_ms = now_ms;
+                writes[n++] = op->writes[i];
+        }
+        op->write_count = n;
+        if (n == 0) {
+                commit_go_back(op);
+                return;
+        }
+        struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
+        if (!p) {
+                err = offsets_coordinator_error(err);
+                goto fail;
+        }
+        struct offsets_txn_producer producer = {
+                .producer_id = rq->producer_id,
+                .producer_epoch = rq->producer_epoch,
+                .base_sequence = next_sequence(p, rq->producer_id, rq->producer_epoch),
+        };
+        if (rq->producer_id < 0 || rq->producer_epoch < 0) {
+                err = KAFKA_INVALID_PRODUCER_ID_MAPPING;
+                goto fail;
+        }
+        uint8_t *batch;
+        size_t len;
+        int rc = offsets_txn_batch_build(writes, n, now_ms, &producer, &req->arena, &batch, &len);
+        if (rc < 0) {
+                err = rc == -ENOMEM ? KAFKA_COORDINATOR_NOT_AVAILABLE : KAFKA_UNKNOWN_SERVER_ERROR;
+                goto fail;
+        }
+        if (offsets_store_begin_write(store, rq->group_id) < 0) {
+                err = KAFKA_COORDINATOR_NOT_AVAILABLE;
+                goto fail;
+        }
+        op->append.batches = batch;
+        op->append.len = len;
+        op->append.is_durable = true;
+        /* The transaction coordinator confirmed (step 2) that this
+         * partition is in the producer's open transaction: AddOffsetsToTxn
+         * added it. Unconfirmed, the batch passes only when the producer's
+         * transaction is already open on the partition (an earlier
+         * TxnOffsetCommit of the same transaction), else INVALID_TXN_STATE,
+         * so that no batch can open a transaction that no marker will end. */
+        op->append.is_txn_verified = op->is_txn_verified;
+        op->append.done = commit_append_done;
+        op->append.ctx = op;
+        partition_append(p, &op->append);
+        return;
+fail:
+        commit_fail(op, err);
+        commit_go_back(op);
+}
+
+/* Back from the transaction coordinator, on the request's reactor. */
+static void commit_verified(void *ctx, int16_t error_code)
+{
+        struct txn_commit_op *op = ctx;
+        if (error_code != KAFKA_NONE) {
+                /* Kafka's AddPartitionsToTxnManager: clients before the
+                 * KIP-890 error class know neither PRODUCER_FENCED here nor
+                 * TRANSACTION_ABORTABLE. */
+                if (error_code == KAFKA_PRODUCER_FENCED)
+                        error_code = KAFKA_INVALID_PRODUCER_EPOCH;
+                else if (error_code == KAFKA_TRANSACTION_ABORTABLE)
+                        error_code = KAFKA_INVALID_TXN_STATE;
+                commit_fail(op, error_code);
+                coordinator_place_put(&op->place);
+                commit_respond(op->req, op->resp);
+                return;
+        }
+        op->is_txn_verified = op->verify_error == KAFKA_NONE;
+        reactor_task_init(&op->task, commit_at_home, op);
+        partition_home_run(op->place.home, &op->task);
+}
+
+void handle_txn_offset_commit(struct broker *b, struct request *req, struct kreader *body)
+{
+        offsets_maybe_load_all(b);
+        struct txn_offset_commit_request *rq = dispatch_decode(req, body);
+        if (!rq)
+                return;
+        struct txn_offset_commit_response *resp = arena_alloc(&req->arena, sizeof(*resp));
+        struct txn_commit_op *op = arena_calloc(&req->arena, 1, sizeof(*op));
+        if (!resp || !op)
+                goto out_of_memory;
+        txn_offset_commit_response_init(resp);
+        int32_t topic_count = rq->topics.count > 0 ? rq->topics.count : 0;
+        uint32_t total = 0;
+        for (int32_t t = 0; t < topic_count; t++)
+                total += rq->topics.items[t].partitions.count > 0 ? (uint32_t)rq->topics.items[t].partitions.count : 0;
+        resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
+        op->writes = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->writes));
+        op->errors = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->errors));
+        op->is_metadata_too_large = arena_calloc(&req->arena, (size_t)total + 1, sizeof(bool));
+        if (!resp->topics.items || !op->writes || !op->errors || !op->is_metadata_too_large)
+                goto out_of_memory;
+        resp->topics.count = topic_count;
+        op->b = b;
+        op->req = req;
+        op->rq = rq;
+        op->resp = resp;
+
+        int32_t metadata_max = b->config->offset_metadata_max_bytes;
+        for (int32_t t = 0; t < topic_count; t++) {
+                const struct txn_offset_commit_request_topic *tq = &rq->topics.items[t];
+                struct txn_offset_commit_response_topic *tr = &resp->topics.items[t];
+                txn_offset_commit_response_topic_init(tr);
+                tr->name = tq->name;
+                int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
+                tr->partitions.items = arena_calloc(&req->arena, (size_t)pn + 1, sizeof(*tr->partitions.items));
+                if (!tr->partitions.items)
+                        goto out_of_memory;
+                tr->partitions.count = pn;
+                const struct catalog_topic *topic = catalog_get_topic(b->catalog, tq->name);
+                for (int32_t i = 0; i < pn; i++) {
+                        const struct txn_offset_commit_request_partition *pq = &tq->partitions.items[i];
+                        struct txn_offset_commit_response_partition *out = &tr->partitions.items[i];
+                        txn_offset_commit_response_partition_init(out);
+                        out->partition_index = pq->partition_index;
+                        if (!topic || !catalog_topic_partition(topic, pq->partition_index)) {
+                                out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                                continue;
+                        }
+                        uint32_t k = op->count++;
+                        struct offsets_write *w = &op->writes[k];
+                        op->errors[k] = &out->error_code;
+                        op->is_metadata_too_large[k] = !kstr_is_null(pq->committed_metadata) &&
+                                                       offsets_metadata_length(pq->committed_metadata) > metadata_max;
+                        w->group = rq->group_id;
+                        w->topic = tq->name;
+                        w->partition = pq->partition_index;
+                        w->value.offset = pq->committed_offset;
+                        w->value.leader_epoch = req->api_version >= 2 && pq->committed_leader_epoch >= 0 ?
+                                                        pq->committed_leader_epoch : OFFSETS_NO_LEADER_EPOCH;
+                        w->value.metadata = kstr_is_null(pq->committed_metadata) ? (struct kstr){ "", 0 } :
+                                                                                    pq->committed_metadata;
+                        w->value.expire_timestamp_ms = OFFSETS_NO_TIMESTAMP;
+                }
+                catalog_topic_put(topic);
+        }
+        /* Nothing left for the coordinator: Kafka answers without asking it. */
+        if (op->count == 0) {
+                commit_respond(req, resp);
+                return;
+        }
+        if (rq->group_id.len <= 0) {
+                commit_fail(op, KAFKA_INVALID_GROUP_ID);
+                commit_respond(req, resp);
+                return;
+        }
+        /* No __consumer_offsets yet: NOT_COORDINATOR sends the client to
+         * FindCoordinator, which creates it. */
+        if (!coordinator_locate_group(b, rq->group_id, &op->place)) {
+                commit_fail(op, KAFKA_NOT_COORDINATOR);
+                commit_respond(req, resp);
+                return;
+        }
+        op->verify_partition = op->place.partition;
+        op->verify_topic = (struct txn_topic_partitions){ KSTR(COORDINATOR_OFFSETS_TOPIC), 1, &op->verify_partition };
+        if (!txn_verify(b, req, rq->transactional_id, rq->producer_id, rq->producer_epoch, &op->verify_topic, 1,
+                        &op->verify_error, commit_verified, op)) {
+                coordinator_place_put(&op->place);
+                goto out_of_memory;
+        }
+        return;
+
+out_of_memory:
+        log_warn("closing connection from %s: TxnOffsetCommit exceeds the request memory limit", request_peer(req));
+        request_close_connection(req);
+}
