@@ -1075,13 +1075,22 @@ static int sync_datasync(void *ctx, int fd, log_io_done_fn done, void *arg)
         return 0;
 }
 
+static int sync_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done,
+                      void *arg)
+{
+        (void)ctx;
+        ssize_t n = pwrite(fd, buf, len, (off_t)offset);
+        done(arg, n < 0 ? -errno : n == (ssize_t)len ? 0 : -EIO);
+        return 0;
+}
+
 static int64_t sync_now_ms(void *ctx)
 {
         (void)ctx;
         return 1234;
 }
 
-static const struct log_io_ops sync_ops = { .datasync = sync_datasync, .now_ms = sync_now_ms };
+static const struct log_io_ops sync_ops = { .datasync = sync_datasync, .write = sync_write, .now_ms = sync_now_ms };
 
 static void log_setup(void)
 {

@@ -1,38 +1,70 @@
 /*
  * partition.c - one partition's log on its home thread: the append pipeline
- * (validate, assign offsets, write), the high watermark, the group-commit
- * fdatasync, reads for Fetch, waiters, retention and DeleteRecords, and
- * loading and recovery at open.
+ * (validate, assign offsets, reserve, write, commit), the high watermark,
+ * the group-commit fdatasync, reads for Fetch, waiters, retention and
+ * DeleteRecords, and loading and recovery at open.
  *
- * Writes go to the page cache with segment_append on the home thread (a
- * memory copy); the fdatasync that makes acks=all durable is the slow part
- * and is submitted through log_io, so the home thread never waits for the
- * disk. Moving the copy itself onto io_uring is a later step.
+ * An append is validated, given its offsets and recorded in the producer
+ * state at once, its place reserved at the end of the active segment
+ * (segment_append_reserve), and its write submitted through log_io
+ * (io_uring in the broker), so the home thread never copies into the page
+ * cache itself nor waits for the disk. Writes may complete in any order;
+ * each goes on the list of writes, in offset order, and the list is
+ * drained from its head as far as the writes there have completed: each
+ * is committed to its segment (segment_append_commit: size, indexes), the
+ * high watermark moves past it, and its append completes (acks=1) or waits
+ * for the next fdatasync (acks=all), which only ever covers committed
+ * writes.
  *
  * Invariants:
- *   - the high watermark is the log end offset: an append is visible once
- *     segment_append returned, as Kafka's single-replica leader does;
- *   - handle->written_bytes is the .log size covering every append below
- *     the high watermark; reads never go past it;
- *   - log_start_offset <= high_watermark, synced_offset <= high_watermark,
- *     and segs[0]->base_offset <= log_start_offset;
- *   - `durable` holds, in offset order, appends waiting for an fdatasync;
- *     it is empty unless a sync is in flight (or the partition failed, and
- *     then it is emptied at once); one sync is in flight at most, covering
- *     up to sync_target, and it holds a reference on every segment it
- *     syncs, so retention cannot close a file under it;
+ *   - log_start_offset <= high_watermark <= log_end_offset; with no write
+ *     on the list, high_watermark == log_end_offset;
+ *   - `writes` holds, in offset order, every append submitted and not yet
+ *     completed by its write (and answers to retries of those); the high
+ *     watermark is the end offset of the last committed one;
+ *   - handle->written_bytes (== its segment's size_bytes) is the .log size
+ *     covering every append below the high watermark; reads never go past
+ *     it, and the segment's indexes point below it;
+ *   - handle->writes_in_flight counts the writes on the list into that
+ *     segment; a segment rolled while it has some is sealed (and synced)
+ *     when the last completes;
+ *   - is_disk_full, rewind_offset and refused_head are set only while
+ *     writes are on the list: a write met a full disk, appends are
+ *     refused, and the appends not committed wait on refused_head for the
+ *     rewind once the list is empty;
+ *   - synced_offset <= high_watermark, and segs[0]->base_offset <=
+ *     log_start_offset;
+ *   - `durable` holds appends whose writes are committed, waiting for an
+ *     fdatasync; it is empty unless a sync is in flight (or the partition
+ *     failed, and then it is emptied at once); one sync is in flight at
+ *     most, covering up to sync_target <= high_watermark, and it holds a
+ *     reference on every segment it syncs, so retention cannot close a
+ *     file under it;
  *   - a segment handle is freed by its last reference: the partition's
  *     own, a sync's, or a Fetch's read (which may be on another thread);
- *   - the partition's memory is freed only when it is closing, no sync is
- *     in flight, and no call into it is on the stack (call_depth 0):
- *     callbacks may close it from inside.
+ *   - the partition's memory is freed only when it is closing, no write
+ *     and no sync is in flight, and no call into it is on the stack
+ *     (call_depth 0): callbacks may close it from inside.
  *
  * A write or sync that fails puts the partition in a failed state: every
  * later append answers KAFKA_STORAGE_ERROR, as Kafka takes a log dir
- * offline on an I/O error, and the operator is told in the log. Two
- * failures that leave the log as it was are not: running out of
- * descriptors, and a full disk (refuse_disk_full); the append that hit
- * them answers KAFKA_STORAGE_ERROR and the next one tries again.
+ * offline on an I/O error, and the operator is told in the log. Writes in
+ * flight then complete without being committed (their appends answer
+ * KAFKA_STORAGE_ERROR too), and once the last is done the segment is cut
+ * back to its committed end, as a failed pwrite's partial bytes were.
+ *
+ * Two failures leave the partition writable: running out of descriptors,
+ * and a full disk. Either refuses the append that met it with
+ * KAFKA_STORAGE_ERROR, and the next append tries again. When the disk is
+ * found full before the write (a roll, the index blocks reserved by
+ * segment_append_reserve) nothing has changed yet. When a write itself
+ * fails with ENOSPC (or EDQUOT), the appends from it on are refused as
+ * for a failed write, new appends too while writes are in flight, and
+ * once the last is done the partition is rewound to its committed end
+ * (rewind_after_disk_full): the segment cut back, segments rolled past
+ * it deleted, the producer state, the open and aborted transactions and
+ * the .txnindex as they were before the refused appends. Then it takes
+ * appends again.
  */
 #include "partition.h"
 
@@ -71,6 +103,9 @@ struct segment_handle {
         uint64_t written_bytes;         /* end of the bytes below the high watermark */
         int64_t created_ms;
         atomic_uint refs;               /* the partition's own + a sync's + reads in flight */
+        uint32_t writes_in_flight;      /* appends on the list of writes into this segment */
+        bool is_seal_pending;           /* rolled while writes were in flight: seal when they are done */
+        bool is_sync_after_seal;        /* and then sync it, as a roll does */
         bool is_deleted;                /* remove the files when the last ref goes */
         int dir_fd;
         struct txn_index txn;           /* the aborted transactions whose markers are here */
@@ -96,6 +131,14 @@ struct partition {
         int64_t synced_offset;          /* the recovery point */
         int32_t leader_epoch;
 
+        struct partition_append *writes_head, *writes_tail;     /* submitted, in offset order */
+        uint32_t writes_in_flight;      /* of them, those that are writes (not retries answered) */
+        int64_t roll_sync_offset;       /* a rolled segment to sync up to, -1 when none */
+        /* A write met a full disk: appends are refused until the last
+         * write in flight is done and the partition is rewound. */
+        bool is_disk_full;
+        int64_t rewind_offset;          /* the first write not committed for it, -1 when none */
+        struct partition_append *refused_head;  /* those appends, newest first, answered at the rewind */
         struct partition_append *durable_head, *durable_tail;   /* written, waiting for a sync */
         bool is_syncing;
         bool is_flush_wanted;           /* another sync once the one in flight is done */
@@ -124,7 +167,12 @@ static void partition_check(const struct partition *p)
         assert(p->seg_count > 0 && p->seg_count <= p->seg_cap);
         assert(p->segs[0]->base_offset <= p->log_start_offset);
         assert(p->log_start_offset <= p->high_watermark);
-        assert(p->high_watermark == p->log_end_offset);
+        assert(p->high_watermark <= p->log_end_offset);
+        assert(p->writes_head || p->high_watermark == p->log_end_offset);
+        assert(!p->writes_head == !p->writes_tail);
+        assert(p->writes_head || p->writes_in_flight == 0);
+        assert(p->writes_head || (!p->is_disk_full && p->rewind_offset < 0 && !p->refused_head));
+        assert(p->rewind_offset < 0 || p->rewind_offset >= p->high_watermark);
         assert(p->synced_offset <= p->high_watermark);
         assert(p->is_syncing || !p->durable_head);
         assert(!p->is_syncing || p->sync_target <= p->high_watermark);
@@ -274,9 +322,14 @@ static struct segment_handle *find_segment(const struct partition *p, int64_t of
 
 /* ---- re-entrancy: a callback may close the partition ---- */
 
+static bool partition_is_idle(const struct partition *p)
+{
+        return !p->is_syncing && !p->writes_head;
+}
+
 static void partition_destroy(struct partition *p)
 {
-        assert(p->is_closing && !p->is_syncing && p->call_depth == 0);
+        assert(p->is_closing && partition_is_idle(p) && p->call_depth == 0);
         assert(!p->durable_head && !p->waiters && !p->firing);
         for (uint32_t i = 0; i < p->seg_count; i++)
                 handle_put(p->segs[i]);
@@ -298,7 +351,7 @@ static void partition_enter(struct partition *p)
 static void partition_leave(struct partition *p)
 {
         assert(p->call_depth > 0);
-        if (--p->call_depth == 0 && p->is_closing && !p->is_syncing)
+        if (--p->call_depth == 0 && p->is_closing && partition_is_idle(p))
                 partition_destroy(p);
 }
 
@@ -561,7 +614,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         int rc;
 
         assert(o->dir_name && o->dir_name[0]);
-        assert(io && io->ops && io->ops->datasync && io->ops->now_ms);
+        assert(io && io->ops && io->ops->datasync && io->ops->write && io->ops->now_ms);
         if (!p) {
                 snprintf(err, err_bytes, "out of memory");
                 return -ENOMEM;
@@ -570,6 +623,8 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         p->config = o->config;
         p->is_durable_acks = o->is_durable_acks;
         p->dir_fd = -1;
+        p->roll_sync_offset = -1;
+        p->rewind_offset = -1;
         producer_state_init(&p->producers);
         p->snapshot_offset = -1;
         p->first_unstable_offset = -1;
@@ -815,14 +870,17 @@ int64_t partition_log_end_offset(const struct partition *p) { return p->log_end_
 int64_t partition_high_watermark(const struct partition *p) { return p->high_watermark; }
 int64_t partition_last_stable_offset(const struct partition *p)
 {
-        return p->first_unstable_offset >= 0 ? p->first_unstable_offset : p->high_watermark;
+        /* A transaction may open at an offset still being written. */
+        if (p->first_unstable_offset >= 0 && p->first_unstable_offset < p->high_watermark)
+                return p->first_unstable_offset;
+        return p->high_watermark;
 }
 int64_t partition_recovery_point(const struct partition *p) { return p->synced_offset; }
 int32_t partition_leader_epoch(const struct partition *p) { return p->leader_epoch; }
 int64_t partition_first_segment_offset(const struct partition *p) { return p->segs[0]->base_offset; }
 uint32_t partition_segment_count(const struct partition *p) { return p->seg_count; }
 bool partition_is_failed(const struct partition *p) { return p->is_failed; }
-bool partition_is_flushing(const struct partition *p) { return p->is_syncing; }
+bool partition_is_flushing(const struct partition *p) { return !partition_is_idle(p); }
 
 /* ---- the append pipeline ---- */
 
@@ -872,8 +930,10 @@ static void mark_failed(struct partition *p, const char *what, int err)
 /*
  * A full disk refuses the append and leaves the partition writable: the
  * segment is as it was (segment.h: index blocks are reserved before the
- * .log is written, a short write is cut off again), so the producer's
- * retry succeeds once space is freed, with no restart. Kafka instead
+ * .log is written), or is put back as it was once the writes in flight
+ * are done (rewind_after_disk_full: a write that met it is cut off
+ * again), so the producer's retry succeeds once space is freed, with no
+ * restart. Kafka instead
  * takes the whole log dir offline on the IOException, and a broker whose
  * every log dir is offline shuts down; both answer the request that hit
  * it with KAFKA_STORAGE_ERROR, which clients retry. A failed fdatasync is
@@ -894,7 +954,7 @@ static void refuse_disk_full(struct partition *p, struct partition_append *a, in
 
         if (log_limit_allow(&disk_full_log_limit, PARTITION_DISK_FULL_LOG_INTERVAL_MS, &suppressed))
                 log_warn("%s: appending to the log failed: %s; answering KAFKA_STORAGE_ERROR (retriable) until "
-                         "space is freed; nothing was written; %llu such lines suppressed", p->name,
+                         "space is freed; nothing of it is kept; %llu such lines suppressed", p->name,
                          strerror(-err), suppressed);
         fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker's disk is full.");
 }
@@ -935,7 +995,8 @@ static void on_sync_done(void *arg, int result)
         }
         if (p->durable_head || (p->is_flush_wanted && !p->is_closing && p->synced_offset < p->high_watermark))
                 start_sync(p, p->high_watermark);
-        p->is_flush_wanted = p->is_syncing && p->is_flush_wanted;
+        /* A flush asked for while writes are in flight waits for them. */
+        p->is_flush_wanted = (p->is_syncing || p->writes_in_flight > 0) && p->is_flush_wanted;
         partition_leave(p);
 }
 
@@ -988,29 +1049,69 @@ static void start_sync(struct partition *p, int64_t target_offset)
         on_sync_done(p, 0);
 }
 
+/* A rolled segment with no write in flight any more: seal it (Kafka cuts
+ * its indexes to their used size at a roll) and have it synced, as Kafka
+ * flushes a segment once rolled, in the background, so that recovery has
+ * the active segment only to scan. */
+static int finish_rolled_segment(struct partition *p, struct segment_handle *h, bool is_synced)
+{
+        assert(h->writes_in_flight == 0 && h != active(p));
+        h->is_seal_pending = false;
+        int rc = segment_seal(&h->seg);
+        if (rc < 0)
+                return rc;
+        if (is_synced && h->seg.next_offset > p->roll_sync_offset) {
+                assert(h->seg.next_offset <= p->high_watermark);
+                p->roll_sync_offset = h->seg.next_offset;
+        }
+        return 0;
+}
+
+/* Starts the sync a roll asked for; called where callbacks may run. */
+static void start_roll_sync(struct partition *p)
+{
+        int64_t target = p->roll_sync_offset;
+        p->roll_sync_offset = -1;
+        if (target > p->synced_offset && !p->is_failed)
+                start_sync(p, target);
+}
+
 /* A new active segment when this batch would not fit, segment.ms passed,
- * or force (the segment's offsets or indexes are full). Returns 1 when it
- * rolled, 0 when not, or -errno. */
-static int roll(struct partition *p, size_t len, int64_t now_ms, bool force)
+ * or force (the segment's offsets or indexes are full). The old segment
+ * is sealed now, or when its last write in flight completes; is_synced
+ * has it synced then. Returns 1 when it rolled, 0 when not, or -errno. */
+static int roll(struct partition *p, size_t len, int64_t now_ms, bool force, bool is_synced)
 {
         struct segment_handle *h = active(p);
-        bool is_empty = h->seg.size_bytes == 0;
-        bool is_full = (uint64_t)h->seg.size_bytes + len > (uint64_t)p->config.segment_bytes ||
+        uint32_t size_bytes = segment_reserved_size_bytes(&h->seg);
+        bool is_empty = size_bytes == 0;
+        bool is_full = (uint64_t)size_bytes + len > (uint64_t)p->config.segment_bytes ||
                        segment_is_index_full(&h->seg);
         bool is_old = now_ms - h->created_ms >= p->config.segment_ms;
         if (is_empty || (!force && !is_full && !is_old))
                 return 0;
-        /* Kafka cuts the old segment's indexes to their used size at a roll. */
-        int rc = segment_seal(&h->seg);
-        if (rc < 0)
-                return rc;
+        /* Kafka cuts the old segment's indexes to their used size at a
+         * roll; with writes in flight their entries are still to come. */
+        if (h->writes_in_flight == 0) {
+                int rc = segment_seal(&h->seg);
+                if (rc < 0)
+                        return rc;
+        }
         struct segment_handle *n;
-        rc = add_segment(p, p->log_end_offset, true, now_ms, &n);
+        int rc = add_segment(p, p->log_end_offset, true, now_ms, &n);
         if (rc < 0)
                 return rc;
+        if (h->writes_in_flight > 0) {
+                h->is_seal_pending = true;
+                h->is_sync_after_seal = is_synced;
+        } else if (is_synced && h->seg.next_offset > p->roll_sync_offset) {
+                p->roll_sync_offset = h->seg.next_offset;
+        }
         /* Kafka snapshots the producers at every roll, so that a restart
          * replays at most the active segment. Not synced: the roll's own
-         * sync of the segment is what recovery relies on. */
+         * sync of the segment is what recovery relies on. Taken at the log
+         * end, writes in flight included: a start that finds the log
+         * shorter discards it. */
         snapshot_producers(p, false);
         return 1;
 }
@@ -1244,6 +1345,16 @@ static int load_aborted(struct partition *p)
 /* a completes once an fdatasync covers its end offset. */
 static void complete_after_sync(struct partition *p, struct partition_append *a)
 {
+        assert(a->end_offset <= p->high_watermark);
+        if (p->is_failed) {
+                fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The partition's log dir had an I/O error.");
+                return;
+        }
+        if (a->end_offset <= p->synced_offset) {
+                complete(a);
+                return;
+        }
+        a->next = NULL;
         if (p->durable_tail)
                 p->durable_tail->next = a;
         else
@@ -1252,7 +1363,34 @@ static void complete_after_sync(struct partition *p, struct partition_append *a)
         start_sync(p, p->high_watermark);
 }
 
-/* A retried batch: the first answer again, once it is as durable as asked. */
+/* The write of a (or, for a retry, of its original) is committed: a
+ * completes now or after the next sync, as it asked. */
+static void finish_append(struct partition *p, struct partition_append *a)
+{
+        if (a->is_durable && p->is_durable_acks) {
+                complete_after_sync(p, a);
+                return;
+        }
+        if (a->write_segment && p->unflushed_count >= p->config.flush_messages &&
+            p->high_watermark > p->synced_offset)
+                start_sync(p, p->high_watermark);
+        complete(a);
+}
+
+static void writes_push(struct partition *p, struct partition_append *a)
+{
+        a->next = NULL;
+        if (p->writes_tail)
+                p->writes_tail->next = a;
+        else
+                p->writes_head = a;
+        p->writes_tail = a;
+}
+
+/* A retried batch: the first answer again, once it is as durable as asked.
+ * Its original may still be in flight: then it waits on the list of
+ * writes behind it, so that it is never answered before the original is
+ * written (and answers the original's error if that write fails). */
 static void answer_duplicate(struct partition *p, struct partition_append *a, const struct producer_duplicate *d)
 {
         a->base_offset = d->first_offset;
@@ -1260,10 +1398,230 @@ static void answer_duplicate(struct partition *p, struct partition_append *a, co
         /* Kafka answers a duplicate with the batch's timestamp in
          * log_append_time, whatever the topic's timestamp type. */
         a->log_append_time_ms = d->timestamp_ms;
-        if (a->is_durable && p->is_durable_acks && a->end_offset > p->synced_offset)
-                complete_after_sync(p, a);
-        else
-                complete(a);
+        if (a->end_offset > p->high_watermark) {
+                assert(p->writes_in_flight > 0);
+                a->write_segment = NULL;
+                a->write_result = 0;
+                a->is_write_done = true;
+                writes_push(p, a);
+                return;
+        }
+        finish_append(p, a);
+}
+
+/* A segment whose last write in flight has completed: a failed
+ * partition's reservations go, a roll waiting for it finishes. */
+static void settle_segment(struct partition *p, struct segment_handle *h)
+{
+        assert(h->writes_in_flight == 0);
+        if (h->seg.pending_count > 0) {
+                assert(p->is_failed || p->rewind_offset >= 0);
+                int rc = segment_append_abort(&h->seg);
+                if (rc < 0)
+                        log_warn("%s: cannot cut segment %020lld back to %u bytes after a failed write: %s; the "
+                                 "next start recovers it", p->name, (long long)h->base_offset, h->seg.size_bytes,
+                                 strerror(-rc));
+        }
+        if (h->is_seal_pending) {
+                /* Not synced when cut back for a full disk: it may end
+                 * past the rewound log (and then goes). */
+                int rc = finish_rolled_segment(p, h, h->is_sync_after_seal && !p->is_failed && p->rewind_offset < 0);
+                if (rc < 0)
+                        mark_failed(p, "sealing a rolled segment", rc);
+        }
+}
+
+/* Takes the write of a into its segment: the bytes below the high
+ * watermark now include it. */
+static void commit_write(struct partition *p, struct partition_append *a)
+{
+        struct segment_handle *h = a->write_segment;
+        assert(a->base_offset == p->high_watermark);
+        int rc = segment_append_commit(&h->seg, a->write_bytes, a->write_len, a->write_position);
+        h->written_bytes = h->seg.size_bytes;
+        p->high_watermark = a->end_offset;
+        if (rc < 0)
+                mark_failed(p, "indexing the log", rc);
+}
+
+/*
+ * After a write met a full disk, once no write is in flight: the partition
+ * as it was before the first append not committed (rewind_offset, the high
+ * watermark). Segments rolled past it are empty and deleted with the
+ * producer snapshots their rolls took; the refused appends' producer state
+ * updates are undone newest first (refused_head is in that order), and
+ * what follows from them (the first unstable offset, aborted transactions
+ * and their .txnindex entries) is recomputed or cut back. The segments
+ * were already cut back by settle_segment. Returns the refused appends in
+ * offset order, to be answered.
+ */
+static struct partition_append *rewind_after_disk_full(struct partition *p)
+{
+        int64_t end = p->high_watermark;
+        assert(!p->writes_head && p->writes_in_flight == 0 && p->rewind_offset == end);
+        while (p->seg_count > 1 && active(p)->base_offset > end) {
+                struct segment_handle *h = p->segs[--p->seg_count];
+                assert(h->writes_in_flight == 0 && h->seg.size_bytes == 0 && h->seg.pending_count == 0);
+                char name[64];
+                producer_snapshot_file_name(name, sizeof(name), h->base_offset);
+                if (unlinkat(p->dir_fd, name, 0) < 0 && errno != ENOENT)
+                        log_warn("%s: cannot delete %s: %s", p->name, name, strerror(errno));
+                handle_delete(p, h);
+        }
+        assert(active(p)->base_offset <= end && !active(p)->is_seal_pending);
+        if (p->snapshot_offset > end) {
+                p->snapshot_offset = -1;
+                p->snapshot_change_count = UINT64_MAX;
+        }
+        struct partition_append *ordered = NULL;
+        while (p->refused_head) {
+                struct partition_append *a = p->refused_head;
+                p->refused_head = a->next;
+                if (a->has_producer_update)
+                        producer_state_restore(&p->producers, a->producer_before.producer_id,
+                                               a->had_producer_entry ? &a->producer_before : NULL);
+                a->next = ordered;
+                ordered = a;
+        }
+        p->first_unstable_offset = producer_state_first_open_txn_offset(&p->producers);
+        while (p->aborted_count > 0 && p->aborted[p->aborted_count - 1].last_offset >= end)
+                p->aborted_count--;
+        for (uint32_t i = 0; i < p->seg_count; i++) {
+                struct txn_index *ix = &p->segs[i]->txn;
+                if (txn_index_entry_count(ix) == 0 || ix->last_offset < end)
+                        continue;
+                int rc = txn_index_truncate_to(ix, end);
+                if (rc < 0)
+                        log_warn("%s: cannot cut %020lld%s back to offset %lld after a full disk: %s; the next "
+                                 "start does", p->name, (long long)p->segs[i]->base_offset, TXN_INDEX_FILE_SUFFIX,
+                                 (long long)end, strerror(-rc));
+        }
+        p->log_end_offset = end;
+        p->rewind_offset = -1;
+        p->is_disk_full = false;
+        return ordered;
+}
+
+/*
+ * Drains the list of writes from its head while the writes there have
+ * completed: each is committed (unless the partition has failed, or a
+ * write before it met a full disk), and its append finished. Callbacks
+ * run on the way and may append (their writes join the tail, and may
+ * complete and drain from inside) or close the partition; the list is
+ * read afresh each turn.
+ */
+static void drain_writes(struct partition *p)
+{
+        int64_t hw_before = p->high_watermark;
+        struct partition_append *a, *refused = NULL;
+        while ((a = p->writes_head) && a->is_write_done) {
+                p->writes_head = a->next;
+                if (!p->writes_head)
+                        p->writes_tail = NULL;
+                a->next = NULL;
+                struct segment_handle *h = a->write_segment;
+                if (h && is_disk_full(a->write_result) && p->rewind_offset < 0 && !p->is_failed) {
+                        assert(a->base_offset == p->high_watermark);
+                        p->rewind_offset = a->base_offset;
+                }
+                /* A retry answered is written when its original was. */
+                bool is_written = !p->is_failed && (h ? a->write_result == 0 && p->rewind_offset < 0
+                                                      : a->end_offset <= p->high_watermark);
+                if (h) {
+                        if (is_written)
+                                commit_write(p, a);
+                        arena_free(&a->scratch);
+                        assert(h->writes_in_flight > 0 && p->writes_in_flight > 0);
+                        h->writes_in_flight--;
+                        p->writes_in_flight--;
+                        if (h->writes_in_flight == 0)
+                                settle_segment(p, h);
+                }
+                if (!is_written && p->rewind_offset >= 0 && !p->is_failed) {
+                        /* Answered at the rewind, once its producer state
+                         * update is undone. */
+                        a->next = p->refused_head;
+                        p->refused_head = a;
+                        continue;
+                }
+                if (!is_written) {
+                        fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker could not write to the log; see "
+                                    "its log.");
+                        continue;
+                }
+                finish_append(p, a);
+        }
+        if (!p->writes_head && p->rewind_offset >= 0 && !p->is_failed)
+                refused = rewind_after_disk_full(p);
+        if ((p->is_failed || p->rewind_offset >= 0) && !p->writes_head) {
+                /* What was never written gets no offsets: the log ends at
+                 * what was committed. A failed partition is not rewound
+                 * further: it takes no appends until a restart. */
+                p->log_end_offset = p->high_watermark;
+                p->rewind_offset = -1;
+                p->is_disk_full = false;
+                refused = p->refused_head;
+                p->refused_head = NULL;
+        }
+        partition_check(p);
+        while (refused) {
+                a = refused;
+                refused = a->next;
+                a->next = NULL;
+                fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker's disk is full.");
+        }
+        if (p->high_watermark > hw_before)
+                fire_waiters(p, false);
+        if (p->roll_sync_offset >= 0)
+                start_roll_sync(p);
+        if (p->is_flush_wanted && p->writes_in_flight == 0 && !p->is_syncing && !p->is_closing &&
+            p->synced_offset < p->high_watermark)
+                start_sync(p, p->high_watermark);
+}
+
+/* log_io's answer for the write of a. */
+static void on_write_done(void *arg, int result)
+{
+        struct partition_append *a = arg;
+        struct partition *p = a->partition;
+        assert(!a->is_write_done && a->write_segment);
+        partition_enter(p);
+        a->is_write_done = true;
+        a->write_result = result;
+        if (is_disk_full(result) && !p->is_failed) {
+                /* This write and those after it are cut off, and the
+                 * partition rewound, once every write in flight is done;
+                 * appends until then would be cut off too. */
+                unsigned long long suppressed;
+                if (log_limit_allow(&disk_full_log_limit, PARTITION_DISK_FULL_LOG_INTERVAL_MS, &suppressed))
+                        log_warn("%s: writing to the log failed: %s; answering KAFKA_STORAGE_ERROR (retriable) "
+                                 "until space is freed; what was written from offset %lld on is cut off; %llu "
+                                 "such lines suppressed", p->name, strerror(-result), (long long)a->base_offset,
+                                 suppressed);
+                p->is_disk_full = true;
+        } else if (result < 0) {
+                /* A hole in the log: never a transient failure. */
+                mark_failed(p, "writing to the log", is_transient_error(result) ? -EIO : result);
+        }
+        drain_writes(p);
+        partition_leave(p);
+}
+
+/* Reserves room for bytes in the active segment, rolling first when it
+ * cannot take them. Returns 0 or -errno. */
+static int reserve_write(struct partition *p, const uint8_t *bytes, size_t len, int64_t now_ms, uint32_t *position_out)
+{
+        int rc = roll(p, len, now_ms, false, true);
+        if (rc < 0)
+                return rc;
+        rc = segment_append_reserve(&active(p)->seg, bytes, len, position_out);
+        if (rc == -ERANGE || rc == SEGMENT_FULL) {
+                /* The segment cannot take it (offsets or an index full): roll. */
+                rc = roll(p, len, now_ms, true, true);
+                if (rc >= 0)
+                        rc = segment_append_reserve(&active(p)->seg, bytes, len, position_out);
+        }
+        return rc;
 }
 
 void partition_append(struct partition *p, struct partition_append *a)
@@ -1275,16 +1633,27 @@ void partition_append(struct partition *p, struct partition_append *a)
         a->error_record_index = -1;
         a->log_append_time_ms = -1;
         a->next = NULL;
+        a->write_segment = NULL;
+        a->is_write_done = false;
+        a->write_result = 0;
         partition_enter(p);
+        a->has_producer_update = false;
         if (p->is_failed) {
                 fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The partition's log dir had an I/O error.");
+                goto out;
+        }
+        if (p->is_disk_full) {
+                /* It would be cut off with the writes in flight. */
+                fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker's disk is full.");
                 goto out;
         }
         int64_t now_ms = p->io.ops->now_ms(p->io.ctx);
         bool is_log_append_time = p->config.message_timestamp_type == TOPIC_TIMESTAMP_LOG_APPEND_TIME;
         bool is_marker = a->marker != NULL;
-        if (is_marker)
+        if (is_marker) {
                 build_marker_batch(a, now_ms);
+                a->had_producer_entry = producer_state_find(&p->producers, a->marker->producer_id) != NULL;
+        }
         struct record_batch_policy policy = {
                 .is_from_client = !is_marker,
                 .is_compacted = p->config.is_cleanup_compact && !is_marker,
@@ -1296,18 +1665,18 @@ void partition_append(struct partition *p, struct partition_append *a)
                 .batch_bytes_max = (uint32_t)p->config.max_message_bytes,
         };
         struct record_batch_check check;
-        struct arena scratch;
-        arena_init(&scratch, convert_arena_bytes(&p->config));
+        /* A recompressed batch lives here until its write completes. */
+        arena_init(&a->scratch, convert_arena_bytes(&p->config));
         uint8_t *bytes = a->batches;
         size_t len = a->len;
         /* Markers are written as built: never recompressed (they hold no
          * data), and checked against the producer's epochs only. */
         int16_t code = is_marker ? record_batch_validate(bytes, len, &policy, &check)
-                                 : check_batch(p, a, &policy, &scratch, &bytes, &len, &check);
+                                 : check_batch(p, a, &policy, &a->scratch, &bytes, &len, &check);
         if (code == KAFKA_NONE && is_marker)
                 code = check_marker(p, a->marker, check.reason, sizeof(check.reason));
         if (code != KAFKA_NONE) {
-                arena_free(&scratch);
+                arena_free(&a->scratch);
                 a->error_record_index = check.record_index;
                 fail_append(a, code, check.reason);
                 goto out;
@@ -1317,9 +1686,10 @@ void partition_append(struct partition *p, struct partition_append *a)
                 bool is_duplicate;
                 struct producer_duplicate dup;
                 char reason[sizeof(a->error_message)];
+                a->had_producer_entry = producer_state_find(&p->producers, check.header.producer_id) != NULL;
                 code = check_producer(p, a, &check.header, &is_duplicate, &dup, reason, sizeof(reason));
                 if (code != KAFKA_NONE || is_duplicate)
-                        arena_free(&scratch);
+                        arena_free(&a->scratch);
                 if (code != KAFKA_NONE) {
                         fail_append(a, code, reason);
                         goto out;
@@ -1329,47 +1699,43 @@ void partition_append(struct partition *p, struct partition_append *a)
                         goto out;
                 }
         }
-        int rc = roll(p, len, now_ms, false);
-        if (rc < 0) {
-                arena_free(&scratch);
-                goto storage_error;
-        }
-        bool is_rolled = rc > 0;
         int64_t count = (int64_t)check.header.last_offset_delta + 1;
         int64_t max_ts = is_log_append_time ? now_ms : check.max_timestamp_ms;
         record_batch_assign(bytes, len, p->log_end_offset, p->leader_epoch, is_log_append_time, max_ts);
         uint32_t position;
-        rc = segment_append(&active(p)->seg, bytes, len, &position);
-        if (rc == -ERANGE || rc == SEGMENT_FULL) {
-                /* The segment cannot take it (offsets or an index full): roll. */
-                rc = roll(p, len, now_ms, true);
-                is_rolled |= rc > 0;
-                if (rc >= 0)
-                        rc = segment_append(&active(p)->seg, bytes, len, &position);
+        int rc = reserve_write(p, bytes, len, now_ms, &position);
+        if (rc < 0) {
+                arena_free(&a->scratch);
+                /* Nothing written, nothing recorded: the segment is as it
+                 * was (segment.h), so a full disk leaves it writable. */
+                if (is_disk_full(rc)) {
+                        refuse_disk_full(p, a, rc);
+                        goto out;
+                }
+                mark_failed(p, "appending to the log", rc);
+                fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker could not write to the log; see its log.");
+                goto out;
         }
-        /* The write copied the bytes; a converted batch can go. */
-        arena_free(&scratch);
-        if (rc < 0)
-                goto storage_error;
         struct segment_handle *h = active(p);
-        int64_t roll_offset = h->base_offset;
         a->base_offset = p->log_end_offset;
         a->end_offset = p->log_end_offset + count;
         if (is_log_append_time)
                 a->log_append_time_ms = now_ms;
-        h->written_bytes = h->seg.size_bytes;
         p->log_end_offset = a->end_offset;
-        p->high_watermark = a->end_offset;
         p->unflushed_count += count;
         if (has_producer) {
                 struct record_batch_header written = check.header;
                 written.base_offset = a->base_offset;
                 written.max_timestamp_ms = max_ts;
                 /* check_producer or check_marker reserved the entry (and
-                 * room for an aborted transaction): this cannot fail. */
+                 * room for an aborted transaction): this cannot fail. A
+                 * retry arriving while the write is in flight is found. */
                 struct producer_completed_txn done;
                 int16_t control_type = is_marker && a->marker->is_commit ? 1 : 0;
                 int32_t coordinator_epoch = is_marker ? a->marker->coordinator_epoch : -1;
+                /* Kept to undo the update if the write meets a full disk. */
+                a->producer_before = *producer_state_find(&p->producers, written.producer_id);
+                a->has_producer_update = true;
                 int urc = producer_state_update(&p->producers, &written, control_type, coordinator_epoch, &done);
                 assert(urc >= 0);
                 if (urc == 1)
@@ -1377,28 +1743,20 @@ void partition_append(struct partition *p, struct partition_append *a)
                 else if (record_batch_is_transactional(&written) && !is_marker)
                         on_txn_data(p, &written);
         }
-        partition_check(p);
-        fire_waiters(p, false);
-        if (a->is_durable && p->is_durable_acks) {
-                complete_after_sync(p, a);
-        } else {
-                /* Kafka flushes a rolled segment right away, in the
-                 * background, so that recovery has the active segment only
-                 * to scan. */
-                if (p->unflushed_count >= p->config.flush_messages)
-                        start_sync(p, p->high_watermark);
-                else if (is_rolled && roll_offset > p->synced_offset)
-                        start_sync(p, roll_offset);
-                complete(a);
-        }
-        goto out;
-storage_error:
-        if (is_disk_full(rc) && !active(p)->seg.is_tail_dirty) {
-                refuse_disk_full(p, a, rc);
-                goto out;
-        }
-        mark_failed(p, "appending to the log", rc);
-        fail_append(a, KAFKA_KAFKA_STORAGE_ERROR, "The broker could not write to the log; see its log.");
+        a->write_segment = h;
+        a->write_bytes = bytes;
+        a->write_len = len;
+        a->write_position = position;
+        h->writes_in_flight++;
+        p->writes_in_flight++;
+        writes_push(p, a);
+        /* a may complete from inside (a synchronous log_io); it is not
+         * touched after. */
+        rc = p->io.ops->write(p->io.ctx, h->fd, bytes, len, position, on_write_done, a);
+        if (rc < 0)
+                on_write_done(a, rc);
+        if (p->roll_sync_offset >= 0)
+                start_roll_sync(p);
 out:
         partition_leave(p);
 }
@@ -1652,7 +2010,7 @@ static int delete_oldest_segments(struct partition *p, uint32_t n, const char *w
                 return 0;
         assert(n <= p->seg_count);
         if (n == p->seg_count) {
-                int rc = roll(p, 0, now_ms, true);
+                int rc = roll(p, 0, now_ms, true, false);
                 if (rc < 0 && is_disk_full(rc)) {
                         /* The log is as it was; the next check tries again
                          * (and a full disk is when retention matters most). */
@@ -1790,9 +2148,13 @@ void partition_maybe_flush(struct partition *p, int64_t now_ms)
 
 void partition_flush(struct partition *p)
 {
-        if (p->is_failed || p->high_watermark == p->synced_offset)
+        if (p->is_failed)
                 return;
         partition_enter(p);
-        start_sync(p, p->high_watermark);
+        if (p->high_watermark > p->synced_offset)
+                start_sync(p, p->high_watermark);
+        /* Writes in flight are synced once they complete (drain_writes). */
+        if (p->writes_in_flight > 0)
+                p->is_flush_wanted = true;
         partition_leave(p);
 }

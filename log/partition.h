@@ -8,31 +8,40 @@
  * every callback runs there. Other threads hand work to the home thread
  * (server/partition_home.c does that); nothing in a partition is locked.
  *
- * I/O: fdatasyncs are submitted through struct log_io, which the home
- * thread's event loop implements (io_uring in the broker, plain syscalls in
- * unit tests), so the log layer never waits for the disk to persist. Appends
- * are copied into the page cache on the home thread; opening or rolling a
- * segment is brief, rare metadata work done there too.
+ * I/O: appends are sequential writes and fdatasyncs, both submitted through
+ * struct log_io, which the home thread's event loop implements (io_uring in
+ * the broker, plain syscalls in unit tests), so the log layer never waits
+ * for the disk. Opening or rolling a segment is brief, rare metadata work
+ * done on the home thread.
  *
  * Offsets, for one node:
- *   log_start_offset <= high_watermark == log_end_offset
- *   recovery_point <= log_end_offset
+ *   log_start_offset <= high_watermark <= log_end_offset
+ *   recovery_point <= high_watermark
+ *   last_stable_offset <= high_watermark
  * log_end_offset is the next offset to assign; what is below the high
- * watermark is what Fetch may return. The recovery point is the end of the
- * prefix known durable (fdatasync'ed): what recovery-point-offset-checkpoint
- * records, and where a recovery after an unclean stop starts scanning.
+ * watermark is what Fetch may return. An append gets its offsets when it
+ * is submitted and becomes visible when its write has completed and so
+ * have the writes of every offset below it: writes may complete out of
+ * order, the high watermark never passes a hole. With no write in flight
+ * the high watermark is the log end offset, as for Kafka's single-replica
+ * leader; a write refused for a full disk takes the log end offset back to
+ * the high watermark once none is in flight. The recovery point is the end of the prefix known durable
+ * (fdatasync'ed): what recovery-point-offset-checkpoint records, and where
+ * a recovery after an unclean stop starts scanning.
  *
  * Durability: an append with is_durable set (acks=all) completes only once
  * an fdatasync covering it has completed, unless the broker runs in Kafka's
  * page-cache mode. fdatasyncs are group commits: while one runs, later
- * durable appends wait for the next, which covers all of them. A roll
- * starts a sync of everything written, as Kafka flushes a segment once it
- * is rolled, so that recovery rarely has more than the active segment to
+ * durable appends wait for the next, which covers all of them; a sync
+ * covers completed writes only, and syncs each segment's .txnindex with
+ * its .log, as Kafka's LogSegment.flush does. A roll starts a sync of the rolled segment
+ * once its writes have completed, as Kafka flushes a segment once it is
+ * rolled, so that recovery rarely has more than the active segment to
  * scan.
  *
  * Callbacks (append done, waiter fire) may re-enter the partition, and may
- * even close it: a close from inside a callback, or while an fdatasync is
- * in flight, takes effect when the last of them has returned.
+ * even close it: a close from inside a callback, or while a write or an
+ * fdatasync is in flight, takes effect when the last of them has returned.
  */
 #ifndef RUNNEL_PARTITION_H
 #define RUNNEL_PARTITION_H
@@ -41,15 +50,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../protocol/arena.h"
+#include "producer_state.h"
 #include "topic_config.h"
 
 /* ---- the I/O the home thread provides ---- */
 
 typedef void (*log_io_done_fn)(void *arg, int result);
 
+/*
+ * Both calls return 0 when done will be called (maybe from inside the
+ * call), or -errno when it will not. done runs on the home thread.
+ */
 struct log_io_ops {
-        /* fdatasync(fd); done gets 0 or -errno, later, on the home thread. */
+        /* fdatasync(fd); done gets 0 or -errno. */
         int (*datasync)(void *ctx, int fd, log_io_done_fn done, void *arg);
+        /* pwrite of all len bytes of buf at offset of fd, a short write
+         * continued until all are written; done gets 0 or -errno (some
+         * bytes may be written then). buf stays valid until done. */
+        int (*write)(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done,
+                     void *arg);
         /* Milliseconds, wall clock (record timestamps, segment.ms). */
         int64_t (*now_ms)(void *ctx);
 };
@@ -97,9 +117,10 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
  * Closes: waiters fire, segments are sealed (indexes cut to size) and
  * closed once no read holds them. Nothing is synced here: call
  * partition_flush and wait for !partition_is_flushing first when the
- * recovery point must reach the log end (clean shutdown). A sync in flight
- * completes first, durable appends waiting for it included; the memory goes
- * when it has.
+ * recovery point must reach the log end (clean shutdown). Writes and a
+ * sync in flight complete first, the appends waiting for them included
+ * (a durable append whose write completes after the close gets its sync);
+ * the memory goes when they have.
  */
 void partition_close(struct partition *p);
 
@@ -111,8 +132,10 @@ void partition_set_config(struct partition *p, const struct topic_config *config
 int64_t partition_log_start_offset(const struct partition *p);
 int64_t partition_log_end_offset(const struct partition *p);
 int64_t partition_high_watermark(const struct partition *p);
-/* The first offset of the oldest open transaction, or the high watermark:
- * what read_committed consumers may read up to. */
+/* The first offset of the oldest open transaction, or the high watermark
+ * when that is lower (or there is none), as Kafka's
+ * firstUnstableOffset / highWatermark: what read_committed consumers may
+ * read up to. */
 int64_t partition_last_stable_offset(const struct partition *p);
 int64_t partition_recovery_point(const struct partition *p);
 int32_t partition_leader_epoch(const struct partition *p);
@@ -122,7 +145,9 @@ int32_t partition_leader_epoch(const struct partition *p);
 int64_t partition_first_segment_offset(const struct partition *p);
 uint32_t partition_segment_count(const struct partition *p);
 
-/* A write or sync failed: appends answer KAFKA_STORAGE_ERROR until restart. */
+/* A write or sync failed: appends answer KAFKA_STORAGE_ERROR until restart.
+ * A full disk is not a failure: the appends it refuses answer
+ * KAFKA_STORAGE_ERROR and later ones are taken (see partition_append). */
 bool partition_is_failed(const struct partition *p);
 
 /* ---- appending ---- */
@@ -130,13 +155,6 @@ bool partition_is_failed(const struct partition *p);
 struct partition_append;
 typedef void (*partition_append_done_fn)(struct partition_append *a);
 
-/*
- * One Produce request's records for this partition: a buffer of one or more
- * record batches already validated by the caller (record_batch_validate),
- * which the append rewrites in place (base offset, partition leader epoch,
- * LogAppendTime) and writes from directly. The buffer must stay valid until
- * done is called.
- */
 /* An aborted transaction, as the .txnindex and Fetch list it. */
 struct partition_aborted_txn {
         int64_t producer_id;
@@ -154,6 +172,13 @@ struct partition_marker {
         bool is_commit;
 };
 
+/*
+ * One Produce request's records for this partition: a buffer of one or more
+ * record batches already validated by the caller (record_batch_validate),
+ * which the append rewrites in place (base offset, partition leader epoch,
+ * LogAppendTime) and writes from directly. The buffer must stay valid until
+ * done is called.
+ */
 struct partition_append {
         uint8_t *batches;
         size_t len;
@@ -176,17 +201,43 @@ struct partition_append {
         /* private */
         int64_t end_offset;
         struct partition *partition;
-        struct partition_append *next;
+        struct partition_append *next;  /* on the list of writes, then of durable appends */
+        struct segment_handle *write_segment;   /* NULL: a retry answered, nothing written */
+        const uint8_t *write_bytes;     /* batches, or the recompressed batch in scratch */
+        size_t write_len;
+        uint32_t write_position;
+        int write_result;
+        bool is_write_done;
+        struct arena scratch;           /* a recompressed batch, kept until written */
+        /* The producer's entry as it was before this append was recorded
+         * in the producer state (had_producer_entry: it had one), put back
+         * if the write is refused for a full disk. */
+        struct producer_entry producer_before;
+        bool has_producer_update;
+        bool had_producer_entry;
         uint8_t marker_batch[128];      /* the control batch of a marker */
 };
 
 /*
  * Validates the batch against the topic's config (record_batch_validate:
  * one batch per partition, CRC, records, timestamps, max.message.bytes,
- * keys on compacted topics), assigns offsets and submits the write. done is
- * called exactly once: from inside this call when the batch is refused or
- * the partition has failed, else after the write (acks=1) or after the
- * covering fdatasync (is_durable in durable mode).
+ * keys on compacted topics), assigns offsets, records it in the producer
+ * state (so a retry arriving meanwhile is known as one) and submits the
+ * write. done is called exactly once: from inside this call when the batch
+ * is refused or the partition has failed, else once the write and those of
+ * every offset below it have completed (acks=1), or after the fdatasync
+ * covering it (is_durable in durable mode). A retry of a batch still being
+ * written is answered once that write has completed.
+ *
+ * A full disk refuses appends with KAFKA_STORAGE_ERROR without failing the
+ * partition. Found before the write (a roll, the index blocks), it refuses
+ * that append from inside this call with nothing changed. Met by a write,
+ * it refuses that append, the appends after it still in flight and any
+ * new one until they are all done; then the partition is rewound to the
+ * end of the committed writes (log end, segments, producer state, open
+ * and aborted transactions, .txnindex), all of them are answered, in
+ * offset order, and appends are taken again: a producer's retries are new
+ * batches at the same offsets.
  */
 void partition_append(struct partition *p, struct partition_append *a);
 
@@ -308,11 +359,13 @@ int partition_snapshot_producers(struct partition *p);
 void partition_maybe_flush(struct partition *p, int64_t now_ms);
 
 /* Starts an fdatasync of everything written and not yet synced, now or
- * right after the one in flight. */
+ * right after the one in flight; writes in flight are covered once they
+ * complete. */
 void partition_flush(struct partition *p);
 
-/* An fdatasync is in flight (and appends may be waiting for it). Once this
- * is false after partition_flush, the recovery point is the log end. */
+/* A write or an fdatasync is in flight (and appends may be waiting for
+ * it). Once this is false after partition_flush, the recovery point is the
+ * log end. */
 bool partition_is_flushing(const struct partition *p);
 
 #endif

@@ -333,6 +333,22 @@ int producer_state_reserve(struct producer_state *s, int64_t producer_id)
         return get_or_add(s, producer_id) ? 0 : -ENOMEM;
 }
 
+void producer_state_restore(struct producer_state *s, int64_t producer_id, const struct producer_entry *before)
+{
+        assert(producer_id >= 0 && (!before || before->producer_id == producer_id));
+        struct producer_entry *e = find_slot(s, producer_id);
+        s->change_count++;
+        if (!before) {
+                if (e)
+                        remove_slot(s, (uint32_t)(e - s->slots));
+                return;
+        }
+        if (!e)
+                e = get_or_add(s, producer_id);
+        if (e)
+                *e = *before;
+}
+
 static bool is_expired(const struct producer_entry *e, int64_t now_ms, int64_t expiration_ms)
 {
         return e->txn_first_offset < 0 && now_ms - e->last_timestamp_ms >= expiration_ms;

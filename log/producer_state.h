@@ -134,6 +134,15 @@ int producer_state_reserve(struct producer_state *s, int64_t producer_id);
 int producer_state_update(struct producer_state *s, const struct record_batch_header *h, int16_t control_type,
                           int32_t coordinator_epoch, struct producer_completed_txn *completed);
 
+/*
+ * Undoes producer_state_update calls whose writes never reached the log
+ * (a full disk), newest first: producer_id's entry becomes *before, a copy
+ * of it taken just before the update, or goes when before is NULL (the
+ * producer had no entry then). Cannot fail short of memory to re-add an
+ * entry expired meanwhile; the producer is then unknown, as if expired.
+ */
+void producer_state_restore(struct producer_state *s, int64_t producer_id, const struct producer_entry *before);
+
 /* Drops producers with no open transaction whose last write is at least
  * expiration_ms before now_ms (producer.id.expiration.ms). Returns how many. */
 uint32_t producer_state_expire(struct producer_state *s, int64_t now_ms, int64_t expiration_ms);

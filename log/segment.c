@@ -246,6 +246,8 @@ static void segment_check(const struct segment *seg)
         assert(seg->time_index.entry_count == 0 ||
                time_index_last(&seg->time_index).offset < seg->next_offset);
         assert(seg->max_timestamp_ms >= time_index_last(&seg->time_index).timestamp_ms);
+        assert(seg->pending_count == 0 || (seg->reserved_size_bytes >= seg->size_bytes &&
+                                           seg->reserved_next_offset >= seg->next_offset));
         (void)seg;
 }
 
@@ -1066,6 +1068,7 @@ int segment_seal(struct segment *seg)
         int rc;
 
         segment_check(seg);
+        assert(seg->pending_count == 0);
         rc = segment_append_final_time_entry(seg);
         if (rc < 0)
                 return rc;
@@ -1144,14 +1147,36 @@ static int segment_write_index_entries(struct segment *seg, int64_t offset, uint
         return rc;
 }
 
-int segment_append(struct segment *seg, const void *batches, size_t len, uint32_t *position_out)
+/* The end state appends are reserved against: the pending ones', or the
+ * committed one when none is pending. */
+static void segment_reserved_end(const struct segment *seg, uint32_t *size_out, int64_t *next_offset_out,
+                                 uint32_t *bytes_since_out, uint32_t *index_entries_out)
+{
+        if (seg->pending_count > 0) {
+                *size_out = seg->reserved_size_bytes;
+                *next_offset_out = seg->reserved_next_offset;
+                *bytes_since_out = seg->reserved_bytes_since_last_index_entry;
+                *index_entries_out = seg->reserved_index_entry_count;
+        } else {
+                *size_out = seg->size_bytes;
+                *next_offset_out = seg->next_offset;
+                *bytes_since_out = seg->bytes_since_last_index_entry;
+                *index_entries_out = 0;
+        }
+}
+
+uint32_t segment_reserved_size_bytes(const struct segment *seg)
+{
+        return seg->pending_count > 0 ? seg->reserved_size_bytes : seg->size_bytes;
+}
+
+int segment_append_reserve(struct segment *seg, const void *batches, size_t len, uint32_t *position_out)
 {
         struct record_batch_iter it;
         struct record_batch_view v;
         enum record_batch_frame f;
-        int64_t next_offset = seg->next_offset;
-        uint32_t position = seg->size_bytes;
-        uint32_t entries_needed = 0, bytes_since = seg->bytes_since_last_index_entry;
+        uint32_t position, bytes_since, index_entries, entries_needed = 0;
+        int64_t next_offset;
         int rc;
 
         segment_check(seg);
@@ -1160,11 +1185,12 @@ int segment_append(struct segment *seg, const void *batches, size_t len, uint32_
                 return -EUCLEAN;
         if (len == 0)
                 return -EINVAL;
-        if (len > SEGMENT_LOG_BYTES_MAX - seg->size_bytes)
+        segment_reserved_end(seg, &position, &next_offset, &bytes_since, &index_entries);
+        if (len > SEGMENT_LOG_BYTES_MAX - position)
                 return SEGMENT_FULL;
 
-        /* Check the whole append before writing any of it, and count the
-         * index entries it will make so a full index is caught up front. */
+        /* Check the whole append before any of it is written, and count
+         * the index entries it will make so a full index is caught up front. */
         record_batch_iter_init(&it, batches, len);
         while ((f = record_batch_iter_next(&it, &v)) == RECORD_BATCH_FRAME_OK) {
                 if (v.header.base_offset < next_offset || v.header.last_offset_delta < 0)
@@ -1180,29 +1206,39 @@ int segment_append(struct segment *seg, const void *batches, size_t len, uint32_
         }
         if (f != RECORD_BATCH_FRAME_END)
                 return -EINVAL;
-        if (seg->offset_index.entry_count + (uint64_t)entries_needed > seg->offset_index.entry_count_max ||
-            seg->time_index.entry_count + (uint64_t)entries_needed + 1 > seg->time_index.entry_count_max)
+        index_entries += entries_needed;
+        if (seg->offset_index.entry_count + (uint64_t)index_entries > seg->offset_index.entry_count_max ||
+            seg->time_index.entry_count + (uint64_t)index_entries + 1 > seg->time_index.entry_count_max)
                 return SEGMENT_FULL;
         rc = segment_preallocate_indexes(seg);
         if (rc < 0)
                 return rc;
-        rc = segment_reserve_indexes(seg, entries_needed);
+        /* Blocks for the entries of every pending append, this one's
+         * included: they are stored at the commits, after the writes. */
+        rc = segment_reserve_indexes(seg, index_entries);
         if (rc < 0)
                 return rc;
 
-        rc = segment_pwrite_all(seg->log_fd, batches, len, position);
-        if (rc < 0) {
-                /* Undo a partial write; if even that fails the tail is torn. */
-                if (segment_ftruncate(seg->log_fd, position) < 0) {
-                        seg->is_tail_dirty = true;
-                        seg->file_size_bytes = position + (uint32_t)len;
-                }
-                return rc;
-        }
+        seg->pending_count++;
+        seg->reserved_size_bytes = position + (uint32_t)len;
+        seg->reserved_next_offset = next_offset;
+        seg->reserved_bytes_since_last_index_entry = bytes_since;
+        seg->reserved_index_entry_count = index_entries;
+        *position_out = position;
+        return 0;
+}
+
+int segment_append_commit(struct segment *seg, const void *batches, size_t len, uint32_t position)
+{
+        struct record_batch_iter it;
+        struct record_batch_view v;
+        int rc = 0;
+
+        segment_check(seg);
+        assert(seg->pending_count > 0);
+        assert(position == seg->size_bytes && len <= seg->reserved_size_bytes - position);
         seg->size_bytes = position + (uint32_t)len;
         seg->file_size_bytes = seg->size_bytes;
-        seg->next_offset = next_offset;
-        *position_out = position;
 
         /* Kafka 4.4's LogSegment.append, batch by batch: the largest
          * timestamp first, then an entry for this batch (its last offset,
@@ -1212,22 +1248,70 @@ int segment_append(struct segment *seg, const void *batches, size_t len, uint32_
         while (record_batch_iter_next(&it, &v) == RECORD_BATCH_FRAME_OK) {
                 int64_t last = record_batch_last_offset(&v.header);
 
+                assert(v.header.base_offset >= seg->next_offset);
+                seg->next_offset = record_batch_next_offset(&v.header);
                 if (v.header.max_timestamp_ms > seg->max_timestamp_ms) {
                         seg->max_timestamp_ms = v.header.max_timestamp_ms;
                         seg->offset_of_max_timestamp = last;
                 }
                 if (seg->bytes_since_last_index_entry > seg->config.index_interval_bytes) {
-                        rc = segment_write_index_entries(seg, last, position);
-                        if (rc < 0)
-                                return rc;
+                        /* The reserve counted this entry's room. */
+                        assert(seg->reserved_index_entry_count > 0);
+                        seg->reserved_index_entry_count--;
+                        int erc = segment_write_index_entries(seg, last, position);
+                        if (erc < 0 && rc == 0)
+                                rc = erc;
                         seg->bytes_since_last_index_entry = 0;
                 }
                 position += v.size_bytes;
                 seg->bytes_since_last_index_entry += v.size_bytes;
         }
         assert(position == seg->size_bytes);
+        if (--seg->pending_count == 0) {
+                assert(seg->reserved_size_bytes == seg->size_bytes);
+                assert(seg->reserved_next_offset == seg->next_offset);
+                assert(seg->reserved_bytes_since_last_index_entry == seg->bytes_since_last_index_entry);
+                assert(seg->reserved_index_entry_count == 0);
+        }
         segment_check(seg);
-        return 0;
+        return rc;
+}
+
+int segment_append_abort(struct segment *seg)
+{
+        uint32_t reserved = segment_reserved_size_bytes(seg);
+        int rc;
+
+        segment_check(seg);
+        seg->pending_count = 0;
+        seg->reserved_index_entry_count = 0;
+        /* Whatever part of the pending appends reached the file goes. */
+        rc = segment_ftruncate(seg->log_fd, seg->size_bytes);
+        if (rc < 0) {
+                seg->is_tail_dirty = true;
+                seg->file_size_bytes = reserved;
+        }
+        segment_check(seg);
+        return rc;
+}
+
+int segment_append(struct segment *seg, const void *batches, size_t len, uint32_t *position_out)
+{
+        uint32_t position;
+        int rc;
+
+        assert(seg->pending_count == 0);
+        rc = segment_append_reserve(seg, batches, len, &position);
+        if (rc < 0)
+                return rc;
+        rc = segment_pwrite_all(seg->log_fd, batches, len, position);
+        if (rc < 0) {
+                /* Undo a partial write; if even that fails the tail is torn. */
+                segment_append_abort(seg);
+                return rc;
+        }
+        *position_out = position;
+        return segment_append_commit(seg, batches, len, position);
 }
 
 /* ---- lookups ---- */
@@ -1387,6 +1471,7 @@ int segment_truncate_to_offset(struct segment *seg, int64_t offset, uint32_t *tr
         int rc;
 
         segment_check(seg);
+        assert(seg->pending_count == 0);
         rc = segment_find_offset(seg, offset, &loc);
         if (rc < 0 && rc != -ENOENT)
                 return rc;
@@ -1453,6 +1538,7 @@ int segment_recover(struct segment *seg, struct segment_scan *out)
         int rc;
 
         assert(seg->log_fd >= 0);
+        assert(seg->pending_count == 0);
         rc = segment_file_size(seg->log_fd, &size);
         if (rc < 0)
                 return rc;

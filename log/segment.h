@@ -28,7 +28,10 @@
  * are; the pages entries go into are given disk blocks (fallocate) a
  * little ahead of the entries, before the append that needs them writes
  * its batches: a store into a mapped hole on a full file system is a
- * SIGBUS, where fallocate is an -ENOSPC the append can answer.
+ * SIGBUS, where fallocate is an -ENOSPC the append can answer. The
+ * blocks are reserved by segment_append_reserve, for the entries of every
+ * pending append, so before the caller submits the write: the entries
+ * themselves are stored at the commit, after the write.
  *
  * Invariants between calls:
  *   - size_bytes is the end of the last whole batch in the .log;
@@ -38,11 +41,21 @@
  *   - every index entry points below size_bytes / next_offset;
  *   - is_tail_dirty: bytes past size_bytes were found that are not a
  *     whole batch (a torn write); appends are refused until
- *     segment_recover or segment_truncate_to_offset cuts them off.
+ *     segment_recover or segment_truncate_to_offset cuts them off;
+ *   - with appends pending (reserved, not committed), the index bytes
+ *     known to have disk blocks cover the entries they will add and the
+ *     final time index entry.
  *
- * I/O is plain pread/pwrite/ftruncate/fdatasync for now; every syscall
- * sits in a small helper at the top of segment.c so the data path can
- * move onto io_uring without touching the format logic.
+ * Appends in two steps, so that the write itself can go elsewhere (the
+ * partition submits it through io_uring): segment_append_reserve checks
+ * the batches and reserves their place after everything reserved so far;
+ * the caller writes them there; segment_append_commit then takes them in
+ * (size, next offset, largest timestamp, index entries), in reserve order.
+ * Until its commit a reserved append is invisible: size_bytes, next_offset
+ * and the indexes describe committed batches only, so a reader never sees
+ * an index entry or a byte range past what was written. segment_append
+ * does all three with a pwrite. Other I/O is plain pread/ftruncate/
+ * fdatasync; every syscall sits in a small helper at the top of segment.c.
  *
  * Descriptors: a segment keeps its .log open and nothing else, so a
  * partition costs about one descriptor per segment, as in Kafka. Index
@@ -109,6 +122,13 @@ struct segment {
         uint32_t time_index_reserved_bytes;
         bool is_index_preallocated;
         bool is_tail_dirty;
+        /* Appends reserved and not committed yet; while there are any, the
+         * reserved_* fields are the state once they are. */
+        uint32_t pending_count;
+        uint32_t reserved_size_bytes;
+        int64_t reserved_next_offset;
+        uint32_t reserved_bytes_since_last_index_entry;
+        uint32_t reserved_index_entry_count;    /* offset index entries the pending appends add */
         struct segment_config config;
         struct offset_index offset_index;
         struct time_index time_index;
@@ -149,6 +169,36 @@ int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const str
  * sorts it out.
  */
 int segment_append(struct segment *seg, const void *batches, size_t len, uint32_t *position_out);
+
+/*
+ * The first half of segment_append: the same checks and errors (but no
+ * I/O error from the write), against the end of what is reserved so far
+ * (SEGMENT_FULL counts the pending appends' index entries and bytes too),
+ * and the index files made ready, their blocks reserved: -ENOSPC (or
+ * -EDQUOT) here is a full disk, with nothing reserved and the segment as
+ * it was. *position_out gets where the caller must write the batches.
+ * Nothing is visible until segment_append_commit. A write that then fails,
+ * for a full disk or not, is undone by segment_append_abort.
+ */
+int segment_append_reserve(struct segment *seg, const void *batches, size_t len, uint32_t *position_out);
+
+/*
+ * The oldest pending append was written (the same bytes, at the position
+ * its reserve gave): it becomes part of the segment, its index entries
+ * included. Returns 0, or -ENOMEM when an index entry could not be kept
+ * (the batches are in all the same; the index is sparser, still right).
+ */
+int segment_append_commit(struct segment *seg, const void *batches, size_t len, uint32_t position);
+
+/*
+ * A write failed: every pending append is dropped (none may still be in
+ * flight) and the .log cut back to size_bytes. If even the cut fails, the
+ * tail is marked torn (is_tail_dirty). Returns 0 or -errno.
+ */
+int segment_append_abort(struct segment *seg);
+
+/* The end of the .log once every pending append is committed. */
+uint32_t segment_reserved_size_bytes(const struct segment *seg);
 
 /* Whether an index is full, so the next append must go to a new segment. */
 bool segment_is_index_full(const struct segment *seg);
@@ -236,8 +286,9 @@ int segment_recover(struct segment *seg, struct segment_scan *out);
 int segment_flush(struct segment *seg);
 
 /* Kafka's onBecomeInactiveSegment: the final time index entry, then both
- * index files cut to their entries. Appends still work (they preallocate
- * again), but a rolled segment normally takes none. */
+ * index files cut to their entries. No append may be pending. Appends
+ * still work (they preallocate again), but a rolled segment normally
+ * takes none. */
 int segment_seal(struct segment *seg);
 
 /* segment_seal, then the files are closed and the indexes freed, even

@@ -1,8 +1,10 @@
 /*
  * test_partition.c - one partition's log driven directly, with a fake
- * log_io: fdatasync is the real syscall, counted, and its completion is
- * handed back either at once or when the test says (so a sync can be "in
- * flight" while more appends arrive); the clock is the test's.
+ * log_io: fdatasync and write are the real syscalls (pwrite), counted, and
+ * their completions are handed back either at once or when the test says
+ * (so a sync or writes can be "in flight" while more appends arrive, and
+ * writes can complete out of order, or fail: a deferred write reaches the
+ * file only when the test completes it); the clock is the test's.
  *
  * Covers: append and read round trip, rolling on segment.bytes, retention
  * by time and by size as Kafka's deleteOldSegments decides it, reads that
@@ -50,14 +52,78 @@ struct fake_completion {
         int result;
 };
 
+struct fake_write {
+        int fd;
+        const void *buf;
+        size_t len;
+        uint64_t offset;
+        log_io_done_fn done;
+        void *arg;
+};
+
 static struct {
         int64_t now_ms;
-        bool is_deferred;               /* completions wait for fake_complete() */
+        bool is_deferred;               /* sync completions wait for fake_complete() */
         int fail_result;                /* what datasync reports, 0 for the real result */
         int datasync_count;
         struct fake_completion pending[TEST_PENDING_MAX];
         int pending_count;
+        bool is_write_deferred;         /* writes wait for fake_complete_write() */
+        int write_count;
+        struct fake_write writes[TEST_PENDING_MAX];
+        int write_pending_count;
 } fake;
+
+/* pwrite of it all, as log_io promises. */
+static int fake_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
+{
+        const uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t n = pwrite(fd, p, len, (off_t)offset);
+                if (n < 0)
+                        return -errno;
+                p += n;
+                len -= (size_t)n;
+                offset += (uint64_t)n;
+        }
+        return 0;
+}
+
+static int fake_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done,
+                      void *arg)
+{
+        (void)ctx;
+        fake.write_count++;
+        if (!fake.is_write_deferred) {
+                done(arg, fake_pwrite_all(fd, buf, len, offset));
+                return 0;
+        }
+        cr_assert_lt(fake.write_pending_count, TEST_PENDING_MAX);
+        fake.writes[fake.write_pending_count++] = (struct fake_write){ fd, buf, len, offset, done, arg };
+        return 0;
+}
+
+/* Completes the i-th write in flight (in submission order): written, or
+ * failed with result (< 0) and not written at all. */
+static void fake_complete_write(int i, int result)
+{
+        cr_assert_lt(i, fake.write_pending_count, "write %d is not in flight", i);
+        struct fake_write w = fake.writes[i];
+        memmove(fake.writes + i, fake.writes + i + 1, (size_t)(fake.write_pending_count - i - 1) * sizeof(w));
+        fake.write_pending_count--;
+        if (result == 0)
+                result = fake_pwrite_all(w.fd, w.buf, w.len, w.offset);
+        w.done(w.arg, result);
+}
+
+/* Completes every write in flight now, oldest first; returns how many. */
+static int fake_complete_writes(void)
+{
+        int n = fake.write_pending_count;
+        for (int i = 0; i < n; i++)
+                fake_complete_write(0, 0);
+        return n;
+}
 
 static int fake_datasync(void *ctx, int fd, log_io_done_fn done, void *arg)
 {
@@ -81,7 +147,7 @@ static int64_t fake_now_ms(void *ctx)
         return fake.now_ms;
 }
 
-static const struct log_io_ops fake_ops = { .datasync = fake_datasync, .now_ms = fake_now_ms };
+static const struct log_io_ops fake_ops = { .datasync = fake_datasync, .write = fake_write, .now_ms = fake_now_ms };
 static const struct log_io fake_io = { &fake_ops, NULL };
 
 /* Completes the syncs in flight now (not those they start); returns how many. */
@@ -102,17 +168,20 @@ static int fake_complete(void)
 struct test_append {
         struct partition_append a;
         int done_count;
+        int done_order;                 /* 1 for the first append done, 2 for the next... */
         uint8_t batch[];
 };
 
 static struct test_append *appends[TEST_APPENDS_MAX];
 static int append_count;
+static int done_total;
 static struct partition *close_in_done;         /* closed by the next append's done */
 
 static void test_append_done(struct partition_append *a)
 {
         struct test_append *t = a->ctx;
         t->done_count++;
+        t->done_order = ++done_total;
         if (close_in_done) {
                 struct partition *p = close_in_done;
                 close_in_done = NULL;
@@ -120,9 +189,10 @@ static void test_append_done(struct partition_append *a)
         }
 }
 
-/* A batch of count records of vlen bytes, timestamps ts, appended. */
-static struct test_append *test_append(struct partition *p, uint32_t count, uint32_t vlen, int64_t ts,
-                                       bool is_durable)
+/* A batch of count records of vlen bytes, timestamps ts, from an
+ * idempotent producer when producer_id >= 0, appended. */
+static struct test_append *test_append_from(struct partition *p, uint32_t count, uint32_t vlen, int64_t ts,
+                                            bool is_durable, int64_t producer_id, int32_t base_sequence)
 {
         static uint8_t value[4096];
         struct record_spec rs[16];
@@ -135,6 +205,11 @@ static struct test_append *test_append(struct partition *p, uint32_t count, uint
         for (uint32_t i = 0; i < count; i++)
                 rs[i] = (struct record_spec){ { (const uint8_t *)"k", 1 }, { value, (int32_t)vlen }, ts, NULL, 0 };
         record_batch_spec_init(&spec, rs, count);
+        if (producer_id >= 0) {
+                spec.producer_id = producer_id;
+                spec.producer_epoch = 0;
+                spec.base_sequence = base_sequence;
+        }
         size_t len = record_batch_encoded_size(&spec);
         struct test_append *t = calloc(1, sizeof(*t) + len);
         cr_assert_not_null(t);
@@ -147,6 +222,13 @@ static struct test_append *test_append(struct partition *p, uint32_t count, uint
         appends[append_count++] = t;
         partition_append(p, &t->a);
         return t;
+}
+
+/* A batch of count records of vlen bytes, timestamps ts, appended. */
+static struct test_append *test_append(struct partition *p, uint32_t count, uint32_t vlen, int64_t ts,
+                                       bool is_durable)
+{
+        return test_append_from(p, count, vlen, ts, is_durable, -1, -1);
 }
 
 /* An acks=1 append that must succeed at once; returns its base offset. */
@@ -177,6 +259,7 @@ static void test_setup(void)
         memset(&fake, 0, sizeof(fake));
         fake.now_ms = TEST_NOW_MS;
         append_count = 0;
+        done_total = 0;
         close_in_done = NULL;
         err_line[0] = '\0';
 }
@@ -983,6 +1066,11 @@ static void test_fire(struct partition_waiter *w)
         fired_count++;
 }
 
+static void test_fire_count(struct partition_waiter *w)
+{
+        test_fire(w);
+}
+
 Test(partition, waiters_fire_on_data_and_on_close)
 {
         struct partition_options o = test_options();
@@ -1004,4 +1092,377 @@ Test(partition, waiters_fire_on_data_and_on_close)
         partition_close(p);
         cr_assert_eq(fired_count, 2, "close tells the others");
         cr_assert_not(w2.is_linked);
+}
+
+/* ---- writes through log_io (issue 4) ---- */
+
+/* The bytes a read at offset would send, or 0. */
+static uint32_t test_read_len(struct partition *p, int64_t offset)
+{
+        struct partition_read r = { .fetch_offset = offset, .max_bytes = 1 << 20, .is_first_batch_whole = true };
+        partition_read(p, &r);
+        uint32_t len = r.len;
+        partition_read_release(&r);
+        return len;
+}
+
+/* Three writes completing last first: nothing is visible, nothing
+ * answered, until the oldest completes; then all three, in offset order. */
+Test(partition, writes_completing_out_of_order_expose_no_hole)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        struct partition_waiter w = { .offset = 0, .fire = test_fire_count };
+
+        fake.is_write_deferred = true;
+        struct test_append *a = test_append(p, 2, 10, TEST_NOW_MS, false);
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, false);
+        struct test_append *c = test_append(p, 3, 10, TEST_NOW_MS, false);
+        cr_assert_eq(fake.write_count, 3);
+        cr_assert_eq(a->a.base_offset, 0);
+        cr_assert_eq(b->a.base_offset, 2);
+        cr_assert_eq(c->a.base_offset, 3);
+        cr_assert_eq(partition_log_end_offset(p), 6, "offsets are assigned at submit");
+        cr_assert_eq(partition_high_watermark(p), 0, "visible once written");
+        cr_assert(partition_is_flushing(p), "writes in flight");
+        fired_count = 0;
+        partition_wait(p, &w);
+
+        fake_complete_write(2, 0);
+        fake_complete_write(1, 0);
+        cr_assert_eq(a->done_count + b->done_count + c->done_count, 0, "a hole at offset 0");
+        cr_assert_eq(partition_high_watermark(p), 0);
+        cr_assert_eq(test_read_len(p, 0), 0, "no byte past the hole is sent");
+        cr_assert_eq(fired_count, 0);
+
+        fake_complete_write(0, 0);
+        cr_assert_eq(a->done_order, 1);
+        cr_assert_eq(b->done_order, 2);
+        cr_assert_eq(c->done_order, 3);
+        cr_assert_eq(c->a.error_code, KAFKA_NONE);
+        cr_assert_eq(partition_high_watermark(p), 6);
+        cr_assert_eq(fired_count, 1);
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(test_read_len(p, 0), (uint32_t)(a->a.len + b->a.len + c->a.len));
+        cr_assert_eq(test_read_base(p, 5), 3);
+        cr_assert_eq(fake.datasync_count, 0, "acks=1 syncs nothing");
+        partition_close(p);
+
+        /* What reached the file, in whatever order, is the log. */
+        o.is_clean_shutdown = false;
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 6);
+        cr_assert_eq(test_read_base(p, 2), 2);
+        partition_close(p);
+}
+
+/* Index entries are added as writes complete, never past the bytes written. */
+Test(partition, index_entries_wait_for_their_writes)
+{
+        struct partition_options o = test_options();
+        o.config.index_interval_bytes = 100;
+        struct partition *p = test_open(&o);
+        int64_t found, ts;
+
+        fake.is_write_deferred = true;
+        for (int i = 0; i < 4; i++)
+                test_append(p, 1, 200, TEST_NOW_MS + i, false);
+        partition_offset_for_time(p, TEST_NOW_MS, &found, &ts);
+        cr_assert_eq(found, -1, "nothing written yet");
+        fake_complete_write(3, 0);
+        fake_complete_write(0, 0);
+        cr_assert_eq(partition_high_watermark(p), 1);
+        partition_offset_for_time(p, TEST_NOW_MS + 1, &found, &ts);
+        cr_assert_eq(found, -1, "offset 1 is not written yet");
+        fake_complete_writes();
+        cr_assert_eq(partition_high_watermark(p), 4);
+        partition_offset_for_time(p, TEST_NOW_MS + 3, &found, &ts);
+        cr_assert_eq(found, 3);
+        for (int i = 0; i < 4; i++)
+                cr_assert_eq(test_read_base(p, i), i);
+        partition_close(p);
+        /* The index on disk agrees with the .log: a clean open rebuilds nothing. */
+        o.is_clean_shutdown = true;
+        o.recovery_point = 4;
+        p = test_open(&o);
+        cr_assert_eq(test_read_base(p, 3), 3);
+        partition_offset_for_time(p, TEST_NOW_MS + 2, &found, &ts);
+        cr_assert_eq(found, 2);
+        partition_close(p);
+}
+
+/* acks=all completes after a sync that covers only completed writes. */
+Test(partition, durable_append_syncs_after_its_write)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        fake.is_write_deferred = true;
+        fake.is_deferred = true;
+        struct test_append *a = test_append(p, 1, 10, TEST_NOW_MS, true);
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, true);
+        cr_assert_eq(fake.datasync_count, 0, "nothing written to sync");
+        fake_complete_write(0, 0);
+        cr_assert_eq(fake.datasync_count, 1);
+        cr_assert_eq(fake_complete(), 1);
+        cr_assert_eq(a->done_count, 1);
+        cr_assert_eq(partition_recovery_point(p), 1, "the sync covered the completed write only");
+        cr_assert_eq(b->done_count, 0);
+        fake_complete_write(0, 0);
+        cr_assert_eq(fake_complete(), 1);
+        cr_assert_eq(b->done_count, 1);
+        cr_assert_eq(b->a.error_code, KAFKA_NONE);
+        cr_assert_eq(partition_recovery_point(p), 2);
+        partition_close(p);
+}
+
+/* One write fails: the partition fails; writes after it, completed or
+ * not, are never exposed and answer KAFKA_STORAGE_ERROR; the .log is cut
+ * back to what was committed, and the log end follows. */
+Test(partition, write_failure_fails_the_partition_and_cuts_the_log)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 0);
+        off_t committed = test_size(test_seg_path(0, ".log"));
+        fake.is_write_deferred = true;
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, false);
+        struct test_append *c = test_append(p, 1, 10, TEST_NOW_MS, false);
+        struct test_append *d = test_append(p, 1, 10, TEST_NOW_MS, true);
+        fake_complete_write(2, 0);              /* d written, behind b and c */
+        fake_complete_write(0, -EIO);           /* b fails */
+        cr_assert(partition_is_failed(p));
+        cr_assert_eq(b->done_count, 1);
+        cr_assert_eq(b->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(c->done_count + d->done_count, 0, "c is still in flight");
+        cr_assert(partition_is_flushing(p));
+        fake_complete_write(0, 0);              /* c written, too late */
+        cr_assert_eq(c->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(d->done_count, 1);
+        cr_assert_eq(d->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(fake.datasync_count, 0);
+        cr_assert_eq(partition_high_watermark(p), 1);
+        cr_assert_eq(partition_log_end_offset(p), 1, "the offsets never written are given back");
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(test_size(test_seg_path(0, ".log")), committed, "c's and d's bytes are cut off");
+        struct test_append *e = test_append(p, 1, 10, TEST_NOW_MS, false);
+        cr_assert_eq(e->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(fake.write_count, 4);
+        partition_close(p);
+
+        fake.is_write_deferred = false;
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 1);
+        cr_assert_eq(test_append_ok(p, 1, 10, TEST_NOW_MS), 1);
+        partition_close(p);
+}
+
+/* A write meets a full disk (ENOSPC from io_uring or pwrite) with others
+ * in flight and segments rolled behind it: the appends from it on are
+ * refused, new ones too until the writes in flight are done; then the
+ * partition is as before them (log end, segments, producer sequences) and
+ * takes appends again, without failing. */
+Test(partition, write_on_a_full_disk_refuses_and_rewinds)
+{
+        struct partition_options o = test_options();
+        o.config.segment_bytes = 300;
+        struct partition *p = test_open(&o);
+        struct test_append *a = test_append_from(p, 1, 10, TEST_NOW_MS, false, 7, 0);
+
+        cr_assert_eq(a->a.error_code, KAFKA_NONE);
+        off_t committed = test_size(test_seg_path(0, ".log"));
+        fake.is_write_deferred = true;
+        struct test_append *b = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 1);
+        struct test_append *c = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 3);
+        struct test_append *d = test_append(p, 2, 100, TEST_NOW_MS, true);
+        cr_assert_eq(partition_segment_count(p), 4, "a roll before each of b, c, d");
+        fake_complete_write(1, 0);              /* c written, behind b */
+        fake_complete_write(0, -ENOSPC);        /* b meets the full disk */
+        cr_assert_not(partition_is_failed(p));
+        cr_assert_eq(b->done_count + c->done_count + d->done_count, 0, "answered once d is done");
+        struct test_append *e = test_append(p, 1, 10, TEST_NOW_MS, false);
+        cr_assert_eq(e->done_count, 1);
+        cr_assert_eq(e->a.error_code, KAFKA_KAFKA_STORAGE_ERROR, "it would be cut off");
+        fake_complete_write(0, 0);              /* d written, too late */
+        cr_assert_eq(b->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(c->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(d->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert(b->done_order < c->done_order && c->done_order < d->done_order, "in offset order");
+        cr_assert_not(partition_is_failed(p));
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(partition_high_watermark(p), 1);
+        cr_assert_eq(partition_log_end_offset(p), 1);
+        cr_assert_eq(partition_segment_count(p), 2, "the segments rolled past the log end go");
+        cr_assert_eq(test_size(test_seg_path(0, ".log")), committed);
+        cr_assert_eq(test_size(test_seg_path(1, ".log")), 0, "c's bytes are cut off");
+        struct stat st;
+        cr_assert_neq(fstatat(root_fd, test_seg_path(3, ".log"), &st, 0), 0);
+
+        /* The producer's retries are new batches again, at the same offsets. */
+        fake.is_write_deferred = false;
+        b = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 1);
+        cr_assert_eq(b->a.error_code, KAFKA_NONE, "error %d %s", b->a.error_code, b->a.error_message);
+        cr_assert_eq(b->a.base_offset, 1);
+        c = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 3);
+        cr_assert_eq(c->a.error_code, KAFKA_NONE, "error %d %s", c->a.error_code, c->a.error_message);
+        cr_assert_eq(c->a.base_offset, 3);
+        c = test_append_from(p, 2, 100, TEST_NOW_MS, false, 7, 3);
+        cr_assert_eq(c->a.base_offset, 3, "and a retry of one written is a duplicate");
+        cr_assert_eq(test_append_ok(p, 2, 100, TEST_NOW_MS), 5);
+        cr_assert_eq(test_read_base(p, 4), 3);
+        partition_close(p);
+
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 7);
+        cr_assert_eq(test_read_base(p, 2), 1);
+        partition_close(p);
+}
+
+/* Rolls while the old segments' writes are in flight: each is sealed
+ * (indexes cut to size) and synced once its last write completes. */
+Test(partition, roll_with_writes_in_flight)
+{
+        struct partition_options o = test_options();
+        o.config.segment_bytes = 300;
+        struct partition *p = test_open(&o);
+
+        fake.is_write_deferred = true;
+        for (int i = 0; i < 3; i++)
+                test_append(p, 2, 100, TEST_NOW_MS, false);
+        /* About 260 bytes each: a segment each, reserved sizes counted. */
+        cr_assert_eq(partition_segment_count(p), 3);
+        cr_assert_gt(test_size(test_seg_path(0, ".index")), 0, "not sealed while its write is in flight");
+        fake_complete_write(2, 0);
+        fake_complete_write(1, 0);
+        cr_assert_eq(partition_high_watermark(p), 0);
+        cr_assert_gt(test_size(test_seg_path(2, ".index")), 0);
+        cr_assert_eq(fake.datasync_count, 0, "nothing is synced before it is written");
+        fake_complete_write(0, 0);
+        cr_assert_eq(partition_high_watermark(p), 6);
+        cr_assert_eq(test_size(test_seg_path(0, ".index")), 0, "sealed");
+        cr_assert_eq(test_size(test_seg_path(2, ".index")), 0);
+        cr_assert_gt(test_size(test_seg_path(4, ".index")), 0, "the active segment stays preallocated");
+        cr_assert_eq(partition_recovery_point(p), 4, "the rolled segments are synced");
+        cr_assert_eq(fake.datasync_count, 2);
+        for (int i = 0; i < 3; i++)
+                cr_assert_eq(test_read_base(p, 2 * i + 1), 2 * i);
+        cr_assert_not(partition_is_flushing(p));
+        partition_close(p);
+
+        fake.is_write_deferred = false;
+        o.is_clean_shutdown = true;
+        o.recovery_point = 6;
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 6);
+        cr_assert_eq(partition_segment_count(p), 3);
+        partition_close(p);
+}
+
+/* partition_flush while writes are in flight: the shutdown waits for
+ * them, then for the sync covering them. */
+Test(partition, flush_covers_writes_in_flight)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        fake.is_write_deferred = true;
+        test_append(p, 1, 10, TEST_NOW_MS, false);
+        test_append(p, 1, 10, TEST_NOW_MS, false);
+        partition_flush(p);
+        cr_assert(partition_is_flushing(p));
+        cr_assert_eq(fake.datasync_count, 0);
+        fake_complete_write(1, 0);
+        cr_assert(partition_is_flushing(p));
+        fake_complete_write(0, 0);
+        cr_assert_eq(fake.datasync_count, 1);
+        cr_assert_not(partition_is_flushing(p));
+        cr_assert_eq(partition_recovery_point(p), 2, "the recovery point reached the log end");
+        partition_close(p);
+}
+
+/* Closing with writes in flight: they complete first (acks=all ones
+ * after their sync), and the partition goes after them. */
+Test(partition, close_with_writes_in_flight)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        fake.is_write_deferred = true;
+        struct test_append *a = test_append(p, 1, 10, TEST_NOW_MS, false);
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, true);
+        struct test_append *c = test_append(p, 1, 10, TEST_NOW_MS, false);
+        partition_close(p);
+        cr_assert_eq(a->done_count + b->done_count + c->done_count, 0);
+        fake_complete_write(1, 0);
+        fake_complete_write(0, 0);
+        cr_assert_eq(a->done_count, 1);
+        cr_assert_eq(b->done_count, 1, "synced after its write");
+        cr_assert_eq(b->a.error_code, KAFKA_NONE);
+        cr_assert_eq(fake.datasync_count, 1);
+        cr_assert_eq(c->done_count, 0);
+        fake_complete_write(0, -ENOSPC);        /* the last one fails: freed all the same */
+        cr_assert_eq(c->done_count, 1);
+        cr_assert_eq(c->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(fake.write_pending_count, 0);
+
+        fake.is_write_deferred = false;
+        p = test_open(&o);
+        cr_assert_eq(partition_log_end_offset(p), 2);
+        partition_close(p);
+}
+
+/* An acks=1 append whose done closes the partition while later writes
+ * are still in flight. */
+Test(partition, close_from_a_done_with_writes_in_flight)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        fake.is_write_deferred = true;
+        struct test_append *a = test_append(p, 1, 10, TEST_NOW_MS, false);
+        struct test_append *b = test_append(p, 1, 10, TEST_NOW_MS, false);
+        close_in_done = p;
+        fake_complete_write(0, 0);
+        cr_assert_eq(a->done_count, 1);
+        cr_assert_null(close_in_done);
+        fake_complete_write(0, 0);
+        cr_assert_eq(b->done_count, 1);
+        cr_assert_eq(b->a.error_code, KAFKA_NONE);
+}
+
+/* A retry arriving while its original is being written is known as one
+ * (the producer state is updated at submit), written once, and answered
+ * only once the original is: with its offsets, or with its failure. */
+Test(partition, retry_while_the_original_is_in_flight)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+
+        fake.is_write_deferred = true;
+        struct test_append *a = test_append_from(p, 2, 10, TEST_NOW_MS, false, 1000, 0);
+        struct test_append *retry = test_append_from(p, 2, 10, TEST_NOW_MS, false, 1000, 0);
+        cr_assert_eq(fake.write_count, 1, "the retry is not written");
+        cr_assert_eq(retry->done_count, 0, "not answered before the original is written");
+        cr_assert_eq(partition_log_end_offset(p), 2);
+        fake_complete_write(0, 0);
+        cr_assert_eq(a->done_order, 1);
+        cr_assert_eq(retry->done_order, 2);
+        cr_assert_eq(retry->a.error_code, KAFKA_NONE);
+        cr_assert_eq(retry->a.base_offset, 0);
+        /* Once written, a retry is answered at once. */
+        struct test_append *again = test_append_from(p, 2, 10, TEST_NOW_MS, false, 1000, 0);
+        cr_assert_eq(again->done_count, 1);
+        cr_assert_eq(again->a.base_offset, 0);
+
+        /* The next batch's write fails: its retry answers the failure. */
+        struct test_append *b = test_append_from(p, 1, 10, TEST_NOW_MS, false, 1000, 2);
+        struct test_append *b_retry = test_append_from(p, 1, 10, TEST_NOW_MS, true, 1000, 2);
+        cr_assert_eq(b->a.base_offset, 2);
+        cr_assert_eq(b_retry->done_count, 0);
+        fake_complete_write(0, -EIO);
+        cr_assert_eq(b->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        cr_assert_eq(b_retry->done_count, 1);
+        cr_assert_eq(b_retry->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
+        partition_close(p);
 }

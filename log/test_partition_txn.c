@@ -104,7 +104,30 @@ static int64_t fake_now_ms(void *ctx)
         return fake.now_ms;
 }
 
-static const struct log_io_ops fake_ops = { .datasync = fake_datasync, .now_ms = fake_now_ms };
+/* log_io's write, done at once: all of len bytes, a short write continued,
+ * -errno (ENOSPC on a full disk) when one fails. */
+static int fake_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done, void *arg)
+{
+        const uint8_t *b = buf;
+
+        (void)ctx;
+        while (len > 0) {
+                ssize_t n = pwrite(fd, b, len, (off_t)offset);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        done(arg, n < 0 ? -errno : -EIO);
+                        return 0;
+                }
+                b += n;
+                len -= (size_t)n;
+                offset += (uint64_t)n;
+        }
+        done(arg, 0);
+        return 0;
+}
+
+static const struct log_io_ops fake_ops = { .datasync = fake_datasync, .write = fake_write, .now_ms = fake_now_ms };
 static const struct log_io fake_io = { &fake_ops, NULL };
 
 /* Completes the syncs in flight now (not those they start); returns how many. */

@@ -1032,3 +1032,123 @@ Test(segment, rebuilds_missing_or_damaged_indexes)
         cr_assert_eq(test_read_file(0, TIME_INDEX_FILE_SUFFIX, got, sizeof(got)), ti_n);
         cr_assert_arr_eq(got, ti, ti_n);
 }
+
+/* ---- appends in two steps (reserve, write elsewhere, commit) ---- */
+
+/* 23 batches of 1000 bytes reserved at once, written last first, committed
+ * in order: the same segment as segment_append makes, and nothing of a
+ * batch visible before its commit. */
+Test(segment, reserve_and_commit_match_append)
+{
+        struct segment seg, ref;
+        struct segment_config cfg = test_config(4096, 4096);
+        uint32_t vlen = test_vlen_for(1000);
+        static uint8_t bufs[23][1000];
+        uint32_t pos[23];
+        struct segment_batch_location loc;
+        size_t got;
+        uint8_t byte;
+
+        cr_assert_eq(mkdirat(dir_fd, "ref", 0755), 0);
+        int ref_dir_fd = openat(dir_fd, "ref", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(ref_dir_fd, 0);
+        cr_assert_eq(segment_create(&ref, ref_dir_fd, 0, &cfg), 0);
+        test_append_thousands(&ref, 0, 23);
+        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        for (int i = 0; i < 23; i++) {
+                cr_assert_eq(test_batch(bufs[i], sizeof(bufs[i]), i, 1, vlen, 1000 + i, 0), 1000);
+                cr_assert_eq(segment_append_reserve(&seg, bufs[i], 1000, &pos[i]), 0);
+                cr_assert_eq(pos[i], (uint32_t)(1000 * i));
+        }
+        cr_assert_eq(segment_reserved_size_bytes(&seg), 23000);
+        cr_assert_eq(seg.size_bytes, 0);
+        cr_assert_eq(seg.next_offset, 0);
+        for (int i = 22; i >= 0; i--)
+                cr_assert_eq(pwrite(seg.log_fd, bufs[i], 1000, pos[i]), 1000);
+        cr_assert_eq(segment_find_offset(&seg, 0, &loc), -ENOENT, "written, not committed");
+        cr_assert_eq(segment_read(&seg, 0, &byte, 1, &got), 0);
+        cr_assert_eq(got, 0);
+        for (int i = 0; i < 23; i++) {
+                cr_assert_eq(segment_append_commit(&seg, bufs[i], 1000, pos[i]), 0);
+                cr_assert_eq(seg.size_bytes, 1000 * (uint32_t)(i + 1));
+                cr_assert_eq(seg.next_offset, i + 1);
+                if (seg.offset_index.entry_count > 0)
+                        cr_assert_lt(offset_index_last(&seg.offset_index).position_bytes, seg.size_bytes);
+        }
+        cr_assert_eq(seg.pending_count, 0);
+        cr_assert_eq(seg.offset_index.entry_count, 4);
+        cr_assert(test_indexes_equal(&seg, &ref));
+        cr_assert_eq(seg.bytes_since_last_index_entry, ref.bytes_since_last_index_entry);
+        cr_assert_eq(seg.max_timestamp_ms, 1022);
+        cr_assert_eq(segment_find_offset(&seg, 17, &loc), 0);
+        cr_assert_eq(loc.position_bytes, 17000);
+        cr_assert_eq(segment_close(&seg), 0);
+        cr_assert_eq(segment_close(&ref), 0);
+        close(ref_dir_fd);
+}
+
+/* Pending appends count against the index room: the reserve that would
+ * overfill an index is refused, as segment_append's would be. */
+Test(segment, reserve_counts_pending_index_entries)
+{
+        struct segment seg;
+        struct segment_config cfg = test_config(100, 24);       /* 3 offset entries, 2 time entries */
+        static uint8_t a[4096], b[4096], c[4096];
+        uint32_t pa, pb, pc;
+
+        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        size_t na = test_batch(a, sizeof(a), 0, 2, 100, 1, 0);
+        size_t nb = test_batch(b, sizeof(b), 2, 2, 100, 5, 0);
+        size_t nc = test_batch(c, sizeof(c), 4, 1, 10, 9, 0);
+        cr_assert_eq(segment_append_reserve(&seg, a, na, &pa), 0);
+        cr_assert_eq(segment_append_reserve(&seg, b, nb, &pb), 0, "its entry fills the time index");
+        cr_assert_eq(segment_append_reserve(&seg, c, nc, &pc), SEGMENT_FULL);
+        cr_assert_eq(segment_append_reserve(&seg, a, na, &pc), -EINVAL, "offsets continue from the reserved");
+        cr_assert_eq(pwrite(seg.log_fd, a, na, pa), (ssize_t)na);
+        cr_assert_eq(pwrite(seg.log_fd, b, nb, pb), (ssize_t)nb);
+        cr_assert_eq(segment_append_commit(&seg, a, na, pa), 0);
+        cr_assert_eq(segment_append_commit(&seg, b, nb, pb), 0);
+        cr_assert_eq(seg.offset_index.entry_count, 1);
+        cr_assert(segment_is_index_full(&seg));
+        cr_assert_eq(segment_close(&seg), 0);
+}
+
+/* A write failed: the pending appends go, the .log is cut back to what
+ * was committed, and the next reserve starts there. */
+Test(segment, abort_drops_pending_appends)
+{
+        struct segment seg;
+        struct segment_config cfg = test_config(4096, 4096);
+        static uint8_t a[4096], b[4096], c[4096];
+        uint32_t pa, pb, pc;
+
+        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        size_t na = test_batch(a, sizeof(a), 0, 2, 100, 1, 0);
+        size_t nb = test_batch(b, sizeof(b), 2, 2, 100, 5, 0);
+        size_t nc = test_batch(c, sizeof(c), 4, 1, 10, 9, 0);
+        cr_assert_eq(segment_append_reserve(&seg, a, na, &pa), 0);
+        cr_assert_eq(segment_append_reserve(&seg, b, nb, &pb), 0);
+        cr_assert_eq(segment_append_reserve(&seg, c, nc, &pc), 0);
+        cr_assert_eq(pwrite(seg.log_fd, a, na, pa), (ssize_t)na);
+        cr_assert_eq(pwrite(seg.log_fd, c, nc, pc), (ssize_t)nc);       /* b failed */
+        cr_assert_eq(segment_append_commit(&seg, a, na, pa), 0);
+        cr_assert_eq(segment_append_abort(&seg), 0);
+        cr_assert_eq(seg.pending_count, 0);
+        cr_assert_eq(seg.size_bytes, na);
+        cr_assert_eq(seg.next_offset, 2);
+        cr_assert_eq(test_file_size(0, SEGMENT_LOG_FILE_SUFFIX), (off_t)na, "c's bytes are gone");
+        nb = test_batch(b, sizeof(b), 2, 1, 10, 5, 0);
+        cr_assert_eq(segment_append_reserve(&seg, b, nb, &pb), 0);
+        cr_assert_eq(pb, na);
+        cr_assert_eq(pwrite(seg.log_fd, b, nb, pb), (ssize_t)nb);
+        cr_assert_eq(segment_append_commit(&seg, b, nb, pb), 0);
+        cr_assert_eq(segment_close(&seg), 0);
+
+        /* What is on disk opens cleanly. */
+        struct segment_scan scan;
+        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_scan(&seg, 0, &scan), 0);
+        cr_assert_eq(scan.stop, SEGMENT_STOP_END);
+        cr_assert_eq(scan.next_offset, 3);
+        cr_assert_eq(segment_close(&seg), 0);
+}

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../base/logging.h"
 #include "../protocol/gen/errors.h"
@@ -43,13 +44,45 @@
 /* How often a home looks for topic config changes (one atomic load). */
 #define HOME_CONFIG_CHECK_MS 1000
 
-/* An fdatasync in flight on the home's ring; pooled per home. */
+/*
+ * Writes shorter than this are made with pwrite on the home thread, the
+ * rest through io_uring. On ext4 (and any filesystem without non-blocking
+ * buffered writes) io_uring hands every buffered write to an io-wq worker
+ * thread: a wake-up and a completion per write, which for a small batch
+ * costs more than the copy itself. Measured on a shared 2-core VM, ext4,
+ * one librdkafka producer paced so that each Produce carries one message,
+ * acks=1, broker utime + stime (io-wq workers included) per MB, median of
+ * 4 interleaved runs: pwrite 13.8 / 2.7 / 1.1 / 0.83 ms at 1 / 16 / 64 /
+ * 256 KiB; io_uring 24.2 / 3.4 / 1.3 / 0.91 ms. io_uring never costs less
+ * CPU here; past a few tens of KiB it costs little more and takes the copy
+ * off the reactor thread (onto a worker, another core), so the reactor
+ * goes on serving its connections meanwhile. Hence 32 KiB; 0 sends every
+ * write through the ring.
+ */
+#ifndef HOME_WRITE_INLINE_BYTES_MAX
+#define HOME_WRITE_INLINE_BYTES_MAX (32u << 10)
+#endif
+/* A variable, so that a build with 0 compares without a warning. */
+static const size_t home_write_inline_bytes_max = HOME_WRITE_INLINE_BYTES_MAX;
+/* One IORING_OP_WRITE carries at most this much; the rest follows as a
+ * short write's does. */
+#define HOME_WRITE_BYTES_MAX (1u << 30)
+/* A write that makes no progress (-EINTR, -EAGAIN) is resubmitted at most
+ * this many times in a row before it fails. */
+#define HOME_WRITE_RETRIES_MAX 16
+
+/* An fdatasync or a write in flight on the home's ring; pooled per home. */
 struct home_io_op {
         struct reactor_op op;
         struct home *home;
         log_io_done_fn done;
         void *arg;
         int fd;
+        /* a write: what is left of it */
+        const uint8_t *buf;
+        size_t len;
+        uint64_t offset;
+        uint32_t retry_count;
         struct home_io_op *next_free;
 };
 
@@ -181,8 +214,91 @@ static int home_datasync(void *ctx, int fd, log_io_done_fn done, void *arg)
         return rc;
 }
 
+/* A write, or the rest of one, with pwrite on the home thread: a small
+ * one, or when the ring has no room for it or there is no memory for an
+ * op. Blocking, but never lost. */
+static int home_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t offset)
+{
+        while (len > 0) {
+                ssize_t n = pwrite(fd, buf, len, (off_t)offset);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                buf += n;
+                len -= (size_t)n;
+                offset += (uint64_t)n;
+        }
+        return 0;
+}
+
+static int home_submit_write(struct home_io_op *op)
+{
+        struct io_uring_sqe *sqe = reactor_prep_op(op->home->reactor, &op->op);
+        if (!sqe)
+                return -EBUSY;
+        unsigned chunk = op->len > HOME_WRITE_BYTES_MAX ? HOME_WRITE_BYTES_MAX : (unsigned)op->len;
+        io_uring_prep_write(sqe, op->fd, op->buf, chunk, op->offset);
+        return 0;
+}
+
+/* A write's CQE: done when all is written or it failed, else the rest is
+ * submitted again (a short write, or one that made no progress). */
+static void home_on_write(struct reactor_op *rop, int32_t res, uint32_t cqe_flags)
+{
+        (void)cqe_flags;
+        struct home_io_op *op = container_of(rop, struct home_io_op, op);
+        int result = 0;
+        if (res > 0) {
+                assert((size_t)res <= op->len);
+                op->buf += res;
+                op->len -= (size_t)res;
+                op->offset += (uint64_t)res;
+                op->retry_count = 0;
+        } else if ((res == -EINTR || res == -EAGAIN) && op->retry_count < HOME_WRITE_RETRIES_MAX) {
+                op->retry_count++;
+        } else {
+                result = res < 0 ? res : -EIO;  /* 0 bytes of a regular file: no space, say */
+        }
+        if (result == 0 && op->len > 0) {
+                if (home_submit_write(op) == 0)
+                        return;
+                result = home_pwrite_all(op->fd, op->buf, op->len, op->offset);
+        }
+        log_io_done_fn done = op->done;
+        void *arg = op->arg;
+        home_op_put(op);
+        done(arg, result);
+}
+
+static int home_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done,
+                      void *arg)
+{
+        struct home *h = ctx;
+        assert(len > 0);
+        struct home_io_op *op = len < home_write_inline_bytes_max ? NULL : home_op_get(h);
+        if (op) {
+                op->op.fn = home_on_write;
+                op->done = done;
+                op->arg = arg;
+                op->fd = fd;
+                op->buf = buf;
+                op->len = len;
+                op->offset = offset;
+                if (home_submit_write(op) == 0)
+                        return 0;
+                home_op_put(op);
+        }
+        done(arg, home_pwrite_all(fd, buf, len, offset));
+        return 0;
+}
+
 static const struct log_io_ops home_io_ops = {
         .datasync = home_datasync,
+        .write = home_write,
         .now_ms = home_now_ms,
 };
 
@@ -765,8 +881,9 @@ void partition_homes_on_reactor_stop(struct reactor *r, uint32_t index, void *ct
                 if (reactor_run_once(r, HOME_STOP_POLL_MS) < 0)
                         break;
 
-        /* 2. Everything written reaches the disk; appends waiting for a sync
-         *    (acks=all) complete on the way. */
+        /* 2. Every write in flight completes and everything written
+         *    reaches the disk; appends waiting for either complete on the
+         *    way. */
         for (struct home_log *hl = h->logs; hl; hl = hl->next)
                 partition_flush(hl->partition);
         uint64_t deadline_ms = reactor_now_ms() + PARTITION_HOME_SHUTDOWN_SYNC_MS;
@@ -774,7 +891,7 @@ void partition_homes_on_reactor_stop(struct reactor *r, uint32_t index, void *ct
                 if (reactor_run_once(r, HOME_STOP_POLL_MS) < 0)
                         break;
         if (home_is_flushing(h))
-                log_error("reactor %u: partitions still syncing after %d ms of shutdown; their log dirs get no "
+                log_error("reactor %u: partitions still writing or syncing after %d ms of shutdown; their log dirs get no "
                           "clean-shutdown marker", index, PARTITION_HOME_SHUTDOWN_SYNC_MS);
 
         /* 3. The producer snapshots at the log ends: a clean start reads

@@ -11,7 +11,10 @@
  * partition_home_run() and the home posts the result back the same way.
  *
  * Each home also provides the log layer's I/O (struct log_io) on its own
- * io_uring: fdatasyncs are submitted there and complete there.
+ * io_uring: appends' writes (IORING_OP_WRITE, short writes continued;
+ * those under HOME_WRITE_INLINE_BYTES_MAX are made with pwrite on the spot,
+ * see partition_home.c) and fdatasyncs are submitted there and complete
+ * there.
  *
  * Life of the partitions:
  *   - start: when its reactor starts, a home opens every partition of the
@@ -29,9 +32,10 @@
  *   - stop (on_reactor_stop): first every home waits, its ring still
  *     running, until all homes have stopped their connections, so no
  *     request can reach a partition afterwards; then it flushes every
- *     partition and runs its ring until the syncs are done (appends waiting
- *     for acks=all complete here); then it records each partition's final
- *     offsets (partition_homes_final_offsets) and closes them. A deleted
+ *     partition and runs its ring until the writes and syncs are done
+ *     (appends waiting for them complete here); then it records each
+ *     partition's final offsets (partition_homes_final_offsets) and
+ *     closes them. A deleted
  *     topic's partitions are closed on their home as soon as the catalog
  *     lets go of them.
  */
