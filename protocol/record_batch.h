@@ -118,13 +118,16 @@ static inline uint32_t record_batch_size_bytes(const struct record_batch_header 
 {
         return (uint32_t)h->batch_length + RECORD_BATCH_LOG_OVERHEAD_BYTES;
 }
+/* Wrapping, never undefined: a header read from a damaged file may carry
+ * any base offset and delta, and the callers that scan such files reject
+ * the batch on its nonsensical offsets. */
 static inline int64_t record_batch_last_offset(const struct record_batch_header *h)
 {
-        return h->base_offset + h->last_offset_delta;
+        return (int64_t)((uint64_t)h->base_offset + (uint64_t)(int64_t)h->last_offset_delta);
 }
 static inline int64_t record_batch_next_offset(const struct record_batch_header *h)
 {
-        return record_batch_last_offset(h) + 1;
+        return (int64_t)((uint64_t)record_batch_last_offset(h) + 1u);
 }
 static inline int record_batch_codec(const struct record_batch_header *h)
 {
