@@ -185,7 +185,7 @@ FUZZ_OPTS       = -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_fin
 FUZZ_TARGETS    = $(filter-out gen_seeds,$(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c)))
 FUZZ_BINS       = $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
 FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c \
-                  log/segment.c log/offset_index.c log/time_index.c
+                  log/segment.c log/offset_index.c log/time_index.c log/logdir.c log/uuid.c
 FUZZ_LIB_OBJ    = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_FILL_OBJ   = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FILL_SRC))
 FUZZ_LIBS       = -lsnappy -llz4 -lzstd -lz -lpthread -lm

@@ -44,6 +44,7 @@
 
 static char dir_path[256];
 static int dir_fd = -1;
+static struct logdir_ref part_dir;         /* dir_fd, as segments hold it */
 
 static void remove_files(void)
 {
@@ -75,6 +76,7 @@ static void make_dir(void)
         FUZZ_CHECK(mkdtemp(dir_path) != NULL, "mkdtemp %s: %s", dir_path, strerror(errno));
         dir_fd = open(dir_path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         FUZZ_CHECK(dir_fd >= 0, "open %s", dir_path);
+        FUZZ_CHECK(logdir_ref_init(&part_dir, dir_fd, ".") == 0, "stat %s", dir_path);
         atexit(remove_dir);
 }
 
@@ -197,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t valid_bytes = count ? batches[count - 1].position + batches[count - 1].size : 0;
         int64_t next_offset = count ? batches[count - 1].last_offset + 1 : 0;
 
-        rc = segment_open(&seg, dir_fd, 0, &cfg);
+        rc = segment_open(&seg, &part_dir, 0, &cfg);
         FUZZ_CHECK(rc == 0, "segment_open: %s", strerror(-rc));
         rc = segment_recover(&seg, &scan);
         FUZZ_CHECK(rc == 0, "segment_recover: %s", strerror(-rc));
@@ -242,7 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(rc == 0, "segment_close: %s", strerror(-rc));
 
         /* And it opens again, everything in place, no recovery needed. */
-        rc = segment_open(&seg, dir_fd, 0, &cfg);
+        rc = segment_open(&seg, &part_dir, 0, &cfg);
         FUZZ_CHECK(rc == 0, "segment_open again: %s", strerror(-rc));
         FUZZ_CHECK(seg.next_offset == end && seg.size_bytes == end_bytes && !seg.is_tail_dirty,
                    "reopened at %lld (%u bytes), closed at %lld (%u bytes)", (long long)seg.next_offset,

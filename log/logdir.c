@@ -67,6 +67,129 @@ int logdir_fsync_dir(int dir_fd, const char *name)
         return rc;
 }
 
+/* ---- partition directories held by name (logdir_ref) ---- */
+
+int logdir_ref_init(struct logdir_ref *ref, int parent_fd, const char *name)
+{
+        struct stat st;
+        size_t len = strlen(name);
+
+        assert(parent_fd >= 0 || parent_fd == AT_FDCWD);
+        if (len == 0 || len > LOGDIR_NAME_BYTES_MAX)
+                return -ENAMETOOLONG;
+        if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        memset(ref, 0, sizeof(*ref));
+        ref->parent_fd = parent_fd;
+        ref->dev = st.st_dev;
+        ref->ino = st.st_ino;
+        atomic_init(&ref->refs, 0);
+        memcpy(ref->name, name, len + 1);
+        return 0;
+}
+
+int logdir_ref_new(int parent_fd, const char *name, struct logdir_ref **out)
+{
+        struct logdir_ref *ref = malloc(sizeof(*ref));
+        int rc;
+
+        if (!ref)
+                return -ENOMEM;
+        rc = logdir_ref_init(ref, parent_fd, name);
+        if (rc < 0) {
+                free(ref);
+                return rc;
+        }
+        atomic_init(&ref->refs, 1);
+        *out = ref;
+        return 0;
+}
+
+void logdir_ref_get(struct logdir_ref *ref)
+{
+        unsigned prev = atomic_fetch_add(&ref->refs, 1);
+
+        assert(prev > 0);
+        (void)prev;
+}
+
+void logdir_ref_put(struct logdir_ref *ref)
+{
+        if (!ref)
+                return;
+        unsigned prev = atomic_fetch_sub(&ref->refs, 1);
+
+        assert(prev > 0);
+        if (prev == 1)
+                free(ref);
+}
+
+int logdir_ref_open(const struct logdir_ref *ref)
+{
+        struct stat st;
+        int fd;
+
+        do {
+                fd = openat(ref->parent_fd, ref->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        } while (fd < 0 && errno == EINTR);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0) {
+                int rc = -errno;
+                close(fd);
+                return rc;
+        }
+        if (st.st_dev != ref->dev || st.st_ino != ref->ino) {
+                close(fd);
+                return -ENOENT;         /* renamed aside, or a new directory of the same name */
+        }
+        return fd;
+}
+
+int logdir_ref_openat(const struct logdir_ref *ref, const char *name, int flags, mode_t mode)
+{
+        int dir_fd = logdir_ref_open(ref);
+        int fd;
+
+        if (dir_fd < 0)
+                return dir_fd;
+        do {
+                fd = openat(dir_fd, name, flags | O_CLOEXEC, mode);
+        } while (fd < 0 && errno == EINTR);
+        if (fd < 0)
+                fd = -errno;
+        close(dir_fd);
+        return fd;
+}
+
+int logdir_ref_unlink(const struct logdir_ref *ref, const char *name)
+{
+        int dir_fd = logdir_ref_open(ref);
+        int rc = 0;
+
+        if (dir_fd < 0)
+                return dir_fd;
+        if (unlinkat(dir_fd, name, 0) < 0)
+                rc = -errno;
+        close(dir_fd);
+        return rc;
+}
+
+int logdir_ref_fsync(const struct logdir_ref *ref)
+{
+        int dir_fd = logdir_ref_open(ref);
+        int rc = 0;
+
+        if (dir_fd < 0)
+                return dir_fd;
+        if (fsync(dir_fd) < 0)
+                rc = -errno;
+        close(dir_fd);
+        return rc;
+}
+
 static int logdir_write_all(int fd, const void *data, size_t size_bytes)
 {
         const char *p = data;

@@ -30,9 +30,11 @@
 #ifndef RUNNEL_LOGDIR_H
 #define RUNNEL_LOGDIR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../protocol/wire.h"
 #include "uuid.h"
@@ -150,6 +152,57 @@ int logdir_read_partition_metadata(int dir_fd, const char *partdir, struct kuuid
  * LOGDIR_NAME_BYTES_MAX + 1 bytes). Returns 0 or -errno.
  */
 int logdir_rename_aside(int dir_fd, const char *partdir, const char *suffix, char *new_name);
+
+/*
+ * A partition directory held by name, not by an open descriptor.
+ *
+ * A partition needs its directory only for rare changes (a segment rolls,
+ * an index is resized, a snapshot is written); holding it open would cost
+ * a descriptor per partition, and 10,000 partitions would need 10,000 more
+ * than Kafka's one per segment. So a partition keeps the log dir's
+ * descriptor (open for the broker's life), its own entry name, and the
+ * identity (device, inode) the name had when the partition opened. Each
+ * change opens the directory for the moment it needs it and checks the
+ * identity first: a directory renamed aside for deletion, or replaced by a
+ * new topic of the same name, answers -ENOENT instead of letting an old
+ * partition write into the new one's files.
+ *
+ * logdir_ref_new() makes one shared by reference count (a partition and the
+ * segment handles that may outlive it); logdir_ref_init() fills one the
+ * caller owns (tests). Any thread may use a ref; get/put are atomic.
+ */
+struct logdir_ref {
+        int parent_fd;                  /* the log dir (borrowed) */
+        dev_t dev;
+        ino_t ino;
+        atomic_uint refs;               /* 0 for a ref filled by logdir_ref_init() */
+        char name[LOGDIR_NAME_BYTES_MAX + 1];
+};
+
+/* Fills ref for parent_fd/name, which must exist and be a directory
+ * ("." names parent_fd itself). Returns 0 or -errno. */
+int logdir_ref_init(struct logdir_ref *ref, int parent_fd, const char *name);
+
+/* The same on the heap with one reference. Returns 0 or -errno. */
+int logdir_ref_new(int parent_fd, const char *name, struct logdir_ref **out);
+
+void logdir_ref_get(struct logdir_ref *ref);
+
+/* Drops a reference; the last frees the ref (never the directory). */
+void logdir_ref_put(struct logdir_ref *ref);
+
+/* Opens the directory (O_DIRECTORY) for the caller to close. -ENOENT when
+ * the name is gone or names another directory now. */
+int logdir_ref_open(const struct logdir_ref *ref);
+
+/* openat(2) of a file in the directory; returns the descriptor or -errno. */
+int logdir_ref_openat(const struct logdir_ref *ref, const char *name, int flags, mode_t mode);
+
+/* unlinkat(2) of a file in the directory; a missing file is -ENOENT. */
+int logdir_ref_unlink(const struct logdir_ref *ref, const char *name);
+
+/* fsync(2) of the directory: names created in it are durable on return. */
+int logdir_ref_fsync(const struct logdir_ref *ref);
 
 /* Whether name ends with suffix. */
 bool logdir_has_suffix(const char *name, const char *suffix);

@@ -4,6 +4,11 @@
  * the group-commit fdatasync, reads for Fetch, waiters, retention and
  * DeleteRecords, and loading and recovery at open.
  *
+ * Descriptors: one per segment (its .log), as Kafka holds one channel per
+ * segment. The partition directory is held by name (logdir_ref) and opened
+ * only for the moment a roll, a snapshot or a deletion needs it, so 10,000
+ * partitions cost 10,000 descriptors, not 20,000.
+ *
  * An append is validated, given its offsets and recorded in the producer
  * state at once, its place reserved at the end of the active segment
  * (segment_append_reserve), and its write submitted through log_io
@@ -107,7 +112,8 @@ struct segment_handle {
         bool is_seal_pending;           /* rolled while writes were in flight: seal when they are done */
         bool is_sync_after_seal;        /* and then sync it, as a roll does */
         bool is_deleted;                /* remove the files when the last ref goes */
-        int dir_fd;
+        struct logdir_ref *dir;         /* a reference: the handle may outlive the partition */
+        int dir_fd;                     /* held only while deletion waits for the last ref */
         struct txn_index txn;           /* the aborted transactions whose markers are here */
 };
 
@@ -118,7 +124,7 @@ struct partition {
         bool is_failed;
         bool is_closing;                /* partition_close was called; freed when idle */
         uint32_t call_depth;            /* calls into the partition on the stack */
-        int dir_fd;                     /* the partition directory */
+        struct logdir_ref *dir;         /* the partition directory, held by name */
         char name[256];
 
         struct segment_handle **segs;
@@ -192,6 +198,28 @@ static void delete_segment_files(int dir_fd, int64_t base_offset)
         }
 }
 
+/* The same for a partition's directory, opened for the moment. */
+static void delete_partition_segment_files(const struct partition *p, int64_t base_offset)
+{
+        int dir_fd = logdir_ref_open(p->dir);
+        if (dir_fd < 0) {
+                log_warn("%s: cannot delete segment %020lld: %s", p->name, (long long)base_offset,
+                         strerror(-dir_fd));
+                return;
+        }
+        delete_segment_files(dir_fd, base_offset);
+        close(dir_fd);
+}
+
+static void delete_snapshots_below(const struct partition *p, int64_t offset)
+{
+        int dir_fd = logdir_ref_open(p->dir);
+        if (dir_fd < 0)
+                return;         /* the directory is going: its snapshots with it */
+        producer_snapshot_delete_below(dir_fd, offset);
+        close(dir_fd);
+}
+
 static void handle_get(struct segment_handle *h)
 {
         unsigned prev = atomic_fetch_add(&h->refs, 1);
@@ -216,6 +244,7 @@ static void handle_put(struct segment_handle *h)
         } else {
                 segment_close(&h->seg);
         }
+        logdir_ref_put(h->dir);
         free(h);
 }
 
@@ -224,10 +253,12 @@ static void handle_put(struct segment_handle *h)
 static void handle_delete(struct partition *p, struct segment_handle *h)
 {
         h->is_deleted = true;
-        h->dir_fd = dup(p->dir_fd);     /* the files go with the last reference */
-        if (h->dir_fd < 0) {
+        /* The files go with the last reference, by this descriptor: the
+         * directory may be renamed for deletion meanwhile. */
+        h->dir_fd = logdir_ref_open(h->dir);
+        if (h->dir_fd < 0 && h->dir_fd != -ENOENT) {
                 log_warn("%s: cannot delete segment %020lld now (%s); it stays on disk until the next start",
-                         p->name, (long long)h->base_offset, strerror(errno));
+                         p->name, (long long)h->base_offset, strerror(-h->dir_fd));
         }
         handle_put(h);
 }
@@ -259,14 +290,14 @@ static int add_segment(struct partition *p, int64_t base_offset, bool is_new, in
         segment_config_init_default(&sc);
         sc.index_interval_bytes = (uint32_t)p->config.index_interval_bytes;
         sc.index_bytes_max = (uint32_t)p->config.segment_index_bytes;
-        int rc = is_new ? segment_create(&h->seg, p->dir_fd, base_offset, &sc)
-                        : segment_open(&h->seg, p->dir_fd, base_offset, &sc);
+        int rc = is_new ? segment_create(&h->seg, p->dir, base_offset, &sc)
+                        : segment_open(&h->seg, p->dir, base_offset, &sc);
         if (rc < 0) {
                 free(h);
                 return rc;
         }
         /* The .txnindex is opened only if it exists: most segments have none. */
-        rc = txn_index_open(&h->txn, p->dir_fd, base_offset);
+        rc = txn_index_open(&h->txn, p->dir, base_offset);
         if (rc == 0 && is_new && txn_index_entry_count(&h->txn) > 0)
                 rc = txn_index_reset(&h->txn);  /* left over from a segment deleted by hand */
         if (rc == -EBADMSG) {
@@ -285,7 +316,9 @@ static int add_segment(struct partition *p, int64_t base_offset, bool is_new, in
         h->fd = h->seg.log_fd;
         h->written_bytes = h->seg.size_bytes;
         h->created_ms = now_ms;
-        h->dir_fd = p->dir_fd;
+        h->dir = p->dir;
+        logdir_ref_get(h->dir);
+        h->dir_fd = -1;
         atomic_init(&h->refs, 1);
         assert(p->seg_count == 0 || p->segs[p->seg_count - 1]->base_offset < h->base_offset);
         p->segs[p->seg_count++] = h;
@@ -337,8 +370,7 @@ static void partition_destroy(struct partition *p)
         free(p->sync_segs);
         producer_state_free(&p->producers);
         free(p->aborted);
-        if (p->dir_fd >= 0)
-                close(p->dir_fd);
+        logdir_ref_put(p->dir);
         free(p);
 }
 
@@ -364,11 +396,11 @@ static int cmp_offsets(const void *a, const void *b)
 }
 
 /* Base offsets of the .log files in the partition directory, sorted. */
-static int list_segments(int dir_fd, int64_t **out, uint32_t *count)
+static int list_segments(const struct logdir_ref *dir, int64_t **out, uint32_t *count)
 {
-        int fd = dup(dir_fd);
+        int fd = logdir_ref_open(dir);
         if (fd < 0)
-                return -errno;
+                return fd;
         DIR *d = fdopendir(fd);
         if (!d) {
                 close(fd);
@@ -425,7 +457,10 @@ static int update_leader_epoch_checkpoint(struct partition *p)
         size_t len = 0;
         int n = 0;
         bool is_changed = false;
-        int rc = logdir_read_file(p->dir_fd, CHECKPOINT_LEADER_EPOCH_FILE, CHECKPOINT_FILE_BYTES_MAX, &text, &len);
+        int dir_fd = logdir_ref_open(p->dir);
+        if (dir_fd < 0)
+                return dir_fd;
+        int rc = logdir_read_file(dir_fd, CHECKPOINT_LEADER_EPOCH_FILE, CHECKPOINT_FILE_BYTES_MAX, &text, &len);
 
         if (rc == 0) {
                 n = checkpoint_epochs_parse(text, len, e, PARTITION_EPOCHS_MAX, why, sizeof(why));
@@ -435,8 +470,9 @@ static int update_leader_epoch_checkpoint(struct partition *p)
                         n = 0;
                 }
         } else if (rc != -ENOENT) {
-                return rc;
+                goto out_close;
         }
+        rc = 0;
         if (n == 0) {
                 e[0] = (struct checkpoint_epoch){ p->leader_epoch, p->log_start_offset };
                 n = 1;
@@ -451,9 +487,11 @@ static int update_leader_epoch_checkpoint(struct partition *p)
                         e[first].start_offset = p->log_start_offset;
                 is_changed = true;
         }
-        if (!is_changed)
-                return 0;
-        return checkpoint_epochs_write(p->dir_fd, e + first, (uint32_t)(n - first));
+        if (is_changed)
+                rc = checkpoint_epochs_write(dir_fd, e + first, (uint32_t)(n - first));
+out_close:
+        close(dir_fd);
+        return rc;
 }
 
 /* The log start offset moved: the leader epoch checkpoint follows. */
@@ -565,8 +603,12 @@ static int load_producers(struct partition *p, bool is_clean_shutdown, int64_t n
         int rc = load_aborted(p);
         if (rc < 0)
                 return rc;
-        rc = producer_state_load_snapshot(&p->producers, p->dir_fd, p->log_end_offset, now_ms,
-                                              p->producer_expiration_ms, &snapshot_offset);
+        int dir_fd = logdir_ref_open(p->dir);
+        if (dir_fd < 0)
+                return dir_fd;
+        rc = producer_state_load_snapshot(&p->producers, dir_fd, p->log_end_offset, now_ms,
+                                          p->producer_expiration_ms, &snapshot_offset);
+        close(dir_fd);
         if (rc < 0)
                 return rc;
         p->snapshot_offset = snapshot_offset;
@@ -591,7 +633,12 @@ static int load_producers(struct partition *p, bool is_clean_shutdown, int64_t n
 /* A snapshot of the producer table at the log end. */
 static int snapshot_producers(struct partition *p, bool is_synced)
 {
-        int rc = producer_state_write_snapshot(&p->producers, p->dir_fd, p->log_end_offset, is_synced);
+        int dir_fd = logdir_ref_open(p->dir);
+        int rc = dir_fd;
+        if (dir_fd >= 0) {
+                rc = producer_state_write_snapshot(&p->producers, dir_fd, p->log_end_offset, is_synced);
+                close(dir_fd);
+        }
         if (rc < 0) {
                 log_warn("%s: cannot write the producer snapshot at offset %lld: %s; after an unclean stop "
                          "the state is rebuilt from the log", p->name, (long long)p->log_end_offset,
@@ -622,7 +669,6 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         p->io = *io;
         p->config = o->config;
         p->is_durable_acks = o->is_durable_acks;
-        p->dir_fd = -1;
         p->roll_sync_offset = -1;
         p->rewind_offset = -1;
         producer_state_init(&p->producers);
@@ -639,13 +685,12 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                 snprintf(err, err_bytes, "cannot create %s: %s", o->dir_name, strerror(errno));
                 goto fail;
         }
-        p->dir_fd = openat(o->dir_fd, o->dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (p->dir_fd < 0) {
-                rc = -errno;
-                snprintf(err, err_bytes, "cannot open %s: %s", o->dir_name, strerror(errno));
+        rc = logdir_ref_new(o->dir_fd, o->dir_name, &p->dir);
+        if (rc < 0) {
+                snprintf(err, err_bytes, "cannot open %s: %s", o->dir_name, strerror(-rc));
                 goto fail;
         }
-        rc = list_segments(p->dir_fd, &bases, &base_count);
+        rc = list_segments(p->dir, &bases, &base_count);
         if (rc < 0) {
                 snprintf(err, err_bytes, "cannot list %s: %s", o->dir_name, strerror(-rc));
                 goto fail;
@@ -656,7 +701,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                          * offsets would follow a hole. */
                         log_warn("%s: deleting segment %020lld, which follows the cut", o->dir_name,
                                  (long long)bases[i]);
-                        delete_segment_files(p->dir_fd, bases[i]);
+                        delete_partition_segment_files(p, bases[i]);
                         continue;
                 }
                 struct segment_handle *h;
@@ -700,7 +745,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                         handle_delete(p, p->segs[i]);
                 p->seg_count = 0;
                 /* The producers' state went with the records. */
-                producer_snapshot_delete_below(p->dir_fd, INT64_MAX);
+                delete_snapshots_below(p, INT64_MAX);
         }
         if (p->seg_count == 0) {
                 struct segment_handle *h;
@@ -1464,8 +1509,9 @@ static struct partition_append *rewind_after_disk_full(struct partition *p)
                 assert(h->writes_in_flight == 0 && h->seg.size_bytes == 0 && h->seg.pending_count == 0);
                 char name[64];
                 producer_snapshot_file_name(name, sizeof(name), h->base_offset);
-                if (unlinkat(p->dir_fd, name, 0) < 0 && errno != ENOENT)
-                        log_warn("%s: cannot delete %s: %s", p->name, name, strerror(errno));
+                int r = logdir_ref_unlink(p->dir, name);
+                if (r < 0 && r != -ENOENT)
+                        log_warn("%s: cannot delete %s: %s", p->name, name, strerror(-r));
                 handle_delete(p, h);
         }
         assert(active(p)->base_offset <= end && !active(p)->is_seal_pending);
@@ -2033,7 +2079,7 @@ static int delete_oldest_segments(struct partition *p, uint32_t n, const char *w
         memmove(p->segs, p->segs + n, (p->seg_count - n) * sizeof(p->segs[0]));
         p->seg_count -= n;
         /* The snapshots of deleted segments go with them. */
-        producer_snapshot_delete_below(p->dir_fd, p->segs[0]->base_offset);
+        delete_snapshots_below(p, p->segs[0]->base_offset);
         if (p->log_start_offset < p->segs[0]->base_offset) {
                 p->log_start_offset = p->segs[0]->base_offset;
                 on_log_start_moved(p);

@@ -159,16 +159,20 @@ static int segment_fdatasync(int fd)
         return 0;
 }
 
-static int segment_open_file(int dir_fd, int64_t base_offset, const char *suffix, int flags)
+static int segment_open_file(const struct logdir_ref *dir, int64_t base_offset, const char *suffix, int flags)
 {
         char name[SEGMENT_FILE_NAME_BYTES];
-        int fd;
 
         segment_file_name(name, base_offset, suffix);
-        do {
-                fd = openat(dir_fd, name, flags | O_CLOEXEC, SEGMENT_FILE_MODE);
-        } while (fd < 0 && errno == EINTR);
-        return fd < 0 ? -errno : fd;
+        return logdir_ref_openat(dir, name, flags, SEGMENT_FILE_MODE);
+}
+
+static void segment_unlink_file(const struct logdir_ref *dir, int64_t base_offset, const char *suffix)
+{
+        char name[SEGMENT_FILE_NAME_BYTES];
+
+        segment_file_name(name, base_offset, suffix);
+        (void)logdir_ref_unlink(dir, name);
 }
 
 static void segment_close_fd(int *fd)
@@ -178,19 +182,21 @@ static void segment_close_fd(int *fd)
         *fd = -1;
 }
 
-/* "<dir>/<base><suffix>" for log lines; the dir comes from /proc. */
+/* "<log dir>/<partition dir>/<base><suffix>" for log lines; the log dir
+ * comes from /proc. A name too long for buf is cut: it is only shown. */
 static const char *segment_describe(const struct segment *seg, const char *suffix, char *buf, size_t len)
 {
         char link[64], dir[PATH_MAX], name[SEGMENT_FILE_NAME_BYTES];
         ssize_t n;
 
         segment_file_name(name, seg->base_offset, suffix);
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", seg->dir_fd);
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", seg->dir->parent_fd);
         n = readlink(link, dir, sizeof(dir) - 1);
         if (n < 0)
                 n = 0;
         dir[n] = '\0';
-        snprintf(buf, len, "%s/%s", n > 0 ? dir : "?", name);
+        if (snprintf(buf, len, "%s/%s/%s", n > 0 ? dir : "?", seg->dir->name, name) < 0 && len > 0)
+                buf[0] = '\0';
         return buf;
 }
 
@@ -251,14 +257,14 @@ static void segment_check(const struct segment *seg)
         (void)seg;
 }
 
-static void segment_init_struct(struct segment *seg, int dir_fd, int64_t base_offset,
+static void segment_init_struct(struct segment *seg, const struct logdir_ref *dir, int64_t base_offset,
                                 const struct segment_config *config)
 {
-        assert(dir_fd >= 0);
+        assert(dir != NULL);
         assert(base_offset >= 0);
         assert(config->index_bytes_max >= 2 * TIME_INDEX_ENTRY_BYTES);
         memset(seg, 0, sizeof(*seg));
-        seg->dir_fd = dir_fd;
+        seg->dir = dir;
         seg->log_fd = -1;
         seg->base_offset = base_offset;
         seg->next_offset = base_offset;
@@ -499,7 +505,7 @@ static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end
 
 static int segment_open_index(const struct segment *seg, const char *suffix)
 {
-        return segment_open_file(seg->dir_fd, seg->base_offset, suffix, O_RDWR);
+        return segment_open_file(seg->dir, seg->base_offset, suffix, O_RDWR);
 }
 
 static void segment_unmap_for_write(uint8_t **map, size_t *map_bytes)
@@ -729,7 +735,7 @@ out_free:
 /* Creates an empty index file (truncating a stale one); keeps no descriptor. */
 static int segment_create_index_file(const struct segment *seg, const char *suffix)
 {
-        int fd = segment_open_file(seg->dir_fd, seg->base_offset, suffix, O_RDWR | O_CREAT | O_TRUNC);
+        int fd = segment_open_file(seg->dir, seg->base_offset, suffix, O_RDWR | O_CREAT | O_TRUNC);
 
         if (fd < 0)
                 return fd;
@@ -935,13 +941,13 @@ static int segment_load_indexes(struct segment *seg)
 
 /* ---- lifecycle ---- */
 
-int segment_create(struct segment *seg, int dir_fd, int64_t base_offset, const struct segment_config *config)
+int segment_create(struct segment *seg, const struct logdir_ref *dir, int64_t base_offset,
+                   const struct segment_config *config)
 {
-        char name[SEGMENT_FILE_NAME_BYTES];
         int rc;
 
-        segment_init_struct(seg, dir_fd, base_offset, config);
-        rc = segment_open_file(dir_fd, base_offset, SEGMENT_LOG_FILE_SUFFIX, O_RDWR | O_CREAT | O_EXCL);
+        segment_init_struct(seg, dir, base_offset, config);
+        rc = segment_open_file(dir, base_offset, SEGMENT_LOG_FILE_SUFFIX, O_RDWR | O_CREAT | O_EXCL);
         if (rc < 0)
                 goto out_free;
         seg->log_fd = rc;
@@ -954,24 +960,20 @@ int segment_create(struct segment *seg, int dir_fd, int64_t base_offset, const s
         rc = segment_preallocate_indexes(seg);
         if (rc < 0)
                 goto out_unlink_time_index;
-        if (fsync(dir_fd) < 0) {
-                rc = -errno;
+        rc = logdir_ref_fsync(dir);
+        if (rc < 0)
                 goto out_unlink_time_index;
-        }
         segment_check(seg);
         return 0;
 
 out_unlink_time_index:
         segment_unmap_indexes_for_write(seg);
-        segment_file_name(name, base_offset, TIME_INDEX_FILE_SUFFIX);
-        unlinkat(dir_fd, name, 0);
+        segment_unlink_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX);
 out_unlink_offset_index:
-        segment_file_name(name, base_offset, OFFSET_INDEX_FILE_SUFFIX);
-        unlinkat(dir_fd, name, 0);
+        segment_unlink_file(dir, base_offset, OFFSET_INDEX_FILE_SUFFIX);
 out_unlink_log:
         segment_close_fd(&seg->log_fd);
-        segment_file_name(name, base_offset, SEGMENT_LOG_FILE_SUFFIX);
-        unlinkat(dir_fd, name, 0);
+        segment_unlink_file(dir, base_offset, SEGMENT_LOG_FILE_SUFFIX);
 out_free:
         offset_index_free(&seg->offset_index);
         time_index_free(&seg->time_index);
@@ -986,7 +988,7 @@ static int segment_check_index_file(const struct segment *seg, const char *suffi
 
         if (fd == -ENOENT) {
                 *is_missing = true;
-                fd = segment_open_file(seg->dir_fd, seg->base_offset, suffix, O_RDWR | O_CREAT | O_EXCL);
+                fd = segment_open_file(seg->dir, seg->base_offset, suffix, O_RDWR | O_CREAT | O_EXCL);
         }
         if (fd < 0)
                 return fd;
@@ -994,14 +996,15 @@ static int segment_check_index_file(const struct segment *seg, const char *suffi
         return 0;
 }
 
-int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const struct segment_config *config)
+int segment_open(struct segment *seg, const struct logdir_ref *dir, int64_t base_offset,
+                 const struct segment_config *config)
 {
         bool is_index_missing = false;
         uint64_t size = 0;
         int rc;
 
-        segment_init_struct(seg, dir_fd, base_offset, config);
-        rc = segment_open_file(dir_fd, base_offset, SEGMENT_LOG_FILE_SUFFIX, O_RDWR);
+        segment_init_struct(seg, dir, base_offset, config);
+        rc = segment_open_file(dir, base_offset, SEGMENT_LOG_FILE_SUFFIX, O_RDWR);
         if (rc < 0)
                 goto out_free;
         seg->log_fd = rc;

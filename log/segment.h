@@ -79,6 +79,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "logdir.h"
 #include "offset_index.h"
 #include "time_index.h"
 
@@ -100,7 +101,7 @@ struct segment_config {
 };
 
 struct segment {
-        int dir_fd;                     /* borrowed; the partition directory */
+        const struct logdir_ref *dir;   /* borrowed; the partition directory, opened by name when needed */
         int log_fd;                     /* the only descriptor a segment holds */
         /* Both index files, mapped shared for writing while preallocated
          * (the segment takes appends); NULL otherwise. */
@@ -141,13 +142,13 @@ void segment_config_init_default(struct segment_config *config);
 
 /* Creates the three files of a new, empty segment; the .log must not
  * exist yet. The directory is fsynced so the new names are durable. */
-int segment_create(struct segment *seg, int dir_fd, int64_t base_offset, const struct segment_config *config);
+int segment_create(struct segment *seg, const struct logdir_ref *dir, int64_t base_offset, const struct segment_config *config);
 
 /* Opens an existing segment: loads (or rebuilds) the indexes and finds
  * the next offset and the largest timestamp from the tail of the .log.
  * Does not check CRCs and never truncates; after an unclean shutdown run
  * segment_recover. */
-int segment_open(struct segment *seg, int dir_fd, int64_t base_offset, const struct segment_config *config);
+int segment_open(struct segment *seg, const struct logdir_ref *dir, int64_t base_offset, const struct segment_config *config);
 
 /*
  * Appends one or more whole batches, already validated and stamped with

@@ -133,9 +133,9 @@ Test(disk_full, segment_index_entry_on_a_full_disk_is_enospc_not_sigbus)
 
         test_mount_small_fs();
         cr_assert_eq(mkdirat(root_fd, "p", 0755), 0);
-        int dir_fd = openat(root_fd, "p", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(dir_fd, 0);
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        struct logdir_ref part_dir;
+        cr_assert_eq(logdir_ref_init(&part_dir, root_fd, "p"), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         /* The first batch makes no index entry and gives the .log a page
          * with room to spare. */
         n = test_batch(buf, sizeof(buf), 0, 1, 50);
@@ -163,12 +163,11 @@ Test(disk_full, segment_index_entry_on_a_full_disk_is_enospc_not_sigbus)
 
         /* What is on disk reads back whole. */
         struct segment_scan scan;
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(segment_recover(&seg, &scan), 0);
         cr_assert_eq(scan.batch_count, 2);
         cr_assert_eq(scan.truncated_bytes, 0);
         cr_assert_eq(segment_close(&seg), 0);
-        close(dir_fd);
 }
 
 Test(disk_full, segment_short_write_on_a_full_disk_is_cut_off)
@@ -182,9 +181,9 @@ Test(disk_full, segment_short_write_on_a_full_disk_is_cut_off)
 
         test_mount_small_fs();
         cr_assert_eq(mkdirat(root_fd, "p", 0755), 0);
-        int dir_fd = openat(root_fd, "p", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(dir_fd, 0);
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        struct logdir_ref part_dir;
+        cr_assert_eq(logdir_ref_init(&part_dir, root_fd, "p"), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         /* Batches of about 3 KiB until the disk is full: the last write is
          * short, and must leave nothing of itself. */
         for (int i = 0; i < 1000; i++) {
@@ -201,7 +200,6 @@ Test(disk_full, segment_short_write_on_a_full_disk_is_cut_off)
         cr_assert_eq(fstat(seg.log_fd, &st), 0);
         cr_assert_eq((uint64_t)st.st_size, seg.size_bytes, "the short write was cut off");
         cr_assert_eq(segment_close(&seg), 0);
-        close(dir_fd);
 }
 
 /* ---- partition ---- */

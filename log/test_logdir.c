@@ -468,3 +468,40 @@ Test(partition_files, atomic_write_replaces)
         cr_assert_str_eq(test_slurp(test_path("f")), "second");
         close(fd);
 }
+
+/* A ref names one directory: renamed away or replaced by another of the
+ * same name, it no longer opens. */
+Test(partition_files, ref_follows_the_directory_not_the_name)
+{
+        int root = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        struct logdir_ref ref;
+        cr_assert_geq(root, 0);
+        cr_assert_eq(mkdirat(root, "t-0", 0755), 0);
+        cr_assert_eq(logdir_ref_init(&ref, root, "t-0"), 0);
+
+        int fd = logdir_ref_openat(&ref, "a.log", O_RDWR | O_CREAT | O_EXCL, 0644);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        cr_assert_eq(logdir_ref_fsync(&ref), 0);
+        cr_assert_eq(access(test_path("t-0/a.log"), F_OK), 0);
+
+        cr_assert_eq(renameat(root, "t-0", root, "t-0.x-delete"), 0);
+        cr_assert_eq(logdir_ref_open(&ref), -ENOENT, "renamed aside");
+        cr_assert_eq(mkdirat(root, "t-0", 0755), 0);
+        cr_assert_eq(logdir_ref_open(&ref), -ENOENT, "a new directory of the same name");
+        cr_assert_eq(logdir_ref_openat(&ref, "b.log", O_RDWR | O_CREAT, 0644), -ENOENT);
+        cr_assert_eq(logdir_ref_unlink(&ref, "a.log"), -ENOENT);
+        cr_assert_eq(access(test_path("t-0/b.log"), F_OK), -1);
+        cr_assert_eq(access(test_path("t-0.x-delete/a.log"), F_OK), 0, "the old file is untouched");
+
+        struct logdir_ref *shared = NULL;
+        cr_assert_eq(logdir_ref_new(root, "t-0", &shared), 0);
+        logdir_ref_get(shared);
+        logdir_ref_put(shared);
+        fd = logdir_ref_open(shared);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        logdir_ref_put(shared);
+        cr_assert_eq(logdir_ref_init(&ref, root, "missing"), -ENOENT);
+        close(root);
+}

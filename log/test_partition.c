@@ -499,6 +499,8 @@ static int test_fd_count(void)
 
 /* A partition written to held four descriptors (its directory, the .log
  * and both indexes); it holds its directory and one per segment. */
+/* One descriptor per segment, as Kafka: the partition directory is opened
+ * only for the moment a change needs it (logdir_ref). */
 Test(partition, descriptors_per_partition)
 {
         struct partition_options o = test_options();
@@ -506,12 +508,12 @@ Test(partition, descriptors_per_partition)
 
         o.config.segment_bytes = 300;
         struct partition *p = test_open(&o);
-        cr_assert_eq(test_fd_count(), before + 2);
+        cr_assert_eq(test_fd_count(), before + 1);
         test_append_ok(p, 2, 100, TEST_NOW_MS);
-        cr_assert_eq(test_fd_count(), before + 2, "a partition produced to: directory + .log");
+        cr_assert_eq(test_fd_count(), before + 1, "a partition produced to: its .log");
         test_append_ok(p, 2, 100, TEST_NOW_MS);
         cr_assert_eq(partition_segment_count(p), 2);
-        cr_assert_eq(test_fd_count(), before + 3, "one more per segment");
+        cr_assert_eq(test_fd_count(), before + 2, "one more per segment");
         partition_close(p);
         cr_assert_eq(test_fd_count(), before);
 }
@@ -1465,4 +1467,36 @@ Test(partition, retry_while_the_original_is_in_flight)
         cr_assert_eq(b_retry->done_count, 1);
         cr_assert_eq(b_retry->a.error_code, KAFKA_KAFKA_STORAGE_ERROR);
         partition_close(p);
+}
+
+/* A topic deleted and made again under the same name: the old partition's
+ * directory is renamed aside and a new one takes its name while the old
+ * partition may still be closing. Its last changes (trimming the indexes
+ * of its active segment) must not land in the new directory's files. */
+Test(partition, a_directory_replaced_by_name_is_left_alone)
+{
+        static const char *const suffixes[] = { OFFSET_INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX };
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        uint8_t marker[4096];
+        struct stat st;
+
+        test_append_ok(p, 3, 100, TEST_NOW_MS);
+        cr_assert_eq(renameat(root_fd, TEST_DIR, root_fd, TEST_DIR ".0-delete"), 0);
+        cr_assert_eq(mkdirat(root_fd, TEST_DIR, 0755), 0);
+        memset(marker, 0xab, sizeof(marker));
+        for (int i = 0; i < 2; i++) {
+                int fd = openat(root_fd, test_seg_path(0, suffixes[i]), O_WRONLY | O_CREAT | O_EXCL, 0644);
+                cr_assert_geq(fd, 0);
+                cr_assert_eq(write(fd, marker, sizeof(marker)), (ssize_t)sizeof(marker));
+                close(fd);
+        }
+
+        partition_close(p);
+
+        for (int i = 0; i < 2; i++) {
+                cr_assert_eq(fstatat(root_fd, test_seg_path(0, suffixes[i]), &st, 0), 0);
+                cr_assert_eq(st.st_size, (off_t)sizeof(marker), "%s of the new directory was trimmed",
+                             suffixes[i]);
+        }
 }

@@ -27,6 +27,7 @@
 
 static char tmp_root[64];
 static int dir_fd = -1;
+static struct logdir_ref part_dir;         /* dir_fd, as segments hold it */
 
 static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -42,6 +43,7 @@ static void test_setup(void)
         cr_assert_not_null(mkdtemp(tmp_root));
         dir_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
         cr_assert_geq(dir_fd, 0);
+        cr_assert_eq(logdir_ref_init(&part_dir, dir_fd, "."), 0);
 }
 
 static void test_teardown(void)
@@ -238,7 +240,7 @@ Test(segment, kafka_reference_append_and_roll)
         struct segment_config cfg = test_config(100, 1024);
         static uint8_t log[4096];
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 100, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 100, &cfg), 0);
         test_kafka_appends(&seg);
         /* While active, preallocated as Kafka's are. */
         cr_assert_eq(test_file_size(100, OFFSET_INDEX_FILE_SUFFIX), 1024);
@@ -275,7 +277,7 @@ Test(segment, kafka_reference_truncate_and_roll)
         static uint8_t log[4096];
         uint32_t cut = 0;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 100, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 100, &cfg), 0);
         test_kafka_appends(&seg);
         cr_assert_eq(segment_truncate_to_offset(&seg, 108, &cut), 0);
         cr_assert_eq(cut, 751);
@@ -310,7 +312,7 @@ Test(segment, names_preallocation_and_empty_close)
         cr_assert_eq(cfg.index_interval_bytes, 4096);
         cr_assert_eq(cfg.index_bytes_max, 10485760);
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 42, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 42, &cfg), 0);
         cr_assert_eq(test_file_size(42, SEGMENT_LOG_FILE_SUFFIX), 0);
         cr_assert_eq(test_file_size(42, OFFSET_INDEX_FILE_SUFFIX), 10485760);
         cr_assert_eq(test_file_size(42, TIME_INDEX_FILE_SUFFIX), 10485756);    /* 12 * 873813 */
@@ -321,10 +323,10 @@ Test(segment, names_preallocation_and_empty_close)
         cr_assert_eq(test_file_size(42, TIME_INDEX_FILE_SUFFIX), 0);
 
         /* A second create over the same .log is refused, and leaves it. */
-        cr_assert_eq(segment_create(&seg, dir_fd, 42, &cfg), -EEXIST);
+        cr_assert_eq(segment_create(&seg, &part_dir, 42, &cfg), -EEXIST);
         cr_assert_eq(test_file_size(42, SEGMENT_LOG_FILE_SUFFIX), 0);
-        cr_assert_eq(segment_open(&seg, dir_fd, 43, &cfg), -ENOENT);
-        cr_assert_eq(segment_open(&seg, dir_fd, 42, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 43, &cfg), -ENOENT);
+        cr_assert_eq(segment_open(&seg, &part_dir, 42, &cfg), 0);
         cr_assert_eq(seg.next_offset, 42);
         cr_assert_eq(seg.size_bytes, 0);
         cr_assert_eq(segment_close(&seg), 0);
@@ -354,7 +356,7 @@ Test(segment, holds_one_descriptor)
         int before = test_fd_count();
         static uint8_t buf[8192];
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(test_fd_count(), before + 1);
         for (int i = 0; i < 10; i++)
                 test_append(&seg, i, 1, 200, 1000 + i, 0);
@@ -369,7 +371,7 @@ Test(segment, holds_one_descriptor)
         cr_assert_eq(segment_close(&seg), 0);
         cr_assert_eq(test_fd_count(), before);
 
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(test_fd_count(), before + 1);
         test_append(&seg, 10, 1, 200, 2000, 0);
         cr_assert_eq(test_fd_count(), before + 1);
@@ -388,7 +390,7 @@ Test(segment, out_of_descriptors_is_transient)
         size_t n = test_batch(batch, sizeof(batch), 1, 1, 200, 1001, 0);
         uint32_t pos;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         test_append(&seg, 0, 1, 200, 1000, 0);
         cr_assert_eq(segment_seal(&seg), 0);    /* unmapped: the next append maps again */
         cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -406,7 +408,7 @@ Test(segment, out_of_descriptors_is_transient)
         cr_assert_eq(segment_append(&seg, batch, n, &pos), 0);
         cr_assert_eq(seg.next_offset, 2);
         cr_assert_eq(segment_close(&seg), 0);
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(seg.next_offset, 2);
         cr_assert_eq(segment_close(&seg), 0);
 }
@@ -443,7 +445,7 @@ Test(segment, index_entries_at_the_interval)
         struct segment_config cfg = test_config(4096, 4096);
         static uint8_t got[4096];
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         test_append_thousands(&seg, 0, 23);
         cr_assert_eq(seg.offset_index.entry_count, 4);
         for (uint32_t i = 0; i < 4; i++) {
@@ -481,7 +483,7 @@ Test(segment, index_interval_is_strictly_more_than)
         struct segment_config cfg = test_config(2000, 4096);
         struct segment_scan scan;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         test_append_thousands(&seg, 0, 10);
         cr_assert_eq(seg.offset_index.entry_count, 3);
         for (uint32_t i = 0; i < 3; i++)
@@ -501,11 +503,11 @@ Test(segment, reopen_restores_state_and_restarts_the_interval)
         struct segment seg;
         struct segment_config cfg = test_config(4096, 4096);
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         test_append_thousands(&seg, 0, 23);
         cr_assert_eq(segment_close(&seg), 0);
 
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(seg.next_offset, 23);
         cr_assert_eq(seg.size_bytes, 23000);
         cr_assert_eq(seg.max_timestamp_ms, 1022);
@@ -537,12 +539,12 @@ Test(segment, reopen_after_crash_with_preallocated_indexes)
         struct segment seg, ref;
         struct segment_config cfg = test_config(4096, 4096);
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         test_append_thousands(&seg, 0, 23);
         segment_abandon(&seg);                  /* no seal: files stay preallocated */
         cr_assert_eq(test_file_size(0, OFFSET_INDEX_FILE_SUFFIX), 4096);
 
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(seg.next_offset, 23);
         cr_assert_eq(seg.size_bytes, 23000);
         cr_assert_eq(seg.offset_index.entry_count, 4);
@@ -554,7 +556,7 @@ Test(segment, reopen_after_crash_with_preallocated_indexes)
         cr_assert_eq(test_file_size(0, OFFSET_INDEX_FILE_SUFFIX), 32);
         cr_assert_eq(test_file_size(0, TIME_INDEX_FILE_SUFFIX), 60);
 
-        cr_assert_eq(segment_open(&ref, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&ref, &part_dir, 0, &cfg), 0);
         cr_assert_eq(ref.next_offset, 25);
         cr_assert_eq(time_index_last(&ref.time_index).timestamp_ms, 1024);
         cr_assert_eq(segment_close(&ref), 0);
@@ -569,7 +571,7 @@ Test(segment, find_offset_in_multi_record_batches)
         struct segment_batch_location loc;
         uint32_t pos[40];
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 1000, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 1000, &cfg), 0);
         for (int i = 0; i < 40; i++)
                 pos[i] = test_append(&seg, 1000 + 3 * i, 3, 20 + i, 5000 + i, 0);
         cr_assert_gt(seg.offset_index.entry_count, 5);
@@ -593,7 +595,7 @@ Test(segment, find_offset_across_a_gap)
         struct segment_config cfg = test_config(4096, 4096);
         struct segment_batch_location loc;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         test_append(&seg, 0, 3, 10, 1, 0);
         uint32_t second = test_append(&seg, 10, 3, 10, 2, 0);  /* compacted away: 3..9 */
 
@@ -610,7 +612,7 @@ Test(segment, find_timestamp_like_kafka)
         struct segment_config cfg = test_config(200, 4096);
         struct segment_timestamp_hit hit;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         /* 30 batches of 4 records; batch i: timestamps 10000 + 100 i + {0, 10, 20, 30} */
         for (int i = 0; i < 30; i++)
                 test_append(&seg, 4 * i, 4, 40, 10000 + 100 * i, 10);
@@ -659,7 +661,7 @@ Test(segment, find_timestamp_out_of_order_and_compressed)
         size_t n = test_unhex(gzip_hex, gz, sizeof(gz));
         uint32_t pos;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         /* timestamps 1699999999100, 1699999999090, 1699999999080 */
         test_append(&seg, 0, 3, 5, 1699999999100LL, -10);
         record_batch_assign(gz, n, 3, 4, false, 1700000000003LL);
@@ -694,7 +696,7 @@ Test(segment, read_byte_ranges)
         static uint8_t want[4096], got[4096];
         size_t n = 0, r;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         for (int i = 0; i < 5; i++) {
                 size_t k = test_batch(want + n, sizeof(want) - n, 2 * i, 2, 30, 7, 1);
                 uint32_t pos;
@@ -727,7 +729,7 @@ Test(segment, append_refusals)
         uint32_t pos;
         size_t n;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 10, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 10, &cfg), 0);
         n = test_batch(buf, sizeof(buf), 9, 1, 10, 1, 0);
         cr_assert_eq(segment_append(&seg, buf, n, &pos), -EINVAL);    /* below the base */
         n = test_batch(buf, sizeof(buf), 10 + (int64_t)INT32_MAX, 2, 10, 1, 0);
@@ -756,7 +758,7 @@ Test(segment, truncate_to_offset)
         struct segment_config cfg = test_config(150, 4096);
         uint32_t pos[20], cut;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         for (int i = 0; i < 20; i++)
                 pos[i] = test_append(&seg, 3 * i, 3, 30, 100 + 3 * i, 1);
         uint32_t size = seg.size_bytes;
@@ -784,7 +786,7 @@ Test(segment, truncate_to_offset)
         cr_assert_eq(seg.next_offset, 33);
         cr_assert_eq(segment_close(&seg), 0);
 
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(seg.next_offset, 33);
         cr_assert_eq(seg.max_timestamp_ms, 202);
         cr_assert_eq(segment_truncate_to_offset(&seg, 0, &cut), 0);   /* everything */
@@ -808,7 +810,7 @@ static void test_write_segment(int64_t base, int count, uint32_t *pos, uint32_t 
         struct segment seg;
         struct segment_config cfg = test_config(200, 4096);
 
-        cr_assert_eq(segment_create(&seg, dir_fd, base, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, base, &cfg), 0);
         for (int i = 0; i < count; i++)
                 pos[i] = test_append(&seg, base + 2 * i, 2, vlen_big ? vlen_big : 20 + 7 * (uint32_t)i,
                                      500 + 5 * i, 2);
@@ -823,7 +825,7 @@ static void test_reference_segment(struct segment *ref, int count, uint32_t vlen
         struct segment_config cfg = test_config(200, 4096);
 
         test_write_segment(5000, count, pos, vlen_big);
-        cr_assert_eq(segment_open(ref, dir_fd, 5000, &cfg), 0);
+        cr_assert_eq(segment_open(ref, &part_dir, 5000, &cfg), 0);
 }
 
 Test(segment, recover_torn_tail)
@@ -836,7 +838,7 @@ Test(segment, recover_torn_tail)
         test_write_segment(0, 20, pos, 0);
         test_cut_log(0, pos[20] - 7);           /* the last batch loses 7 bytes */
 
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert(seg.is_tail_dirty);
         cr_assert_eq(seg.size_bytes, pos[19]);
         cr_assert_eq(seg.next_offset, 38);
@@ -889,7 +891,7 @@ Test(segment, recover_corrupted_byte)
         test_write_segment(0, 20, pos, 0);
         test_flip_byte(0, pos[10] + 70);        /* inside batch 10's records */
 
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert(!seg.is_tail_dirty);          /* framing is intact: only the CRC knows */
         cr_assert_eq(segment_recover(&seg, &scan), 0);
         cr_assert_eq(scan.stop, SEGMENT_STOP_BAD_CRC);
@@ -925,7 +927,7 @@ Test(segment, recover_bad_framing)
         test_write_segment(0, 20, pos, 0);
         /* batch 12's magic becomes 2 ^ 0x5a */
         test_flip_byte(0, pos[12] + 16);
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(segment_scan(&seg, 0, &scan), 0);
         cr_assert_eq(scan.stop, SEGMENT_STOP_BAD_MAGIC);
         cr_assert_eq(scan.valid_bytes, pos[12]);
@@ -943,7 +945,7 @@ Test(segment, recover_bad_framing)
         close(fd);
         /* Opening walks only the tail, past the last index entry: damage
          * further back is for recovery to find. */
-        cr_assert_eq(segment_open(&seg, dir_fd, 100, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 100, &cfg), 0);
         cr_assert(!seg.is_tail_dirty);
         cr_assert_eq(segment_recover(&seg, &scan), 0);
         cr_assert_eq(scan.stop, SEGMENT_STOP_BAD_LENGTH);
@@ -961,14 +963,14 @@ Test(segment, recover_large_batches_streams_the_crc)
 
         test_write_segment(0, 6, pos, 100000);
         cr_assert_gt(pos[1] - pos[0], 100000);
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(segment_scan(&seg, 0, &scan), 0);
         cr_assert_eq(scan.stop, SEGMENT_STOP_END);
         cr_assert_eq(scan.batch_count, 6);
         cr_assert_eq(segment_close(&seg), 0);
 
         test_flip_byte(0, pos[3] + 77777);
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(segment_recover(&seg, &scan), 0);
         cr_assert_eq(scan.stop, SEGMENT_STOP_BAD_CRC);
         cr_assert_eq(scan.valid_bytes, pos[3]);
@@ -998,7 +1000,7 @@ Test(segment, rebuilds_missing_or_damaged_indexes)
         /* Missing. */
         cr_assert_eq(unlinkat(dir_fd, test_name(0, OFFSET_INDEX_FILE_SUFFIX), 0), 0);
         cr_assert_eq(unlinkat(dir_fd, test_name(0, TIME_INDEX_FILE_SUFFIX), 0), 0);
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(seg.next_offset, 40);
         cr_assert_eq(segment_close(&seg), 0);
         cr_assert_eq(test_read_file(0, OFFSET_INDEX_FILE_SUFFIX, got, sizeof(got)), oi_n);
@@ -1012,7 +1014,7 @@ Test(segment, rebuilds_missing_or_damaged_indexes)
 
         cr_assert_eq(pwrite(fd, junk, 8, 8), 8);
         close(fd);
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         struct segment_batch_location loc;
 
         cr_assert_eq(segment_find_offset(&seg, 17, &loc), 0);
@@ -1027,7 +1029,7 @@ Test(segment, rebuilds_missing_or_damaged_indexes)
 
         cr_assert_eq(pwrite(fd, far, 4, (off_t)ti_n - 4), 4);
         close(fd);
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(segment_close(&seg), 0);
         cr_assert_eq(test_read_file(0, TIME_INDEX_FILE_SUFFIX, got, sizeof(got)), ti_n);
         cr_assert_arr_eq(got, ti, ti_n);
@@ -1050,11 +1052,11 @@ Test(segment, reserve_and_commit_match_append)
         uint8_t byte;
 
         cr_assert_eq(mkdirat(dir_fd, "ref", 0755), 0);
-        int ref_dir_fd = openat(dir_fd, "ref", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        cr_assert_geq(ref_dir_fd, 0);
-        cr_assert_eq(segment_create(&ref, ref_dir_fd, 0, &cfg), 0);
+        struct logdir_ref ref_dir;
+        cr_assert_eq(logdir_ref_init(&ref_dir, dir_fd, "ref"), 0);
+        cr_assert_eq(segment_create(&ref, &ref_dir, 0, &cfg), 0);
         test_append_thousands(&ref, 0, 23);
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         for (int i = 0; i < 23; i++) {
                 cr_assert_eq(test_batch(bufs[i], sizeof(bufs[i]), i, 1, vlen, 1000 + i, 0), 1000);
                 cr_assert_eq(segment_append_reserve(&seg, bufs[i], 1000, &pos[i]), 0);
@@ -1084,7 +1086,6 @@ Test(segment, reserve_and_commit_match_append)
         cr_assert_eq(loc.position_bytes, 17000);
         cr_assert_eq(segment_close(&seg), 0);
         cr_assert_eq(segment_close(&ref), 0);
-        close(ref_dir_fd);
 }
 
 /* Pending appends count against the index room: the reserve that would
@@ -1096,7 +1097,7 @@ Test(segment, reserve_counts_pending_index_entries)
         static uint8_t a[4096], b[4096], c[4096];
         uint32_t pa, pb, pc;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         size_t na = test_batch(a, sizeof(a), 0, 2, 100, 1, 0);
         size_t nb = test_batch(b, sizeof(b), 2, 2, 100, 5, 0);
         size_t nc = test_batch(c, sizeof(c), 4, 1, 10, 9, 0);
@@ -1122,7 +1123,7 @@ Test(segment, abort_drops_pending_appends)
         static uint8_t a[4096], b[4096], c[4096];
         uint32_t pa, pb, pc;
 
-        cr_assert_eq(segment_create(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
         size_t na = test_batch(a, sizeof(a), 0, 2, 100, 1, 0);
         size_t nb = test_batch(b, sizeof(b), 2, 2, 100, 5, 0);
         size_t nc = test_batch(c, sizeof(c), 4, 1, 10, 9, 0);
@@ -1146,7 +1147,7 @@ Test(segment, abort_drops_pending_appends)
 
         /* What is on disk opens cleanly. */
         struct segment_scan scan;
-        cr_assert_eq(segment_open(&seg, dir_fd, 0, &cfg), 0);
+        cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
         cr_assert_eq(segment_scan(&seg, 0, &scan), 0);
         cr_assert_eq(scan.stop, SEGMENT_STOP_END);
         cr_assert_eq(scan.next_offset, 3);

@@ -21,6 +21,7 @@
 
 static char dir_path[64];
 static int dir_fd = -1;
+static struct logdir_ref part_dir;         /* dir_fd, as segments hold it */
 
 static void dir_setup(void)
 {
@@ -28,6 +29,7 @@ static void dir_setup(void)
         cr_assert_not_null(mkdtemp(dir_path));
         dir_fd = open(dir_path, O_RDONLY | O_DIRECTORY);
         cr_assert_geq(dir_fd, 0);
+        cr_assert_eq(logdir_ref_init(&part_dir, dir_fd, "."), 0);
 }
 
 static void dir_teardown(void)
@@ -107,7 +109,7 @@ Test(txn_index, entry_bytes_are_kafkas)
 Test(txn_index, no_file_until_the_first_append)
 {
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 100), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 100), 0);
         cr_assert_eq(ix.fd, -1);
         cr_assert_eq(txn_index_entry_count(&ix), 0);
         cr_assert_eq(file_size(100), -1);
@@ -124,7 +126,7 @@ Test(txn_index, no_file_until_the_first_append)
 Test(txn_index, file_holds_the_entries_in_append_order)
 {
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         struct txn_aborted a = aborted(1, 0, 10, 0), b = aborted(2, 3, 11, 3);
         cr_assert_eq(txn_index_append(&ix, &a), 0);
         cr_assert_eq(txn_index_append(&ix, &b), 0);
@@ -139,7 +141,7 @@ Test(txn_index, file_holds_the_entries_in_append_order)
         cr_assert_eq(buf[TXN_INDEX_ENTRY_BYTES + 9], 2);
         cr_assert_eq(buf[TXN_INDEX_ENTRY_BYTES + 25], 11);
 
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         cr_assert_eq(txn_index_entry_count(&ix), 2);
         cr_assert_eq(ix.last_offset, 11);
         txn_index_close(&ix);
@@ -148,7 +150,7 @@ Test(txn_index, file_holds_the_entries_in_append_order)
 Test(txn_index, append_refuses_last_offsets_that_do_not_increase)
 {
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 50), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 50), 0);
         struct txn_aborted a = aborted(1, 40, 60, 40);
         cr_assert_eq(txn_index_append(&ix, &a), 0);
         struct txn_aborted same = aborted(2, 55, 60, 40);
@@ -159,7 +161,7 @@ Test(txn_index, append_refuses_last_offsets_that_do_not_increase)
         cr_assert_eq(txn_index_append(&ix, &inverted), -EINVAL);
         struct txn_aborted before_segment = aborted(3, 10, 49, 10);
         struct txn_index fresh;
-        cr_assert_eq(txn_index_open(&fresh, dir_fd, 500), 0);
+        cr_assert_eq(txn_index_open(&fresh, &part_dir, 500), 0);
         cr_assert_eq(txn_index_append(&fresh, &before_segment), -EINVAL);
         cr_assert_eq(txn_index_entry_count(&ix), 1);
         cr_assert_eq(file_size(50), TXN_INDEX_ENTRY_BYTES);
@@ -172,7 +174,7 @@ Test(txn_index, append_refuses_last_offsets_that_do_not_increase)
 Test(txn_index, collect_takes_the_transactions_overlapping_the_range)
 {
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         struct txn_aborted all[] = {
                 aborted(0, 0, 10, 11), aborted(1, 5, 15, 13), aborted(2, 18, 35, 25), aborted(3, 32, 50, 40),
         };
@@ -219,9 +221,9 @@ Test(txn_index, collect_takes_the_transactions_overlapping_the_range)
 Test(txn_index, collect_range_goes_on_to_later_segments_until_complete)
 {
         struct txn_index s0, s1, s2;
-        cr_assert_eq(txn_index_open(&s0, dir_fd, 0), 0);
-        cr_assert_eq(txn_index_open(&s1, dir_fd, 100), 0);
-        cr_assert_eq(txn_index_open(&s2, dir_fd, 200), 0);
+        cr_assert_eq(txn_index_open(&s0, &part_dir, 0), 0);
+        cr_assert_eq(txn_index_open(&s1, &part_dir, 100), 0);
+        cr_assert_eq(txn_index_open(&s2, &part_dir, 200), 0);
         /* A transaction that began in segment 0 and aborted in segment 1. */
         struct txn_aborted a = aborted(1, 10, 20, 10), b = aborted(2, 90, 110, 90), c = aborted(3, 150, 160, 300),
                            d = aborted(4, 190, 210, 190);
@@ -253,7 +255,7 @@ Test(txn_index, collect_range_goes_on_to_later_segments_until_complete)
 Test(txn_index, truncate_to_cuts_at_the_first_entry_reaching_the_offset)
 {
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         for (int i = 0; i < 5; i++) {
                 struct txn_aborted t = aborted(i, i * 10, i * 10 + 5, i * 10);
                 cr_assert_eq(txn_index_append(&ix, &t), 0);
@@ -281,7 +283,7 @@ Test(txn_index, truncate_to_cuts_at_the_first_entry_reaching_the_offset)
 Test(txn_index, reset_empties_and_delete_removes_the_file)
 {
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         struct txn_aborted t = aborted(1, 0, 5, 0);
         cr_assert_eq(txn_index_append(&ix, &t), 0);
         cr_assert_eq(txn_index_reset(&ix), 0);
@@ -301,7 +303,7 @@ Test(txn_index, open_cuts_a_torn_trailing_entry)
         write_file(0, buf, TXN_INDEX_ENTRY_BYTES + 20);
 
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         cr_assert_eq(txn_index_entry_count(&ix), 1);
         cr_assert_eq(ix.last_offset, 5);
         cr_assert_eq(file_size(0), TXN_INDEX_ENTRY_BYTES);
@@ -321,14 +323,14 @@ Test(txn_index, open_refuses_an_entry_below_the_base_offset)
         write_file(10, buf, sizeof(buf));
 
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 10), -EBADMSG);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 10), -EBADMSG);
         /* Appends are refused until the caller rebuilds it. */
         struct txn_aborted b = aborted(2, 10, 12, 10);
         cr_assert_eq(txn_index_append(&ix, &b), -EINVAL);
         cr_assert_eq(txn_index_reset(&ix), 0);
         cr_assert_eq(txn_index_append(&ix, &b), 0);
         txn_index_close(&ix);
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 10), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 10), 0);
         cr_assert_eq(txn_index_entry_count(&ix), 1);
         txn_index_close(&ix);
 }
@@ -341,25 +343,25 @@ Test(txn_index, open_refuses_an_unknown_version_and_unordered_entries)
         txn_index_encode_entry(&b, buf + TXN_INDEX_ENTRY_BYTES);
         write_file(0, buf, sizeof(buf));
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), -EBADMSG);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), -EBADMSG);
         txn_index_close(&ix);
 
         buf[0] = 1;
         write_file(0, buf, TXN_INDEX_ENTRY_BYTES);
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), -EBADMSG);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), -EBADMSG);
         txn_index_close(&ix);
 }
 
 Test(txn_index, collect_reads_past_one_buffer_of_entries)
 {
         struct txn_index ix;
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         for (int i = 0; i < 1000; i++) {
                 struct txn_aborted t = aborted(i, 2 * i, 2 * i + 1, 0);
                 cr_assert_eq(txn_index_append(&ix, &t), 0);
         }
         txn_index_close(&ix);
-        cr_assert_eq(txn_index_open(&ix, dir_fd, 0), 0);
+        cr_assert_eq(txn_index_open(&ix, &part_dir, 0), 0);
         cr_assert_eq(txn_index_entry_count(&ix), 1000);
         struct txn_aborted_list l = { 0 };
         bool is_complete;

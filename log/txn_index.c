@@ -128,13 +128,9 @@ static int ftruncate_retry(int fd, uint64_t size)
 static int open_file(const struct txn_index *ix, int flags)
 {
         char name[SEGMENT_FILE_NAME_BYTES];
-        int fd;
 
         segment_file_name(name, ix->base_offset, TXN_INDEX_FILE_SUFFIX);
-        do {
-                fd = openat(ix->dir_fd, name, flags | O_RDWR | O_CLOEXEC, TXN_INDEX_FILE_MODE);
-        } while (fd < 0 && errno == EINTR);
-        return fd < 0 ? -errno : fd;
+        return logdir_ref_openat(ix->dir, name, flags | O_RDWR, TXN_INDEX_FILE_MODE);
 }
 
 /* ---- walking the entries ---- */
@@ -188,11 +184,11 @@ static int sanity_entry(void *ctx, const struct txn_aborted *t, uint64_t positio
         return 0;
 }
 
-int txn_index_open(struct txn_index *ix, int dir_fd, int64_t base_offset)
+int txn_index_open(struct txn_index *ix, const struct logdir_ref *dir, int64_t base_offset)
 {
         assert(base_offset >= 0);
         memset(ix, 0, sizeof(*ix));
-        ix->dir_fd = dir_fd;
+        ix->dir = dir;
         ix->fd = -1;
         ix->base_offset = base_offset;
         ix->last_offset = TXN_INDEX_NO_OFFSET;
@@ -251,9 +247,8 @@ int txn_index_delete(struct txn_index *ix)
 
         txn_index_close(ix);
         segment_file_name(name, ix->base_offset, TXN_INDEX_FILE_SUFFIX);
-        if (unlinkat(ix->dir_fd, name, 0) < 0 && errno != ENOENT)
-                return -errno;
-        return 0;
+        int rc = logdir_ref_unlink(ix->dir, name);
+        return rc == -ENOENT ? 0 : rc;
 }
 
 /* ---- changes ---- */

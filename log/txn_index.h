@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "logdir.h"
+
 #define TXN_INDEX_ENTRY_BYTES 34
 #define TXN_INDEX_FILE_SUFFIX ".txnindex"
 #define TXN_INDEX_VERSION 0
@@ -52,7 +54,7 @@ struct txn_aborted {
 };
 
 struct txn_index {
-        int dir_fd;                     /* the partition directory; not owned */
+        const struct logdir_ref *dir;   /* the partition directory; not owned */
         int fd;                         /* -1 until the file exists */
         int64_t base_offset;            /* the segment's */
         uint64_t size_bytes;
@@ -65,7 +67,7 @@ void txn_index_encode_entry(const struct txn_aborted *t, uint8_t out[TXN_INDEX_E
 int txn_index_decode_entry(const uint8_t in[TXN_INDEX_ENTRY_BYTES], struct txn_aborted *out);
 
 /*
- * Opens the segment's `.txnindex` in dir_fd if it exists (a missing file
+ * Opens the segment's `.txnindex` in dir if it exists (a missing file
  * is an empty index, created on the first append). A partial entry at the
  * end (a crash during an append) is cut off the file. Then Kafka's sanity
  * check: every entry must have version 0, last_offset >= base_offset, and
@@ -73,7 +75,7 @@ int txn_index_decode_entry(const uint8_t in[TXN_INDEX_ENTRY_BYTES], struct txn_a
  * its file untouched and appends refused, for the caller to
  * txn_index_reset() and rebuild from the log. Returns 0 or -errno.
  */
-int txn_index_open(struct txn_index *ix, int dir_fd, int64_t base_offset);
+int txn_index_open(struct txn_index *ix, const struct logdir_ref *dir, int64_t base_offset);
 
 /* Closes the file; the struct may be opened again. */
 void txn_index_close(struct txn_index *ix);
