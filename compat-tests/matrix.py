@@ -38,6 +38,7 @@ COVERS = {
     "port_in_use": [("raw wire", "metadata")],
     "hostile_table": [("raw wire", "metadata")],
     "connection_flood": [("raw wire", "metadata")],
+    "frame_judge": [("raw wire", "metadata")],
     "slow_clients": [("raw wire", "metadata")],
     "kcat_codecs": [("kcat", "produce/consume")],
     "kafka_python_produce": [("kafka-python", "produce/consume")],
@@ -176,7 +177,7 @@ def render(runnel, kafka=None):
         # the dissector's gap, not a fault of runnel.
         theirs = {tuple(k) for k in (kafka or {}).get("malformed", [])}
         ours = [tuple(k) for k in runnel["malformed"] if tuple(k) not in theirs]
-        lines.append("Conformance (tshark's Kafka dissector on runnel's answers): %s" % (
+        lines.append("Conformance (tshark's Kafka dissector and kafka-clients' parser on runnel's answers): %s" % (
             "clean" if not ours else "%d kinds of malformed answers" % len(ours)))
         for key, version, message in ours:
             lines.append("- api key %s version %s: %s" % (key, version, message))
