@@ -19,7 +19,8 @@ most of its stories and these add its own:
                      none/gzip/snappy/lz4/zstd, read back by assign from the beginning: same
                      records, same order, at the offsets acknowledged; batches compressed as asked
     ck_offsets_time  offsets_for_times and AdminClient.list_offsets (a timestamp, earliest,
-                     latest, max timestamp) over increasing and shuffled timestamps in lz4 batches
+                     latest, max timestamp) over increasing and shuffled timestamps in lz4 batches;
+                     again after delete_records (DeleteRecords) moved the log start
     ck_groups        two members share a topic and commit; after a broker restart a new member
                      resumes at the commits; the admin then lists and describes the group, lists
                      its offsets, alters them and deletes the group
@@ -94,22 +95,22 @@ def scenario_ck_produce(ctx):
     produce_story(ctx, (CK,))
 
 
-def first_at_or_after(stamps, target):
-    """Kafka's answer to a timestamp: the first offset whose timestamp is at least target, and that
-    timestamp; (-1, -1) when there is none."""
-    for offset, ts in enumerate(stamps):
-        if ts >= target:
-            return offset, ts
+def first_at_or_after(stamps, target, start=0):
+    """Kafka's answer to a timestamp: the first offset from the log start whose timestamp is at
+    least target, and that timestamp; (-1, -1) when there is none."""
+    for offset in range(start, len(stamps)):
+        if stamps[offset] >= target:
+            return offset, stamps[offset]
     return -1, -1
 
 
 @ck_scenario
 def scenario_ck_offsets_time(ctx):
-    """librdkafka 2.16 offsets_for_times and list_offsets: timestamps, earliest, latest, max timestamp."""
+    """librdkafka 2.16 offsets_for_times and list_offsets: timestamps, earliest, latest, max; after DeleteRecords."""
     broker = ctx.broker()
     topic, count = "ck-times", 500
     create_topics(broker, [(topic, 2, {})])
-    events, ev = drive(ctx, CK, "offsets-time", broker, topic, count)
+    _, ev = drive(ctx, CK, "offsets-time", broker, topic, count)
     stamps = {0: {}, 1: {}}
     for e in ev.get("sent", []):
         stamps[e["p"]][e["o"]] = e["ts"]
@@ -118,26 +119,32 @@ def scenario_ck_offsets_time(ctx):
               % (WHAT, p, sorted(stamps[p])[:5], count - 1))
         stamps[p] = [stamps[p][o] for o in range(count)]
     base = min(stamps[0])
+    deleted = one(ev, "deleted", "%s delete_records" % WHAT)
+    check(deleted["low"] == deleted["before"], "%s: delete_records before offset %d answered low watermark %d"
+          % (WHAT, deleted["before"], deleted["low"]))
+    start = {"before-delete": {0: 0, 1: 0}, "after-delete": {0: deleted["before"]}}
     for e in ev.get("watermarks", []):
-        check((e["low"], e["high"]) == (0, count), "%s: partition %d watermarks %d..%d, want 0..%d"
-              % (WHAT, e["p"], e["low"], e["high"], count))
+        want = (start[e["phase"]][e["p"]], count)
+        check((e["low"], e["high"]) == want, "%s: partition %d watermarks %d..%d %s, want %d..%d"
+              % (WHAT, e["p"], e["low"], e["high"], e["phase"], want[0], want[1]))
     wrong = []
     answers = ev.get("offset-for-time", [])
-    check(len(answers) >= 40, "%s: %d answers to offset queries" % (WHAT, len(answers)))
+    check(len(answers) >= 80, "%s: %d answers to offset queries" % (WHAT, len(answers)))
     for e in answers:
-        p = e["p"]
+        p, log_start = e["p"], start[e["phase"]][e["p"]]
         if e["spec"] == "timestamp":
-            offset, ts = first_at_or_after(stamps[p], e["target"])
+            offset, ts = first_at_or_after(stamps[p], e["target"], log_start)
         elif e["spec"] == "max_timestamp":
             ts = max(stamps[p])
             offset = stamps[p].index(ts)
         else:
-            offset, ts = {"earliest": 0, "latest": count}[e["spec"]], None
+            offset, ts = {"earliest": log_start, "latest": count}[e["spec"]], None
         got_ts = e.get("timestamp") if ts is not None else None
         want_ts = ts if "timestamp" in e and ts is not None else None
         if e["error"] or (e["offset"], got_ts) != (offset, want_ts):
-            wrong.append("%s partition %d %s%s: offset %r timestamp %r error %r, want offset %d timestamp %r"
-                         % (e["api"], p, e["spec"], "" if e["target"] is None else " base%+d" % (e["target"] - base),
+            wrong.append("%s %s partition %d %s%s: offset %r timestamp %r error %r, want offset %d timestamp %r"
+                         % (e["phase"], e["api"], p, e["spec"],
+                            "" if e["target"] is None else " base%+d" % (e["target"] - base),
                             e["offset"], got_ts, e["error"], offset, want_ts))
     check(not wrong, "%d of %d answers differ from Kafka's (base = %d; partition 0 holds base+10*offset, "
           "partition 1 the same shuffled):\n      %s" % (len(wrong), len(answers), base, "\n      ".join(wrong)))

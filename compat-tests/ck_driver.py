@@ -305,8 +305,9 @@ class Librdkafka:
     # -- offsets by time ------------------------------------------------------
 
     def offsets_time(self, topic, n):
-        """Partition 0: timestamps base+10*i; partition 1 the same shuffled (a fixed seed)."""
-        ck, ca = self.ck, self.ca
+        """Partition 0: timestamps base+10*i; partition 1 the same shuffled (a fixed seed). Asked
+        again after DeleteRecords moves partition 0's log start to n // 5."""
+        ck = self.ck
         base_ms = (int(time.time() * 1000) - 7200 * 1000) // 1000 * 1000
         stamps = {0: [base_ms + 10 * i for i in range(n)]}
         stamps[1] = list(stamps[0])
@@ -317,29 +318,39 @@ class Librdkafka:
         for r in recs:
             emit("sent", p=r["p"], o=r["o"], ts=r["ts"])
         targets = [base_ms - 5000, base_ms, base_ms + 1, base_ms + 10 * (n - 1), base_ms + 10 * n,
-                   base_ms + 10 * (n // 2) + 3] + [base_ms + random.Random(i).randrange(10 * n) for i in range(6)]
+                   base_ms + 10 * (n // 5) - 5, base_ms + 10 * (n // 2) + 3]
+        targets += [base_ms + random.Random(i).randrange(10 * n) for i in range(6)]
+        admin = self.admin()
+        self.ask_offsets(admin, "before-delete", topic, (0, 1), targets)
+        tp = ck.TopicPartition(topic, 0, n // 5)
+        done = self.result(admin.delete_records([tp], request_timeout=REQUEST_TIMEOUT_S)[tp])
+        emit("deleted", p=0, before=n // 5, low=done.low_watermark)
+        self.ask_offsets(admin, "after-delete", topic, (0,), targets)
+
+    def ask_offsets(self, admin, phase, topic, partitions, targets):
+        """offsets_for_times, the watermarks, and list_offsets of every kind, for each partition."""
+        ck, ca = self.ck, self.ca
         consumer = self.consumer("ck-times")
         try:
-            for p in (0, 1):
+            for p in partitions:
                 for target in targets:
                     got = consumer.offsets_for_times([ck.TopicPartition(topic, p, target)],
                                                      timeout=REQUEST_TIMEOUT_S)[0]
-                    emit("offset-for-time", api="offsets_for_times", p=p, spec="timestamp", target=target,
-                         offset=got.offset, error=str(got.error) if got.error else None)
+                    emit("offset-for-time", phase=phase, api="offsets_for_times", p=p, spec="timestamp",
+                         target=target, offset=got.offset, error=str(got.error) if got.error else None)
                 low, high = consumer.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=REQUEST_TIMEOUT_S)
-                emit("watermarks", p=p, low=low, high=high)
+                emit("watermarks", phase=phase, p=p, low=low, high=high)
         finally:
             consumer.close()
-        admin = self.admin()
         specs = [("earliest", None, ca.OffsetSpec.earliest()), ("latest", None, ca.OffsetSpec.latest()),
                  ("max_timestamp", None, ca.OffsetSpec.max_timestamp())]
         specs += [("timestamp", t, ca.OffsetSpec.for_timestamp(t)) for t in targets]
-        for p in (0, 1):
+        for p in partitions:
             for spec, target, offset_spec in specs:
                 tp = ck.TopicPartition(topic, p)
                 info = self.result(admin.list_offsets({tp: offset_spec}, request_timeout=REQUEST_TIMEOUT_S)[tp])
-                emit("offset-for-time", api="list_offsets", p=p, spec=spec, target=target, offset=info.offset,
-                     timestamp=info.timestamp, error=None)
+                emit("offset-for-time", phase=phase, api="list_offsets", p=p, spec=spec, target=target,
+                     offset=info.offset, timestamp=info.timestamp, error=None)
 
     # -- groups ---------------------------------------------------------------
 
