@@ -306,7 +306,8 @@ class Librdkafka:
 
     def offsets_time(self, topic, n):
         """Partition 0: timestamps base+10*i; partition 1 the same shuffled (a fixed seed). Asked
-        again after DeleteRecords moves partition 0's log start to n // 5."""
+        again after DeleteRecords moves the log starts: 0's to n // 5, 1's past its record with
+        the largest timestamp."""
         ck = self.ck
         base_ms = (int(time.time() * 1000) - 7200 * 1000) // 1000 * 1000
         stamps = {0: [base_ms + 10 * i for i in range(n)]}
@@ -322,10 +323,13 @@ class Librdkafka:
         targets += [base_ms + random.Random(i).randrange(10 * n) for i in range(6)]
         admin = self.admin()
         self.ask_offsets(admin, "before-delete", topic, (0, 1), targets)
-        tp = ck.TopicPartition(topic, 0, n // 5)
-        done = self.result(admin.delete_records([tp], request_timeout=REQUEST_TIMEOUT_S)[tp])
-        emit("deleted", p=0, before=n // 5, low=done.low_watermark)
-        self.ask_offsets(admin, "after-delete", topic, (0,), targets)
+        # On 1, the record with the largest timestamp goes too (its segment stays).
+        cut = {0: n // 5, 1: stamps[1].index(max(stamps[1])) + 1}
+        for p in (0, 1):
+            tp = ck.TopicPartition(topic, p, cut[p])
+            done = self.result(admin.delete_records([tp], request_timeout=REQUEST_TIMEOUT_S)[tp])
+            emit("deleted", p=p, before=cut[p], low=done.low_watermark)
+        self.ask_offsets(admin, "after-delete", topic, (0, 1), targets)
 
     def ask_offsets(self, admin, phase, topic, partitions, targets):
         """offsets_for_times, the watermarks, and list_offsets of every kind, for each partition."""
