@@ -5,8 +5,9 @@ Debian's kafka-python 2.0.2) speak through one program, py_driver.py, run by
 the venv's interpreter; @platformatic/kafka 1.x (npm, a devDependency of
 compat-tests/package.json) through platformatic_driver.mjs. Both print what
 their client saw as JSON lines in the Go program's shapes (go/main.go), and
-these stories decide, for kafka-python 3 and aiokafka (py_*) and for
-platformatic (platformatic_*):
+these stories decide, for kafka-python 3 and aiokafka (py_*), for
+platformatic (platformatic_*), and for librdkafka 2.16 (ck_driver.py; its
+scenarios, ck_*, are in ck_clients.py):
 
     *_metadata    the client's version probe and Metadata: one broker, broker 1 leads every
                   partition; every client saw the ApiVersions the broker advertises
