@@ -319,6 +319,17 @@ def check_group_run(what, by_name, partitions, n, start):
     return ends, per_member
 
 
+def check_group_of_two(what, by_name, partitions, n):
+    """Two members shared the partitions and read the n records between them; returns
+    {partition: next offset} read."""
+    stable = one(by_name, "stable", what)
+    check(len(stable["members"]) == 2 and all(stable["members"].values()),
+          "%s: group %r, want two members with partitions each" % (what, stable["members"]))
+    ends, per_member = check_group_run(what, by_name, partitions, n, {})
+    check(len(per_member) == 2, "%s: records read by %r, want both members" % (what, sorted(per_member)))
+    return ends
+
+
 def scenario_go_groups(ctx):
     """Two members share a topic and commit; a member started later resumes at the commits."""
     broker = ctx.broker(overrides=["group.initial.rebalance.delay.ms=0"])
@@ -327,12 +338,7 @@ def scenario_go_groups(ctx):
     for client in CLIENTS:
         topic, group = "go-group-" + client, "go-group-" + client
         _, ev = go_run(ctx, client, "group-share", broker, topic, group, partitions, first)
-        what = "%s group of two" % client
-        stable = one(ev, "stable", what)
-        check(len(stable["members"]) == 2 and all(stable["members"].values()),
-              "%s: stable group %r, want two members with partitions each" % (what, stable["members"]))
-        ends, per_member = check_group_run(what, ev, partitions, first, {})
-        check(len(per_member) == 2, "%s: records read by %r, want both members" % (what, sorted(per_member)))
+        ends = check_group_of_two("%s group of two" % client, ev, partitions, first)
 
         _, ev = go_run(ctx, client, "group-resume", broker, topic, group, partitions, second)
         check_group_run("%s member restarted" % client, ev, partitions, second, ends)

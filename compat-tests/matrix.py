@@ -25,8 +25,8 @@ import sys
 COLUMNS = ["metadata", "admin", "produce/consume", "offsets by time", "groups", "idempotence", "transactions",
            "KIP-848 groups"]
 
-CLIENTS = ["kcat", "librdkafka", "kafka-python", "kafka-python 3", "aiokafka", "kafkajs", "platformatic",
-           "Kafka tools", "Java client", "franz-go", "sarama", "kafka-go", "raw wire"]
+CLIENTS = ["kcat", "librdkafka", "librdkafka 2.16", "kafka-python", "kafka-python 3", "aiokafka", "kafkajs",
+           "platformatic", "Kafka tools", "Java client", "franz-go", "sarama", "kafka-go", "raw wire"]
 
 # scenario -> the cells it proves
 COVERS = {
@@ -101,6 +101,14 @@ COVERS = {
     "platformatic_groups": [("platformatic", "groups")],
     "platformatic_idempotent": [("platformatic", "idempotence")],
     "platformatic_txn": [("platformatic", "transactions")],
+    "ck_metadata": [("librdkafka 2.16", "metadata")],
+    "ck_admin": [("librdkafka 2.16", "admin")],
+    "ck_produce": [("librdkafka 2.16", "produce/consume")],
+    "ck_offsets_time": [("librdkafka 2.16", "offsets by time")],
+    "ck_groups": [("librdkafka 2.16", "groups"), ("librdkafka 2.16", "admin")],
+    "ck_idempotent": [("librdkafka 2.16", "idempotence")],
+    "ck_txn": [("librdkafka 2.16", "transactions")],
+    "ck_kip848": [("librdkafka 2.16", "KIP-848 groups")],
 }
 
 # column -> API keys the broker must advertise for it to be tested

@@ -5,8 +5,9 @@ Debian's kafka-python 2.0.2) speak through one program, py_driver.py, run by
 the venv's interpreter; @platformatic/kafka 1.x (npm, a devDependency of
 compat-tests/package.json) through platformatic_driver.mjs. Both print what
 their client saw as JSON lines in the Go program's shapes (go/main.go), and
-these stories decide, for kafka-python 3 and aiokafka (py_*) and for
-platformatic (platformatic_*):
+these stories decide, for kafka-python 3 and aiokafka (py_*), for
+platformatic (platformatic_*), and for librdkafka 2.16 (ck_driver.py; its
+scenarios, ck_*, are in ck_clients.py):
 
     *_metadata    the client's version probe and Metadata: one broker, broker 1 leads every
                   partition; every client saw the ApiVersions the broker advertises
@@ -49,19 +50,23 @@ import os
 import shutil
 import subprocess
 
-from go_clients import b64, check_group_run, check_topic, one, produced_and_consumed
+from go_clients import b64, check_group_of_two, check_group_run, check_topic, one, produced_and_consumed
 from harness import BROKER_ID, HERE, REPO, Failure, check
 from logs import create_topics, disk_batches
 from transactions import read_all
 
 VENV_PYTHON = os.path.join(REPO, "build", "compat-venv", "bin", "python")
 PY_DRIVER = os.path.join(HERE, "py_driver.py")
+CK_DRIVER = os.path.join(HERE, "ck_driver.py")  # librdkafka 2.16 (ck_clients.py)
 JS_DRIVER = os.path.join(HERE, "platformatic_driver.mjs")
 PLATFORMATIC = os.path.join(HERE, "node_modules", "@platformatic", "kafka", "package.json")
 RUN_TIMEOUT_S = 60  # the drivers give up on their own after 50 s
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 PY_CLIENTS = ("kp3", "aiokafka")
-NAMES = {"kp3": "kafka-python 3", "aiokafka": "aiokafka", "platformatic": "platformatic"}
+NAMES = {"kp3": "kafka-python 3", "aiokafka": "aiokafka", "platformatic": "platformatic", "ck": "librdkafka 2.16"}
+# What a venv client's version is, asked of the venv's interpreter.
+VERSION_OF = {"kp3": "kafka.__version__", "aiokafka": "aiokafka.__version__",
+              "ck": "confluent_kafka.libversion()[0]"}
 INSTALL = "bash tools/deps.sh test installs"
 
 _installed = {}  # client -> version, or None when missing (asked once per run)
@@ -82,9 +87,9 @@ def _probe(client):
             return json.load(f).get("version")
     if not os.access(VENV_PYTHON, os.X_OK):
         return None
-    module = {"kp3": "kafka", "aiokafka": "aiokafka"}[client]
+    expression = VERSION_OF[client]
     try:
-        p = subprocess.run([VENV_PYTHON, "-c", "import %s; print(%s.__version__)" % (module, module)],
+        p = subprocess.run([VENV_PYTHON, "-c", "import %s; print(%s)" % (expression.split(".")[0], expression)],
                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None
@@ -107,6 +112,8 @@ def drive(ctx, client, step, broker, *args):
     """Runs one step of a driver; returns its events, {event name: [events]}."""
     if client == "platformatic":
         argv = ["node", JS_DRIVER, step, broker.bootstrap]
+    elif client == "ck":
+        argv = [VENV_PYTHON, CK_DRIVER, step, broker.bootstrap]
     else:
         argv = [VENV_PYTHON, PY_DRIVER, client, step, broker.bootstrap]
     code, out, _ = ctx.run(argv + [str(a) for a in args], timeout_s=RUN_TIMEOUT_S, check_exit=False)
@@ -132,8 +139,10 @@ def drive(ctx, client, step, broker, *args):
 
 
 def metadata_story(ctx, clients):
+    """Returns {client: its events by name}, for checks of one client's own."""
     broker = ctx.broker()
     advertised = {k: list(v) for k, v in broker.api_keys.items()}
+    seen = {}
     for client in clients:
         topic = "md-" + client
         _, ev = drive(ctx, client, "metadata", broker, topic)
@@ -150,6 +159,8 @@ def metadata_story(ctx, clients):
         check(md["controller"] == BROKER_ID, "%s: controller %r" % (what, md["controller"]))
         check(topic in (md["topics"] or []), "%s: topics %r lack %s" % (what, md["topics"], topic))
         check_topic(what, one(ev, "topic", what), 3)
+        seen[client] = ev
+    return seen
 
 
 def admin_story(ctx, clients):
@@ -225,6 +236,7 @@ def produce_story(ctx, clients):
 
 
 def groups_story(ctx, clients):
+    """Returns the broker, restarted, with the groups' commits."""
     broker = ctx.broker(overrides=["group.initial.rebalance.delay.ms=0"])
     partitions, first, second = 4, 200, 120
     create_topics(broker, [("group-" + c, partitions, {}) for c in clients])
@@ -232,12 +244,7 @@ def groups_story(ctx, clients):
     for client in clients:
         topic = group = "group-" + client
         _, ev = drive(ctx, client, "group-share", broker, topic, group, partitions, first)
-        what = "%s group of two" % NAMES[client]
-        stable = one(ev, "stable", what)
-        check(len(stable["members"]) == 2 and all(stable["members"].values()),
-              "%s: group %r, want two members with partitions each" % (what, stable["members"]))
-        ends[client], per_member = check_group_run(what, ev, partitions, first, {})
-        check(len(per_member) == 2, "%s: records read by %r, want both members" % (what, sorted(per_member)))
+        ends[client] = check_group_of_two("%s group of two" % NAMES[client], ev, partitions, first)
 
     # The commits are in __consumer_offsets: they outlive the broker.
     broker.stop()
@@ -249,6 +256,7 @@ def groups_story(ctx, clients):
         for e in ev.get("got", []):
             check(b64(e["value"]).startswith(b"resume-"), "%s: the new member read %r, written before the restart"
                   % (NAMES[client], b64(e["value"])))
+    return broker
 
 
 def idempotent_story(ctx, clients):
@@ -276,6 +284,7 @@ def idempotent_story(ctx, clients):
 
 
 def txn_story(ctx, clients):
+    """Returns the broker, or None when it has no transactions."""
     broker = ctx.broker()
     if any(k not in broker.api_keys for k in (22, 24, 26)):
         ctx.skip_check("the broker does not offer transactions (keys 22, 24, 26)")
@@ -305,6 +314,7 @@ def txn_story(ctx, clients):
         check(rd == want, "librdkafka read_committed read %r of %s's transactions, want %r"
               % (rd, NAMES[client], want))
     broker.check_alive()
+    return broker
 
 
 def text(event):

@@ -88,6 +88,12 @@ def group_records(run, n, partitions):
              "h": [], "ts": now, "codec": "none"} for i in range(n)]
 
 
+def txn_records(t, letter, per_txn, partitions):
+    """The records of transaction t of a plan (letter c commits it, a aborts it), over the partitions."""
+    return [{"p": j % partitions, "o": -1, "key": None, "h": [], "ts": -1,
+             "value": ("txn-%d-%s-%d" % (t, letter, t * per_txn + j)).encode()} for j in range(per_txn)]
+
+
 def record_fields(r):
     return {"p": r["p"], "o": r["o"], "key": b64(r["key"]), "value": b64(r["value"]),
             "h": [{"k": k, "v": (v or b"").decode()} for k, v in r["h"]], "ts": r["ts"], "codec": r.get("codec")}
@@ -125,6 +131,24 @@ def deadline_left(deadline, what):
     if left <= 0:
         raise StepFailed(what)
     return left
+
+
+def resume_member(client, topic, group, n):
+    """A new member of group reads the n records past its commits, then commits what it read.
+    client: a driver whose member(), poll_into() and commit() work synchronously."""
+    deadline = time.monotonic() + 40
+    consumed = Consumed(n)
+    c = client.member(topic, group)
+    try:
+        while not consumed.done:
+            deadline_left(deadline, "read %d of %d records" % (consumed.total, n))
+            client.poll_into("r", c, consumed)
+        linger = time.monotonic() + 1.0  # anything read now is one record too many
+        while time.monotonic() < linger:
+            client.poll_into("r", c, consumed)
+        client.commit("r", c, consumed, topic)
+    finally:
+        c.close()
 
 
 def check_views(views, partitions):
@@ -421,19 +445,7 @@ class KafkaPython3:
             self.send(producer, topic, group_records("resume", n, partitions))
         finally:
             producer.close(timeout=10)
-        deadline = time.monotonic() + 40
-        consumed = Consumed(n)
-        c = self.member(topic, group)
-        try:
-            while not consumed.done:
-                deadline_left(deadline, "read %d of %d records" % (consumed.total, n))
-                self.poll_into("r", c, consumed)
-            linger = time.monotonic() + 1.0  # anything read now is one record too many
-            while time.monotonic() < linger:
-                self.poll_into("r", c, consumed)
-            self.commit("r", c, consumed, topic)
-        finally:
-            c.close()
+        resume_member(self, topic, group, n)
 
     def idempotent(self, topic, partitions, n):
         producer = self.producer(enable_idempotence=True, max_in_flight_requests_per_connection=5)
@@ -451,14 +463,9 @@ class KafkaPython3:
                                  max_in_flight_requests_per_connection=5)
         try:
             producer.init_transactions()
-            i = 0
             for t, letter in enumerate(plan):
                 producer.begin_transaction()
-                recs = []
-                for j in range(per_txn):
-                    recs.append({"p": j % partitions, "o": -1, "key": None,
-                                 "value": ("txn-%d-%s-%d" % (t, letter, i)).encode(), "h": [], "ts": -1})
-                    i += 1
+                recs = txn_records(t, letter, per_txn, partitions)
                 futures = [producer.send(topic, value=r["value"], partition=r["p"]) for r in recs]
                 producer.flush(timeout=30)
                 for r, f in zip(recs, futures):

@@ -20,7 +20,9 @@ the Java client (one program in java/) in java_clients.py; the Go clients
 idempotent and transactional producers (kafkajs_txn.js) in js_clients.py;
 the current PyPI clients (kafka-python 3, aiokafka: py_driver.py, run by the
 interpreter of build/compat-venv) and @platformatic/kafka
-(platformatic_driver.mjs) in py_clients.py; a full disk in storage.py;
+(platformatic_driver.mjs) in py_clients.py; librdkafka 2.16 (the PyPI
+confluent-kafka wheel: ck_driver.py, run by the same interpreter) in
+ck_clients.py; a full disk in storage.py;
 hostile input, connection floods and slow clients in hostile.py; the
 broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
@@ -62,6 +64,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      admin_client, check, check_partitions, describe_topic, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
+import ck_clients  # noqa: E402
 import eos  # noqa: E402
 import frames  # noqa: E402
 import go_clients  # noqa: E402
@@ -597,7 +600,7 @@ SCENARIOS = [
     ("metadata_at_start", scenario_metadata_at_start),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
      + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS
-     + py_clients.SCENARIOS + storage.SCENARIOS + hostile.SCENARIOS + frames.SCENARIOS)
+     + py_clients.SCENARIOS + ck_clients.SCENARIOS + storage.SCENARIOS + hostile.SCENARIOS + frames.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------

@@ -1966,7 +1966,7 @@ static int find_record_in_batch(struct partition *p, struct segment_handle *h, i
         while (record_iter_next(&it, &rec)) {
                 /* LogAppendTime batches carry the time in the header only. */
                 int64_t ts = record_batch_is_log_append_time(&hdr) ? hdr.max_timestamp_ms : rec.timestamp_ms;
-                if (rec.offset < p->log_start_offset)
+                if (!is_max && rec.offset < p->log_start_offset)
                         continue;
                 if (is_max ? ts == hdr.max_timestamp_ms : ts >= target_ms) {
                         *offset_out = rec.offset;
@@ -2005,6 +2005,15 @@ void partition_offset_for_time(struct partition *p, int64_t timestamp_ms, int64_
         }
 }
 
+/*
+ * Kafka (UnifiedLog.fetchOffsetByTimestamp, MAX_TIMESTAMP) takes the segment
+ * with the largest timestamp, the first of equals, and answers its record
+ * carrying that timestamp, whatever the log start offset: after DeleteRecords
+ * the answer may lie below it while its segment is still there (Kafka 4.4
+ * answers offset 0 for a partition whose records were all deleted from its
+ * active segment). Skipping such a segment answered -1, "no records", for a
+ * partition that had some.
+ */
 void partition_max_timestamp(struct partition *p, int64_t *offset_out, int64_t *timestamp_out)
 {
         *offset_out = -1;
@@ -2012,7 +2021,7 @@ void partition_max_timestamp(struct partition *p, int64_t *offset_out, int64_t *
         struct segment_handle *best = NULL;
         for (uint32_t i = 0; i < p->seg_count; i++) {
                 const struct segment *seg = &p->segs[i]->seg;
-                if (seg->max_timestamp_ms > *timestamp_out && seg->offset_of_max_timestamp >= p->log_start_offset) {
+                if (seg->max_timestamp_ms > *timestamp_out) {
                         *offset_out = seg->offset_of_max_timestamp;
                         *timestamp_out = seg->max_timestamp_ms;
                         best = p->segs[i];

@@ -307,7 +307,8 @@ void partition_unwait(struct partition *p, struct partition_waiter *w);
 void partition_offset_for_time(struct partition *p, int64_t timestamp_ms, int64_t *offset_out,
                                int64_t *timestamp_out);
 
-/* The offset and timestamp of the record with the largest timestamp (-3). */
+/* The offset and timestamp of the record with the largest timestamp (-3), as
+ * Kafka answers it: from the segments still there, even below the log start. */
 void partition_max_timestamp(struct partition *p, int64_t *offset_out, int64_t *timestamp_out);
 
 /* ---- maintenance, on the home thread ---- */

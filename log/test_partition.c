@@ -752,6 +752,33 @@ Test(partition, delete_records)
         partition_close(p);
 }
 
+/* ListOffsets -3 after DeleteRecords: Kafka 4.4 answers the record with the
+ * largest timestamp of the segments still there, below the log start or not. */
+Test(partition, max_timestamp_below_the_log_start)
+{
+        struct partition_options o = test_options();
+        struct partition *p = test_open(&o);
+        int64_t low, offset, ts;
+
+        test_append_ok(p, 1, 10, TEST_NOW_MS + 30);
+        test_append_ok(p, 1, 10, TEST_NOW_MS + 10);
+        test_append_ok(p, 1, 10, TEST_NOW_MS + 20);
+        partition_max_timestamp(p, &offset, &ts);
+        cr_assert_eq(offset, 0);
+        cr_assert_eq(ts, TEST_NOW_MS + 30);
+        cr_assert_eq(partition_delete_records(p, 1, &low), KAFKA_NONE);
+        partition_max_timestamp(p, &offset, &ts);
+        cr_assert_eq(offset, 0, "the segment holding it is still there");
+        cr_assert_eq(ts, TEST_NOW_MS + 30);
+        cr_assert_eq(partition_delete_records(p, -1, &low), KAFKA_NONE);
+        cr_assert_eq(low, 3);
+        partition_max_timestamp(p, &offset, &ts);
+        cr_assert_eq(offset, 0, "every record deleted, the active segment stays");
+        partition_offset_for_time(p, TEST_NOW_MS, &offset, &ts);
+        cr_assert_eq(offset, -1, "by timestamp, nothing below the log start");
+        partition_close(p);
+}
+
 Test(partition, log_start_checkpoint_past_the_log_end_empties_it)
 {
         struct partition_options o = test_options();
