@@ -38,6 +38,7 @@
  *   - a shard's store equals the replay of its partition's durable log;
  *   - every request carried home comes back and is answered exactly once.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -933,85 +934,133 @@ int offsets_answer_order(struct arena *a, struct offsets_answer_topic **topics, 
         return 0;
 }
 
-/* ---- OffsetCommit ---- */
+/* ---- the commit OffsetCommit and TxnOffsetCommit share ---- */
 
-struct commit_op {
-        struct broker *b;
-        struct request *req;
-        const struct offset_commit_request *rq;
-        struct offset_commit_response *resp;
-        struct coordinator_place place; /* topic held while set */
-        struct offsets_write *writes;   /* the partitions to commit */
-        int16_t **errors;               /* each write's error_code in resp */
-        uint32_t count;
-        struct shard *shard;            /* while the append runs */
-        struct partition_append append;
-        struct reactor_task task;
-};
-
-static void commit_fail(struct commit_op *op, int16_t code)
+int offsets_commit_init(struct offsets_commit *c, struct broker *b, struct request *req, struct kstr group_id,
+                        uint32_t write_count_max, offsets_commit_respond_fn respond)
 {
-        for (uint32_t i = 0; i < op->count; i++)
-                *op->errors[i] = code;
+        assert(respond);
+        c->b = b;
+        c->req = req;
+        c->group_id = group_id;
+        c->respond = respond;
+        c->writes = arena_calloc(&req->arena, (size_t)write_count_max + 1, sizeof(*c->writes));
+        c->errors = arena_calloc(&req->arena, (size_t)write_count_max + 1, sizeof(*c->errors));
+        return c->writes && c->errors ? 0 : -ENOMEM;
 }
 
-static void commit_respond(struct request *req, struct offset_commit_response *resp)
+struct offsets_write *offsets_commit_add(struct offsets_commit *c, int16_t *error_code, struct kstr topic,
+                                         int32_t partition, int64_t offset, int32_t leader_epoch,
+                                         struct kstr metadata)
 {
-        struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
-        if (offsets_answer_order(&req->arena, &topics, &resp->topics.count) < 0) {
-                request_close_connection(req);
-                return;
-        }
-        resp->topics.items = (struct offset_commit_response_topic *)(void *)topics;
-        dispatch_respond(req, resp);
+        struct offsets_write *w = &c->writes[c->count];
+        c->errors[c->count++] = error_code;
+        w->group = c->group_id;
+        w->topic = topic;
+        w->partition = partition;
+        w->value.offset = offset;
+        w->value.leader_epoch = leader_epoch < 0 ? OFFSETS_NO_LEADER_EPOCH : leader_epoch;
+        w->value.metadata = kstr_is_null(metadata) ? (struct kstr){ "", 0 } : metadata;
+        w->value.commit_timestamp_ms = OFFSETS_NO_TIMESTAMP;
+        w->value.expire_timestamp_ms = OFFSETS_NO_TIMESTAMP;
+        return w;
+}
+
+void offsets_commit_fail(struct offsets_commit *c, int16_t code)
+{
+        for (uint32_t i = 0; i < c->count; i++)
+                *c->errors[i] = code;
+}
+
+void offsets_commit_go_home(struct offsets_commit *c, void (*at_home)(void *c))
+{
+        assert(c->place.topic);
+        reactor_task_init(&c->task, at_home, c);
+        partition_home_run(c->place.home, &c->task);
+}
+
+void offsets_commit_append(struct offsets_commit *c, struct partition *p, uint8_t *batch, size_t len,
+                           bool is_txn_verified, partition_append_done_fn done)
+{
+        c->append.batches = batch;
+        c->append.len = len;
+        c->append.is_durable = true;
+        c->append.is_txn_verified = is_txn_verified;
+        c->append.done = done;
+        c->append.ctx = c;
+        partition_append(p, &c->append);
 }
 
 static void commit_answer(void *arg)
 {
-        struct commit_op *op = arg;
-        coordinator_place_put(&op->place);
-        commit_respond(op->req, op->resp);
+        struct offsets_commit *c = arg;
+        coordinator_place_put(&c->place);
+        c->respond(c);
 }
 
-static void commit_go_back(struct commit_op *op)
+void offsets_commit_go_back(struct offsets_commit *c)
 {
-        reactor_task_init(&op->task, commit_answer, op);
-        partition_home_run(op->req->reactor, &op->task);
+        reactor_task_init(&c->task, commit_answer, c);
+        partition_home_run(c->req->reactor, &c->task);
+}
+
+/* ---- OffsetCommit ---- */
+
+struct commit_op {
+        struct offsets_commit c;
+        const struct offset_commit_request *rq;
+        struct offset_commit_response *resp;
+        struct shard *shard;            /* while the append runs */
+};
+
+static void commit_respond(struct offsets_commit *c)
+{
+        struct commit_op *op = container_of(c, struct commit_op, c);
+        struct offset_commit_response *resp = op->resp;
+        struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
+        if (offsets_answer_order(&c->req->arena, &topics, &resp->topics.count) < 0) {
+                request_close_connection(c->req);
+                return;
+        }
+        resp->topics.items = (struct offset_commit_response_topic *)(void *)topics;
+        dispatch_respond(c->req, resp);
 }
 
 static void commit_append_done(struct partition_append *a)
 {
-        struct commit_op *op = a->ctx;
+        struct offsets_commit *c = a->ctx;
+        struct commit_op *op = container_of(c, struct commit_op, c);
         struct shard *s = op->shard;
         if (a->error_code != KAFKA_NONE) {
-                log_warn("committing %u offsets of group %.*s to %s-%d failed: %s", op->count,
-                         (int)op->rq->group_id.len, op->rq->group_id.ptr, COORDINATOR_OFFSETS_TOPIC, s->index,
+                log_warn("committing %u offsets of group %.*s to %s-%d failed: %s", c->count,
+                         (int)c->group_id.len, c->group_id.ptr, COORDINATOR_OFFSETS_TOPIC, s->index,
                          kafka_error_name(a->error_code));
-                commit_fail(op, offsets_coordinator_error(a->error_code));
+                offsets_commit_fail(c, offsets_coordinator_error(a->error_code));
         } else {
-                for (uint32_t i = 0; i < op->count; i++)
-                        op->writes[i].value.record_offset = a->base_offset + (int64_t)i;
-                for (uint32_t i = 0; i < op->count; i++)
-                        if (offsets_store_apply(s->store, &op->writes[i]) < 0)
+                for (uint32_t i = 0; i < c->count; i++)
+                        c->writes[i].value.record_offset = a->base_offset + (int64_t)i;
+                for (uint32_t i = 0; i < c->count; i++)
+                        if (offsets_store_apply(s->store, &c->writes[i]) < 0)
                                 log_error("out of memory applying a durable commit of group %.*s; OffsetFetch "
                                           "misses it until the broker restarts",
-                                          (int)op->rq->group_id.len, op->rq->group_id.ptr);
+                                          (int)c->group_id.len, c->group_id.ptr);
         }
-        offsets_store_end_write(s->store, op->rq->group_id);
-        bridge_note_offsets(s, op->rq->group_id);
-        commit_go_back(op);
+        offsets_store_end_write(s->store, c->group_id);
+        bridge_note_offsets(s, c->group_id);
+        offsets_commit_go_back(c);
 }
 
 static void commit_at_home(void *arg)
 {
-        struct commit_op *op = arg;
-        struct request *req = op->req;
+        struct offsets_commit *c = arg;
+        struct commit_op *op = container_of(c, struct commit_op, c);
+        struct request *req = c->req;
         const struct offset_commit_request *rq = op->rq;
         int16_t err = KAFKA_NONE;
-        struct shard *s = shard_get(op->b, op->place.topic, op->place.partition, &err);
+        struct shard *s = shard_get(c->b, c->place.topic, c->place.partition, &err);
         if (!s)
                 goto fail;
-        err = bridge_validate_commit(groups_here(op->b), rq, req->api_version);
+        err = bridge_validate_commit(groups_here(c->b), rq, req->api_version);
         if (err != KAFKA_NONE)
                 goto fail;
 
@@ -1020,20 +1069,20 @@ static void commit_at_home(void *arg)
         int64_t now_ms = wall_now_ms();
         int64_t expire_ms = rq->retention_time_ms != -1 && req->api_version >= 2 && req->api_version <= 4 ?
                                     now_ms + rq->retention_time_ms : OFFSETS_NO_TIMESTAMP;
-        for (uint32_t i = 0; i < op->count; i++) {
-                struct offsets_value *v = &op->writes[i].value;
+        for (uint32_t i = 0; i < c->count; i++) {
+                struct offsets_value *v = &c->writes[i].value;
                 if (v->commit_timestamp_ms == OFFSETS_NO_TIMESTAMP)
                         v->commit_timestamp_ms = now_ms;
                 v->expire_timestamp_ms = expire_ms;
         }
         uint8_t *batch;
         size_t len;
-        int rc = offsets_batch_build(op->writes, op->count, now_ms, &req->arena, &batch, &len);
+        int rc = offsets_batch_build(c->writes, c->count, now_ms, &req->arena, &batch, &len);
         if (rc < 0) {
                 err = rc == -ENOMEM ? KAFKA_COORDINATOR_NOT_AVAILABLE : KAFKA_UNKNOWN_SERVER_ERROR;
                 goto fail;
         }
-        struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
+        struct partition *p = partition_home_get(c->b, c->place.topic, c->place.partition, &err);
         if (!p) {
                 err = offsets_coordinator_error(err);
                 goto fail;
@@ -1043,17 +1092,12 @@ static void commit_at_home(void *arg)
                 goto fail;
         }
         op->shard = s;
-        op->append.batches = batch;
-        op->append.len = len;
-        op->append.is_durable = true;
-        op->append.done = commit_append_done;
-        op->append.ctx = op;
         /* done (commit_append_done) takes it from here, maybe at once. */
-        partition_append(p, &op->append);
+        offsets_commit_append(c, p, batch, len, false, commit_append_done);
         return;
 fail:
-        commit_fail(op, err);
-        commit_go_back(op);
+        offsets_commit_fail(c, err);
+        offsets_commit_go_back(c);
 }
 
 void handle_offset_commit(struct broker *b, struct request *req, struct kreader *body)
@@ -1072,13 +1116,9 @@ void handle_offset_commit(struct broker *b, struct request *req, struct kreader 
         for (int32_t t = 0; t < topic_count; t++)
                 total += rq->topics.items[t].partitions.count > 0 ? (uint32_t)rq->topics.items[t].partitions.count : 0;
         resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
-        op->writes = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->writes));
-        op->errors = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->errors));
-        if (!resp->topics.items || !op->writes || !op->errors)
+        if (!resp->topics.items || offsets_commit_init(&op->c, b, req, rq->group_id, total, commit_respond) < 0)
                 goto out_of_memory;
         resp->topics.count = topic_count;
-        op->b = b;
-        op->req = req;
         op->rq = rq;
         op->resp = resp;
 
@@ -1110,36 +1150,28 @@ void handle_offset_commit(struct broker *b, struct request *req, struct kreader 
                                 out->error_code = KAFKA_OFFSET_METADATA_TOO_LARGE;
                                 continue;
                         }
-                        struct offsets_write *w = &op->writes[op->count];
-                        op->errors[op->count++] = &out->error_code;
-                        w->group = rq->group_id;
-                        w->topic = tq->name;
-                        w->partition = pq->partition_index;
-                        w->value.offset = pq->committed_offset;
-                        w->value.leader_epoch = pq->committed_leader_epoch < 0 ? OFFSETS_NO_LEADER_EPOCH :
-                                                                                 pq->committed_leader_epoch;
-                        w->value.metadata = kstr_is_null(pq->committed_metadata) ? (struct kstr){ "", 0 } :
-                                                                                    pq->committed_metadata;
-                        w->value.commit_timestamp_ms = req->api_version == 1 && pq->commit_timestamp != -1 ?
-                                                               pq->commit_timestamp : OFFSETS_NO_TIMESTAMP;
-                        w->value.expire_timestamp_ms = OFFSETS_NO_TIMESTAMP;
+                        struct offsets_write *w =
+                                offsets_commit_add(&op->c, &out->error_code, tq->name, pq->partition_index,
+                                                   pq->committed_offset, pq->committed_leader_epoch,
+                                                   pq->committed_metadata);
+                        if (req->api_version == 1 && pq->commit_timestamp != -1)
+                                w->value.commit_timestamp_ms = pq->commit_timestamp;
                 }
                 catalog_topic_put(topic);
         }
         /* Nothing left for the coordinator: Kafka answers without asking it. */
-        if (op->count == 0) {
-                commit_respond(req, resp);
+        if (op->c.count == 0) {
+                commit_respond(&op->c);
                 return;
         }
         /* No __consumer_offsets yet: NOT_COORDINATOR sends the client to
          * FindCoordinator, which creates it. */
-        if (!coordinator_locate_group(b, rq->group_id, &op->place)) {
-                commit_fail(op, KAFKA_NOT_COORDINATOR);
-                commit_respond(req, resp);
+        if (!coordinator_locate_group(b, rq->group_id, &op->c.place)) {
+                offsets_commit_fail(&op->c, KAFKA_NOT_COORDINATOR);
+                commit_respond(&op->c);
                 return;
         }
-        reactor_task_init(&op->task, commit_at_home, op);
-        partition_home_run(op->place.home, &op->task);
+        offsets_commit_go_home(&op->c, commit_at_home);
         return;
 
 out_of_memory:
