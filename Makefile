@@ -9,7 +9,8 @@
 #   make crash-test SIGKILL during acks=all produce, CRASH_ROUNDS rounds (100)
 #
 # Sources are found by wildcard: a new .c file in a layer directory is part of
-# the build; a file named test_*.c is a Criterion test program of its own.
+# the build; a file named test_*.c is a Criterion test program of its own,
+# except test_util.c, the helpers a layer's tests share, linked into each.
 
 SHELL   := /bin/bash
 CC      ?= cc
@@ -25,10 +26,11 @@ TESTLIBS = -lcriterion
 
 LAYERS   = base protocol protocol/gen log coordinator server
 ALL_SRC  = $(foreach d,$(LAYERS),$(wildcard $(d)/*.c))
-TEST_SRC = $(foreach d,$(LAYERS),$(wildcard $(d)/test_*.c))
+TESTUTIL_SRC = $(foreach d,$(LAYERS),$(wildcard $(d)/test_util.c))
+TEST_SRC = $(filter-out $(TESTUTIL_SRC),$(foreach d,$(LAYERS),$(wildcard $(d)/test_*.c)))
 FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
-LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
+LIB_SRC  = $(filter-out $(TEST_SRC) $(TESTUTIL_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
 .PHONY: bench bench-smoke all run test unit asan asan-unit integration crash-test gen deps deps-build deps-compat \
         reference compat clean
@@ -41,13 +43,14 @@ define variant
 $(1)_OBJ  = $$(patsubst %.c,$(2)/%.o,$$(LIB_SRC))
 $(1)_FILL = $$(patsubst %.c,$(2)/%.o,$$(FILL_SRC))
 $(1)_TESTS = $$(patsubst %.c,$(4)/%,$$(TEST_SRC))
+$(1)_TESTUTIL = $$(patsubst %.c,$(2)/%.o,$$(TESTUTIL_SRC))
 
 $(2)/%.o: %.c
 	@mkdir -p $$(dir $$@)
 	@echo "  CC      $$@"
 	@$$(CC) $$(CFLAGS_COMMON) $(3) -c $$< -o $$@
 
-$(4)/%: $(2)/%.o $$($(1)_OBJ) $$($(1)_FILL)
+$(4)/%: $(2)/%.o $$($(1)_TESTUTIL) $$($(1)_OBJ) $$($(1)_FILL)
 	@mkdir -p $$(dir $$@)
 	@echo "  LINK    $$@"
 	@$$(CC) $(3) $$^ -o $$@ $$(LIBS) $$(TESTLIBS)
