@@ -167,7 +167,7 @@ gen:
 
 # ---- fuzzing: libFuzzer targets fuzz/<name>.c (fuzz/fuzz.h says what one
 # is), built with clang under ASan + UBSan into build/fuzz/<name>, with the
-# layers they reach (base, protocol, log/topic_config.c, server/config.c,
+# layers they reach (base, protocol, log/topic_config.c, server/config*.c,
 # and a segment's files: log/segment.c, offset_index.c, time_index.c).
 #   make fuzz [FUZZ_SECONDS=60]   each target for FUZZ_SECONDS (make -j runs
 #                                 several at once); new inputs are kept in
@@ -187,7 +187,7 @@ FUZZ_CFLAGS     = $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Wno-missing-field-initi
 FUZZ_OPTS       = -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
 FUZZ_TARGETS    = $(filter-out gen_seeds,$(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c)))
 FUZZ_BINS       = $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
-FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c \
+FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c server/config_keys.c server/config_properties.c \
                   log/segment.c log/offset_index.c log/time_index.c
 FUZZ_LIB_OBJ    = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_FILL_OBJ   = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FILL_SRC))
