@@ -18,6 +18,9 @@
  *
  * Memory: groups, members and their strings are malloc'd, one allocation
  * per string set; nothing is allocated per heartbeat.
+ *
+ * Which partition a group lives in is group_partition.c; what is stored
+ * of a group and how it is restored, group_store.c.
  */
 #include "group.h"
 
@@ -27,19 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_internal.h"
+
 #include "../base/logging.h"
 #include "../protocol/gen/errors.h"
-
-struct group_coordinator {
-        struct group_config cfg;
-        struct group_env env;
-        struct group_map groups;
-        struct group *head, *tail;
-        group_offsets_release_fn release_offsets;
-        void *release_ctx;
-        group_persist_fn persist;
-        void *persist_ctx;
-};
 
 static void group_persist(const struct group *g, bool is_deleted)
 {
@@ -51,87 +45,6 @@ static void group_persist(const struct group *g, bool is_deleted)
 
 static void complete_join(struct group *g);
 static void prepare_rebalance(struct group *g, const char *reason, struct kstr who);
-
-/* ---- hashing and the group's partition ---- */
-
-/* Decodes one code point of UTF-8 the way Java's decoder (JDK 17) does: a
- * malformed sequence becomes U+FFFD and consumes its maximal valid prefix
- * (at least one byte), except that a well-formed three-byte encoding of a
- * UTF-16 surrogate is one U+FFFD for all three. Returns the bytes consumed. */
-static int utf8_next(const uint8_t *p, int32_t len, uint32_t *cp)
-{
-        uint8_t b = p[0];
-        if (b < 0x80) {
-                *cp = b;
-                return 1;
-        }
-        int need;
-        uint32_t c;
-        uint8_t lo = 0x80, hi = 0xbf;
-        if (b >= 0xc2 && b <= 0xdf) {
-                need = 1;
-                c = b & 0x1f;
-        } else if (b >= 0xe0 && b <= 0xef) {
-                need = 2;
-                c = b & 0x0f;
-                if (b == 0xe0)
-                        lo = 0xa0;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-                need = 3;
-                c = b & 0x07;
-                if (b == 0xf0)
-                        lo = 0x90;
-                else if (b == 0xf4)
-                        hi = 0x8f;
-        } else {
-                *cp = 0xfffd;
-                return 1;
-        }
-        int i = 1;
-        for (; i <= need; i++) {
-                if (i >= len || p[i] < lo || p[i] > hi) {
-                        *cp = 0xfffd;
-                        return i;
-                }
-                c = (c << 6) | (p[i] & 0x3f);
-                lo = 0x80;
-                hi = 0xbf;
-        }
-        *cp = c >= 0xd800 && c <= 0xdfff ? 0xfffd : c;
-        return i;
-}
-
-int32_t group_java_string_hash(struct kstr s)
-{
-        uint32_t h = 0;
-        const uint8_t *p = (const uint8_t *)s.ptr;
-        int32_t at = 0;
-        while (at < s.len) {
-                uint32_t cp;
-                int n = utf8_next(p + at, s.len - at, &cp);
-                assert(n >= 1 && n <= 4 && at + n <= s.len);
-                at += n;
-                if (cp >= 0x10000) {
-                        cp -= 0x10000;
-                        h = 31 * h + (0xd800 | (cp >> 10));
-                        h = 31 * h + (0xdc00 | (cp & 0x3ff));
-                } else {
-                        h = 31 * h + cp;
-                }
-        }
-        return (int32_t)h;
-}
-
-int32_t group_partition_of(struct kstr group_id, int32_t partition_count)
-{
-        assert(partition_count > 0);
-        int32_t h = group_java_string_hash(group_id);
-        /* Kafka's Utils.abs: Integer.MIN_VALUE maps to 0, not to itself. */
-        int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
-        int32_t p = a % partition_count;
-        assert(p >= 0 && p < partition_count);
-        return p;
-}
 
 /* ---- states ---- */
 
@@ -269,35 +182,6 @@ static void map_free(struct group_map *m)
 
 /* ---- small helpers ---- */
 
-/* An owned, NUL-terminated copy; a null string stays null. false on ENOMEM. */
-static bool kstr_dup(struct kstr *out, struct kstr s)
-{
-        if (s.len < 0) {
-                *out = KSTR_NULL;
-                return true;
-        }
-        char *p = malloc((size_t)s.len + 1);
-        if (!p)
-                return false;
-        if (s.len > 0)
-                memcpy(p, s.ptr, (size_t)s.len);
-        p[s.len] = '\0';
-        *out = (struct kstr){ p, s.len };
-        return true;
-}
-
-static void kstr_free(struct kstr *s)
-{
-        if (s->len >= 0)
-                free((void *)s->ptr);
-        *s = KSTR_NULL;
-}
-
-static bool kstr_is_empty(struct kstr s)
-{
-        return s.len <= 0;
-}
-
 static struct kstr kstr_or_empty(struct kstr s)
 {
         return s.len < 0 ? (struct kstr){ "", 0 } : s;
@@ -426,11 +310,11 @@ static void member_free(struct group_member *m)
                 return;
         assert(!m->join_waiter && !m->sync_waiter);
         assert(m->heartbeat_timer == 0);
-        kstr_free(&m->member_id);
-        kstr_free(&m->group_instance_id);
-        kstr_free(&m->client_id);
-        kstr_free(&m->client_host);
-        kstr_free(&m->protocol_type);
+        group_kstr_free(&m->member_id);
+        group_kstr_free(&m->group_instance_id);
+        group_kstr_free(&m->client_id);
+        group_kstr_free(&m->client_host);
+        group_kstr_free(&m->protocol_type);
         free(m->protocols);
         free((void *)m->assignment.ptr);
         free(m);
@@ -448,10 +332,10 @@ static struct group_member *member_new(struct group *g, const struct group_join_
         m->client_host = KSTR_NULL;
         m->protocol_type = KSTR_NULL;
         m->assignment = (struct kbytes){ NULL, 0 };
-        if (!kstr_dup(&m->member_id, member_id) || !kstr_dup(&m->group_instance_id, rq->group_instance_id) ||
-            !kstr_dup(&m->client_id, kstr_or_empty(rq->client_id)) ||
-            !kstr_dup(&m->client_host, kstr_or_empty(rq->client_host)) ||
-            !kstr_dup(&m->protocol_type, kstr_or_empty(rq->protocol_type)))
+        if (!group_kstr_dup(&m->member_id, member_id) || !group_kstr_dup(&m->group_instance_id, rq->group_instance_id) ||
+            !group_kstr_dup(&m->client_id, kstr_or_empty(rq->client_id)) ||
+            !group_kstr_dup(&m->client_host, kstr_or_empty(rq->client_host)) ||
+            !group_kstr_dup(&m->protocol_type, kstr_or_empty(rq->protocol_type)))
                 goto out_free;
         m->protocols = protocols_dup(rq->protocols, rq->protocol_count);
         if (!m->protocols)
@@ -556,7 +440,7 @@ static void member_complete_join_current(struct group *g, struct group_member *m
 
 /* ---- invariants ---- */
 
-static void group_check(const struct group *g)
+void group_check(const struct group *g)
 {
 #ifndef NDEBUG
         int32_t n = 0, awaiting = 0, pending_sync = 0, statics = 0;
@@ -601,7 +485,7 @@ static void group_arm_expiry(struct group *g)
                 timer_set(g->gc, &g->expiry_timer, g->gc->cfg.empty_group_retention_ms, expiry_fired, g);
 }
 
-static void group_transition(struct group *g, enum group_state to)
+void group_transition(struct group *g, enum group_state to)
 {
         assert(is_valid_transition(g->state, to));
         if (g->state == GROUP_EMPTY)
@@ -614,7 +498,7 @@ static void group_transition(struct group *g, enum group_state to)
                 group_arm_expiry(g);
 }
 
-static struct group *group_new(struct group_coordinator *gc, struct kstr id, int16_t *error_code)
+struct group *group_new(struct group_coordinator *gc, struct kstr id, int16_t *error_code)
 {
         assert(id.len > 0 && !map_find(&gc->groups, id));
         if (gc->groups.count >= GROUP_COUNT_MAX) {
@@ -626,7 +510,7 @@ static struct group *group_new(struct group_coordinator *gc, struct kstr id, int
         struct group *g = calloc(1, sizeof(*g));
         if (!g)
                 goto out_nomem;
-        if (!kstr_dup(&g->id, id))
+        if (!group_kstr_dup(&g->id, id))
                 goto out_free;
         g->gc = gc;
         g->node.key = g->id;
@@ -647,7 +531,7 @@ static struct group *group_new(struct group_coordinator *gc, struct kstr id, int
         return g;
 out_free:
         if (g)
-                kstr_free(&g->id);
+                group_kstr_free(&g->id);
         free(g);
 out_nomem:
         log_error("group coordinator: out of memory creating group %.*s", id.len, id.ptr);
@@ -659,7 +543,7 @@ static void pending_free(struct group *g, struct group_pending_member *pm)
 {
         map_remove(&g->pending_members, &pm->node);
         timer_cancel(g->gc, &pm->timer);
-        kstr_free(&pm->node.key);
+        group_kstr_free(&pm->node.key);
         free(pm);
 }
 
@@ -709,7 +593,7 @@ static void group_remove_member(struct group *g, struct group_member *m, int16_t
 
 /* Frees a group and everything in it. Waiters still parked are dropped
  * (only when the coordinator is destroyed). */
-static void group_free(struct group *g)
+void group_free(struct group *g)
 {
         struct group_coordinator *gc = g->gc;
         assert(!g->offsets);
@@ -742,9 +626,9 @@ static void group_free(struct group *g)
                 g->next->prev = g->prev;
         else
                 gc->tail = g->prev;
-        kstr_free(&g->id);
-        kstr_free(&g->protocol_type);
-        kstr_free(&g->protocol_name);
+        group_kstr_free(&g->id);
+        group_kstr_free(&g->protocol_type);
+        group_kstr_free(&g->protocol_name);
         free(g);
 }
 
@@ -791,7 +675,7 @@ static bool group_supports_protocols(const struct group *g, struct kstr protocol
                                      const struct group_protocol *protocols, int32_t count)
 {
         if (g->state == GROUP_EMPTY)
-                return !kstr_is_empty(protocol_type) && count > 0;
+                return !group_kstr_is_empty(protocol_type) && count > 0;
         if (kstr_is_null(g->protocol_type) || !kstr_eq(g->protocol_type, protocol_type))
                 return false;
         for (int32_t i = 0; i < count; i++)
@@ -857,7 +741,7 @@ static int group_add_member(struct group *g, struct group_member *m, struct grou
 {
         assert(m->group == g && !group_find_member(g, m->member_id));
         struct kstr type = KSTR_NULL;
-        if (g->member_count == 0 && !kstr_dup(&type, m->protocol_type))
+        if (g->member_count == 0 && !group_kstr_dup(&type, m->protocol_type))
                 return -ENOMEM;
         if (map_insert(&g->members_by_id, &m->by_id) < 0)
                 goto out_free_type;
@@ -869,7 +753,7 @@ static int group_add_member(struct group *g, struct group_member *m, struct grou
                 }
         }
         if (g->member_count == 0) {
-                kstr_free(&g->protocol_type);
+                group_kstr_free(&g->protocol_type);
                 g->protocol_type = type;
         }
         assert(kstr_eq(g->protocol_type, m->protocol_type));
@@ -890,7 +774,7 @@ static int group_add_member(struct group *g, struct group_member *m, struct grou
                 pending_free(g, pm);
         return 0;
 out_free_type:
-        kstr_free(&type);
+        group_kstr_free(&type);
         return -ENOMEM;
 }
 
@@ -932,9 +816,9 @@ static struct group_member *group_replace_static_member(struct group *g, struct 
         if (!m)
                 return NULL;
         m->member_id = m->group_instance_id = m->client_id = m->client_host = m->protocol_type = KSTR_NULL;
-        if (!kstr_dup(&m->member_id, new_id) || !kstr_dup(&m->group_instance_id, old->group_instance_id) ||
-            !kstr_dup(&m->client_id, old->client_id) || !kstr_dup(&m->client_host, old->client_host) ||
-            !kstr_dup(&m->protocol_type, old->protocol_type))
+        if (!group_kstr_dup(&m->member_id, new_id) || !group_kstr_dup(&m->group_instance_id, old->group_instance_id) ||
+            !group_kstr_dup(&m->client_id, old->client_id) || !group_kstr_dup(&m->client_host, old->client_host) ||
+            !group_kstr_dup(&m->protocol_type, old->protocol_type))
                 goto out_free;
         m->protocols = protocols_dup(old->protocols, old->protocol_count);
         if (!m->protocols)
@@ -1065,7 +949,7 @@ static void maybe_complete_join_phase(struct group *g)
         complete_join(g);
 }
 
-static void maybe_prepare_rebalance_or_complete_join(struct group *g, const char *reason, struct kstr who)
+void group_maybe_prepare_rebalance_or_complete_join(struct group *g, const char *reason, struct kstr who)
 {
         if (g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_EMPTY)
                 prepare_rebalance(g, reason, who);
@@ -1074,7 +958,7 @@ static void maybe_prepare_rebalance_or_complete_join(struct group *g, const char
 }
 
 /* Answers every parked SyncGroup: the member's assignment, or error. */
-static void propagate_assignment(struct group *g, int16_t error_code)
+void group_propagate_assignment(struct group *g, int16_t error_code)
 {
         for (struct group_member *m = g->members_head; m; m = m->next) {
                 if (!m->sync_waiter)
@@ -1091,14 +975,14 @@ static void propagate_assignment(struct group *g, int16_t error_code)
         }
 }
 
-static void reset_and_propagate_assignment_with_error(struct group *g, int16_t error_code)
+void group_reset_and_propagate_assignment_with_error(struct group *g, int16_t error_code)
 {
         assert(g->state == GROUP_COMPLETING_REBALANCE);
         for (struct group_member *m = g->members_head; m; m = m->next) {
                 free((void *)m->assignment.ptr);
                 m->assignment = (struct kbytes){ NULL, 0 };
         }
-        propagate_assignment(g, error_code);
+        group_propagate_assignment(g, error_code);
 }
 
 static void clear_pending_sync(struct group *g)
@@ -1112,7 +996,7 @@ static void prepare_rebalance(struct group *g, const char *reason, struct kstr w
 {
         struct group_coordinator *gc = g->gc;
         if (g->state == GROUP_COMPLETING_REBALANCE)
-                reset_and_propagate_assignment_with_error(g, KAFKA_REBALANCE_IN_PROGRESS);
+                group_reset_and_propagate_assignment_with_error(g, KAFKA_REBALANCE_IN_PROGRESS);
         clear_pending_sync(g);
         timer_cancel(gc, &g->sync_timer);
 
@@ -1188,7 +1072,7 @@ static void complete_join(struct group *g)
 
         /* Kafka's ClassicGroup.initNextGeneration. */
         g->generation_id++;
-        kstr_free(&g->protocol_name);
+        group_kstr_free(&g->protocol_name);
         clear_pending_sync(g);
         if (g->member_count == 0) {
                 group_transition(g, GROUP_EMPTY);
@@ -1197,7 +1081,7 @@ static void complete_join(struct group *g)
                 group_check(g);
                 return;
         }
-        if (!kstr_dup(&g->protocol_name, group_select_protocol(g))) {
+        if (!group_kstr_dup(&g->protocol_name, group_select_protocol(g))) {
                 /* Cannot name the protocol: try again after the timeout. */
                 log_error("group coordinator: out of memory completing the rebalance of group %s", g->id.ptr);
                 g->generation_id--;
@@ -1260,7 +1144,7 @@ static void remove_member_and_update_group(struct group *g, struct group_member 
         snprintf(id, sizeof(id), "%s", m->member_id.ptr);
         group_remove_member(g, m, KAFKA_UNKNOWN_MEMBER_ID);
         if (g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE)
-                maybe_prepare_rebalance_or_complete_join(g, reason, KSTR(id));
+                group_maybe_prepare_rebalance_or_complete_join(g, reason, KSTR(id));
         else if (g->state == GROUP_PREPARING_REBALANCE && group_has_all_members_joined(g))
                 complete_join(g);
         else
@@ -1362,7 +1246,7 @@ static void add_member_then_rebalance(struct group *g, const struct group_join_r
         /* A new member cannot heartbeat while its JoinGroup is parked, and a
          * client that gave up will retry with another one: bound the wait. */
         schedule_heartbeat(g, m, g->gc->cfg.new_member_join_timeout_ms);
-        maybe_prepare_rebalance_or_complete_join(g, "adding new member", m->member_id);
+        group_maybe_prepare_rebalance_or_complete_join(g, "adding new member", m->member_id);
 }
 
 static void update_member_then_rebalance(struct group *g, struct group_member *m, const struct group_join_request *rq,
@@ -1374,7 +1258,7 @@ static void update_member_then_rebalance(struct group *g, struct group_member *m
                 join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, m->member_id);
                 return;
         }
-        maybe_prepare_rebalance_or_complete_join(g, reason, m->member_id);
+        group_maybe_prepare_rebalance_or_complete_join(g, reason, m->member_id);
 }
 
 /* Kafka's updateStaticMemberThenRebalanceOrCompleteJoin: a known
@@ -1415,7 +1299,7 @@ static void update_static_member_then_rebalance(struct group *g, const struct gr
                                 member_complete_join_current(g, m, leader_before, false, false);
                         }
                 } else {
-                        maybe_prepare_rebalance_or_complete_join(g, "static member joined with a change of protocol",
+                        group_maybe_prepare_rebalance_or_complete_join(g, "static member joined with a change of protocol",
                                                                  m->member_id);
                 }
                 break;
@@ -1462,9 +1346,9 @@ static void join_new_member(struct group *g, const struct group_join_request *rq
                         goto out;
                 }
                 pm = calloc(1, sizeof(*pm));
-                if (!pm || !kstr_dup(&pm->node.key, new_id) || map_insert(&g->pending_members, &pm->node) < 0) {
+                if (!pm || !group_kstr_dup(&pm->node.key, new_id) || map_insert(&g->pending_members, &pm->node) < 0) {
                         if (pm)
-                                kstr_free(&pm->node.key);
+                                group_kstr_free(&pm->node.key);
                         free(pm);
                         join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, (struct kstr){ "", 0 });
                         goto out;
@@ -1540,7 +1424,7 @@ void group_join(struct group_coordinator *gc, const struct group_join_request *r
         assert(gc && rq && w && w->done);
         assert(rq->protocol_count >= 0 && (rq->protocol_count == 0 || rq->protocols));
         struct kstr member_id = kstr_or_empty(rq->member_id);
-        if (kstr_is_empty(rq->group_id)) {
+        if (group_kstr_is_empty(rq->group_id)) {
                 join_answer_error(w, KAFKA_INVALID_GROUP_ID, member_id);
                 return;
         }
@@ -1668,7 +1552,7 @@ void group_sync(struct group_coordinator *gc, const struct group_sync_request *r
         assert(gc && rq && w && w->done);
         assert(rq->assignment_count >= 0 && (rq->assignment_count == 0 || rq->assignments));
         struct kstr member_id = kstr_or_empty(rq->member_id);
-        if (kstr_is_empty(rq->group_id)) {
+        if (group_kstr_is_empty(rq->group_id)) {
                 sync_answer_error(w, KAFKA_INVALID_GROUP_ID);
                 return;
         }
@@ -1705,12 +1589,12 @@ void group_sync(struct group_coordinator *gc, const struct group_sync_request *r
                 if (group_set_assignments(g, rq->assignments, rq->assignment_count) < 0) {
                         log_error("group coordinator: out of memory storing the assignment of group %s",
                                   g->id.ptr);
-                        reset_and_propagate_assignment_with_error(g, KAFKA_COORDINATOR_NOT_AVAILABLE);
-                        maybe_prepare_rebalance_or_complete_join(g, "error storing the group assignment", KSTR_NULL);
+                        group_reset_and_propagate_assignment_with_error(g, KAFKA_COORDINATOR_NOT_AVAILABLE);
+                        group_maybe_prepare_rebalance_or_complete_join(g, "error storing the group assignment", KSTR_NULL);
                         break;
                 }
                 if (!gc->persist) {
-                        propagate_assignment(g, KAFKA_NONE);
+                        group_propagate_assignment(g, KAFKA_NONE);
                         group_transition(g, GROUP_STABLE);
                         break;
                 }
@@ -1745,7 +1629,7 @@ int16_t group_heartbeat(struct group_coordinator *gc, struct kstr group_id, stru
                         struct kstr group_instance_id, int32_t generation_id)
 {
         assert(gc);
-        if (kstr_is_empty(group_id))
+        if (group_kstr_is_empty(group_id))
                 return KAFKA_INVALID_GROUP_ID;
         struct group *g = group_find(gc, group_id);
         if (!g)
@@ -1781,7 +1665,7 @@ int16_t group_leave(struct group_coordinator *gc, struct kstr group_id, struct g
                     int32_t member_count)
 {
         assert(gc && member_count >= 0 && (member_count == 0 || members));
-        if (kstr_is_empty(group_id))
+        if (group_kstr_is_empty(group_id))
                 return KAFKA_INVALID_GROUP_ID;
         struct group *g = group_find(gc, group_id);
         if (!g) {
@@ -1827,7 +1711,7 @@ int16_t group_leave(struct group_coordinator *gc, struct kstr group_id, struct g
         }
         if (left > 0) {
                 if (g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE)
-                        maybe_prepare_rebalance_or_complete_join(g, "explicit LeaveGroup request", KSTR_NULL);
+                        group_maybe_prepare_rebalance_or_complete_join(g, "explicit LeaveGroup request", KSTR_NULL);
                 else if (g->state == GROUP_PREPARING_REBALANCE)
                         maybe_complete_join_phase(g);
         }
@@ -1887,7 +1771,7 @@ int16_t group_validate_offset_commit(const struct group *g, struct kstr member_i
 
 struct group *group_get_or_create(struct group_coordinator *gc, struct kstr group_id, int16_t *error_code)
 {
-        if (kstr_is_empty(group_id)) {
+        if (group_kstr_is_empty(group_id)) {
                 *error_code = KAFKA_INVALID_GROUP_ID;
                 return NULL;
         }
@@ -1951,98 +1835,6 @@ void group_coordinator_set_offsets_release(struct group_coordinator *gc, group_o
 {
         gc->release_offsets = fn;
         gc->release_ctx = ctx;
-}
-
-/* Kafka's GroupMetadataManager.storeGroup: what a failed append means to
- * the members. */
-static int16_t store_error_of(int16_t log_error)
-{
-        switch (log_error) {
-        case KAFKA_UNKNOWN_TOPIC_OR_PARTITION:
-        case KAFKA_NOT_ENOUGH_REPLICAS:
-        case KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-                return KAFKA_COORDINATOR_NOT_AVAILABLE;
-        case KAFKA_NOT_LEADER_OR_FOLLOWER:
-        case KAFKA_KAFKA_STORAGE_ERROR:
-                return KAFKA_NOT_COORDINATOR;
-        case KAFKA_REQUEST_TIMED_OUT:
-                return KAFKA_REBALANCE_IN_PROGRESS;
-        case KAFKA_MESSAGE_TOO_LARGE:
-        case KAFKA_RECORD_LIST_TOO_LARGE:
-        case KAFKA_INVALID_FETCH_SIZE:
-                return KAFKA_UNKNOWN_SERVER_ERROR;
-        default:
-                return log_error;
-        }
-}
-
-void group_sync_stored(struct group_coordinator *gc, struct kstr group_id, int32_t generation_id,
-                       int16_t error_code)
-{
-        struct group *g = group_find(gc, group_id);
-        if (!g || !g->is_storing_assignment || g->state != GROUP_COMPLETING_REBALANCE ||
-            g->generation_id != generation_id)
-                return;
-        g->is_storing_assignment = false;
-        if (error_code != KAFKA_NONE) {
-                log_warn("Group %s: storing the assignment of generation %d failed (%s); rebalancing", g->id.ptr,
-                         generation_id, kafka_error_name(error_code));
-                reset_and_propagate_assignment_with_error(g, store_error_of(error_code));
-                maybe_prepare_rebalance_or_complete_join(g, "error storing the group assignment", KSTR_NULL);
-                group_check(g);
-                return;
-        }
-        propagate_assignment(g, KAFKA_NONE);
-        group_transition(g, GROUP_STABLE);
-        group_check(g);
-}
-
-void group_coordinator_set_persist(struct group_coordinator *gc, group_persist_fn fn, void *ctx)
-{
-        gc->persist = fn;
-        gc->persist_ctx = ctx;
-}
-
-int group_restore(struct group_coordinator *gc, struct kstr group_id, struct kstr protocol_type,
-                  int32_t generation_id, int64_t state_timestamp_ms)
-{
-        if (kstr_is_empty(group_id))
-                return 0;
-        struct group *g = group_find(gc, group_id);
-        if (!g) {
-                int16_t err = KAFKA_NONE;
-                g = group_new(gc, group_id, &err);
-                if (!g)
-                        return err == KAFKA_COORDINATOR_NOT_AVAILABLE && gc->groups.count >= GROUP_COUNT_MAX ?
-                                       0 : -ENOMEM;
-        }
-        if (g->state != GROUP_EMPTY || g->member_count > 0)
-                return 0;
-        struct kstr type = KSTR_NULL;
-        if (!kstr_is_empty(protocol_type) && !kstr_dup(&type, protocol_type))
-                return -ENOMEM;
-        kstr_free(&g->protocol_type);
-        g->protocol_type = type;
-        kstr_free(&g->protocol_name);
-        g->generation_id = generation_id;
-        if (state_timestamp_ms >= 0)
-                g->state_timestamp_ms = state_timestamp_ms;
-        group_check(g);
-        return 0;
-}
-
-void group_restore_tombstone(struct group_coordinator *gc, struct kstr group_id)
-{
-        struct group *g = group_find(gc, group_id);
-        if (!g || g->state != GROUP_EMPTY || g->member_count > 0 || g->pending_members.count > 0)
-                return;
-        if (!g->offsets) {
-                group_free(g);
-                return;
-        }
-        kstr_free(&g->protocol_type);
-        kstr_free(&g->protocol_name);
-        g->generation_id = 0;
 }
 
 uint32_t group_coordinator_group_count(const struct group_coordinator *gc)
