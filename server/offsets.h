@@ -63,6 +63,10 @@ struct offsets_store;
 /* Starts loading every partition of __consumer_offsets, once. Any thread. */
 void offsets_maybe_load_all(struct broker *b);
 
+/* The wall clock in ms since the epoch: the commit and expire times of
+ * offsets, as Kafka's time.milliseconds(). */
+int64_t offsets_wall_now_ms(void);
+
 /*
  * On the home of partition index: the store of its loaded shard (loading
  * it on first use), or NULL with *error_code as offsets_partition_ready()

@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include <time.h>
 
 #include "../base/logging.h"
 #include "../coordinator/group.h"
@@ -56,13 +55,6 @@ _Static_assert(sizeof(struct txn_offset_commit_response_topic) == sizeof(struct 
                        offsetof(struct txn_offset_commit_response_partition, error_code) ==
                                offsetof(struct offsets_answer_partition, error_code),
                "TxnOffsetCommit answers differ from struct offsets_answer_topic");
-
-static int64_t wall_now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct txn_commit_op {
         struct offsets_commit c;        /* the writes the coordinator decides */
@@ -196,7 +188,7 @@ static void commit_at_home(void *arg)
         err = validate_commit(c->b, rq);
         if (err != KAFKA_NONE)
                 goto fail;
-        int64_t now_ms = wall_now_ms();
+        int64_t now_ms = offsets_wall_now_ms();
         /* The writes to append first, in request order; the refused ones
          * keep their answer. */
         struct offsets_write *writes = arena_calloc(&req->arena, (size_t)c->count + 1, sizeof(*writes));
