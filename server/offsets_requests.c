@@ -1,7 +1,7 @@
 /*
  * offsets_requests.c - OffsetCommit, OffsetFetch and OffsetDelete, answered
  * by the shards of server/offsets.c (see its top comment for the path of a
- * request and the invariants), and the commit TxnOffsetCommit shares.
+ * request and the invariants), and the trip they and TxnOffsetCommit share.
  *
  * A request is checked on its connection's reactor (group id, topics and
  * partitions against the catalog, metadata size), then carried to the home
@@ -155,10 +155,10 @@ int offsets_answer_order(struct arena *a, struct offsets_answer_topic **topics, 
         return 0;
 }
 
-/* ---- the commit OffsetCommit and TxnOffsetCommit share ---- */
+/* ---- the trip OffsetCommit, TxnOffsetCommit and OffsetDelete share ---- */
 
-int offsets_commit_init(struct offsets_commit *c, struct broker *b, struct request *req, struct kstr group_id,
-                        uint32_t write_count_max, offsets_commit_respond_fn respond)
+int offsets_trip_init(struct offsets_trip *c, struct broker *b, struct request *req, struct kstr group_id,
+                      uint32_t write_count_max, offsets_trip_respond_fn respond)
 {
         assert(respond);
         c->b = b;
@@ -170,9 +170,9 @@ int offsets_commit_init(struct offsets_commit *c, struct broker *b, struct reque
         return c->writes && c->errors ? 0 : -ENOMEM;
 }
 
-struct offsets_write *offsets_commit_add(struct offsets_commit *c, int16_t *error_code, struct kstr topic,
-                                         int32_t partition, int64_t offset, int32_t leader_epoch,
-                                         struct kstr metadata)
+struct offsets_write *offsets_trip_add(struct offsets_trip *c, int16_t *error_code, struct kstr topic,
+                                       int32_t partition, int64_t offset, int32_t leader_epoch,
+                                       struct kstr metadata)
 {
         struct offsets_write *w = &c->writes[c->count];
         c->errors[c->count++] = error_code;
@@ -187,21 +187,21 @@ struct offsets_write *offsets_commit_add(struct offsets_commit *c, int16_t *erro
         return w;
 }
 
-void offsets_commit_fail(struct offsets_commit *c, int16_t code)
+void offsets_trip_fail(struct offsets_trip *c, int16_t code)
 {
         for (uint32_t i = 0; i < c->count; i++)
                 *c->errors[i] = code;
 }
 
-void offsets_commit_go_home(struct offsets_commit *c, void (*at_home)(void *c))
+void offsets_trip_go_home(struct offsets_trip *c, void (*at_home)(void *c))
 {
         assert(c->place.topic);
         reactor_task_init(&c->task, at_home, c);
         partition_home_run(c->place.home, &c->task);
 }
 
-void offsets_commit_append(struct offsets_commit *c, struct partition *p, uint8_t *batch, size_t len,
-                           bool is_txn_verified, partition_append_done_fn done)
+void offsets_trip_append(struct offsets_trip *c, struct partition *p, uint8_t *batch, size_t len,
+                         bool is_txn_verified, partition_append_done_fn done)
 {
         c->append.batches = batch;
         c->append.len = len;
@@ -214,12 +214,12 @@ void offsets_commit_append(struct offsets_commit *c, struct partition *p, uint8_
 
 static void commit_answer(void *arg)
 {
-        struct offsets_commit *c = arg;
+        struct offsets_trip *c = arg;
         coordinator_place_put(&c->place);
         c->respond(c);
 }
 
-void offsets_commit_go_back(struct offsets_commit *c)
+void offsets_trip_go_back(struct offsets_trip *c)
 {
         reactor_task_init(&c->task, commit_answer, c);
         partition_home_run(c->req->reactor, &c->task);
@@ -228,13 +228,13 @@ void offsets_commit_go_back(struct offsets_commit *c)
 /* ---- OffsetCommit ---- */
 
 struct commit_op {
-        struct offsets_commit c;
+        struct offsets_trip c;
         const struct offset_commit_request *rq;
         struct offset_commit_response *resp;
         struct shard *shard;            /* while the append runs */
 };
 
-static void commit_respond(struct offsets_commit *c)
+static void commit_respond(struct offsets_trip *c)
 {
         struct commit_op *op = container_of(c, struct commit_op, c);
         struct offset_commit_response *resp = op->resp;
@@ -249,14 +249,14 @@ static void commit_respond(struct offsets_commit *c)
 
 static void commit_append_done(struct partition_append *a)
 {
-        struct offsets_commit *c = a->ctx;
+        struct offsets_trip *c = a->ctx;
         struct commit_op *op = container_of(c, struct commit_op, c);
         struct shard *s = op->shard;
         if (a->error_code != KAFKA_NONE) {
                 log_warn("committing %u offsets of group %.*s to %s-%d failed: %s", c->count,
                          (int)c->group_id.len, c->group_id.ptr, COORDINATOR_OFFSETS_TOPIC, s->index,
                          kafka_error_name(a->error_code));
-                offsets_commit_fail(c, offsets_coordinator_error(a->error_code));
+                offsets_trip_fail(c, offsets_coordinator_error(a->error_code));
         } else {
                 for (uint32_t i = 0; i < c->count; i++)
                         c->writes[i].value.record_offset = a->base_offset + (int64_t)i;
@@ -268,12 +268,12 @@ static void commit_append_done(struct partition_append *a)
         }
         offsets_store_end_write(s->store, c->group_id);
         offsets_shard_note_group(s, c->group_id);
-        offsets_commit_go_back(c);
+        offsets_trip_go_back(c);
 }
 
 static void commit_at_home(void *arg)
 {
-        struct offsets_commit *c = arg;
+        struct offsets_trip *c = arg;
         struct commit_op *op = container_of(c, struct commit_op, c);
         struct request *req = c->req;
         const struct offset_commit_request *rq = op->rq;
@@ -314,11 +314,11 @@ static void commit_at_home(void *arg)
         }
         op->shard = s;
         /* done (commit_append_done) takes it from here, maybe at once. */
-        offsets_commit_append(c, p, batch, len, false, commit_append_done);
+        offsets_trip_append(c, p, batch, len, false, commit_append_done);
         return;
 fail:
-        offsets_commit_fail(c, err);
-        offsets_commit_go_back(c);
+        offsets_trip_fail(c, err);
+        offsets_trip_go_back(c);
 }
 
 void handle_offset_commit(struct broker *b, struct request *req, struct kreader *body)
@@ -337,7 +337,7 @@ void handle_offset_commit(struct broker *b, struct request *req, struct kreader 
         for (int32_t t = 0; t < topic_count; t++)
                 total += rq->topics.items[t].partitions.count > 0 ? (uint32_t)rq->topics.items[t].partitions.count : 0;
         resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
-        if (!resp->topics.items || offsets_commit_init(&op->c, b, req, rq->group_id, total, commit_respond) < 0)
+        if (!resp->topics.items || offsets_trip_init(&op->c, b, req, rq->group_id, total, commit_respond) < 0)
                 goto out_of_memory;
         resp->topics.count = topic_count;
         op->rq = rq;
@@ -372,9 +372,9 @@ void handle_offset_commit(struct broker *b, struct request *req, struct kreader 
                                 continue;
                         }
                         struct offsets_write *w =
-                                offsets_commit_add(&op->c, &out->error_code, tq->name, pq->partition_index,
-                                                   pq->committed_offset, pq->committed_leader_epoch,
-                                                   pq->committed_metadata);
+                                offsets_trip_add(&op->c, &out->error_code, tq->name, pq->partition_index,
+                                                 pq->committed_offset, pq->committed_leader_epoch,
+                                                 pq->committed_metadata);
                         if (req->api_version == 1 && pq->commit_timestamp != -1)
                                 w->value.commit_timestamp_ms = pq->commit_timestamp;
                 }
@@ -388,11 +388,11 @@ void handle_offset_commit(struct broker *b, struct request *req, struct kreader 
         /* No __consumer_offsets yet: NOT_COORDINATOR sends the client to
          * FindCoordinator, which creates it. */
         if (!coordinator_locate_group(b, rq->group_id, &op->c.place)) {
-                offsets_commit_fail(&op->c, KAFKA_NOT_COORDINATOR);
+                offsets_trip_fail(&op->c, KAFKA_NOT_COORDINATOR);
                 commit_respond(&op->c);
                 return;
         }
-        offsets_commit_go_home(&op->c, commit_at_home);
+        offsets_trip_go_home(&op->c, commit_at_home);
         return;
 
 out_of_memory:
@@ -707,65 +707,52 @@ out_of_memory:
 /* ---- OffsetDelete ---- */
 
 struct delete_op {
-        struct broker *b;
-        struct request *req;
+        struct offsets_trip c;          /* the partitions that exist, with their answers */
         const struct offset_delete_request *rq;
         struct offset_delete_response *resp;
-        struct coordinator_place place; /* topic held while set */
-        /* The partitions that exist, with their answers. */
-        struct offsets_write *writes;
-        int16_t **errors;
-        uint32_t count;
-        uint32_t tombstone_count;       /* writes[0..tombstone_count) once at home */
+        uint32_t tombstone_count;       /* c.writes[0..tombstone_count) once at home */
         struct shard *shard;
-        struct partition_append append;
-        struct reactor_task task;
 };
 
-static void delete_answer(void *arg)
+static void delete_respond(struct offsets_trip *c)
 {
-        struct delete_op *op = arg;
-        coordinator_place_put(&op->place);
+        struct delete_op *op = container_of(c, struct delete_op, c);
         struct offset_delete_response *resp = op->resp;
         if (resp->error_code != KAFKA_NONE)
                 resp->topics.count = 0;         /* Kafka answers a group error alone */
         struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
-        if (offsets_answer_order(&op->req->arena, &topics, &resp->topics.count) < 0) {
-                request_close_connection(op->req);
+        if (offsets_answer_order(&c->req->arena, &topics, &resp->topics.count) < 0) {
+                request_close_connection(c->req);
                 return;
         }
         resp->topics.items = (struct offset_delete_response_topic *)(void *)topics;
-        dispatch_respond(op->req, resp);
-}
-
-static void delete_go_back(struct delete_op *op)
-{
-        reactor_task_init(&op->task, delete_answer, op);
-        partition_home_run(op->req->reactor, &op->task);
+        dispatch_respond(c->req, resp);
 }
 
 static void delete_append_done(struct partition_append *a)
 {
-        struct delete_op *op = a->ctx;
+        struct offsets_trip *c = a->ctx;
+        struct delete_op *op = container_of(c, struct delete_op, c);
         struct shard *s = op->shard;
         if (a->error_code != KAFKA_NONE) {
                 op->resp->error_code = offsets_coordinator_error(a->error_code);
         } else {
                 for (uint32_t i = 0; i < op->tombstone_count; i++)
-                        if (offsets_store_apply(s->store, &op->writes[i]) < 0)
+                        if (offsets_store_apply(s->store, &c->writes[i]) < 0)
                                 log_error("out of memory applying an offset tombstone");
         }
         offsets_store_end_write(s->store, op->rq->group_id);
         offsets_shard_note_group(s, op->rq->group_id);
-        delete_go_back(op);
+        offsets_trip_go_back(c);
 }
 
 static void delete_at_home(void *arg)
 {
-        struct delete_op *op = arg;
+        struct offsets_trip *c = arg;
+        struct delete_op *op = container_of(c, struct delete_op, c);
         const struct offset_delete_request *rq = op->rq;
         int16_t err = KAFKA_NONE;
-        struct shard *s = offsets_shard_get(op->b, op->place.topic, op->place.partition, &err);
+        struct shard *s = offsets_shard_get(c->b, c->place.topic, c->place.partition, &err);
         if (!s)
                 goto fail;
         const struct group *g;
@@ -775,27 +762,27 @@ static void delete_at_home(void *arg)
         /* Subscribed partitions refuse; the others get a tombstone when
          * they have an offset (and answer NONE either way). */
         uint32_t n = 0;
-        for (uint32_t i = 0; i < op->count; i++) {
-                struct offsets_write *w = &op->writes[i];
+        for (uint32_t i = 0; i < c->count; i++) {
+                struct offsets_write *w = &c->writes[i];
                 if (g && offsets_group_is_subscribed(g, w->topic)) {
-                        *op->errors[i] = KAFKA_GROUP_SUBSCRIBED_TO_TOPIC;
+                        *c->errors[i] = KAFKA_GROUP_SUBSCRIBED_TO_TOPIC;
                         continue;
                 }
                 if (offsets_store_get(s->store, w->group, w->topic, w->partition))
-                        op->writes[n++] = *w;
+                        c->writes[n++] = *w;
         }
         op->tombstone_count = n;
         if (n == 0) {
-                delete_go_back(op);
+                offsets_trip_go_back(c);
                 return;
         }
         uint8_t *batch;
         size_t len;
-        if (offsets_batch_build(op->writes, n, offsets_wall_now_ms(), &op->req->arena, &batch, &len) < 0) {
+        if (offsets_batch_build(c->writes, n, offsets_wall_now_ms(), &c->req->arena, &batch, &len) < 0) {
                 err = KAFKA_COORDINATOR_NOT_AVAILABLE;
                 goto fail;
         }
-        struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
+        struct partition *p = partition_home_get(c->b, c->place.topic, c->place.partition, &err);
         if (!p) {
                 err = offsets_coordinator_error(err);
                 goto fail;
@@ -805,16 +792,11 @@ static void delete_at_home(void *arg)
                 goto fail;
         }
         op->shard = s;
-        op->append.batches = batch;
-        op->append.len = len;
-        op->append.is_durable = true;
-        op->append.done = delete_append_done;
-        op->append.ctx = op;
-        partition_append(p, &op->append);
+        offsets_trip_append(c, p, batch, len, false, delete_append_done);
         return;
 fail:
         op->resp->error_code = err;
-        delete_go_back(op);
+        offsets_trip_go_back(c);
 }
 
 void handle_offset_delete(struct broker *b, struct request *req, struct kreader *body)
@@ -833,13 +815,9 @@ void handle_offset_delete(struct broker *b, struct request *req, struct kreader 
         for (int32_t t = 0; t < topic_count; t++)
                 total += rq->topics.items[t].partitions.count > 0 ? (uint32_t)rq->topics.items[t].partitions.count : 0;
         resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
-        op->writes = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->writes));
-        op->errors = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->errors));
-        if (!resp->topics.items || !op->writes || !op->errors)
+        if (!resp->topics.items || offsets_trip_init(&op->c, b, req, rq->group_id, total, delete_respond) < 0)
                 goto out_of_memory;
         resp->topics.count = topic_count;
-        op->b = b;
-        op->req = req;
         op->rq = rq;
         op->resp = resp;
         if (rq->group_id.len <= 0) {
@@ -867,23 +845,19 @@ void handle_offset_delete(struct broker *b, struct request *req, struct kreader 
                                 out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
                                 continue;
                         }
-                        struct offsets_write *w = &op->writes[op->count];
-                        op->errors[op->count++] = &out->error_code;
-                        w->group = rq->group_id;
-                        w->topic = tq->name;
-                        w->partition = out->partition_index;
+                        struct offsets_write *w = offsets_trip_add(&op->c, &out->error_code, tq->name,
+                                                                   out->partition_index, -1, -1, KSTR_NULL);
                         w->is_tombstone = true;
                 }
                 catalog_topic_put(topic);
         }
-        if (!coordinator_locate_group(b, rq->group_id, &op->place)) {
+        if (!coordinator_locate_group(b, rq->group_id, &op->c.place)) {
                 resp->error_code = KAFKA_NOT_COORDINATOR;
                 resp->topics.count = 0;
                 dispatch_respond(req, resp);
                 return;
         }
-        reactor_task_init(&op->task, delete_at_home, op);
-        partition_home_run(op->place.home, &op->task);
+        offsets_trip_go_home(&op->c, delete_at_home);
         return;
 
 out_of_memory:

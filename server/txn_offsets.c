@@ -57,7 +57,7 @@ _Static_assert(sizeof(struct txn_offset_commit_response_topic) == sizeof(struct 
                "TxnOffsetCommit answers differ from struct offsets_answer_topic");
 
 struct txn_commit_op {
-        struct offsets_commit c;        /* the writes the coordinator decides */
+        struct offsets_trip c;        /* the writes the coordinator decides */
         const struct txn_offset_commit_request *rq;
         struct txn_offset_commit_response *resp;
         bool *is_metadata_too_large;    /* per write */
@@ -68,7 +68,7 @@ struct txn_commit_op {
         bool is_txn_verified;
 };
 
-static void commit_respond(struct offsets_commit *c)
+static void commit_respond(struct offsets_trip *c)
 {
         struct txn_commit_op *op = container_of(c, struct txn_commit_op, c);
         struct request *req = c->req;
@@ -107,7 +107,7 @@ static int16_t append_error_of(int16_t code)
 
 static void commit_append_done(struct partition_append *a)
 {
-        struct offsets_commit *c = a->ctx;
+        struct offsets_trip *c = a->ctx;
         struct txn_commit_op *op = container_of(c, struct txn_commit_op, c);
         const struct txn_offset_commit_request *rq = op->rq;
         int16_t err = KAFKA_NONE;
@@ -136,7 +136,7 @@ static void commit_append_done(struct partition_append *a)
         if (store)
                 offsets_store_end_write(store, rq->group_id);
         offsets_note_group(c->b, c->place.partition, rq->group_id);
-        offsets_commit_go_back(c);
+        offsets_trip_go_back(c);
 }
 
 /* Kafka's validateTransactionalOffsetCommit: a group that does not exist
@@ -177,7 +177,7 @@ static int32_t next_sequence(struct partition *p, int64_t producer_id, int16_t p
 
 static void commit_at_home(void *arg)
 {
-        struct offsets_commit *c = arg;
+        struct offsets_trip *c = arg;
         struct txn_commit_op *op = container_of(c, struct txn_commit_op, c);
         struct request *req = c->req;
         const struct txn_offset_commit_request *rq = op->rq;
@@ -207,7 +207,7 @@ static void commit_at_home(void *arg)
         }
         op->write_count = n;
         if (n == 0) {
-                offsets_commit_go_back(c);
+                offsets_trip_go_back(c);
                 return;
         }
         struct partition *p = partition_home_get(c->b, c->place.topic, c->place.partition, &err);
@@ -241,11 +241,11 @@ static void commit_at_home(void *arg)
          * transaction is already open on the partition (an earlier
          * TxnOffsetCommit of the same transaction), else INVALID_TXN_STATE,
          * so that no batch can open a transaction that no marker will end. */
-        offsets_commit_append(c, p, batch, len, op->is_txn_verified, commit_append_done);
+        offsets_trip_append(c, p, batch, len, op->is_txn_verified, commit_append_done);
         return;
 fail:
-        offsets_commit_fail(c, err);
-        offsets_commit_go_back(c);
+        offsets_trip_fail(c, err);
+        offsets_trip_go_back(c);
 }
 
 /* Back from the transaction coordinator, on the request's reactor. */
@@ -260,13 +260,13 @@ static void commit_verified(void *ctx, int16_t error_code)
                         error_code = KAFKA_INVALID_PRODUCER_EPOCH;
                 else if (error_code == KAFKA_TRANSACTION_ABORTABLE)
                         error_code = KAFKA_INVALID_TXN_STATE;
-                offsets_commit_fail(&op->c, error_code);
+                offsets_trip_fail(&op->c, error_code);
                 coordinator_place_put(&op->c.place);
                 commit_respond(&op->c);
                 return;
         }
         op->is_txn_verified = op->verify_error == KAFKA_NONE;
-        offsets_commit_go_home(&op->c, commit_at_home);
+        offsets_trip_go_home(&op->c, commit_at_home);
 }
 
 void handle_txn_offset_commit(struct broker *b, struct request *req, struct kreader *body)
@@ -287,7 +287,7 @@ void handle_txn_offset_commit(struct broker *b, struct request *req, struct krea
         resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
         op->is_metadata_too_large = arena_calloc(&req->arena, (size_t)total + 1, sizeof(bool));
         if (!resp->topics.items || !op->is_metadata_too_large ||
-            offsets_commit_init(&op->c, b, req, rq->group_id, total, commit_respond) < 0)
+            offsets_trip_init(&op->c, b, req, rq->group_id, total, commit_respond) < 0)
                 goto out_of_memory;
         resp->topics.count = topic_count;
         op->rq = rq;
@@ -317,7 +317,7 @@ void handle_txn_offset_commit(struct broker *b, struct request *req, struct krea
                         op->is_metadata_too_large[op->c.count] =
                                 !kstr_is_null(pq->committed_metadata) &&
                                 offsets_metadata_length(pq->committed_metadata) > metadata_max;
-                        offsets_commit_add(&op->c, &out->error_code, tq->name, pq->partition_index,
+                        offsets_trip_add(&op->c, &out->error_code, tq->name, pq->partition_index,
                                            pq->committed_offset,
                                            req->api_version >= 2 ? pq->committed_leader_epoch : -1,
                                            pq->committed_metadata);
@@ -330,14 +330,14 @@ void handle_txn_offset_commit(struct broker *b, struct request *req, struct krea
                 return;
         }
         if (rq->group_id.len <= 0) {
-                offsets_commit_fail(&op->c, KAFKA_INVALID_GROUP_ID);
+                offsets_trip_fail(&op->c, KAFKA_INVALID_GROUP_ID);
                 commit_respond(&op->c);
                 return;
         }
         /* No __consumer_offsets yet: NOT_COORDINATOR sends the client to
          * FindCoordinator, which creates it. */
         if (!coordinator_locate_group(b, rq->group_id, &op->c.place)) {
-                offsets_commit_fail(&op->c, KAFKA_NOT_COORDINATOR);
+                offsets_trip_fail(&op->c, KAFKA_NOT_COORDINATOR);
                 commit_respond(&op->c);
                 return;
         }
