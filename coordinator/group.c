@@ -421,11 +421,13 @@ static void member_fail_sync(struct group_member *m, int16_t error_code)
 }
 
 /* The current generation, to a member whose JoinGroup needs no rebalance. */
-static void member_complete_join_current(struct group *g, struct group_member *m, struct kstr leader,
-                                         bool has_members, bool skip_assignment)
+/* The JoinGroup answer of member m in g's current generation: the member
+ * list only when has_members (the leader's). */
+static struct group_join_result current_join_result(const struct group *g, const struct group_member *m,
+                                                    struct kstr leader, bool has_members, bool skip_assignment)
 {
         assert(g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE);
-        struct group_join_result res = {
+        return (struct group_join_result){
                 .error_code = KAFKA_NONE,
                 .generation_id = g->generation_id,
                 .protocol_type = g->protocol_type,
@@ -435,6 +437,12 @@ static void member_complete_join_current(struct group *g, struct group_member *m
                 .skip_assignment = skip_assignment,
                 .members_of = has_members ? g : NULL,
         };
+}
+
+static void member_complete_join_current(struct group *g, struct group_member *m, struct kstr leader,
+                                         bool has_members, bool skip_assignment)
+{
+        struct group_join_result res = current_join_result(g, m, leader, has_members, skip_assignment);
         member_complete_join(g, m, &res);
 }
 
@@ -1216,17 +1224,7 @@ static char *generate_member_id(struct group_coordinator *gc, struct kstr prefix
 static void join_answer_current(struct group *g, struct group_join_waiter *w, const struct group_member *m,
                                 struct kstr leader, bool has_members, bool skip_assignment)
 {
-        assert(g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE);
-        struct group_join_result res = {
-                .error_code = KAFKA_NONE,
-                .generation_id = g->generation_id,
-                .protocol_type = g->protocol_type,
-                .protocol_name = g->protocol_name,
-                .leader = leader,
-                .member_id = m->member_id,
-                .skip_assignment = skip_assignment,
-                .members_of = has_members ? g : NULL,
-        };
+        struct group_join_result res = current_join_result(g, m, leader, has_members, skip_assignment);
         w->done(w, &res);
 }
 
