@@ -30,6 +30,7 @@
 #include "../protocol/gen/offset_commit_key.h"
 #include "../protocol/gen/offset_commit_value.h"
 #include "../protocol/record_batch.h"
+#include "version_prefixed.h"
 
 /* ---- name tables ---- */
 
@@ -811,18 +812,13 @@ int offsets_record_encode(const struct offsets_write *w, struct arena *a, struct
         k.group = w->group;
         k.topic = w->topic;
         k.partition = w->partition;
-        int64_t key_bytes = offset_commit_key_size(&k, OFFSETS_RECORD_TYPE_COMMIT);
-        if (key_bytes < 0)
-                return -EINVAL;
-        uint8_t *key = arena_alloc(a, 2 + (size_t)key_bytes);
-        if (!key)
-                return -ENOMEM;
         struct kwriter kw;
-        kw_init(&kw, key, 2 + (size_t)key_bytes);
-        kw_i16(&kw, OFFSETS_RECORD_TYPE_COMMIT);
+        int rc = version_prefixed_begin(a, OFFSETS_RECORD_TYPE_COMMIT,
+                                        offset_commit_key_size(&k, OFFSETS_RECORD_TYPE_COMMIT), &kw);
+        if (rc < 0)
+                return rc;
         offset_commit_key_encode(&kw, &k, OFFSETS_RECORD_TYPE_COMMIT);
-        assert(kw.p == key + 2 + key_bytes);
-        *key_out = (struct kbytes){ key, (int32_t)(2 + key_bytes) };
+        *key_out = version_prefixed_end(&kw);
         if (w->is_tombstone) {
                 *value_out = KBYTES_NULL;
                 return 0;
@@ -837,17 +833,11 @@ int offsets_record_encode(const struct offsets_write *w, struct arena *a, struct
         v.expire_timestamp = w->value.expire_timestamp_ms;
         int16_t version = w->value.expire_timestamp_ms != OFFSETS_NO_TIMESTAMP ? OFFSETS_VALUE_VERSION_WITH_EXPIRE :
                                                                                   OFFSETS_VALUE_VERSION;
-        int64_t value_bytes = offset_commit_value_size(&v, version);
-        if (value_bytes < 0)
-                return -EINVAL;
-        uint8_t *value = arena_alloc(a, 2 + (size_t)value_bytes);
-        if (!value)
-                return -ENOMEM;
-        kw_init(&kw, value, 2 + (size_t)value_bytes);
-        kw_i16(&kw, version);
+        rc = version_prefixed_begin(a, version, offset_commit_value_size(&v, version), &kw);
+        if (rc < 0)
+                return rc;
         offset_commit_value_encode(&kw, &v, version);
-        assert(kw.p == value + 2 + value_bytes);
-        *value_out = (struct kbytes){ value, (int32_t)(2 + value_bytes) };
+        *value_out = version_prefixed_end(&kw);
         return 0;
 }
 
@@ -944,33 +934,25 @@ int offsets_group_record_encode(const struct offsets_group_record *r, struct are
         struct group_metadata_key k;
         group_metadata_key_init(&k);
         k.group = r->group;
-        int64_t key_bytes = group_metadata_key_size(&k, OFFSETS_RECORD_TYPE_GROUP_METADATA);
-        if (key_bytes < 0 || r->group.len < 0)
+        if (r->group.len < 0)
                 return -EINVAL;
-        uint8_t *key = arena_alloc(a, 2 + (size_t)key_bytes);
-        if (!key)
-                return -ENOMEM;
         struct kwriter kw;
-        kw_init(&kw, key, 2 + (size_t)key_bytes);
-        kw_i16(&kw, OFFSETS_RECORD_TYPE_GROUP_METADATA);
+        int rc = version_prefixed_begin(a, OFFSETS_RECORD_TYPE_GROUP_METADATA,
+                                        group_metadata_key_size(&k, OFFSETS_RECORD_TYPE_GROUP_METADATA), &kw);
+        if (rc < 0)
+                return rc;
         group_metadata_key_encode(&kw, &k, OFFSETS_RECORD_TYPE_GROUP_METADATA);
-        assert(kw.p == key + 2 + key_bytes);
-        *key_out = (struct kbytes){ key, (int32_t)(2 + key_bytes) };
+        *key_out = version_prefixed_end(&kw);
         if (r->is_tombstone) {
                 *value_out = KBYTES_NULL;
                 return 0;
         }
-        int64_t value_bytes = group_metadata_value_size(&r->value, OFFSETS_GROUP_VALUE_VERSION);
-        if (value_bytes < 0 || value_bytes > INT32_MAX - 2)
-                return -EINVAL;
-        uint8_t *value = arena_alloc(a, 2 + (size_t)value_bytes);
-        if (!value)
-                return -ENOMEM;
-        kw_init(&kw, value, 2 + (size_t)value_bytes);
-        kw_i16(&kw, OFFSETS_GROUP_VALUE_VERSION);
+        rc = version_prefixed_begin(a, OFFSETS_GROUP_VALUE_VERSION,
+                                    group_metadata_value_size(&r->value, OFFSETS_GROUP_VALUE_VERSION), &kw);
+        if (rc < 0)
+                return rc;
         group_metadata_value_encode(&kw, &r->value, OFFSETS_GROUP_VALUE_VERSION);
-        assert(kw.p == value + 2 + value_bytes);
-        *value_out = (struct kbytes){ value, (int32_t)(2 + value_bytes) };
+        *value_out = version_prefixed_end(&kw);
         return 0;
 }
 

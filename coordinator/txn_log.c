@@ -17,6 +17,7 @@
 #include "../protocol/gen/transaction_log_value.h"
 #include "../protocol/record_batch.h"
 #include "txn_internal.h"
+#include "version_prefixed.h"
 
 #define TXN_REPLAY_RECORDS_BYTES_MAX (64u << 20)
 
@@ -25,18 +26,13 @@ int txn_encode_key(struct kstr id, struct arena *a, struct kbytes *out)
         struct transaction_log_key k;
         transaction_log_key_init(&k);
         k.transactional_id = id;
-        int64_t bytes = transaction_log_key_size(&k, TXN_LOG_KEY_VERSION);
-        if (bytes < 0)
-                return -EINVAL;
-        uint8_t *buf = arena_alloc(a, 2 + (size_t)bytes);
-        if (!buf)
-                return -ENOMEM;
         struct kwriter w;
-        kw_init(&w, buf, 2 + (size_t)bytes);
-        kw_i16(&w, TXN_LOG_KEY_VERSION);
+        int rc = version_prefixed_begin(a, TXN_LOG_KEY_VERSION, transaction_log_key_size(&k, TXN_LOG_KEY_VERSION),
+                                        &w);
+        if (rc < 0)
+                return rc;
         transaction_log_key_encode(&w, &k, TXN_LOG_KEY_VERSION);
-        assert(w.p == buf + 2 + bytes);
-        *out = (struct kbytes){ buf, (int32_t)(2 + bytes) };
+        *out = version_prefixed_end(&w);
         return 0;
 }
 
@@ -80,18 +76,12 @@ int txn_encode_value(const struct txn_coordinator *tc, const struct txn_entry *e
                 }
         }
         int16_t version = tc->cfg.transaction_version >= 1 ? 1 : 0;
-        int64_t bytes = transaction_log_value_size(&v, version);
-        if (bytes < 0)
-                return -EINVAL;
-        uint8_t *buf = arena_alloc(a, 2 + (size_t)bytes);
-        if (!buf)
-                return -ENOMEM;
         struct kwriter w;
-        kw_init(&w, buf, 2 + (size_t)bytes);
-        kw_i16(&w, version);
+        int rc = version_prefixed_begin(a, version, transaction_log_value_size(&v, version), &w);
+        if (rc < 0)
+                return rc;
         transaction_log_value_encode(&w, &v, version);
-        assert(w.p == buf + 2 + bytes);
-        *out = (struct kbytes){ buf, (int32_t)(2 + bytes) };
+        *out = version_prefixed_end(&w);
         return 0;
 }
 
