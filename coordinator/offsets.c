@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "../log/partition.h"
-#include "../protocol/compress.h"
 #include "../protocol/gen/group_metadata_key.h"
 #include "../protocol/gen/offset_commit_key.h"
 #include "../protocol/gen/offset_commit_value.h"
@@ -1118,27 +1117,11 @@ int offsets_store_replay_batch(struct offsets_store *s, const uint8_t *batch, si
         if (record_batch_is_control(&h))
                 return replay_control_batch(s, &h, batch, len, stats);
         int64_t producer_id = record_batch_is_transactional(&h) ? h.producer_id : -1;
-        if (record_batch_compute_crc(batch, len) != h.crc)
-                return -EBADMSG;
         struct record_iter it;
-        int codec = record_batch_codec(&h);
-        if (codec == RECORD_BATCH_CODEC_NONE) {
-                if (record_iter_init(&it, batch, len) != 0)
-                        return -EBADMSG;
-        } else {
-                uint8_t *records;
-                size_t records_bytes;
-                int rc = compress_decode((enum compress_codec)codec, batch + RECORD_BATCH_HEADER_BYTES,
-                                         len - RECORD_BATCH_HEADER_BYTES, OFFSETS_REPLAY_RECORDS_BYTES_MAX,
-                                         scratch, &records, &records_bytes);
-                if (rc == -ENOMEM)
-                        return -ENOMEM;
-                if (rc < 0)
-                        return -EBADMSG;
-                record_iter_init_records(&it, &h, records, records_bytes);
-        }
+        int rc = log_replay_open_records(batch, len, &h, OFFSETS_REPLAY_RECORDS_BYTES_MAX, scratch, &it);
+        if (rc < 0)
+                return rc;
         struct record_view rec;
-        int rc = 0;
         while (rc == 0 && record_iter_next(&it, &rec)) {
                 if (rec.offset < from_offset)
                         continue;

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../protocol/compress.h"
 #include "../protocol/gen/errors.h"
 #include "../protocol/gen/transaction_log_key.h"
 #include "../protocol/gen/transaction_log_value.h"
 #include "../protocol/record_batch.h"
+#include "log_replay.h"
 #include "txn_internal.h"
 #include "version_prefixed.h"
 
@@ -244,32 +244,17 @@ int txn_replay_batch(struct txn_coordinator *tc, const uint8_t *batch, size_t le
                 return -EBADMSG;
         if (record_batch_is_control(&h) || record_batch_last_offset(&h) < from_offset)
                 return 0;
-        if (record_batch_compute_crc(batch, len) != h.crc)
-                return -EBADMSG;
         struct record_iter it;
-        int codec = record_batch_codec(&h);
-        if (codec == RECORD_BATCH_CODEC_NONE) {
-                if (record_iter_init(&it, batch, len) != 0)
-                        return -EBADMSG;
-        } else {
-                uint8_t *records;
-                size_t records_bytes;
-                int rc = compress_decode((enum compress_codec)codec, batch + RECORD_BATCH_HEADER_BYTES,
-                                         len - RECORD_BATCH_HEADER_BYTES, TXN_REPLAY_RECORDS_BYTES_MAX, scratch,
-                                         &records, &records_bytes);
-                if (rc == -ENOMEM)
-                        return -ENOMEM;
-                if (rc < 0)
-                        return -EBADMSG;
-                record_iter_init_records(&it, &h, records, records_bytes);
-        }
+        int rc = log_replay_open_records(batch, len, &h, TXN_REPLAY_RECORDS_BYTES_MAX, scratch, &it);
+        if (rc < 0)
+                return rc;
         struct record_view rec;
         while (record_iter_next(&it, &rec)) {
                 if (rec.offset < from_offset)
                         continue;
                 if (rec.key.len < 0)
                         return -EBADMSG;        /* Kafka: the key must not be null */
-                int rc = txn_replay_record(tc, rec.key, rec.value);
+                rc = txn_replay_record(tc, rec.key, rec.value);
                 if (rc < 0)
                         return rc;
         }
