@@ -169,7 +169,7 @@ static int load_file(struct load_ctx *lc, char *err, size_t err_len)
         if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > CONFIG_FILE_BYTES_MAX) {
                 rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
                 config_set_err(err, err_len, "config file '%s' is not a regular file of at most %u bytes",
-                        lc->path, CONFIG_FILE_BYTES_MAX);
+                               lc->path, CONFIG_FILE_BYTES_MAX);
                 goto out_close;
         }
         size_t size = (size_t)st.st_size;
@@ -272,9 +272,9 @@ static int resolve_node_id(struct broker_config *cfg, char *err, size_t err_len)
                 int64_t node_id = get_int(cfg, BK_NODE_ID);
                 if (has_broker_id && broker_id != node_id) {
                         config_set_err(err, err_len,
-                                "node.id (%" PRId64 ") and broker.id (%" PRId64 ") disagree; set only "
-                                "node.id",
-                                node_id, broker_id);
+                                       "node.id (%" PRId64 ") and broker.id (%" PRId64 ") disagree; set only "
+                                       "node.id",
+                                       node_id, broker_id);
                         return -EINVAL;
                 }
                 cfg->node_id = (int32_t)node_id;
@@ -305,14 +305,14 @@ static int resolve_log_dirs(struct broker_config *cfg, char *err, size_t err_len
                 assert(item_len > 0);   /* empty items were refused by config_def_check */
                 if (cfg->log_dir_count == CONFIG_LOG_DIRS_MAX) {
                         config_set_err(err, err_len, "invalid value '%s' for %s: more than %d directories",
-                                text, name, CONFIG_LOG_DIRS_MAX);
+                                       text, name, CONFIG_LOG_DIRS_MAX);
                         return -EINVAL;
                 }
                 for (uint32_t i = 0; i < cfg->log_dir_count; i++) {
                         if (strlen(cfg->log_dirs[i]) == item_len &&
                             memcmp(cfg->log_dirs[i], item, item_len) == 0) {
                                 config_set_err(err, err_len, "invalid value '%s' for %s: '%.*s' is listed twice",
-                                        text, name, (int)item_len, item);
+                                               text, name, (int)item_len, item);
                                 return -EINVAL;
                         }
                 }
@@ -380,7 +380,7 @@ static int parse_listener(const char *key, const char *item, size_t len, struct 
         const char *sep = memmem(item, len, "://", 3);
         if (!sep || copy_listener_name(out->name, item, (size_t)(sep - item))) {
                 config_set_err(err, err_len, "invalid value for %s: '%.*s' is not NAME://host:port",
-                        key, (int)len, item);
+                               key, (int)len, item);
                 return -EINVAL;
         }
         const char *hp = sep + 3;
@@ -391,7 +391,7 @@ static int parse_listener(const char *key, const char *item, size_t len, struct 
                 const char *close = memchr(hp, ']', hp_len);
                 if (!close || close + 1 >= hp + hp_len || close[1] != ':') {
                         config_set_err(err, err_len, "invalid value for %s: '%.*s' has a bad [IPv6]:port part",
-                                key, (int)len, item);
+                                       key, (int)len, item);
                         return -EINVAL;
                 }
                 host = hp + 1;
@@ -401,28 +401,28 @@ static int parse_listener(const char *key, const char *item, size_t len, struct 
                 colon = memrchr(hp, ':', hp_len);
                 if (!colon) {
                         config_set_err(err, err_len, "invalid value for %s: '%.*s' has no port",
-                                key, (int)len, item);
+                                       key, (int)len, item);
                         return -EINVAL;
                 }
                 host = hp;
                 host_len = (size_t)(colon - hp);
                 if (memchr(host, ':', host_len)) {
                         config_set_err(err, err_len,
-                                "invalid value for %s: '%.*s': put an IPv6 address in brackets, as in "
-                                "PLAINTEXT://[::1]:9092",
-                                key, (int)len, item);
+                                       "invalid value for %s: '%.*s': put an IPv6 address in brackets, as in "
+                                       "PLAINTEXT://[::1]:9092",
+                                       key, (int)len, item);
                         return -EINVAL;
                 }
         }
         if (host_len >= CONFIG_HOST_BYTES) {
                 config_set_err(err, err_len, "invalid value for %s: host in '%.*s' is too long",
-                        key, (int)len, item);
+                               key, (int)len, item);
                 return -EINVAL;
         }
         for (size_t i = 0; i < host_len; i++) {
                 if (!is_host_char(host[i])) {
                         config_set_err(err, err_len, "invalid value for %s: bad character in host of '%.*s'",
-                                key, (int)len, item);
+                                       key, (int)len, item);
                         return -EINVAL;
                 }
         }
@@ -441,8 +441,8 @@ static int parse_listener(const char *key, const char *item, size_t len, struct 
         }
         if (!is_number || v > 65535) {
                 config_set_err(err, err_len,
-                        "invalid value for %s: port '%.*s' of '%.*s' is not between 0 and 65535",
-                        key, (int)port_len, port, (int)len, item);
+                               "invalid value for %s: port '%.*s' of '%.*s' is not between 0 and 65535",
+                               key, (int)port_len, port, (int)len, item);
                 return -EINVAL;
         }
         out->port = (uint16_t)v;
@@ -464,7 +464,7 @@ static int parse_listener_list(const char *key, const char *text, struct config_
                 }
                 if (*count == CONFIG_LISTENERS_MAX) {
                         config_set_err(err, err_len, "invalid value for %s: more than %d listeners", key,
-                                CONFIG_LISTENERS_MAX);
+                                       CONFIG_LISTENERS_MAX);
                         return -EINVAL;
                 }
                 struct config_listener *l = &out[*count];
@@ -474,7 +474,7 @@ static int parse_listener_list(const char *key, const char *text, struct config_
                 for (uint32_t i = 0; i < *count; i++) {
                         if (strcmp(out[i].name, l->name) == 0) {
                                 config_set_err(err, err_len, "invalid value for %s: listener name %s is used twice",
-                                        key, l->name);
+                                               key, l->name);
                                 return -EINVAL;
                         }
                 }
@@ -507,12 +507,12 @@ static int parse_protocol_map(const char *text, struct protocol_map *map, char *
                 const char *colon = memchr(item, ':', item_len);
                 if (!colon) {
                         config_set_err(err, err_len, "invalid value for %s: '%.*s' is not NAME:PROTOCOL",
-                                key, (int)item_len, item);
+                                       key, (int)item_len, item);
                         return -EINVAL;
                 }
                 if (map->count == PROTOCOL_MAP_MAX) {
                         config_set_err(err, err_len, "invalid value for %s: more than %d entries",
-                                key, PROTOCOL_MAP_MAX);
+                                       key, PROTOCOL_MAP_MAX);
                         return -EINVAL;
                 }
                 size_t name_len = (size_t)(colon - item);
@@ -525,9 +525,9 @@ static int parse_protocol_map(const char *text, struct protocol_map *map, char *
                 if (copy_listener_name(map->names[map->count], item, name_len) ||
                     parse_protocol(proto, proto_len, &map->protocols[map->count])) {
                         config_set_err(err, err_len,
-                                "invalid value for %s: '%.*s' is not NAME:PROTOCOL with PROTOCOL one of "
-                                "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
-                                key, (int)item_len, item);
+                                       "invalid value for %s: '%.*s' is not NAME:PROTOCOL with PROTOCOL one of "
+                                       "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                                       key, (int)item_len, item);
                         return -EINVAL;
                 }
                 map->count++;
@@ -570,17 +570,17 @@ static int assign_protocols(const char *key, struct config_listener *ls, uint32_
                         m++;
                 if (m == map->count) {
                         config_set_err(err, err_len,
-                                "invalid value for %s: listener %s has no security protocol; "
-                                "add %s:PLAINTEXT to listener.security.protocol.map",
-                                key, l->name, l->name);
+                                       "invalid value for %s: listener %s has no security protocol; "
+                                       "add %s:PLAINTEXT to listener.security.protocol.map",
+                                       key, l->name, l->name);
                         return -EINVAL;
                 }
                 l->protocol = map->protocols[m];
                 if (l->protocol != CONFIG_PROTOCOL_PLAINTEXT) {
                         config_set_err(err, err_len,
-                                "invalid value for %s: listener %s uses %s; runnel serves only PLAINTEXT "
-                                "listeners for now",
-                                key, l->name, protocol_names[l->protocol]);
+                                       "invalid value for %s: listener %s uses %s; runnel serves only PLAINTEXT "
+                                       "listeners for now",
+                                       key, l->name, protocol_names[l->protocol]);
                         return -EINVAL;
                 }
                 ls[kept++] = *l;
@@ -609,7 +609,7 @@ static int resolve_listeners(struct broker_config *cfg, FILE *diag, char *err, s
                 return rc;
         if (cfg->listener_count == 0) {
                 config_set_err(err, err_len, "invalid value for listeners: only controller listeners are given; "
-                                      "add one such as PLAINTEXT://:9092");
+                               "add one such as PLAINTEXT://:9092");
                 return -EINVAL;
         }
         for (uint32_t i = 0; i < cfg->listener_count; i++) {
@@ -617,8 +617,8 @@ static int resolve_listeners(struct broker_config *cfg, FILE *diag, char *err, s
                         const struct config_listener *a = &cfg->listeners[j], *b = &cfg->listeners[i];
                         if (a->port != 0 && a->port == b->port && strcmp(a->host, b->host) == 0) {
                                 config_set_err(err, err_len,
-                                        "invalid value for listeners: %s and %s both use port %u",
-                                        a->name, b->name, (unsigned)a->port);
+                                               "invalid value for listeners: %s and %s both use port %u",
+                                               a->name, b->name, (unsigned)a->port);
                                 return -EINVAL;
                         }
                 }
@@ -648,16 +648,16 @@ static int resolve_listeners(struct broker_config *cfg, FILE *diag, char *err, s
                         j++;
                 if (j == cfg->listener_count) {
                         config_set_err(err, err_len,
-                                "invalid value for advertised.listeners: %s is not one of the listeners",
-                                a->name);
+                                       "invalid value for advertised.listeners: %s is not one of the listeners",
+                                       a->name);
                         return -EINVAL;
                 }
                 if (strcmp(a->host, "0.0.0.0") == 0 || strcmp(a->host, "::") == 0) {
                         config_set_err(err, err_len,
-                                "invalid value for advertised.listeners: %s advertises '%s', an address "
-                                "clients "
-                                "cannot connect to; set advertised.listeners to a reachable host",
-                                a->name, a->host);
+                                       "invalid value for advertised.listeners: %s advertises '%s', an address "
+                                       "clients "
+                                       "cannot connect to; set advertised.listeners to a reachable host",
+                                       a->name, a->host);
                         return -EINVAL;
                 }
                 if (a->host[0] != '\0')
@@ -895,12 +895,12 @@ int config_load_args(struct broker_config *cfg, int argc, char *const argv[], FI
                         overrides[count++] = arg + 11;
                 } else if (arg[0] == '-' && arg[1] != '\0') {
                         config_set_err(err, err_len, "unknown option '%s'; usage: runnel [server.properties] "
-                                              "[--override key=value]...", arg);
+                                       "[--override key=value]...", arg);
                         rc = -EINVAL;
                         goto out_usage;
                 } else if (path) {
                         config_set_err(err, err_len, "more than one config file ('%s', '%s'); usage: runnel "
-                                              "[server.properties] [--override key=value]...", path, arg);
+                                       "[server.properties] [--override key=value]...", path, arg);
                         rc = -EINVAL;
                         goto out_usage;
                 } else {

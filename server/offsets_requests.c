@@ -36,7 +36,7 @@
 
 /* Kafka's validateOffsetCommit (OffsetMetadataManager, ClassicGroup). */
 static int16_t validate_commit(struct group_coordinator *gc, const struct offset_commit_request *rq,
-                                      int16_t version)
+                               int16_t version)
 {
         struct group *g = gc ? group_find(gc, rq->group_id) : NULL;
         if (!g) {

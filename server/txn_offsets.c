@@ -318,9 +318,9 @@ void handle_txn_offset_commit(struct broker *b, struct request *req, struct krea
                                 !kstr_is_null(pq->committed_metadata) &&
                                 offsets_metadata_length(pq->committed_metadata) > metadata_max;
                         offsets_trip_add(&op->c, &out->error_code, tq->name, pq->partition_index,
-                                           pq->committed_offset,
-                                           req->api_version >= 2 ? pq->committed_leader_epoch : -1,
-                                           pq->committed_metadata);
+                                         pq->committed_offset,
+                                         req->api_version >= 2 ? pq->committed_leader_epoch : -1,
+                                         pq->committed_metadata);
                 }
                 catalog_topic_put(topic);
         }
