@@ -29,6 +29,7 @@
 #include "../protocol/gen/offset_commit_key.h"
 #include "../protocol/gen/offset_commit_value.h"
 #include "../protocol/record_batch.h"
+#include "batch_build.h"
 #include "version_prefixed.h"
 
 /* ---- name tables ---- */
@@ -914,17 +915,7 @@ int offsets_txn_batch_build(const struct offsets_write *writes, uint32_t count, 
                 spec.producer_epoch = producer->producer_epoch;
                 spec.base_sequence = producer->base_sequence;
         }
-        size_t size = record_batch_encoded_size(&spec);
-        if (size == SIZE_MAX)
-                return -EINVAL;
-        uint8_t *batch = arena_alloc(a, size);
-        if (!batch)
-                return -ENOMEM;
-        size_t written = record_batch_encode(&spec, batch, size);
-        assert(written == size);
-        *batch_out = batch;
-        *len_out = written;
-        return 0;
+        return batch_build(&spec, a, batch_out, len_out);
 }
 
 int offsets_group_record_encode(const struct offsets_group_record *r, struct arena *a, struct kbytes *key_out,
@@ -1000,17 +991,7 @@ int offsets_group_batch_build(const struct offsets_group_record *r, int64_t now_
         rec->timestamp_ms = now_ms;
         struct record_batch_spec spec;
         record_batch_spec_init(&spec, rec, 1);
-        size_t size = record_batch_encoded_size(&spec);
-        if (size == SIZE_MAX)
-                return -EINVAL;
-        uint8_t *batch = arena_alloc(a, size);
-        if (!batch)
-                return -ENOMEM;
-        size_t written = record_batch_encode(&spec, batch, size);
-        assert(written == size);
-        *batch_out = batch;
-        *len_out = written;
-        return 0;
+        return batch_build(&spec, a, batch_out, len_out);
 }
 
 int64_t offsets_metadata_length(struct kstr metadata)

@@ -15,6 +15,7 @@
 #include "../protocol/gen/transaction_log_key.h"
 #include "../protocol/gen/transaction_log_value.h"
 #include "../protocol/record_batch.h"
+#include "batch_build.h"
 #include "log_replay.h"
 #include "txn_internal.h"
 #include "version_prefixed.h"
@@ -156,18 +157,7 @@ int txn_batch_build(const struct txn_append *appends, uint32_t count, int64_t no
         }
         struct record_batch_spec spec;
         record_batch_spec_init(&spec, records, count);
-        size_t size = record_batch_encoded_size(&spec);
-        if (size == SIZE_MAX)
-                return -EINVAL;
-        uint8_t *batch = arena_alloc(a, size);
-        if (!batch)
-                return -ENOMEM;
-        size_t written = record_batch_encode(&spec, batch, size);
-        assert(written == size);
-        (void)written;
-        *batch_out = batch;
-        *len_out = size;
-        return 0;
+        return batch_build(&spec, a, batch_out, len_out);
 }
 
 /* ---- load ---- */
