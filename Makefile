@@ -9,7 +9,8 @@
 #   make crash-test SIGKILL during acks=all produce, CRASH_ROUNDS rounds (100)
 #
 # Sources are found by wildcard: a new .c file in a layer directory is part of
-# the build; a file named test_*.c is a Criterion test program of its own.
+# the build; a file named test_*.c is a Criterion test program of its own,
+# except test_util.c, the helpers a layer's tests share, linked into each.
 
 SHELL   := /bin/bash
 CC      ?= cc
@@ -25,10 +26,11 @@ TESTLIBS = -lcriterion
 
 LAYERS   = base protocol protocol/gen log coordinator server
 ALL_SRC  = $(foreach d,$(LAYERS),$(wildcard $(d)/*.c))
-TEST_SRC = $(foreach d,$(LAYERS),$(wildcard $(d)/test_*.c))
+TESTUTIL_SRC = $(foreach d,$(LAYERS),$(wildcard $(d)/test_util.c))
+TEST_SRC = $(filter-out $(TESTUTIL_SRC),$(foreach d,$(LAYERS),$(wildcard $(d)/test_*.c)))
 FILL_SRC = $(filter protocol/gen/fill_%.c,$(ALL_SRC))
 MAIN_SRC = server/main.c
-LIB_SRC  = $(filter-out $(TEST_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
+LIB_SRC  = $(filter-out $(TEST_SRC) $(TESTUTIL_SRC) $(FILL_SRC) $(MAIN_SRC),$(ALL_SRC))
 
 .PHONY: bench bench-smoke all run test unit asan asan-unit integration crash-test gen deps deps-build deps-compat \
         reference compat clean
@@ -41,13 +43,14 @@ define variant
 $(1)_OBJ  = $$(patsubst %.c,$(2)/%.o,$$(LIB_SRC))
 $(1)_FILL = $$(patsubst %.c,$(2)/%.o,$$(FILL_SRC))
 $(1)_TESTS = $$(patsubst %.c,$(4)/%,$$(TEST_SRC))
+$(1)_TESTUTIL = $$(patsubst %.c,$(2)/%.o,$$(TESTUTIL_SRC))
 
 $(2)/%.o: %.c
 	@mkdir -p $$(dir $$@)
 	@echo "  CC      $$@"
 	@$$(CC) $$(CFLAGS_COMMON) $(3) -c $$< -o $$@
 
-$(4)/%: $(2)/%.o $$($(1)_OBJ) $$($(1)_FILL)
+$(4)/%: $(2)/%.o $$($(1)_TESTUTIL) $$($(1)_OBJ) $$($(1)_FILL)
 	@mkdir -p $$(dir $$@)
 	@echo "  LINK    $$@"
 	@$$(CC) $(3) $$^ -o $$@ $$(LIBS) $$(TESTLIBS)
@@ -164,7 +167,7 @@ gen:
 
 # ---- fuzzing: libFuzzer targets fuzz/<name>.c (fuzz/fuzz.h says what one
 # is), built with clang under ASan + UBSan into build/fuzz/<name>, with the
-# layers they reach (base, protocol, log/topic_config.c, server/config.c,
+# layers they reach (base, protocol, log/topic_config.c, server/config*.c,
 # and a segment's files: log/segment.c, offset_index.c, time_index.c).
 #   make fuzz [FUZZ_SECONDS=60]   each target for FUZZ_SECONDS (make -j runs
 #                                 several at once); new inputs are kept in
@@ -184,8 +187,8 @@ FUZZ_CFLAGS     = $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Wno-missing-field-initi
 FUZZ_OPTS       = -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
 FUZZ_TARGETS    = $(filter-out gen_seeds,$(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c)))
 FUZZ_BINS       = $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
-FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c \
-                  log/segment.c log/offset_index.c log/time_index.c log/logdir.c log/uuid.c
+FUZZ_LIB_SRC    = $(filter base/% protocol/%,$(LIB_SRC)) log/topic_config.c server/config.c server/config_keys.c \
+                  server/config_properties.c log/segment.c log/offset_index.c log/time_index.c log/logdir.c log/uuid.c
 FUZZ_LIB_OBJ    = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_FILL_OBJ   = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(FILL_SRC))
 FUZZ_LIBS       = -lsnappy -llz4 -lzstd -lz -lpthread -lm

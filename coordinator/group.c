@@ -3,10 +3,11 @@
  * the waiting rules and the invariants).
  *
  * The code follows the shape of Kafka's GroupMetadataManager so that a
- * reader can check one against the other: join_new_member,
- * join_existing_member, add_member_then_rebalance, prepare_rebalance,
+ * reader can check one against the other: group_prepare_rebalance,
  * complete_join, the initial-rebalance delay, heartbeat and pending-sync
- * expiry. Where Kafka writes a GroupMetadata record and continues in the
+ * expiry here; join_new_member, join_existing_member,
+ * add_member_then_rebalance and the other request handlers in
+ * group_requests.c. Where Kafka writes a GroupMetadata record and continues in the
  * append callback, runnel keeps membership in memory only and continues at
  * once (a restarted broker starts with no groups; members rejoin, which is
  * what Kafka clients do after a coordinator change anyway).
@@ -18,6 +19,10 @@
  *
  * Memory: groups, members and their strings are malloc'd, one allocation
  * per string set; nothing is allocated per heartbeat.
+ *
+ * What each request does to a group is group_requests.c; which partition
+ * a group lives in, group_partition.c; what is stored of a group and how
+ * it is restored, group_store.c.
  */
 #include "group.h"
 
@@ -27,111 +32,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_internal.h"
+
 #include "../base/logging.h"
 #include "../protocol/gen/errors.h"
 
-struct group_coordinator {
-        struct group_config cfg;
-        struct group_env env;
-        struct group_map groups;
-        struct group *head, *tail;
-        group_offsets_release_fn release_offsets;
-        void *release_ctx;
-        group_persist_fn persist;
-        void *persist_ctx;
-};
-
-static void group_persist(const struct group *g, bool is_deleted)
+void group_persist(const struct group *g, bool is_deleted)
 {
         if (g->gc->persist)
                 g->gc->persist(g->gc->persist_ctx, g, is_deleted, false);
 }
 
-#define GROUP_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-
 static void complete_join(struct group *g);
-static void prepare_rebalance(struct group *g, const char *reason, struct kstr who);
-
-/* ---- hashing and the group's partition ---- */
-
-/* Decodes one code point of UTF-8 the way Java's decoder (JDK 17) does: a
- * malformed sequence becomes U+FFFD and consumes its maximal valid prefix
- * (at least one byte), except that a well-formed three-byte encoding of a
- * UTF-16 surrogate is one U+FFFD for all three. Returns the bytes consumed. */
-static int utf8_next(const uint8_t *p, int32_t len, uint32_t *cp)
-{
-        uint8_t b = p[0];
-        if (b < 0x80) {
-                *cp = b;
-                return 1;
-        }
-        int need;
-        uint32_t c;
-        uint8_t lo = 0x80, hi = 0xbf;
-        if (b >= 0xc2 && b <= 0xdf) {
-                need = 1;
-                c = b & 0x1f;
-        } else if (b >= 0xe0 && b <= 0xef) {
-                need = 2;
-                c = b & 0x0f;
-                if (b == 0xe0)
-                        lo = 0xa0;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-                need = 3;
-                c = b & 0x07;
-                if (b == 0xf0)
-                        lo = 0x90;
-                else if (b == 0xf4)
-                        hi = 0x8f;
-        } else {
-                *cp = 0xfffd;
-                return 1;
-        }
-        int i = 1;
-        for (; i <= need; i++) {
-                if (i >= len || p[i] < lo || p[i] > hi) {
-                        *cp = 0xfffd;
-                        return i;
-                }
-                c = (c << 6) | (p[i] & 0x3f);
-                lo = 0x80;
-                hi = 0xbf;
-        }
-        *cp = c >= 0xd800 && c <= 0xdfff ? 0xfffd : c;
-        return i;
-}
-
-int32_t group_java_string_hash(struct kstr s)
-{
-        uint32_t h = 0;
-        const uint8_t *p = (const uint8_t *)s.ptr;
-        int32_t at = 0;
-        while (at < s.len) {
-                uint32_t cp;
-                int n = utf8_next(p + at, s.len - at, &cp);
-                assert(n >= 1 && n <= 4 && at + n <= s.len);
-                at += n;
-                if (cp >= 0x10000) {
-                        cp -= 0x10000;
-                        h = 31 * h + (0xd800 | (cp >> 10));
-                        h = 31 * h + (0xdc00 | (cp & 0x3ff));
-                } else {
-                        h = 31 * h + cp;
-                }
-        }
-        return (int32_t)h;
-}
-
-int32_t group_partition_of(struct kstr group_id, int32_t partition_count)
-{
-        assert(partition_count > 0);
-        int32_t h = group_java_string_hash(group_id);
-        /* Kafka's Utils.abs: Integer.MIN_VALUE maps to 0, not to itself. */
-        int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
-        int32_t p = a % partition_count;
-        assert(p >= 0 && p < partition_count);
-        return p;
-}
 
 /* ---- states ---- */
 
@@ -188,7 +100,7 @@ static bool is_valid_transition(enum group_state from, enum group_state to)
 
 /* ---- a string-keyed hash map of intrusive nodes ---- */
 
-static uint64_t map_hash(struct kstr k)
+static uint64_t group_map_hash(struct kstr k)
 {
         uint64_t x = 1469598103934665603ULL;
         for (int32_t i = 0; i < k.len; i++)
@@ -196,18 +108,18 @@ static uint64_t map_hash(struct kstr k)
         return x;
 }
 
-static struct group_map_node *map_find(const struct group_map *m, struct kstr key)
+struct group_map_node *group_map_find(const struct group_map *m, struct kstr key)
 {
         if (m->bucket_count == 0 || key.len < 0)
                 return NULL;
-        uint64_t h = map_hash(key);
+        uint64_t h = group_map_hash(key);
         for (struct group_map_node *n = m->buckets[h & (m->bucket_count - 1)]; n; n = n->next)
                 if (n->hash == h && kstr_eq(n->key, key))
                         return n;
         return NULL;
 }
 
-static int map_grow(struct group_map *m)
+static int group_map_grow(struct group_map *m)
 {
         uint32_t count = m->bucket_count ? m->bucket_count * 2 : 8;
         struct group_map_node **b = calloc(count, sizeof(*b));
@@ -229,16 +141,16 @@ static int map_grow(struct group_map *m)
 }
 
 /* Inserts n, whose key is set and not in the map. 0 or -ENOMEM. */
-static int map_insert(struct group_map *m, struct group_map_node *n)
+int group_map_insert(struct group_map *m, struct group_map_node *n)
 {
         assert(n->key.len >= 0);
-        assert(!map_find(m, n->key));
+        assert(!group_map_find(m, n->key));
         if ((uint64_t)(m->count + 1) * 4 > (uint64_t)m->bucket_count * 3) {
                 /* A full table only gets slower; an empty one cannot hold n. */
-                if (map_grow(m) < 0 && m->bucket_count == 0)
+                if (group_map_grow(m) < 0 && m->bucket_count == 0)
                         return -ENOMEM;
         }
-        n->hash = map_hash(n->key);
+        n->hash = group_map_hash(n->key);
         struct group_map_node **b = &m->buckets[n->hash & (m->bucket_count - 1)];
         n->next = *b;
         *b = n;
@@ -246,7 +158,7 @@ static int map_insert(struct group_map *m, struct group_map_node *n)
         return 0;
 }
 
-static void map_remove(struct group_map *m, struct group_map_node *n)
+static void group_map_remove(struct group_map *m, struct group_map_node *n)
 {
         assert(m->bucket_count > 0 && m->count > 0);
         struct group_map_node **p = &m->buckets[n->hash & (m->bucket_count - 1)];
@@ -259,7 +171,7 @@ static void map_remove(struct group_map *m, struct group_map_node *n)
         m->count--;
 }
 
-static void map_free(struct group_map *m)
+static void group_map_free(struct group_map *m)
 {
         assert(m->count == 0);
         free(m->buckets);
@@ -269,40 +181,6 @@ static void map_free(struct group_map *m)
 
 /* ---- small helpers ---- */
 
-/* An owned, NUL-terminated copy; a null string stays null. false on ENOMEM. */
-static bool kstr_dup(struct kstr *out, struct kstr s)
-{
-        if (s.len < 0) {
-                *out = KSTR_NULL;
-                return true;
-        }
-        char *p = malloc((size_t)s.len + 1);
-        if (!p)
-                return false;
-        if (s.len > 0)
-                memcpy(p, s.ptr, (size_t)s.len);
-        p[s.len] = '\0';
-        *out = (struct kstr){ p, s.len };
-        return true;
-}
-
-static void kstr_free(struct kstr *s)
-{
-        if (s->len >= 0)
-                free((void *)s->ptr);
-        *s = KSTR_NULL;
-}
-
-static bool kstr_is_empty(struct kstr s)
-{
-        return s.len <= 0;
-}
-
-static struct kstr kstr_or_empty(struct kstr s)
-{
-        return s.len < 0 ? (struct kstr){ "", 0 } : s;
-}
-
 static int32_t max_i32(int32_t a, int32_t b)
 {
         return a > b ? a : b;
@@ -310,7 +188,7 @@ static int32_t max_i32(int32_t a, int32_t b)
 
 /* ---- timers ---- */
 
-static void timer_cancel(struct group_coordinator *gc, group_timer_id *id)
+void group_timer_cancel(struct group_coordinator *gc, group_timer_id *id)
 {
         if (*id) {
                 gc->env.timer_cancel(gc->env.ctx, *id);
@@ -319,10 +197,10 @@ static void timer_cancel(struct group_coordinator *gc, group_timer_id *id)
 }
 
 /* Kafka's timer.schedule(key, ...): replaces what the key had. */
-static void timer_set(struct group_coordinator *gc, group_timer_id *id, int64_t delay_ms, group_timer_fn fn,
-                      void *arg)
+void group_timer_set(struct group_coordinator *gc, group_timer_id *id, int64_t delay_ms, group_timer_fn fn,
+                     void *arg)
 {
-        timer_cancel(gc, id);
+        group_timer_cancel(gc, id);
         *id = gc->env.timer_add(gc->env.ctx, delay_ms > 0 ? (uint64_t)delay_ms : 0, fn, arg);
         if (*id == 0)
                 log_error("group coordinator: cannot arm a timer (timer table full or out of memory); "
@@ -333,19 +211,19 @@ static void timer_set(struct group_coordinator *gc, group_timer_id *id, int64_t 
 
 struct group_member *group_find_member(const struct group *g, struct kstr member_id)
 {
-        struct group_map_node *n = map_find(&g->members_by_id, member_id);
+        struct group_map_node *n = group_map_find(&g->members_by_id, member_id);
         return n ? GROUP_CONTAINER_OF(n, struct group_member, by_id) : NULL;
 }
 
-static struct group_member *find_static_member(const struct group *g, struct kstr instance_id)
+struct group_member *group_find_static_member(const struct group *g, struct kstr instance_id)
 {
-        struct group_map_node *n = map_find(&g->members_by_instance, instance_id);
+        struct group_map_node *n = group_map_find(&g->members_by_instance, instance_id);
         return n ? GROUP_CONTAINER_OF(n, struct group_member, by_instance) : NULL;
 }
 
-static struct group_pending_member *find_pending_member(const struct group *g, struct kstr member_id)
+struct group_pending_member *group_find_pending_member(const struct group *g, struct kstr member_id)
 {
-        struct group_map_node *n = map_find(&g->pending_members, member_id);
+        struct group_map_node *n = group_map_find(&g->pending_members, member_id);
         return n ? GROUP_CONTAINER_OF(n, struct group_pending_member, node) : NULL;
 }
 
@@ -367,11 +245,6 @@ static bool member_supports(const struct group_member *m, struct kstr protocol_n
         return group_member_metadata(m, protocol_name).len >= 0;
 }
 
-static int32_t span(int32_t len)
-{
-        return len > 0 ? len : 0;
-}
-
 /* The protocols copied into one allocation (names and metadata after the
  * array); a null name or metadata becomes empty. NULL on ENOMEM. */
 static struct group_protocol *protocols_dup(const struct group_protocol *in, int32_t count)
@@ -379,19 +252,19 @@ static struct group_protocol *protocols_dup(const struct group_protocol *in, int
         assert(count >= 0);
         size_t bytes = (size_t)count * sizeof(struct group_protocol) + 1;
         for (int32_t i = 0; i < count; i++)
-                bytes += (size_t)span(in[i].name.len) + 1 + (size_t)span(in[i].metadata.len);
+                bytes += (size_t)group_span(in[i].name.len) + 1 + (size_t)group_span(in[i].metadata.len);
         struct group_protocol *out = malloc(bytes);
         if (!out)
                 return NULL;
         char *at = (char *)(out + count);
         for (int32_t i = 0; i < count; i++) {
-                int32_t n = span(in[i].name.len);
+                int32_t n = group_span(in[i].name.len);
                 if (n)
                         memcpy(at, in[i].name.ptr, (size_t)n);
                 at[n] = '\0';
                 out[i].name = (struct kstr){ at, n };
                 at += n + 1;
-                int32_t b = span(in[i].metadata.len);
+                int32_t b = group_span(in[i].metadata.len);
                 if (b)
                         memcpy(at, in[i].metadata.ptr, (size_t)b);
                 out[i].metadata = (struct kbytes){ (const uint8_t *)at, b };
@@ -403,41 +276,41 @@ static struct group_protocol *protocols_dup(const struct group_protocol *in, int
 
 static bool bytes_same(struct kbytes a, struct kbytes b)
 {
-        int32_t n = span(a.len);
-        return n == span(b.len) && (n == 0 || memcmp(a.ptr, b.ptr, (size_t)n) == 0);
+        int32_t n = group_span(a.len);
+        return n == group_span(b.len) && (n == 0 || memcmp(a.ptr, b.ptr, (size_t)n) == 0);
 }
 
 /* Kafka's ClassicGroupMember.matches: the same protocols, in the same order,
  * with the same metadata. */
-static bool member_matches(const struct group_member *m, const struct group_protocol *p, int32_t count)
+bool group_member_matches(const struct group_member *m, const struct group_protocol *p, int32_t count)
 {
         if (m->protocol_count != count)
                 return false;
         for (int32_t i = 0; i < count; i++)
-                if (!kstr_eq(m->protocols[i].name, kstr_or_empty(p[i].name)) ||
+                if (!kstr_eq(m->protocols[i].name, group_kstr_or_empty(p[i].name)) ||
                     !bytes_same(m->protocols[i].metadata, p[i].metadata))
                         return false;
         return true;
 }
 
-static void member_free(struct group_member *m)
+void group_member_free(struct group_member *m)
 {
         if (!m)
                 return;
         assert(!m->join_waiter && !m->sync_waiter);
         assert(m->heartbeat_timer == 0);
-        kstr_free(&m->member_id);
-        kstr_free(&m->group_instance_id);
-        kstr_free(&m->client_id);
-        kstr_free(&m->client_host);
-        kstr_free(&m->protocol_type);
+        group_kstr_free(&m->member_id);
+        group_kstr_free(&m->group_instance_id);
+        group_kstr_free(&m->client_id);
+        group_kstr_free(&m->client_host);
+        group_kstr_free(&m->protocol_type);
         free(m->protocols);
         free((void *)m->assignment.ptr);
         free(m);
 }
 
 /* A member from a JoinGroup, not yet in any group. NULL on ENOMEM. */
-static struct group_member *member_new(struct group *g, const struct group_join_request *rq, struct kstr member_id)
+struct group_member *group_member_new(struct group *g, const struct group_join_request *rq, struct kstr member_id)
 {
         struct group_member *m = calloc(1, sizeof(*m));
         if (!m)
@@ -448,10 +321,10 @@ static struct group_member *member_new(struct group *g, const struct group_join_
         m->client_host = KSTR_NULL;
         m->protocol_type = KSTR_NULL;
         m->assignment = (struct kbytes){ NULL, 0 };
-        if (!kstr_dup(&m->member_id, member_id) || !kstr_dup(&m->group_instance_id, rq->group_instance_id) ||
-            !kstr_dup(&m->client_id, kstr_or_empty(rq->client_id)) ||
-            !kstr_dup(&m->client_host, kstr_or_empty(rq->client_host)) ||
-            !kstr_dup(&m->protocol_type, kstr_or_empty(rq->protocol_type)))
+        if (!group_kstr_dup(&m->member_id, member_id) || !group_kstr_dup(&m->group_instance_id, rq->group_instance_id) ||
+            !group_kstr_dup(&m->client_id, group_kstr_or_empty(rq->client_id)) ||
+            !group_kstr_dup(&m->client_host, group_kstr_or_empty(rq->client_host)) ||
+            !group_kstr_dup(&m->protocol_type, group_kstr_or_empty(rq->protocol_type)))
                 goto out_free;
         m->protocols = protocols_dup(rq->protocols, rq->protocol_count);
         if (!m->protocols)
@@ -465,7 +338,7 @@ static struct group_member *member_new(struct group *g, const struct group_join_
         m->by_instance.key = m->group_instance_id;
         return m;
 out_free:
-        member_free(m);
+        group_member_free(m);
         return NULL;
 }
 
@@ -488,7 +361,7 @@ static void member_complete_sync(struct group_member *m, const struct group_sync
         w->done(w, res);
 }
 
-static void join_answer_error(struct group_join_waiter *w, int16_t error_code, struct kstr member_id)
+void group_join_answer_error(struct group_join_waiter *w, int16_t error_code, struct kstr member_id)
 {
         struct group_join_result res = {
                 .error_code = error_code,
@@ -496,7 +369,7 @@ static void join_answer_error(struct group_join_waiter *w, int16_t error_code, s
                 .protocol_type = KSTR_NULL,
                 .protocol_name = KSTR_NULL,
                 .leader = (struct kstr){ "", 0 },
-                .member_id = kstr_or_empty(member_id),
+                .member_id = group_kstr_or_empty(member_id),
         };
         w->done(w, &res);
 }
@@ -514,7 +387,7 @@ static void member_fail_join(struct group *g, struct group_member *m, int16_t er
         member_complete_join(g, m, &res);
 }
 
-static void sync_answer_error(struct group_sync_waiter *w, int16_t error_code)
+void group_sync_answer_error(struct group_sync_waiter *w, int16_t error_code)
 {
         struct group_sync_result res = {
                 .error_code = error_code,
@@ -525,7 +398,7 @@ static void sync_answer_error(struct group_sync_waiter *w, int16_t error_code)
         w->done(w, &res);
 }
 
-static void member_fail_sync(struct group_member *m, int16_t error_code)
+void group_member_fail_sync(struct group_member *m, int16_t error_code)
 {
         struct group_sync_result res = {
                 .error_code = error_code,
@@ -537,11 +410,13 @@ static void member_fail_sync(struct group_member *m, int16_t error_code)
 }
 
 /* The current generation, to a member whose JoinGroup needs no rebalance. */
-static void member_complete_join_current(struct group *g, struct group_member *m, struct kstr leader,
-                                         bool has_members, bool skip_assignment)
+/* The JoinGroup answer of member m in g's current generation: the member
+ * list only when has_members (the leader's). */
+struct group_join_result group_current_join_result(const struct group *g, const struct group_member *m,
+                                                   struct kstr leader, bool has_members, bool skip_assignment)
 {
         assert(g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE);
-        struct group_join_result res = {
+        return (struct group_join_result){
                 .error_code = KAFKA_NONE,
                 .generation_id = g->generation_id,
                 .protocol_type = g->protocol_type,
@@ -551,12 +426,18 @@ static void member_complete_join_current(struct group *g, struct group_member *m
                 .skip_assignment = skip_assignment,
                 .members_of = has_members ? g : NULL,
         };
+}
+
+void group_member_complete_join_current(struct group *g, struct group_member *m, struct kstr leader,
+                                        bool has_members, bool skip_assignment)
+{
+        struct group_join_result res = group_current_join_result(g, m, leader, has_members, skip_assignment);
         member_complete_join(g, m, &res);
 }
 
 /* ---- invariants ---- */
 
-static void group_check(const struct group *g)
+void group_check(const struct group *g)
 {
 #ifndef NDEBUG
         int32_t n = 0, awaiting = 0, pending_sync = 0, statics = 0;
@@ -565,7 +446,7 @@ static void group_check(const struct group *g)
                 assert(m->group == g && m->prev == prev);
                 assert(group_find_member(g, m->member_id) == m);
                 if (member_is_static(m)) {
-                        assert(find_static_member(g, m->group_instance_id) == m);
+                        assert(group_find_static_member(g, m->group_instance_id) == m);
                         statics++;
                 }
                 assert(!m->sync_waiter || g->state == GROUP_COMPLETING_REBALANCE);
@@ -595,17 +476,17 @@ static void group_check(const struct group *g)
 
 static void expiry_fired(void *arg);
 
-static void group_arm_expiry(struct group *g)
+void group_arm_expiry(struct group *g)
 {
         if (g->state == GROUP_EMPTY && !g->offsets)
-                timer_set(g->gc, &g->expiry_timer, g->gc->cfg.empty_group_retention_ms, expiry_fired, g);
+                group_timer_set(g->gc, &g->expiry_timer, g->gc->cfg.empty_group_retention_ms, expiry_fired, g);
 }
 
-static void group_transition(struct group *g, enum group_state to)
+void group_transition(struct group *g, enum group_state to)
 {
         assert(is_valid_transition(g->state, to));
         if (g->state == GROUP_EMPTY)
-                timer_cancel(g->gc, &g->expiry_timer);
+                group_timer_cancel(g->gc, &g->expiry_timer);
         g->previous_state = g->state;
         g->state = to;
         g->state_timestamp_ms = g->gc->env.now_ms(g->gc->env.ctx);
@@ -614,9 +495,9 @@ static void group_transition(struct group *g, enum group_state to)
                 group_arm_expiry(g);
 }
 
-static struct group *group_new(struct group_coordinator *gc, struct kstr id, int16_t *error_code)
+struct group *group_new(struct group_coordinator *gc, struct kstr id, int16_t *error_code)
 {
-        assert(id.len > 0 && !map_find(&gc->groups, id));
+        assert(id.len > 0 && !group_map_find(&gc->groups, id));
         if (gc->groups.count >= GROUP_COUNT_MAX) {
                 log_warn("group coordinator: refusing group %.*s: this coordinator already holds %u groups",
                          id.len, id.ptr, gc->groups.count);
@@ -626,7 +507,7 @@ static struct group *group_new(struct group_coordinator *gc, struct kstr id, int
         struct group *g = calloc(1, sizeof(*g));
         if (!g)
                 goto out_nomem;
-        if (!kstr_dup(&g->id, id))
+        if (!group_kstr_dup(&g->id, id))
                 goto out_free;
         g->gc = gc;
         g->node.key = g->id;
@@ -635,7 +516,7 @@ static struct group *group_new(struct group_coordinator *gc, struct kstr id, int
         g->state = GROUP_EMPTY;
         g->previous_state = GROUP_DEAD;
         g->state_timestamp_ms = gc->env.now_ms(gc->env.ctx);
-        if (map_insert(&gc->groups, &g->node) < 0)
+        if (group_map_insert(&gc->groups, &g->node) < 0)
                 goto out_free;
         g->prev = gc->tail;
         if (gc->tail)
@@ -647,7 +528,7 @@ static struct group *group_new(struct group_coordinator *gc, struct kstr id, int
         return g;
 out_free:
         if (g)
-                kstr_free(&g->id);
+                group_kstr_free(&g->id);
         free(g);
 out_nomem:
         log_error("group coordinator: out of memory creating group %.*s", id.len, id.ptr);
@@ -655,20 +536,20 @@ out_nomem:
         return NULL;
 }
 
-static void pending_free(struct group *g, struct group_pending_member *pm)
+void group_pending_free(struct group *g, struct group_pending_member *pm)
 {
-        map_remove(&g->pending_members, &pm->node);
-        timer_cancel(g->gc, &pm->timer);
-        kstr_free(&pm->node.key);
+        group_map_remove(&g->pending_members, &pm->node);
+        group_timer_cancel(g->gc, &pm->timer);
+        group_kstr_free(&pm->node.key);
         free(pm);
 }
 
 /* Unlinks m from the group's list and id maps (not from leader, counts). */
 static void member_unlink(struct group *g, struct group_member *m)
 {
-        map_remove(&g->members_by_id, &m->by_id);
+        group_map_remove(&g->members_by_id, &m->by_id);
         if (member_is_static(m))
-                map_remove(&g->members_by_instance, &m->by_instance);
+                group_map_remove(&g->members_by_instance, &m->by_instance);
         if (m->prev)
                 m->prev->next = m->next;
         else
@@ -685,14 +566,14 @@ static void member_unlink(struct group *g, struct group_member *m)
  * left behind: a waiting JoinGroup is answered UNKNOWN_MEMBER_ID (as Kafka
  * answers it) and a waiting SyncGroup sync_error. Frees m.
  */
-static void group_remove_member(struct group *g, struct group_member *m, int16_t sync_error)
+void group_remove_member(struct group *g, struct group_member *m, int16_t sync_error)
 {
         assert(m->group == g && g->member_count > 0);
         if (m->join_waiter)
                 member_fail_join(g, m, KAFKA_UNKNOWN_MEMBER_ID, (struct kstr){ "", 0 });
         if (m->sync_waiter)
-                member_fail_sync(m, sync_error);
-        timer_cancel(g->gc, &m->heartbeat_timer);
+                group_member_fail_sync(m, sync_error);
+        group_timer_cancel(g->gc, &m->heartbeat_timer);
         member_unlink(g, m);
         g->member_count--;
         if (m->is_pending_sync) {
@@ -701,21 +582,21 @@ static void group_remove_member(struct group *g, struct group_member *m, int16_t
         }
         if (g->leader == m)
                 g->leader = g->members_head;
-        struct group_pending_member *pm = find_pending_member(g, m->member_id);
+        struct group_pending_member *pm = group_find_pending_member(g, m->member_id);
         if (pm)
-                pending_free(g, pm);
-        member_free(m);
+                group_pending_free(g, pm);
+        group_member_free(m);
 }
 
 /* Frees a group and everything in it. Waiters still parked are dropped
  * (only when the coordinator is destroyed). */
-static void group_free(struct group *g)
+void group_free(struct group *g)
 {
         struct group_coordinator *gc = g->gc;
         assert(!g->offsets);
-        timer_cancel(gc, &g->join_timer);
-        timer_cancel(gc, &g->sync_timer);
-        timer_cancel(gc, &g->expiry_timer);
+        group_timer_cancel(gc, &g->join_timer);
+        group_timer_cancel(gc, &g->sync_timer);
+        group_timer_cancel(gc, &g->expiry_timer);
         while (g->members_head) {
                 struct group_member *m = g->members_head;
                 if (m->join_waiter) {
@@ -728,12 +609,12 @@ static void group_free(struct group *g)
         assert(g->member_count == 0 && g->awaiting_join_count == 0 && g->pending_sync_count == 0);
         for (uint32_t i = 0; i < g->pending_members.bucket_count; i++)
                 while (g->pending_members.buckets && g->pending_members.buckets[i])
-                        pending_free(g, GROUP_CONTAINER_OF(g->pending_members.buckets[i],
-                                                           struct group_pending_member, node));
-        map_free(&g->members_by_id);
-        map_free(&g->members_by_instance);
-        map_free(&g->pending_members);
-        map_remove(&gc->groups, &g->node);
+                        group_pending_free(g, GROUP_CONTAINER_OF(g->pending_members.buckets[i],
+                                                                 struct group_pending_member, node));
+        group_map_free(&g->members_by_id);
+        group_map_free(&g->members_by_instance);
+        group_map_free(&g->pending_members);
+        group_map_remove(&gc->groups, &g->node);
         if (g->prev)
                 g->prev->next = g->next;
         else
@@ -742,9 +623,9 @@ static void group_free(struct group *g)
                 g->next->prev = g->prev;
         else
                 gc->tail = g->prev;
-        kstr_free(&g->id);
-        kstr_free(&g->protocol_type);
-        kstr_free(&g->protocol_name);
+        group_kstr_free(&g->id);
+        group_kstr_free(&g->protocol_type);
+        group_kstr_free(&g->protocol_name);
         free(g);
 }
 
@@ -787,15 +668,15 @@ static bool group_is_supported_by_all(const struct group *g, struct kstr protoco
 }
 
 /* Kafka's ClassicGroup.supportsProtocols. */
-static bool group_supports_protocols(const struct group *g, struct kstr protocol_type,
-                                     const struct group_protocol *protocols, int32_t count)
+bool group_supports_protocols(const struct group *g, struct kstr protocol_type,
+                              const struct group_protocol *protocols, int32_t count)
 {
         if (g->state == GROUP_EMPTY)
-                return !kstr_is_empty(protocol_type) && count > 0;
+                return !group_kstr_is_empty(protocol_type) && count > 0;
         if (kstr_is_null(g->protocol_type) || !kstr_eq(g->protocol_type, protocol_type))
                 return false;
         for (int32_t i = 0; i < count; i++)
-                if (group_is_supported_by_all(g, kstr_or_empty(protocols[i].name)))
+                if (group_is_supported_by_all(g, group_kstr_or_empty(protocols[i].name)))
                         return true;
         return false;
 }
@@ -807,7 +688,7 @@ static bool group_supports_protocols(const struct group *g, struct kstr protocol
  * first member prefers (Kafka's pick among ties depends on HashMap order).
  * Points into the first member's protocols.
  */
-static struct kstr group_select_protocol(const struct group *g)
+struct kstr group_select_protocol(const struct group *g)
 {
         const struct group_member *first = g->members_head;
         assert(first);
@@ -853,23 +734,23 @@ fallback:
 
 /* Adds m (from member_new) to g with its parked JoinGroup w (may be NULL).
  * Kafka's ClassicGroup.add. 0 or -ENOMEM, in which case nothing changed. */
-static int group_add_member(struct group *g, struct group_member *m, struct group_join_waiter *w)
+int group_add_member(struct group *g, struct group_member *m, struct group_join_waiter *w)
 {
         assert(m->group == g && !group_find_member(g, m->member_id));
         struct kstr type = KSTR_NULL;
-        if (g->member_count == 0 && !kstr_dup(&type, m->protocol_type))
+        if (g->member_count == 0 && !group_kstr_dup(&type, m->protocol_type))
                 return -ENOMEM;
-        if (map_insert(&g->members_by_id, &m->by_id) < 0)
+        if (group_map_insert(&g->members_by_id, &m->by_id) < 0)
                 goto out_free_type;
         if (member_is_static(m)) {
-                assert(!find_static_member(g, m->group_instance_id));
-                if (map_insert(&g->members_by_instance, &m->by_instance) < 0) {
-                        map_remove(&g->members_by_id, &m->by_id);
+                assert(!group_find_static_member(g, m->group_instance_id));
+                if (group_map_insert(&g->members_by_instance, &m->by_instance) < 0) {
+                        group_map_remove(&g->members_by_id, &m->by_id);
                         goto out_free_type;
                 }
         }
         if (g->member_count == 0) {
-                kstr_free(&g->protocol_type);
+                group_kstr_free(&g->protocol_type);
                 g->protocol_type = type;
         }
         assert(kstr_eq(g->protocol_type, m->protocol_type));
@@ -885,19 +766,19 @@ static int group_add_member(struct group *g, struct group_member *m, struct grou
         m->join_waiter = w;
         if (w)
                 g->awaiting_join_count++;
-        struct group_pending_member *pm = find_pending_member(g, m->member_id);
+        struct group_pending_member *pm = group_find_pending_member(g, m->member_id);
         if (pm)
-                pending_free(g, pm);
+                group_pending_free(g, pm);
         return 0;
 out_free_type:
-        kstr_free(&type);
+        group_kstr_free(&type);
         return -ENOMEM;
 }
 
 /* Kafka's ClassicGroup.updateMember: new protocols and timeouts, and w
  * parked. 0 or -ENOMEM (nothing changed). */
-static int group_update_member(struct group *g, struct group_member *m, const struct group_join_request *rq,
-                               struct group_join_waiter *w)
+int group_update_member(struct group *g, struct group_member *m, const struct group_join_request *rq,
+                        struct group_join_waiter *w)
 {
         struct group_protocol *p = protocols_dup(rq->protocols, rq->protocol_count);
         if (!p)
@@ -924,17 +805,17 @@ static int group_update_member(struct group *g, struct group_member *m, const st
  * nothing changed. old is unlinked but not freed, so that its strings stay
  * valid for the caller; the caller frees it with member_free().
  */
-static struct group_member *group_replace_static_member(struct group *g, struct group_member *old,
-                                                        struct kstr new_id)
+struct group_member *group_replace_static_member(struct group *g, struct group_member *old,
+                                                 struct kstr new_id)
 {
         assert(member_is_static(old));
         struct group_member *m = calloc(1, sizeof(*m));
         if (!m)
                 return NULL;
         m->member_id = m->group_instance_id = m->client_id = m->client_host = m->protocol_type = KSTR_NULL;
-        if (!kstr_dup(&m->member_id, new_id) || !kstr_dup(&m->group_instance_id, old->group_instance_id) ||
-            !kstr_dup(&m->client_id, old->client_id) || !kstr_dup(&m->client_host, old->client_host) ||
-            !kstr_dup(&m->protocol_type, old->protocol_type))
+        if (!group_kstr_dup(&m->member_id, new_id) || !group_kstr_dup(&m->group_instance_id, old->group_instance_id) ||
+            !group_kstr_dup(&m->client_id, old->client_id) || !group_kstr_dup(&m->client_host, old->client_host) ||
+            !group_kstr_dup(&m->protocol_type, old->protocol_type))
                 goto out_free;
         m->protocols = protocols_dup(old->protocols, old->protocol_count);
         if (!m->protocols)
@@ -956,17 +837,17 @@ static struct group_member *group_replace_static_member(struct group *g, struct 
         if (old->join_waiter)
                 member_fail_join(g, old, KAFKA_FENCED_INSTANCE_ID, old->member_id);
         if (old->sync_waiter)
-                member_fail_sync(old, KAFKA_FENCED_INSTANCE_ID);
-        timer_cancel(g->gc, &old->heartbeat_timer);
+                group_member_fail_sync(old, KAFKA_FENCED_INSTANCE_ID);
+        group_timer_cancel(g->gc, &old->heartbeat_timer);
 
         /* Same place in the list, so join order is kept. */
         m->prev = old->prev;
         m->next = old->next;
-        map_remove(&g->members_by_id, &old->by_id);
-        map_remove(&g->members_by_instance, &old->by_instance);
-        int rc = map_insert(&g->members_by_id, &m->by_id);
+        group_map_remove(&g->members_by_id, &old->by_id);
+        group_map_remove(&g->members_by_instance, &old->by_instance);
+        int rc = group_map_insert(&g->members_by_id, &m->by_id);
         assert(rc == 0);        /* the tables have buckets: insert cannot fail */
-        rc = map_insert(&g->members_by_instance, &m->by_instance);
+        rc = group_map_insert(&g->members_by_instance, &m->by_instance);
         assert(rc == 0);
         (void)rc;
         if (m->prev)
@@ -984,7 +865,7 @@ static struct group_member *group_replace_static_member(struct group *g, struct 
         old->is_pending_sync = false;
         return m;
 out_free:
-        member_free(m);
+        group_member_free(m);
         return NULL;
 }
 
@@ -1005,19 +886,19 @@ static void heartbeat_fired(void *arg)
         remove_member_and_update_group(g, m, "removing member on heartbeat expiration");
 }
 
-static void schedule_heartbeat(struct group *g, struct group_member *m, int64_t timeout_ms)
+void group_schedule_heartbeat(struct group *g, struct group_member *m, int64_t timeout_ms)
 {
-        timer_set(g->gc, &m->heartbeat_timer, timeout_ms, heartbeat_fired, m);
+        group_timer_set(g->gc, &m->heartbeat_timer, timeout_ms, heartbeat_fired, m);
 }
 
-static void pending_fired(void *arg)
+void group_pending_fired(void *arg)
 {
         struct group_pending_member *pm = arg;
         struct group *g = pm->group;
         pm->timer = 0;
         log_info("Pending member %s in group %s has been removed after session timeout expiration",
                  pm->node.key.ptr, g->id.ptr);
-        pending_free(g, pm);
+        group_pending_free(g, pm);
         if (g->state == GROUP_PREPARING_REBALANCE && group_has_all_members_joined(g))
                 complete_join(g);
         else
@@ -1048,13 +929,13 @@ static void initial_delay_fired(void *arg)
                 g->initial_delay_ms = remaining_ms < gc->cfg.initial_rebalance_delay_ms ?
                                       remaining_ms : gc->cfg.initial_rebalance_delay_ms;
                 g->initial_remaining_ms = max_i32(remaining_ms - delay_ms, 0);
-                timer_set(gc, &g->join_timer, g->initial_delay_ms, initial_delay_fired, g);
+                group_timer_set(gc, &g->join_timer, g->initial_delay_ms, initial_delay_fired, g);
                 return;
         }
         complete_join(g);
 }
 
-static void maybe_complete_join_phase(struct group *g)
+void group_maybe_complete_join_phase(struct group *g)
 {
         if (g->state != GROUP_PREPARING_REBALANCE)
                 return;
@@ -1065,16 +946,16 @@ static void maybe_complete_join_phase(struct group *g)
         complete_join(g);
 }
 
-static void maybe_prepare_rebalance_or_complete_join(struct group *g, const char *reason, struct kstr who)
+void group_maybe_prepare_rebalance_or_complete_join(struct group *g, const char *reason, struct kstr who)
 {
         if (g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_EMPTY)
-                prepare_rebalance(g, reason, who);
+                group_prepare_rebalance(g, reason, who);
         else
-                maybe_complete_join_phase(g);
+                group_maybe_complete_join_phase(g);
 }
 
 /* Answers every parked SyncGroup: the member's assignment, or error. */
-static void propagate_assignment(struct group *g, int16_t error_code)
+void group_propagate_assignment(struct group *g, int16_t error_code)
 {
         for (struct group_member *m = g->members_head; m; m = m->next) {
                 if (!m->sync_waiter)
@@ -1087,18 +968,18 @@ static void propagate_assignment(struct group *g, int16_t error_code)
                 };
                 member_complete_sync(m, &res);
                 /* Its session restarts now that it has its answer. */
-                schedule_heartbeat(g, m, m->session_timeout_ms);
+                group_schedule_heartbeat(g, m, m->session_timeout_ms);
         }
 }
 
-static void reset_and_propagate_assignment_with_error(struct group *g, int16_t error_code)
+void group_reset_and_propagate_assignment_with_error(struct group *g, int16_t error_code)
 {
         assert(g->state == GROUP_COMPLETING_REBALANCE);
         for (struct group_member *m = g->members_head; m; m = m->next) {
                 free((void *)m->assignment.ptr);
                 m->assignment = (struct kbytes){ NULL, 0 };
         }
-        propagate_assignment(g, error_code);
+        group_propagate_assignment(g, error_code);
 }
 
 static void clear_pending_sync(struct group *g)
@@ -1108,13 +989,13 @@ static void clear_pending_sync(struct group *g)
         g->pending_sync_count = 0;
 }
 
-static void prepare_rebalance(struct group *g, const char *reason, struct kstr who)
+void group_prepare_rebalance(struct group *g, const char *reason, struct kstr who)
 {
         struct group_coordinator *gc = g->gc;
         if (g->state == GROUP_COMPLETING_REBALANCE)
-                reset_and_propagate_assignment_with_error(g, KAFKA_REBALANCE_IN_PROGRESS);
+                group_reset_and_propagate_assignment_with_error(g, KAFKA_REBALANCE_IN_PROGRESS);
         clear_pending_sync(g);
-        timer_cancel(gc, &g->sync_timer);
+        group_timer_cancel(gc, &g->sync_timer);
 
         bool is_initial = g->state == GROUP_EMPTY;
         if (is_initial) {
@@ -1122,7 +1003,7 @@ static void prepare_rebalance(struct group *g, const char *reason, struct kstr w
                 g->initial_delay_ms = gc->cfg.initial_rebalance_delay_ms;
                 g->initial_remaining_ms = max_i32(group_rebalance_timeout_ms(g) - g->initial_delay_ms, 0);
                 g->is_new_member_added = false;
-                timer_set(gc, &g->join_timer, g->initial_delay_ms, initial_delay_fired, g);
+                group_timer_set(gc, &g->join_timer, g->initial_delay_ms, initial_delay_fired, g);
         }
         enum group_state from = g->state;
         group_transition(g, GROUP_PREPARING_REBALANCE);
@@ -1136,7 +1017,7 @@ static void prepare_rebalance(struct group *g, const char *reason, struct kstr w
         if (group_has_all_members_joined(g))
                 complete_join(g);
         else {
-                timer_set(gc, &g->join_timer, group_rebalance_timeout_ms(g), join_timer_fired, g);
+                group_timer_set(gc, &g->join_timer, group_rebalance_timeout_ms(g), join_timer_fired, g);
                 group_check(g);
         }
 }
@@ -1167,7 +1048,7 @@ static void complete_join(struct group *g)
 {
         struct group_coordinator *gc = g->gc;
         assert(g->state == GROUP_PREPARING_REBALANCE);
-        timer_cancel(gc, &g->join_timer);
+        group_timer_cancel(gc, &g->join_timer);
 
         for (struct group_member *m = g->members_head, *next; m; m = next) {
                 next = m->next;
@@ -1181,14 +1062,14 @@ static void complete_join(struct group *g)
                 /* Only static members that did not rejoin are left: wait
                  * until they rejoin or their sessions expire. */
                 log_warn("Group %s could not complete rebalance because no members rejoined", g->id.ptr);
-                timer_set(gc, &g->join_timer, group_rebalance_timeout_ms(g), join_timer_fired, g);
+                group_timer_set(gc, &g->join_timer, group_rebalance_timeout_ms(g), join_timer_fired, g);
                 group_check(g);
                 return;
         }
 
         /* Kafka's ClassicGroup.initNextGeneration. */
         g->generation_id++;
-        kstr_free(&g->protocol_name);
+        group_kstr_free(&g->protocol_name);
         clear_pending_sync(g);
         if (g->member_count == 0) {
                 group_transition(g, GROUP_EMPTY);
@@ -1197,11 +1078,11 @@ static void complete_join(struct group *g)
                 group_check(g);
                 return;
         }
-        if (!kstr_dup(&g->protocol_name, group_select_protocol(g))) {
+        if (!group_kstr_dup(&g->protocol_name, group_select_protocol(g))) {
                 /* Cannot name the protocol: try again after the timeout. */
                 log_error("group coordinator: out of memory completing the rebalance of group %s", g->id.ptr);
                 g->generation_id--;
-                timer_set(gc, &g->join_timer, group_rebalance_timeout_ms(g), join_timer_fired, g);
+                group_timer_set(gc, &g->join_timer, group_rebalance_timeout_ms(g), join_timer_fired, g);
                 return;
         }
         group_transition(g, GROUP_COMPLETING_REBALANCE);
@@ -1221,13 +1102,13 @@ static void complete_join(struct group *g)
                         };
                         member_complete_join(g, m, &res);
                 }
-                schedule_heartbeat(g, m, m->session_timeout_ms);
+                group_schedule_heartbeat(g, m, m->session_timeout_ms);
                 m->is_new = false;
                 m->is_pending_sync = true;
                 g->pending_sync_count++;
         }
         g->sync_timer_generation = g->generation_id;
-        timer_set(gc, &g->sync_timer, group_rebalance_timeout_ms(g), sync_timer_fired, g);
+        group_timer_set(gc, &g->sync_timer, group_rebalance_timeout_ms(g), sync_timer_fired, g);
         group_check(g);
 }
 
@@ -1251,7 +1132,7 @@ static void sync_timer_fired(void *arg)
                         group_remove_member(g, m, KAFKA_UNKNOWN_MEMBER_ID);
                 }
         }
-        prepare_rebalance(g, "removing members on pending sync request expiration", KSTR_NULL);
+        group_prepare_rebalance(g, "removing members on pending sync request expiration", KSTR_NULL);
 }
 
 static void remove_member_and_update_group(struct group *g, struct group_member *m, const char *reason)
@@ -1260,648 +1141,11 @@ static void remove_member_and_update_group(struct group *g, struct group_member 
         snprintf(id, sizeof(id), "%s", m->member_id.ptr);
         group_remove_member(g, m, KAFKA_UNKNOWN_MEMBER_ID);
         if (g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE)
-                maybe_prepare_rebalance_or_complete_join(g, reason, KSTR(id));
+                group_maybe_prepare_rebalance_or_complete_join(g, reason, KSTR(id));
         else if (g->state == GROUP_PREPARING_REBALANCE && group_has_all_members_joined(g))
                 complete_join(g);
         else
                 group_check(g);
-}
-
-/* ---- JoinGroup ---- */
-
-/* Kafka's ClassicGroup.validateMember. */
-static int16_t validate_member(const struct group *g, struct kstr member_id, struct kstr group_instance_id)
-{
-        if (!kstr_is_null(group_instance_id)) {
-                const struct group_member *sm = find_static_member(g, group_instance_id);
-                if (!sm)
-                        return KAFKA_UNKNOWN_MEMBER_ID;
-                if (!kstr_eq(sm->member_id, member_id)) {
-                        log_info("Request member id %.*s for static member with group instance id %.*s is fenced "
-                                 "by existing member id %s", member_id.len, member_id.ptr, group_instance_id.len,
-                                 group_instance_id.ptr, sm->member_id.ptr);
-                        return KAFKA_FENCED_INSTANCE_ID;
-                }
-        }
-        if (!group_find_member(g, member_id))
-                return KAFKA_UNKNOWN_MEMBER_ID;
-        return KAFKA_NONE;
-}
-
-/* Kafka's acceptJoiningMember: group.max.size. */
-static bool group_accepts_joining_member(const struct group *g, struct kstr member_id)
-{
-        int32_t max = g->gc->cfg.max_size;
-        const struct group_member *m = group_find_member(g, member_id);
-        switch (g->state) {
-        case GROUP_EMPTY:
-        case GROUP_DEAD:
-                return true;
-        case GROUP_PREPARING_REBALANCE:
-                /* Counting the members awaiting join, not all of them, lets
-                 * the last rejoiners be the ones turned away. */
-                return (m && m->join_waiter) || g->awaiting_join_count < max;
-        case GROUP_COMPLETING_REBALANCE:
-        case GROUP_STABLE:
-                return m || g->member_count < max;
-        }
-        return false;
-}
-
-/* "<prefix>-<random UUID>", as Kafka's ClassicGroup.generateMemberId. */
-static char *generate_member_id(struct group_coordinator *gc, struct kstr prefix)
-{
-        uint8_t u[16];
-        gc->env.random_bytes(gc->env.ctx, u, sizeof(u));
-        u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);        /* version 4 */
-        u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);        /* IETF variant */
-        int32_t n = span(prefix.len);
-        size_t bytes = (size_t)n + 1 + 36 + 1;
-        char *s = malloc(bytes);
-        if (!s)
-                return NULL;
-        int len = snprintf(s, bytes,
-                           "%.*s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", n,
-                           n ? prefix.ptr : "", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
-                           u[11], u[12], u[13], u[14], u[15]);
-        assert(len == (int)bytes - 1);
-        (void)len;
-        return s;
-}
-
-static void join_answer_current(struct group *g, struct group_join_waiter *w, const struct group_member *m,
-                                struct kstr leader, bool has_members, bool skip_assignment)
-{
-        assert(g->state == GROUP_COMPLETING_REBALANCE || g->state == GROUP_STABLE);
-        struct group_join_result res = {
-                .error_code = KAFKA_NONE,
-                .generation_id = g->generation_id,
-                .protocol_type = g->protocol_type,
-                .protocol_name = g->protocol_name,
-                .leader = leader,
-                .member_id = m->member_id,
-                .skip_assignment = skip_assignment,
-                .members_of = has_members ? g : NULL,
-        };
-        w->done(w, &res);
-}
-
-static void add_member_then_rebalance(struct group *g, const struct group_join_request *rq, struct kstr member_id,
-                                      struct group_join_waiter *w)
-{
-        struct group_member *m = member_new(g, rq, member_id);
-        if (!m || group_add_member(g, m, w) < 0) {
-                member_free(m);
-                log_error("group coordinator: out of memory adding member to group %s", g->id.ptr);
-                join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, member_id);
-                return;
-        }
-        /* More members for the initial rebalance: it may wait longer. */
-        if (g->state == GROUP_PREPARING_REBALANCE && g->previous_state == GROUP_EMPTY)
-                g->is_new_member_added = true;
-        /* A new member cannot heartbeat while its JoinGroup is parked, and a
-         * client that gave up will retry with another one: bound the wait. */
-        schedule_heartbeat(g, m, g->gc->cfg.new_member_join_timeout_ms);
-        maybe_prepare_rebalance_or_complete_join(g, "adding new member", m->member_id);
-}
-
-static void update_member_then_rebalance(struct group *g, struct group_member *m, const struct group_join_request *rq,
-                                         struct group_join_waiter *w, const char *reason)
-{
-        if (group_update_member(g, m, rq, w) < 0) {
-                log_error("group coordinator: out of memory updating member %s of group %s", m->member_id.ptr,
-                          g->id.ptr);
-                join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, m->member_id);
-                return;
-        }
-        maybe_prepare_rebalance_or_complete_join(g, reason, m->member_id);
-}
-
-/* Kafka's updateStaticMemberThenRebalanceOrCompleteJoin: a known
- * group.instance.id came back without its member id. In a Stable group
- * whose protocol would not change this is no rebalance at all (KIP-345). */
-static void update_static_member_then_rebalance(struct group *g, const struct group_join_request *rq,
-                                                struct group_member *old, struct kstr new_id,
-                                                struct group_join_waiter *w)
-{
-        struct kstr leader_before = g->leader->member_id;       /* may be old's: old is freed last */
-        log_info("Static member with group instance id %s joins group %s in state %s; replacing member %s with %.*s",
-                 old->group_instance_id.ptr, g->id.ptr, group_state_name(g->state), old->member_id.ptr, new_id.len,
-                 new_id.ptr);
-        struct group_member *m = group_replace_static_member(g, old, new_id);
-        if (!m) {
-                log_error("group coordinator: out of memory replacing a static member of group %s", g->id.ptr);
-                join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, (struct kstr){ "", 0 });
-                return;
-        }
-        schedule_heartbeat(g, m, m->session_timeout_ms);
-        if (group_update_member(g, m, rq, w) < 0) {
-                join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, m->member_id);
-                member_free(old);
-                return;
-        }
-        switch (g->state) {
-        case GROUP_STABLE:
-                if (kstr_eq(g->protocol_name, group_select_protocol(g))) {
-                        if (rq->supports_skip_assignment) {
-                                /* v9+: the leader learns it leads, and that it
-                                 * must not reassign (SkipAssignment). */
-                                bool is_leader = g->leader == m;
-                                member_complete_join_current(g, m, g->leader->member_id, is_leader, is_leader);
-                        } else {
-                                /* Before v9 the old leader id is returned, so a
-                                 * rejoining static leader does not reassign a
-                                 * Stable group's partitions. */
-                                member_complete_join_current(g, m, leader_before, false, false);
-                        }
-                } else {
-                        maybe_prepare_rebalance_or_complete_join(g, "static member joined with a change of protocol",
-                                                                 m->member_id);
-                }
-                break;
-        case GROUP_COMPLETING_REBALANCE:
-                /* The leader may already be assigning to the old id. */
-                prepare_rebalance(g, "updating metadata for static member", m->member_id);
-                break;
-        case GROUP_PREPARING_REBALANCE:
-                maybe_complete_join_phase(g);
-                break;
-        case GROUP_EMPTY:
-        case GROUP_DEAD:
-                assert(!"a group with a static member is never Empty or Dead");
-                break;
-        }
-        member_free(old);
-        group_check(g);
-}
-
-static void join_new_member(struct group *g, const struct group_join_request *rq, struct group_join_waiter *w)
-{
-        struct group_coordinator *gc = g->gc;
-        if (!group_supports_protocols(g, rq->protocol_type, rq->protocols, rq->protocol_count)) {
-                join_answer_error(w, KAFKA_INCONSISTENT_GROUP_PROTOCOL, (struct kstr){ "", 0 });
-                return;
-        }
-        bool is_static = !kstr_is_null(rq->group_instance_id);
-        char *id = generate_member_id(gc, is_static ? rq->group_instance_id : kstr_or_empty(rq->client_id));
-        if (!id) {
-                join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, (struct kstr){ "", 0 });
-                return;
-        }
-        struct kstr new_id = KSTR(id);
-        struct group_member *old = is_static ? find_static_member(g, rq->group_instance_id) : NULL;
-        if (old) {
-                update_static_member_then_rebalance(g, rq, old, new_id, w);
-        } else if (!is_static && rq->requires_known_member_id) {
-                /* KIP-394: hand out the id and wait for the member to come
-                 * back with it; until then it holds up a rebalance for at
-                 * most its session timeout. */
-                struct group_pending_member *pm = NULL;
-                if (g->pending_members.count >= GROUP_PENDING_MEMBERS_MAX) {
-                        join_answer_error(w, KAFKA_GROUP_MAX_SIZE_REACHED, (struct kstr){ "", 0 });
-                        goto out;
-                }
-                pm = calloc(1, sizeof(*pm));
-                if (!pm || !kstr_dup(&pm->node.key, new_id) || map_insert(&g->pending_members, &pm->node) < 0) {
-                        if (pm)
-                                kstr_free(&pm->node.key);
-                        free(pm);
-                        join_answer_error(w, KAFKA_COORDINATOR_NOT_AVAILABLE, (struct kstr){ "", 0 });
-                        goto out;
-                }
-                pm->group = g;
-                timer_set(gc, &pm->timer, rq->session_timeout_ms, pending_fired, pm);
-                join_answer_error(w, KAFKA_MEMBER_ID_REQUIRED, new_id);
-        } else {
-                add_member_then_rebalance(g, rq, new_id, w);
-        }
-out:
-        free(id);
-        group_check(g);
-}
-
-static void join_existing_member(struct group *g, const struct group_join_request *rq, struct kstr member_id,
-                                 struct group_join_waiter *w)
-{
-        if (!group_supports_protocols(g, rq->protocol_type, rq->protocols, rq->protocol_count)) {
-                join_answer_error(w, KAFKA_INCONSISTENT_GROUP_PROTOCOL, member_id);
-                return;
-        }
-        if (find_pending_member(g, member_id)) {
-                if (!kstr_is_null(rq->group_instance_id)) {
-                        /* Pending ids are only handed to dynamic members;
-                         * Kafka fails such a request the same way. */
-                        join_answer_error(w, KAFKA_UNKNOWN_SERVER_ERROR, member_id);
-                        return;
-                }
-                add_member_then_rebalance(g, rq, member_id, w);
-                return;
-        }
-        int16_t err = validate_member(g, member_id, rq->group_instance_id);
-        if (err != KAFKA_NONE) {
-                join_answer_error(w, err, member_id);
-                return;
-        }
-        struct group_member *m = group_find_member(g, member_id);
-        assert(m);
-        switch (g->state) {
-        case GROUP_PREPARING_REBALANCE:
-                update_member_then_rebalance(g, m, rq, w, "member joining group during rebalance");
-                break;
-        case GROUP_COMPLETING_REBALANCE:
-                if (member_matches(m, rq->protocols, rq->protocol_count)) {
-                        /* It lost our JoinGroup answer: send it again. */
-                        join_answer_current(g, w, m, g->leader->member_id, m == g->leader, false);
-                } else {
-                        update_member_then_rebalance(g, m, rq, w, "updating metadata for member");
-                }
-                break;
-        case GROUP_STABLE:
-                if (m == g->leader) {
-                        /* The leader may rejoin to reassign on changes the
-                         * members' metadata does not show (new partitions). */
-                        update_member_then_rebalance(g, m, rq, w, "leader re-joining group");
-                } else if (!member_matches(m, rq->protocols, rq->protocol_count)) {
-                        update_member_then_rebalance(g, m, rq, w, "updating metadata for member");
-                } else {
-                        join_answer_current(g, w, m, g->leader->member_id, false, false);
-                }
-                break;
-        case GROUP_EMPTY:
-        case GROUP_DEAD:
-                join_answer_error(w, KAFKA_UNKNOWN_MEMBER_ID, member_id);
-                break;
-        }
-        group_check(g);
-}
-
-void group_join(struct group_coordinator *gc, const struct group_join_request *rq, struct group_join_waiter *w)
-{
-        assert(gc && rq && w && w->done);
-        assert(rq->protocol_count >= 0 && (rq->protocol_count == 0 || rq->protocols));
-        struct kstr member_id = kstr_or_empty(rq->member_id);
-        if (kstr_is_empty(rq->group_id)) {
-                join_answer_error(w, KAFKA_INVALID_GROUP_ID, member_id);
-                return;
-        }
-        if (rq->session_timeout_ms < gc->cfg.min_session_timeout_ms ||
-            rq->session_timeout_ms > gc->cfg.max_session_timeout_ms) {
-                join_answer_error(w, KAFKA_INVALID_SESSION_TIMEOUT, member_id);
-                return;
-        }
-        bool is_unknown_member = member_id.len == 0;
-        struct group *g = group_find(gc, rq->group_id);
-        if (!g) {
-                /* Only a new member creates a group. */
-                if (!is_unknown_member) {
-                        join_answer_error(w, KAFKA_UNKNOWN_MEMBER_ID, member_id);
-                        return;
-                }
-                int16_t err = KAFKA_NONE;
-                g = group_new(gc, rq->group_id, &err);
-                if (!g) {
-                        join_answer_error(w, err, member_id);
-                        return;
-                }
-        }
-        if (!group_accepts_joining_member(g, member_id)) {
-                struct group_member *m = group_find_member(g, member_id);
-                struct group_pending_member *pm = find_pending_member(g, member_id);
-                log_info("Group %s is full (group.max.size %d); turning away member %.*s", g->id.ptr,
-                         gc->cfg.max_size, member_id.len, member_id.ptr);
-                if (m)
-                        group_remove_member(g, m, KAFKA_GROUP_MAX_SIZE_REACHED);
-                else if (pm)
-                        pending_free(g, pm);
-                join_answer_error(w, KAFKA_GROUP_MAX_SIZE_REACHED, (struct kstr){ "", 0 });
-                group_check(g);
-                return;
-        }
-        if (is_unknown_member)
-                join_new_member(g, rq, w);
-        else
-                join_existing_member(g, rq, member_id, w);
-}
-
-/* ---- SyncGroup ---- */
-
-static bool is_protocol_inconsistent(struct kstr requested, struct kstr group_value)
-{
-        return !kstr_is_null(requested) && !kstr_is_null(group_value) && !kstr_eq(requested, group_value);
-}
-
-static void remove_pending_sync(struct group *g, struct group_member *m)
-{
-        if (m->is_pending_sync) {
-                m->is_pending_sync = false;
-                g->pending_sync_count--;
-        }
-        if (g->pending_sync_count == 0)
-                timer_cancel(g->gc, &g->sync_timer);
-}
-
-struct assignment_node {
-        struct group_map_node node;
-        int32_t index;
-};
-
-/*
- * Gives every member its part of the leader's assignment (the last entry
- * for a member id wins; members without one get an empty assignment).
- * 0, or -ENOMEM with nothing changed.
- */
-static int group_set_assignments(struct group *g, const struct group_assignment *as, int32_t count)
-{
-        int rc = -ENOMEM;
-        struct group_map map = { 0 };
-        struct assignment_node *nodes = calloc((size_t)count + 1, sizeof(*nodes));
-        uint8_t **copies = calloc((size_t)g->member_count + 1, sizeof(*copies));
-        int32_t *lens = calloc((size_t)g->member_count + 1, sizeof(*lens));
-        if (!nodes || !copies || !lens)
-                goto out;
-        for (int32_t i = 0; i < count; i++) {
-                struct kstr key = kstr_or_empty(as[i].member_id);
-                struct group_map_node *n = map_find(&map, key);
-                if (n) {
-                        GROUP_CONTAINER_OF(n, struct assignment_node, node)->index = i;
-                        continue;
-                }
-                nodes[i].node.key = key;
-                nodes[i].index = i;
-                if (map_insert(&map, &nodes[i].node) < 0)
-                        goto out;
-        }
-        int32_t k = 0;
-        for (struct group_member *m = g->members_head; m; m = m->next, k++) {
-                struct group_map_node *n = map_find(&map, m->member_id);
-                if (!n)
-                        continue;
-                struct kbytes a = as[GROUP_CONTAINER_OF(n, struct assignment_node, node)->index].assignment;
-                if (a.len <= 0)
-                        continue;
-                copies[k] = malloc((size_t)a.len);
-                if (!copies[k])
-                        goto out;
-                memcpy(copies[k], a.ptr, (size_t)a.len);
-                lens[k] = a.len;
-        }
-        k = 0;
-        for (struct group_member *m = g->members_head; m; m = m->next, k++) {
-                free((void *)m->assignment.ptr);
-                m->assignment = (struct kbytes){ copies[k], lens[k] };
-                copies[k] = NULL;
-        }
-        rc = 0;
-out:
-        if (copies)
-                for (int32_t i = 0; i < g->member_count; i++)
-                        free(copies[i]);
-        free(copies);
-        free(lens);
-        free(nodes);
-        free(map.buckets);
-        return rc;
-}
-
-void group_sync(struct group_coordinator *gc, const struct group_sync_request *rq, struct group_sync_waiter *w)
-{
-        assert(gc && rq && w && w->done);
-        assert(rq->assignment_count >= 0 && (rq->assignment_count == 0 || rq->assignments));
-        struct kstr member_id = kstr_or_empty(rq->member_id);
-        if (kstr_is_empty(rq->group_id)) {
-                sync_answer_error(w, KAFKA_INVALID_GROUP_ID);
-                return;
-        }
-        struct group *g = group_find(gc, rq->group_id);
-        if (!g || g->member_count == 0) {
-                sync_answer_error(w, KAFKA_UNKNOWN_MEMBER_ID);
-                return;
-        }
-        int16_t err = validate_member(g, member_id, rq->group_instance_id);
-        if (err == KAFKA_NONE && rq->generation_id != g->generation_id)
-                err = KAFKA_ILLEGAL_GENERATION;
-        if (err == KAFKA_NONE && (is_protocol_inconsistent(rq->protocol_type, g->protocol_type) ||
-                                  is_protocol_inconsistent(rq->protocol_name, g->protocol_name)))
-                err = KAFKA_INCONSISTENT_GROUP_PROTOCOL;
-        if (err != KAFKA_NONE) {
-                sync_answer_error(w, err);
-                return;
-        }
-        struct group_member *m = group_find_member(g, member_id);
-        assert(m);
-        switch (g->state) {
-        case GROUP_PREPARING_REBALANCE:
-                sync_answer_error(w, KAFKA_REBALANCE_IN_PROGRESS);
-                break;
-        case GROUP_COMPLETING_REBALANCE:
-                if (m->sync_waiter)
-                        member_fail_sync(m, KAFKA_REBALANCE_IN_PROGRESS);       /* the newer wins */
-                m->sync_waiter = w;
-                remove_pending_sync(g, m);
-                if (m != g->leader)
-                        break;          /* waits for the leader's assignment */
-                log_info("Assignment received from leader %s for group %s for generation %d; the group has %d "
-                         "members", m->member_id.ptr, g->id.ptr, g->generation_id, g->member_count);
-                if (group_set_assignments(g, rq->assignments, rq->assignment_count) < 0) {
-                        log_error("group coordinator: out of memory storing the assignment of group %s",
-                                  g->id.ptr);
-                        reset_and_propagate_assignment_with_error(g, KAFKA_COORDINATOR_NOT_AVAILABLE);
-                        maybe_prepare_rebalance_or_complete_join(g, "error storing the group assignment", KSTR_NULL);
-                        break;
-                }
-                if (!gc->persist) {
-                        propagate_assignment(g, KAFKA_NONE);
-                        group_transition(g, GROUP_STABLE);
-                        break;
-                }
-                /* Kafka's storeGroup: the members get the assignment once
-                 * it is durable (group_sync_stored). */
-                g->is_storing_assignment = true;
-                gc->persist(gc->persist_ctx, g, false, true);
-                break;
-        case GROUP_STABLE: {
-                remove_pending_sync(g, m);
-                struct group_sync_result res = {
-                        .error_code = KAFKA_NONE,
-                        .protocol_type = g->protocol_type,
-                        .protocol_name = g->protocol_name,
-                        .assignment = m->assignment,
-                };
-                w->done(w, &res);
-                break;
-        }
-        case GROUP_EMPTY:
-        case GROUP_DEAD:
-                assert(!"a group with members is never Empty or Dead");
-                sync_answer_error(w, KAFKA_UNKNOWN_MEMBER_ID);
-                break;
-        }
-        group_check(g);
-}
-
-/* ---- Heartbeat ---- */
-
-int16_t group_heartbeat(struct group_coordinator *gc, struct kstr group_id, struct kstr member_id,
-                        struct kstr group_instance_id, int32_t generation_id)
-{
-        assert(gc);
-        if (kstr_is_empty(group_id))
-                return KAFKA_INVALID_GROUP_ID;
-        struct group *g = group_find(gc, group_id);
-        if (!g)
-                return KAFKA_UNKNOWN_MEMBER_ID;
-        member_id = kstr_or_empty(member_id);
-        int16_t err = validate_member(g, member_id, group_instance_id);
-        if (err != KAFKA_NONE)
-                return err;
-        if (generation_id != g->generation_id)
-                return KAFKA_ILLEGAL_GENERATION;
-        struct group_member *m = group_find_member(g, member_id);
-        assert(m);
-        switch (g->state) {
-        case GROUP_PREPARING_REBALANCE:
-                schedule_heartbeat(g, m, m->session_timeout_ms);
-                return KAFKA_REBALANCE_IN_PROGRESS;
-        case GROUP_COMPLETING_REBALANCE:
-        case GROUP_STABLE:
-                /* Members may heartbeat between their JoinGroup answer and
-                 * their SyncGroup: a heartbeat like any other. */
-                schedule_heartbeat(g, m, m->session_timeout_ms);
-                return KAFKA_NONE;
-        case GROUP_EMPTY:
-        case GROUP_DEAD:
-                break;
-        }
-        return KAFKA_UNKNOWN_MEMBER_ID;
-}
-
-/* ---- LeaveGroup ---- */
-
-int16_t group_leave(struct group_coordinator *gc, struct kstr group_id, struct group_leave_member *members,
-                    int32_t member_count)
-{
-        assert(gc && member_count >= 0 && (member_count == 0 || members));
-        if (kstr_is_empty(group_id))
-                return KAFKA_INVALID_GROUP_ID;
-        struct group *g = group_find(gc, group_id);
-        if (!g) {
-                for (int32_t i = 0; i < member_count; i++)
-                        members[i].error_code = KAFKA_UNKNOWN_MEMBER_ID;
-                return KAFKA_NONE;
-        }
-        int32_t left = 0;
-        for (int32_t i = 0; i < member_count; i++) {
-                struct group_leave_member *lm = &members[i];
-                struct kstr member_id = kstr_or_empty(lm->member_id);
-                lm->error_code = KAFKA_NONE;
-                if (member_id.len == 0) {
-                        /* An administrator removing a static member by its
-                         * instance id (kafka-consumer-groups --delete etc). */
-                        struct group_member *sm = kstr_is_null(lm->group_instance_id) ? NULL :
-                                                  find_static_member(g, lm->group_instance_id);
-                        if (!sm) {
-                                lm->error_code = KAFKA_UNKNOWN_MEMBER_ID;
-                                continue;
-                        }
-                        log_info("Member %s has left group %s through an explicit LeaveGroup request",
-                                 sm->member_id.ptr, g->id.ptr);
-                        group_remove_member(g, sm, KAFKA_UNKNOWN_MEMBER_ID);
-                        left++;
-                        continue;
-                }
-                struct group_pending_member *pm = find_pending_member(g, member_id);
-                if (pm) {
-                        pending_free(g, pm);
-                        left++;
-                        continue;
-                }
-                int16_t err = validate_member(g, member_id, lm->group_instance_id);
-                if (err != KAFKA_NONE) {
-                        lm->error_code = err;
-                        continue;
-                }
-                log_info("Member %.*s has left group %s through an explicit LeaveGroup request", member_id.len,
-                         member_id.ptr, g->id.ptr);
-                group_remove_member(g, group_find_member(g, member_id), KAFKA_UNKNOWN_MEMBER_ID);
-                left++;
-        }
-        if (left > 0) {
-                if (g->state == GROUP_STABLE || g->state == GROUP_COMPLETING_REBALANCE)
-                        maybe_prepare_rebalance_or_complete_join(g, "explicit LeaveGroup request", KSTR_NULL);
-                else if (g->state == GROUP_PREPARING_REBALANCE)
-                        maybe_complete_join_phase(g);
-        }
-        group_check(g);
-        return KAFKA_NONE;
-}
-
-/* ---- DeleteGroups ---- */
-
-int16_t group_delete(struct group_coordinator *gc, struct kstr group_id)
-{
-        struct group *g = group_find(gc, group_id);
-        if (!g)
-                return KAFKA_GROUP_ID_NOT_FOUND;
-        if (g->state != GROUP_EMPTY)
-                return KAFKA_NON_EMPTY_GROUP;
-        if (g->offsets) {
-                if (gc->release_offsets)
-                        gc->release_offsets(gc->release_ctx, g);
-                g->offsets = NULL;
-        }
-        log_info("Group %s deleted", g->id.ptr);
-        group_persist(g, true);
-        group_free(g);
-        return KAFKA_NONE;
-}
-
-/* ---- offsets ---- */
-
-int16_t group_validate_offset_commit(const struct group *g, struct kstr member_id, struct kstr group_instance_id,
-                                     int32_t generation_id, bool is_transactional)
-{
-        assert(g);
-        member_id = kstr_or_empty(member_id);
-        if (g->state == GROUP_DEAD)
-                return KAFKA_COORDINATOR_NOT_AVAILABLE;
-        /* Generation -1: the admin client, or a consumer that assigns its
-         * own partitions; it may commit while nobody is in the group. */
-        if (generation_id < 0 && g->state == GROUP_EMPTY)
-                return KAFKA_NONE;
-        if (generation_id >= 0 || member_id.len > 0 || !kstr_is_null(group_instance_id)) {
-                int16_t err = validate_member(g, member_id, group_instance_id);
-                if (err != KAFKA_NONE)
-                        return err;
-                if (generation_id != g->generation_id)
-                        return KAFKA_ILLEGAL_GENERATION;
-        } else if (!is_transactional && g->state != GROUP_EMPTY) {
-                /* OffsetCommit v0 (no member, no generation) only into an
-                 * empty group. */
-                return KAFKA_UNKNOWN_MEMBER_ID;
-        }
-        /* The member knows the new generation but has not synced yet. */
-        if (!is_transactional && g->state == GROUP_COMPLETING_REBALANCE)
-                return KAFKA_REBALANCE_IN_PROGRESS;
-        return KAFKA_NONE;
-}
-
-struct group *group_get_or_create(struct group_coordinator *gc, struct kstr group_id, int16_t *error_code)
-{
-        if (kstr_is_empty(group_id)) {
-                *error_code = KAFKA_INVALID_GROUP_ID;
-                return NULL;
-        }
-        struct group *g = group_find(gc, group_id);
-        if (g)
-                return g;
-        return group_new(gc, group_id, error_code);
-}
-
-void group_offsets_released(struct group *g)
-{
-        assert(!g->offsets);
-        if (g->state == GROUP_EMPTY && !g->expiry_timer)
-                group_arm_expiry(g);
 }
 
 /* ---- the coordinator ---- */
@@ -1927,7 +1171,7 @@ void group_coordinator_destroy(struct group_coordinator *gc)
                 g->offsets = NULL;      /* the offsets store tears down its own */
                 group_free(g);
         }
-        map_free(&gc->groups);
+        group_map_free(&gc->groups);
         free(gc);
 }
 
@@ -1940,7 +1184,7 @@ void group_coordinator_unload(struct group_coordinator *gc, int16_t error_code)
                         if (m->join_waiter)
                                 member_fail_join(g, m, error_code, m->member_id);
                         if (m->sync_waiter)
-                                member_fail_sync(m, error_code);
+                                group_member_fail_sync(m, error_code);
                 }
                 g->offsets = NULL;
                 group_free(g);
@@ -1951,98 +1195,6 @@ void group_coordinator_set_offsets_release(struct group_coordinator *gc, group_o
 {
         gc->release_offsets = fn;
         gc->release_ctx = ctx;
-}
-
-/* Kafka's GroupMetadataManager.storeGroup: what a failed append means to
- * the members. */
-static int16_t store_error_of(int16_t log_error)
-{
-        switch (log_error) {
-        case KAFKA_UNKNOWN_TOPIC_OR_PARTITION:
-        case KAFKA_NOT_ENOUGH_REPLICAS:
-        case KAFKA_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-                return KAFKA_COORDINATOR_NOT_AVAILABLE;
-        case KAFKA_NOT_LEADER_OR_FOLLOWER:
-        case KAFKA_KAFKA_STORAGE_ERROR:
-                return KAFKA_NOT_COORDINATOR;
-        case KAFKA_REQUEST_TIMED_OUT:
-                return KAFKA_REBALANCE_IN_PROGRESS;
-        case KAFKA_MESSAGE_TOO_LARGE:
-        case KAFKA_RECORD_LIST_TOO_LARGE:
-        case KAFKA_INVALID_FETCH_SIZE:
-                return KAFKA_UNKNOWN_SERVER_ERROR;
-        default:
-                return log_error;
-        }
-}
-
-void group_sync_stored(struct group_coordinator *gc, struct kstr group_id, int32_t generation_id,
-                       int16_t error_code)
-{
-        struct group *g = group_find(gc, group_id);
-        if (!g || !g->is_storing_assignment || g->state != GROUP_COMPLETING_REBALANCE ||
-            g->generation_id != generation_id)
-                return;
-        g->is_storing_assignment = false;
-        if (error_code != KAFKA_NONE) {
-                log_warn("Group %s: storing the assignment of generation %d failed (%s); rebalancing", g->id.ptr,
-                         generation_id, kafka_error_name(error_code));
-                reset_and_propagate_assignment_with_error(g, store_error_of(error_code));
-                maybe_prepare_rebalance_or_complete_join(g, "error storing the group assignment", KSTR_NULL);
-                group_check(g);
-                return;
-        }
-        propagate_assignment(g, KAFKA_NONE);
-        group_transition(g, GROUP_STABLE);
-        group_check(g);
-}
-
-void group_coordinator_set_persist(struct group_coordinator *gc, group_persist_fn fn, void *ctx)
-{
-        gc->persist = fn;
-        gc->persist_ctx = ctx;
-}
-
-int group_restore(struct group_coordinator *gc, struct kstr group_id, struct kstr protocol_type,
-                  int32_t generation_id, int64_t state_timestamp_ms)
-{
-        if (kstr_is_empty(group_id))
-                return 0;
-        struct group *g = group_find(gc, group_id);
-        if (!g) {
-                int16_t err = KAFKA_NONE;
-                g = group_new(gc, group_id, &err);
-                if (!g)
-                        return err == KAFKA_COORDINATOR_NOT_AVAILABLE && gc->groups.count >= GROUP_COUNT_MAX ?
-                                       0 : -ENOMEM;
-        }
-        if (g->state != GROUP_EMPTY || g->member_count > 0)
-                return 0;
-        struct kstr type = KSTR_NULL;
-        if (!kstr_is_empty(protocol_type) && !kstr_dup(&type, protocol_type))
-                return -ENOMEM;
-        kstr_free(&g->protocol_type);
-        g->protocol_type = type;
-        kstr_free(&g->protocol_name);
-        g->generation_id = generation_id;
-        if (state_timestamp_ms >= 0)
-                g->state_timestamp_ms = state_timestamp_ms;
-        group_check(g);
-        return 0;
-}
-
-void group_restore_tombstone(struct group_coordinator *gc, struct kstr group_id)
-{
-        struct group *g = group_find(gc, group_id);
-        if (!g || g->state != GROUP_EMPTY || g->member_count > 0 || g->pending_members.count > 0)
-                return;
-        if (!g->offsets) {
-                group_free(g);
-                return;
-        }
-        kstr_free(&g->protocol_type);
-        kstr_free(&g->protocol_name);
-        g->generation_id = 0;
 }
 
 uint32_t group_coordinator_group_count(const struct group_coordinator *gc)
@@ -2062,6 +1214,6 @@ struct group *group_coordinator_next(const struct group *g)
 
 struct group *group_find(const struct group_coordinator *gc, struct kstr group_id)
 {
-        struct group_map_node *n = map_find(&gc->groups, group_id);
+        struct group_map_node *n = group_map_find(&gc->groups, group_id);
         return n ? GROUP_CONTAINER_OF(n, struct group, node) : NULL;
 }

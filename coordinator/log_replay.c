@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../protocol/compress.h"
 #include "../protocol/record_batch.h"
 
 void log_replay_init(struct log_replay *l, struct partition *p, size_t scratch_bytes)
@@ -112,4 +113,23 @@ int log_replay_step(struct log_replay *l, struct partition *p, uint32_t step_byt
                 done_bytes += read_bytes;
         }
         return l->next_offset < l->end_offset ? 1 : 0;
+}
+
+int log_replay_open_records(const uint8_t *batch, size_t len, const struct record_batch_header *h,
+                            size_t records_bytes_max, struct arena *scratch, struct record_iter *it)
+{
+        if (record_batch_compute_crc(batch, len) != h->crc)
+                return -EBADMSG;
+        int codec = record_batch_codec(h);
+        if (codec == RECORD_BATCH_CODEC_NONE)
+                return record_iter_init(it, batch, len) == 0 ? 0 : -EBADMSG;
+        uint8_t *records;
+        size_t records_bytes;
+        int rc = compress_decode((enum compress_codec)codec, batch + RECORD_BATCH_HEADER_BYTES,
+                                 len - RECORD_BATCH_HEADER_BYTES, records_bytes_max, scratch, &records,
+                                 &records_bytes);
+        if (rc < 0)
+                return rc == -ENOMEM ? -ENOMEM : -EBADMSG;
+        record_iter_init_records(it, h, records, records_bytes);
+        return 0;
 }

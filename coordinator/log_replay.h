@@ -18,6 +18,7 @@
 
 #include "../log/partition.h"
 #include "../protocol/arena.h"
+#include "../protocol/record_batch.h"
 
 /* One batch of the log, whose records at or past from_offset are new to
  * the caller; scratch is reset after each batch. Returns 0 or -errno
@@ -41,5 +42,15 @@ void log_replay_init(struct log_replay *l, struct partition *p, size_t scratch_b
  */
 int log_replay_step(struct log_replay *l, struct partition *p, uint32_t step_bytes, log_replay_batch_fn fn,
                     void *ctx);
+
+/*
+ * For a log_replay_batch_fn, once it has framed batch (header h) and wants
+ * its records: checks the batch's CRC and opens it over its records,
+ * decompressed into scratch (at most records_bytes_max bytes). 0,
+ * -EBADMSG (a wrong CRC, records that do not decode or are too large), or
+ * -ENOMEM.
+ */
+int log_replay_open_records(const uint8_t *batch, size_t len, const struct record_batch_header *h,
+                            size_t records_bytes_max, struct arena *scratch, struct record_iter *it);
 
 #endif

@@ -25,11 +25,12 @@
 #include <unistd.h>
 
 #include "../log/partition.h"
-#include "../protocol/compress.h"
 #include "../protocol/gen/group_metadata_key.h"
 #include "../protocol/gen/offset_commit_key.h"
 #include "../protocol/gen/offset_commit_value.h"
 #include "../protocol/record_batch.h"
+#include "batch_build.h"
+#include "version_prefixed.h"
 
 /* ---- name tables ---- */
 
@@ -811,18 +812,13 @@ int offsets_record_encode(const struct offsets_write *w, struct arena *a, struct
         k.group = w->group;
         k.topic = w->topic;
         k.partition = w->partition;
-        int64_t key_bytes = offset_commit_key_size(&k, OFFSETS_RECORD_TYPE_COMMIT);
-        if (key_bytes < 0)
-                return -EINVAL;
-        uint8_t *key = arena_alloc(a, 2 + (size_t)key_bytes);
-        if (!key)
-                return -ENOMEM;
         struct kwriter kw;
-        kw_init(&kw, key, 2 + (size_t)key_bytes);
-        kw_i16(&kw, OFFSETS_RECORD_TYPE_COMMIT);
+        int rc = version_prefixed_begin(a, OFFSETS_RECORD_TYPE_COMMIT,
+                                        offset_commit_key_size(&k, OFFSETS_RECORD_TYPE_COMMIT), &kw);
+        if (rc < 0)
+                return rc;
         offset_commit_key_encode(&kw, &k, OFFSETS_RECORD_TYPE_COMMIT);
-        assert(kw.p == key + 2 + key_bytes);
-        *key_out = (struct kbytes){ key, (int32_t)(2 + key_bytes) };
+        *key_out = version_prefixed_end(&kw);
         if (w->is_tombstone) {
                 *value_out = KBYTES_NULL;
                 return 0;
@@ -837,17 +833,11 @@ int offsets_record_encode(const struct offsets_write *w, struct arena *a, struct
         v.expire_timestamp = w->value.expire_timestamp_ms;
         int16_t version = w->value.expire_timestamp_ms != OFFSETS_NO_TIMESTAMP ? OFFSETS_VALUE_VERSION_WITH_EXPIRE :
                                                                                   OFFSETS_VALUE_VERSION;
-        int64_t value_bytes = offset_commit_value_size(&v, version);
-        if (value_bytes < 0)
-                return -EINVAL;
-        uint8_t *value = arena_alloc(a, 2 + (size_t)value_bytes);
-        if (!value)
-                return -ENOMEM;
-        kw_init(&kw, value, 2 + (size_t)value_bytes);
-        kw_i16(&kw, version);
+        rc = version_prefixed_begin(a, version, offset_commit_value_size(&v, version), &kw);
+        if (rc < 0)
+                return rc;
         offset_commit_value_encode(&kw, &v, version);
-        assert(kw.p == value + 2 + value_bytes);
-        *value_out = (struct kbytes){ value, (int32_t)(2 + value_bytes) };
+        *value_out = version_prefixed_end(&kw);
         return 0;
 }
 
@@ -925,17 +915,7 @@ int offsets_txn_batch_build(const struct offsets_write *writes, uint32_t count, 
                 spec.producer_epoch = producer->producer_epoch;
                 spec.base_sequence = producer->base_sequence;
         }
-        size_t size = record_batch_encoded_size(&spec);
-        if (size == SIZE_MAX)
-                return -EINVAL;
-        uint8_t *batch = arena_alloc(a, size);
-        if (!batch)
-                return -ENOMEM;
-        size_t written = record_batch_encode(&spec, batch, size);
-        assert(written == size);
-        *batch_out = batch;
-        *len_out = written;
-        return 0;
+        return batch_build(&spec, a, batch_out, len_out);
 }
 
 int offsets_group_record_encode(const struct offsets_group_record *r, struct arena *a, struct kbytes *key_out,
@@ -944,33 +924,25 @@ int offsets_group_record_encode(const struct offsets_group_record *r, struct are
         struct group_metadata_key k;
         group_metadata_key_init(&k);
         k.group = r->group;
-        int64_t key_bytes = group_metadata_key_size(&k, OFFSETS_RECORD_TYPE_GROUP_METADATA);
-        if (key_bytes < 0 || r->group.len < 0)
+        if (r->group.len < 0)
                 return -EINVAL;
-        uint8_t *key = arena_alloc(a, 2 + (size_t)key_bytes);
-        if (!key)
-                return -ENOMEM;
         struct kwriter kw;
-        kw_init(&kw, key, 2 + (size_t)key_bytes);
-        kw_i16(&kw, OFFSETS_RECORD_TYPE_GROUP_METADATA);
+        int rc = version_prefixed_begin(a, OFFSETS_RECORD_TYPE_GROUP_METADATA,
+                                        group_metadata_key_size(&k, OFFSETS_RECORD_TYPE_GROUP_METADATA), &kw);
+        if (rc < 0)
+                return rc;
         group_metadata_key_encode(&kw, &k, OFFSETS_RECORD_TYPE_GROUP_METADATA);
-        assert(kw.p == key + 2 + key_bytes);
-        *key_out = (struct kbytes){ key, (int32_t)(2 + key_bytes) };
+        *key_out = version_prefixed_end(&kw);
         if (r->is_tombstone) {
                 *value_out = KBYTES_NULL;
                 return 0;
         }
-        int64_t value_bytes = group_metadata_value_size(&r->value, OFFSETS_GROUP_VALUE_VERSION);
-        if (value_bytes < 0 || value_bytes > INT32_MAX - 2)
-                return -EINVAL;
-        uint8_t *value = arena_alloc(a, 2 + (size_t)value_bytes);
-        if (!value)
-                return -ENOMEM;
-        kw_init(&kw, value, 2 + (size_t)value_bytes);
-        kw_i16(&kw, OFFSETS_GROUP_VALUE_VERSION);
+        rc = version_prefixed_begin(a, OFFSETS_GROUP_VALUE_VERSION,
+                                    group_metadata_value_size(&r->value, OFFSETS_GROUP_VALUE_VERSION), &kw);
+        if (rc < 0)
+                return rc;
         group_metadata_value_encode(&kw, &r->value, OFFSETS_GROUP_VALUE_VERSION);
-        assert(kw.p == value + 2 + value_bytes);
-        *value_out = (struct kbytes){ value, (int32_t)(2 + value_bytes) };
+        *value_out = version_prefixed_end(&kw);
         return 0;
 }
 
@@ -1019,17 +991,7 @@ int offsets_group_batch_build(const struct offsets_group_record *r, int64_t now_
         rec->timestamp_ms = now_ms;
         struct record_batch_spec spec;
         record_batch_spec_init(&spec, rec, 1);
-        size_t size = record_batch_encoded_size(&spec);
-        if (size == SIZE_MAX)
-                return -EINVAL;
-        uint8_t *batch = arena_alloc(a, size);
-        if (!batch)
-                return -ENOMEM;
-        size_t written = record_batch_encode(&spec, batch, size);
-        assert(written == size);
-        *batch_out = batch;
-        *len_out = written;
-        return 0;
+        return batch_build(&spec, a, batch_out, len_out);
 }
 
 int64_t offsets_metadata_length(struct kstr metadata)
@@ -1136,27 +1098,11 @@ int offsets_store_replay_batch(struct offsets_store *s, const uint8_t *batch, si
         if (record_batch_is_control(&h))
                 return replay_control_batch(s, &h, batch, len, stats);
         int64_t producer_id = record_batch_is_transactional(&h) ? h.producer_id : -1;
-        if (record_batch_compute_crc(batch, len) != h.crc)
-                return -EBADMSG;
         struct record_iter it;
-        int codec = record_batch_codec(&h);
-        if (codec == RECORD_BATCH_CODEC_NONE) {
-                if (record_iter_init(&it, batch, len) != 0)
-                        return -EBADMSG;
-        } else {
-                uint8_t *records;
-                size_t records_bytes;
-                int rc = compress_decode((enum compress_codec)codec, batch + RECORD_BATCH_HEADER_BYTES,
-                                         len - RECORD_BATCH_HEADER_BYTES, OFFSETS_REPLAY_RECORDS_BYTES_MAX,
-                                         scratch, &records, &records_bytes);
-                if (rc == -ENOMEM)
-                        return -ENOMEM;
-                if (rc < 0)
-                        return -EBADMSG;
-                record_iter_init_records(&it, &h, records, records_bytes);
-        }
+        int rc = log_replay_open_records(batch, len, &h, OFFSETS_REPLAY_RECORDS_BYTES_MAX, scratch, &it);
+        if (rc < 0)
+                return rc;
         struct record_view rec;
-        int rc = 0;
         while (rc == 0 && record_iter_next(&it, &rec)) {
                 if (rec.offset < from_offset)
                         continue;

@@ -1,6 +1,7 @@
 /*
  * txn.c - the transaction coordinator of one __transaction_state
- * partition; see txn.h for the contract.
+ * partition; see txn.h for the contract. Its records and their load are
+ * in txn_log.c, the partition sets of transactions in txn_pset.c.
  *
  * Kafka behaviour followed (core/.../coordinator/transaction/):
  *   - TransactionMetadata: a transactional id has a current state and at
@@ -50,267 +51,13 @@
 #include "../protocol/gen/transaction_log_key.h"
 #include "../protocol/gen/transaction_log_value.h"
 #include "../protocol/record_batch.h"
-
-/* Kafka's TransactionMetadata.isEpochExhausted: epochs stop one short of
- * Short.MaxValue so that a fence always has an epoch left. */
-#define TXN_EPOCH_EXHAUSTED (INT16_MAX - 1)
+#include "txn_internal.h"
 
 #define TXN_BUCKETS_MIN 16u
-#define TXN_REPLAY_RECORDS_BYTES_MAX (64u << 20)
-
-/* ---- partition sets ---- */
-
-struct txn_ptopic {
-        char *name;                     /* owned, NUL-terminated */
-        int32_t name_len;
-        int32_t *ids;                   /* sorted, distinct */
-        uint32_t count;
-        uint32_t cap;
-};
-
-struct txn_pset {
-        struct txn_ptopic *topics;      /* in insertion order; none has count 0 */
-        uint32_t topic_count;
-        uint32_t topic_cap;
-        uint32_t count;                 /* partitions over all topics */
-};
-
-static void pset_clear(struct txn_pset *s)
-{
-        for (uint32_t i = 0; i < s->topic_count; i++) {
-                free(s->topics[i].name);
-                free(s->topics[i].ids);
-        }
-        s->topic_count = 0;
-        s->count = 0;
-}
-
-static void pset_free(struct txn_pset *s)
-{
-        pset_clear(s);
-        free(s->topics);
-        memset(s, 0, sizeof(*s));
-}
-
-static struct txn_ptopic *pset_find_topic(const struct txn_pset *s, struct kstr topic)
-{
-        for (uint32_t i = 0; i < s->topic_count; i++)
-                if (kstr_eq((struct kstr){ s->topics[i].name, s->topics[i].name_len }, topic))
-                        return &s->topics[i];
-        return NULL;
-}
-
-/* The index of id in t, or where it goes (*found false). */
-static uint32_t ptopic_search(const struct txn_ptopic *t, int32_t id, bool *found)
-{
-        uint32_t lo = 0, hi = t->count;
-        while (lo < hi) {
-                uint32_t mid = lo + (hi - lo) / 2;
-                if (t->ids[mid] < id)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        *found = lo < t->count && t->ids[lo] == id;
-        return lo;
-}
-
-static bool pset_contains(const struct txn_pset *s, struct kstr topic, int32_t id)
-{
-        const struct txn_ptopic *t = pset_find_topic(s, topic);
-        bool found = false;
-        if (t)
-                ptopic_search(t, id, &found);
-        return found;
-}
-
-/* Adds (topic, id); 0 (also when present) or -ENOMEM. */
-static int pset_add(struct txn_pset *s, struct kstr topic, int32_t id)
-{
-        assert(topic.len >= 0);
-        struct txn_ptopic *t = pset_find_topic(s, topic);
-        if (!t) {
-                if (s->topic_count == s->topic_cap) {
-                        uint32_t cap = s->topic_cap ? s->topic_cap * 2 : 4;
-                        struct txn_ptopic *topics = realloc(s->topics, cap * sizeof(*topics));
-                        if (!topics)
-                                return -ENOMEM;
-                        s->topics = topics;
-                        s->topic_cap = cap;
-                }
-                char *name = malloc((size_t)topic.len + 1);
-                if (!name)
-                        return -ENOMEM;
-                memcpy(name, topic.ptr, (size_t)topic.len);
-                name[topic.len] = '\0';
-                t = &s->topics[s->topic_count++];
-                *t = (struct txn_ptopic){ .name = name, .name_len = topic.len };
-        }
-        bool found;
-        uint32_t at = ptopic_search(t, id, &found);
-        if (found)
-                return 0;
-        if (t->count == t->cap) {
-                uint32_t cap = t->cap ? t->cap * 2 : 4;
-                int32_t *ids = realloc(t->ids, cap * sizeof(*ids));
-                if (!ids) {
-                        if (t->count == 0) {    /* a topic just made: undo it */
-                                free(t->name);
-                                s->topic_count--;
-                        }
-                        return -ENOMEM;
-                }
-                t->ids = ids;
-                t->cap = cap;
-        }
-        memmove(&t->ids[at + 1], &t->ids[at], (t->count - at) * sizeof(*t->ids));
-        t->ids[at] = id;
-        t->count++;
-        s->count++;
-        return 0;
-}
-
-static void pset_remove(struct txn_pset *s, struct kstr topic, int32_t id)
-{
-        struct txn_ptopic *t = pset_find_topic(s, topic);
-        bool found = false;
-        uint32_t at = t ? ptopic_search(t, id, &found) : 0;
-        if (!found)
-                return;
-        memmove(&t->ids[at], &t->ids[at + 1], (t->count - at - 1) * sizeof(*t->ids));
-        t->count--;
-        s->count--;
-        if (t->count == 0) {
-                free(t->name);
-                free(t->ids);
-                uint32_t i = (uint32_t)(t - s->topics);
-                memmove(&s->topics[i], &s->topics[i + 1], (s->topic_count - i - 1) * sizeof(*t));
-                s->topic_count--;
-        }
-}
-
-/* Adds every partition of from; 0 or -ENOMEM (s then holds some of them). */
-static int pset_add_all(struct txn_pset *s, const struct txn_pset *from)
-{
-        for (uint32_t i = 0; i < from->topic_count; i++) {
-                const struct txn_ptopic *t = &from->topics[i];
-                for (uint32_t j = 0; j < t->count; j++) {
-                        int rc = pset_add(s, (struct kstr){ t->name, t->name_len }, t->ids[j]);
-                        if (rc < 0)
-                                return rc;
-                }
-        }
-        return 0;
-}
-
-static int cmp_int32(const void *a, const void *b)
-{
-        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-        return (x > y) - (x < y);
-}
-
-/* The union of a and b (b may be NULL) as request-shaped topics in arena
- * memory, partitions sorted. 0 or -ENOMEM. */
-static int pset_export(const struct txn_pset *a, const struct txn_pset *b, struct arena *ar,
-                       struct txn_topic_partitions **out, int32_t *count_out)
-{
-        uint32_t max = a->topic_count + (b ? b->topic_count : 0);
-        struct txn_topic_partitions *topics = arena_calloc(ar, max ? max : 1, sizeof(*topics));
-        if (!topics)
-                return -ENOMEM;
-        uint32_t n = 0;
-        for (int pass = 0; pass < 2; pass++) {
-                const struct txn_pset *s = pass == 0 ? a : b;
-                for (uint32_t i = 0; s && i < s->topic_count; i++) {
-                        const struct txn_ptopic *t = &s->topics[i];
-                        struct kstr name = { t->name, t->name_len };
-                        if (pass == 1 && pset_find_topic(a, name))
-                                continue;       /* merged in pass 0 */
-                        const struct txn_ptopic *other = pass == 0 && b ? pset_find_topic(b, name) : NULL;
-                        uint32_t count = t->count + (other ? other->count : 0);
-                        int32_t *ids = arena_alloc(ar, count * sizeof(*ids));
-                        char *copy = arena_dup(ar, t->name, (size_t)t->name_len + 1);
-                        if (!ids || !copy)
-                                return -ENOMEM;
-                        memcpy(ids, t->ids, t->count * sizeof(*ids));
-                        if (other) {
-                                memcpy(ids + t->count, other->ids, other->count * sizeof(*ids));
-                                qsort(ids, count, sizeof(*ids), cmp_int32);
-                        }
-                        topics[n++] = (struct txn_topic_partitions){ { copy, t->name_len }, (int32_t)count, ids };
-                }
-        }
-        *out = topics;
-        *count_out = (int32_t)n;
-        return 0;
-}
 
 /* ---- transactional ids ---- */
 
 /* What the pending change is for: who gets the answer, what follows. */
-enum txn_op {
-        OP_NONE,
-        OP_INIT,                        /* InitProducerId: Empty */
-        OP_INIT_FENCE,                  /* InitProducerId fencing Ongoing: PrepareAbort */
-        OP_ADD,                         /* AddPartitions/AddOffsets: Ongoing */
-        OP_END,                         /* EndTxn: Prepare* */
-        OP_TIMEOUT_ABORT,               /* timeout: PrepareAbort */
-        OP_COMPLETE,                    /* markers written: Complete* */
-        OP_EXPIRE,                      /* tombstone: Dead */
-};
-
-/* The target of a pending change (Kafka's TxnTransitMetadata). */
-struct txn_transit {
-        enum txn_state state;
-        int64_t producer_id;
-        int16_t producer_epoch;
-        int16_t last_producer_epoch;
-        int32_t timeout_ms;
-        int64_t start_ms;
-        int64_t last_update_ms;
-        struct txn_pset added;          /* OP_ADD: partitions not yet in the transaction */
-};
-
-struct txn_entry {
-        struct txn_entry *hnext;
-        uint64_t hash;
-        struct txn_entry *prev, *next;  /* every id, in creation order */
-        char *id;                       /* owned, NUL-terminated */
-        int32_t id_len;
-
-        /* Current state: what is durable (and what Kafka keeps in memory). */
-        enum txn_state state;
-        int64_t producer_id;
-        int64_t previous_producer_id;
-        int16_t producer_epoch;
-        int16_t last_producer_epoch;
-        int32_t timeout_ms;
-        struct txn_pset partitions;
-        int64_t start_ms;
-        int64_t last_update_ms;
-        bool has_failed_epoch_fence;
-
-        /* The pending change. */
-        bool has_pending;
-        enum txn_op op;
-        struct txn_transit transit;
-        uint64_t append_id;             /* its record is being appended; 0: none */
-        uint64_t markers_id;            /* markers outstanding (pending Complete*); 0: none */
-};
-
-enum txn_phase { PHASE_LOADED, PHASE_LOADING, PHASE_UNLOADED };
-
-struct txn_coordinator {
-        struct txn_config cfg;
-        struct txn_env env;
-        int32_t coordinator_epoch;
-        enum txn_phase phase;
-        struct txn_entry **buckets;
-        uint32_t bucket_count;          /* a power of two */
-        uint32_t count;
-        struct txn_entry *head, *tail;
-        uint64_t next_id;               /* of appends and marker sets */
-};
 
 static const char *const state_names[TXN_STATE_COUNT] = {
         "Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "Dead",
@@ -359,7 +106,7 @@ static void entry_check(const struct txn_entry *e)
         (void)e;
 }
 
-static struct txn_entry *find(const struct txn_coordinator *tc, struct kstr id)
+struct txn_entry *txn_entry_find(const struct txn_coordinator *tc, struct kstr id)
 {
         uint64_t h = id_hash(id);
         for (struct txn_entry *e = tc->buckets[h & (tc->bucket_count - 1)]; e; e = e->hnext)
@@ -384,9 +131,9 @@ static void grow(struct txn_coordinator *tc)
 }
 
 /* A new id in Empty with epoch -1 (Kafka's freshly created metadata). */
-static struct txn_entry *entry_create(struct txn_coordinator *tc, struct kstr id)
+struct txn_entry *txn_entry_create(struct txn_coordinator *tc, struct kstr id)
 {
-        assert(id.len > 0 && !find(tc, id));
+        assert(id.len > 0 && !txn_entry_find(tc, id));
         struct txn_entry *e = calloc(1, sizeof(*e));
         char *copy = malloc((size_t)id.len + 1);
         if (!e || !copy) {
@@ -420,7 +167,7 @@ static struct txn_entry *entry_create(struct txn_coordinator *tc, struct kstr id
         return e;
 }
 
-static void entry_destroy(struct txn_coordinator *tc, struct txn_entry *e)
+void txn_entry_destroy(struct txn_coordinator *tc, struct txn_entry *e)
 {
         struct txn_entry **pp = &tc->buckets[e->hash & (tc->bucket_count - 1)];
         while (*pp != e) {
@@ -437,16 +184,16 @@ static void entry_destroy(struct txn_coordinator *tc, struct txn_entry *e)
         else
                 tc->tail = e->prev;
         tc->count--;
-        pset_free(&e->partitions);
-        pset_free(&e->transit.added);
+        txn_pset_free(&e->partitions);
+        txn_pset_free(&e->transit.added);
         free(e->id);
         free(e);
 }
 
-static void clear_all(struct txn_coordinator *tc)
+void txn_clear_all(struct txn_coordinator *tc)
 {
         while (tc->head)
-                entry_destroy(tc, tc->head);
+                txn_entry_destroy(tc, tc->head);
 }
 
 struct txn_coordinator *txn_coordinator_create(const struct txn_config *cfg, const struct txn_env *env,
@@ -476,7 +223,7 @@ void txn_coordinator_destroy(struct txn_coordinator *tc)
 {
         if (!tc)
                 return;
-        clear_all(tc);
+        txn_clear_all(tc);
         free(tc->buckets);
         free(tc);
 }
@@ -486,171 +233,9 @@ uint32_t txn_coordinator_count(const struct txn_coordinator *tc)
         return tc->count;
 }
 
-/* ---- records ---- */
-
-static int encode_key(struct kstr id, struct arena *a, struct kbytes *out)
-{
-        struct transaction_log_key k;
-        transaction_log_key_init(&k);
-        k.transactional_id = id;
-        int64_t bytes = transaction_log_key_size(&k, TXN_LOG_KEY_VERSION);
-        if (bytes < 0)
-                return -EINVAL;
-        uint8_t *buf = arena_alloc(a, 2 + (size_t)bytes);
-        if (!buf)
-                return -ENOMEM;
-        struct kwriter w;
-        kw_init(&w, buf, 2 + (size_t)bytes);
-        kw_i16(&w, TXN_LOG_KEY_VERSION);
-        transaction_log_key_encode(&w, &k, TXN_LOG_KEY_VERSION);
-        assert(w.p == buf + 2 + bytes);
-        *out = (struct kbytes){ buf, (int32_t)(2 + bytes) };
-        return 0;
-}
-
-/* The value record of e's pending transit (Kafka's valueToBytes). */
-static int encode_value(const struct txn_coordinator *tc, const struct txn_entry *e, struct arena *a,
-                        struct kbytes *out)
-{
-        const struct txn_transit *t = &e->transit;
-        struct transaction_log_value v;
-        transaction_log_value_init(&v);
-        v.producer_id = t->producer_id;
-        v.producer_epoch = t->producer_epoch;
-        v.transaction_timeout_ms = t->timeout_ms;
-        v.transaction_status = (int8_t)t->state;
-        v.transaction_last_update_timestamp_ms = t->last_update_ms;
-        v.transaction_start_timestamp_ms = t->start_ms;
-        if (t->state == TXN_EMPTY) {
-                v.transaction_partitions.count = -1;
-        } else {
-                static const struct txn_pset none;
-                const struct txn_pset *cur = t->state == TXN_ONGOING || t->state == TXN_PREPARE_COMMIT ||
-                                                             t->state == TXN_PREPARE_ABORT ?
-                                                     &e->partitions :
-                                                     &none;
-                struct txn_topic_partitions *topics;
-                int32_t topic_count;
-                int rc = pset_export(cur, t->state == TXN_ONGOING ? &t->added : NULL, a, &topics, &topic_count);
-                if (rc < 0)
-                        return rc;
-                v.transaction_partitions.count = topic_count;
-                v.transaction_partitions.items = arena_calloc(a, topic_count ? (size_t)topic_count : 1,
-                                                              sizeof(*v.transaction_partitions.items));
-                if (!v.transaction_partitions.items)
-                        return -ENOMEM;
-                for (int32_t i = 0; i < topic_count; i++) {
-                        struct transaction_log_value_partitions_schema *p = &v.transaction_partitions.items[i];
-                        transaction_log_value_partitions_schema_init(p);
-                        p->topic = topics[i].topic;
-                        p->partition_ids.count = topics[i].partition_count;
-                        p->partition_ids.items = (int32_t *)topics[i].partitions;
-                }
-        }
-        int16_t version = tc->cfg.transaction_version >= 1 ? 1 : 0;
-        int64_t bytes = transaction_log_value_size(&v, version);
-        if (bytes < 0)
-                return -EINVAL;
-        uint8_t *buf = arena_alloc(a, 2 + (size_t)bytes);
-        if (!buf)
-                return -ENOMEM;
-        struct kwriter w;
-        kw_init(&w, buf, 2 + (size_t)bytes);
-        kw_i16(&w, version);
-        transaction_log_value_encode(&w, &v, version);
-        assert(w.p == buf + 2 + bytes);
-        *out = (struct kbytes){ buf, (int32_t)(2 + bytes) };
-        return 0;
-}
-
-int txn_record_decode(struct kbytes key, struct kbytes value, struct arena *a, struct kstr *transactional_id_out,
-                      struct txn_record_value *value_out)
-{
-        if (key.len < 2)
-                return -EBADMSG;
-        struct kreader r;
-        kr_init(&r, key.ptr, (size_t)key.len);
-        int16_t kv = kr_i16(&r);
-        if (kv != TXN_LOG_KEY_VERSION)
-                return -EBADMSG;
-        struct transaction_log_key k;
-        int rc = transaction_log_key_decode(&r, a, kv, &k);
-        if (rc < 0)
-                return rc;
-        if (kstr_is_null(k.transactional_id))
-                return -EBADMSG;
-        *transactional_id_out = k.transactional_id;
-        if (value.len < 0)
-                return 1;
-        if (value.len < 2)
-                return -EBADMSG;
-        kr_init(&r, value.ptr, (size_t)value.len);
-        int16_t vv = kr_i16(&r);
-        if (vv < TRANSACTION_LOG_VALUE_MIN_VERSION || vv > TRANSACTION_LOG_VALUE_MAX_VERSION)
-                return -EBADMSG;
-        struct transaction_log_value v;
-        rc = transaction_log_value_decode(&r, a, vv, &v);
-        if (rc < 0)
-                return rc;
-        if (v.transaction_status < 0 || v.transaction_status >= TXN_STATE_COUNT)
-                return -EBADMSG;
-        memset(value_out, 0, sizeof(*value_out));
-        value_out->producer_id = v.producer_id;
-        value_out->producer_epoch = v.producer_epoch;
-        value_out->timeout_ms = v.transaction_timeout_ms;
-        value_out->state = (enum txn_state)v.transaction_status;
-        value_out->last_update_ms = v.transaction_last_update_timestamp_ms;
-        value_out->start_ms = v.transaction_start_timestamp_ms;
-        int32_t n = v.transaction_partitions.count > 0 ? v.transaction_partitions.count : 0;
-        value_out->topic_count = n;
-        value_out->topics = arena_calloc(a, n ? (size_t)n : 1, sizeof(*value_out->topics));
-        if (!value_out->topics)
-                return -ENOMEM;
-        for (int32_t i = 0; i < n; i++) {
-                const struct transaction_log_value_partitions_schema *p = &v.transaction_partitions.items[i];
-                if (kstr_is_null(p->topic))
-                        return -EBADMSG;
-                value_out->topics[i].topic = p->topic;
-                value_out->topics[i].partition_count = p->partition_ids.count > 0 ? p->partition_ids.count : 0;
-                value_out->topics[i].partitions = p->partition_ids.items;
-        }
-        return 0;
-}
-
-int txn_batch_build(const struct txn_append *appends, uint32_t count, int64_t now_ms, struct arena *a,
-                    uint8_t **batch_out, size_t *len_out)
-{
-        *batch_out = NULL;
-        *len_out = 0;
-        if (count == 0)
-                return -EINVAL;
-        struct record_spec *records = arena_calloc(a, count, sizeof(*records));
-        if (!records)
-                return -ENOMEM;
-        for (uint32_t i = 0; i < count; i++) {
-                records[i].key = appends[i].key;
-                records[i].value = appends[i].value;
-                records[i].timestamp_ms = now_ms;
-        }
-        struct record_batch_spec spec;
-        record_batch_spec_init(&spec, records, count);
-        size_t size = record_batch_encoded_size(&spec);
-        if (size == SIZE_MAX)
-                return -EINVAL;
-        uint8_t *batch = arena_alloc(a, size);
-        if (!batch)
-                return -ENOMEM;
-        size_t written = record_batch_encode(&spec, batch, size);
-        assert(written == size);
-        (void)written;
-        *batch_out = batch;
-        *len_out = size;
-        return 0;
-}
-
 /* ---- output ---- */
 
-static void out_reset(struct txn_output *out)
+void txn_out_reset(struct txn_output *out)
 {
         memset(out, 0, sizeof(*out));
         out->producer_id = TXN_NO_PRODUCER_ID;
@@ -694,9 +279,9 @@ static int issue_append(struct txn_coordinator *tc, struct txn_entry *e, struct 
 {
         assert(e->has_pending && e->append_id == 0);
         struct kbytes key, value = KBYTES_NULL;
-        int rc = encode_key(entry_id(e), a, &key);
+        int rc = txn_encode_key(entry_id(e), a, &key);
         if (rc == 0 && e->op != OP_EXPIRE)
-                rc = encode_value(tc, e, a, &value);
+                rc = txn_encode_value(tc, e, a, &value);
         struct kstr id = { arena_dup(a, e->id, (size_t)e->id_len + 1), e->id_len };
         if (rc == 0 && !id.ptr)
                 rc = -ENOMEM;
@@ -715,7 +300,7 @@ static int issue_append(struct txn_coordinator *tc, struct txn_entry *e, struct 
 /* Drops e's pending change (Kafka's pendingState = None). */
 static void drop_pending(struct txn_entry *e)
 {
-        pset_free(&e->transit.added);
+        txn_pset_free(&e->transit.added);
         e->has_pending = false;
         e->op = OP_NONE;
         e->append_id = 0;
@@ -770,7 +355,7 @@ static void emit_markers(struct txn_coordinator *tc, struct txn_entry *e, struct
         char *id = m ? arena_dup(a, e->id, (size_t)e->id_len + 1) : NULL;
         struct txn_topic_partitions *topics = NULL;
         int32_t topic_count = 0;
-        if (!id || pset_export(&e->partitions, NULL, a, &topics, &topic_count) < 0) {
+        if (!id || txn_pset_export(&e->partitions, NULL, a, &topics, &topic_count) < 0) {
                 if (m)
                         out->markers_count--;
                 out->is_truncated = true;
@@ -790,8 +375,8 @@ static void emit_markers(struct txn_coordinator *tc, struct txn_entry *e, struct
 
 /* Prepare* is durable: the Complete transition becomes pending while the
  * markers are written (Kafka's prepareComplete + addTxnMarkersToSend). */
-static void start_markers(struct txn_coordinator *tc, struct txn_entry *e, int64_t now_ms, struct arena *a,
-                          struct txn_output *out)
+void txn_start_markers(struct txn_coordinator *tc, struct txn_entry *e, int64_t now_ms, struct arena *a,
+                       struct txn_output *out)
 {
         assert(e->state == TXN_PREPARE_COMMIT || e->state == TXN_PREPARE_ABORT);
         assert(!e->has_pending);
@@ -808,7 +393,7 @@ static void start_markers(struct txn_coordinator *tc, struct txn_entry *e, int64
 
 void txn_collect_markers(struct txn_coordinator *tc, struct arena *a, struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         for (struct txn_entry *e = tc->head; e; e = e->next)
                 if (e->markers_id != 0)
                         emit_markers(tc, e, a, out);
@@ -818,18 +403,18 @@ static struct txn_entry *find_markers(struct txn_coordinator *tc, struct kstr id
 {
         if (tc->phase != PHASE_LOADED || markers_id == 0)
                 return NULL;
-        struct txn_entry *e = find(tc, id);
+        struct txn_entry *e = txn_entry_find(tc, id);
         return e && e->markers_id == markers_id ? e : NULL;
 }
 
 void txn_markers_done(struct txn_coordinator *tc, struct kstr transactional_id, uint64_t markers_id,
                       int64_t now_ms, struct arena *a, struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         struct txn_entry *e = find_markers(tc, transactional_id, markers_id);
         if (!e)
                 return;
-        pset_clear(&e->partitions);
+        txn_pset_clear(&e->partitions);
         emit_markers(tc, e, a, out);
 }
 
@@ -837,11 +422,11 @@ void txn_marker_partition_done(struct txn_coordinator *tc, struct kstr transacti
                                struct kstr topic, int32_t partition, int64_t now_ms, struct arena *a,
                                struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         struct txn_entry *e = find_markers(tc, transactional_id, markers_id);
         if (!e)
                 return;
-        pset_remove(&e->partitions, topic, partition);
+        txn_pset_remove(&e->partitions, topic, partition);
         if (e->partitions.count == 0)
                 emit_markers(tc, e, a, out);
 }
@@ -885,7 +470,7 @@ void txn_init_producer_id(struct txn_coordinator *tc, struct kstr transactional_
                           int64_t producer_id, int16_t producer_epoch, int64_t now_ms, struct arena *a,
                           struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         /* KafkaApis: both or neither of the KIP-360 fields. */
         bool has_expected = producer_id != TXN_NO_PRODUCER_ID || producer_epoch != TXN_NO_PRODUCER_EPOCH;
         if (has_expected && (producer_id == TXN_NO_PRODUCER_ID || producer_epoch == TXN_NO_PRODUCER_EPOCH)) {
@@ -905,7 +490,7 @@ void txn_init_producer_id(struct txn_coordinator *tc, struct kstr transactional_
                 answer(out, err);
                 return;
         }
-        struct txn_entry *e = find(tc, transactional_id);
+        struct txn_entry *e = txn_entry_find(tc, transactional_id);
         if (!e) {
                 if (tc->count >= TXN_COUNT_MAX) {
                         answer(out, KAFKA_COORDINATOR_NOT_AVAILABLE);
@@ -918,7 +503,7 @@ void txn_init_producer_id(struct txn_coordinator *tc, struct kstr transactional_
                         return;
                 }
                 assert(pid >= 0);
-                e = entry_create(tc, transactional_id);
+                e = txn_entry_create(tc, transactional_id);
                 if (!e) {
                         answer(out, KAFKA_UNKNOWN_SERVER_ERROR);
                         return;
@@ -1007,7 +592,7 @@ static struct txn_entry *find_for_producer(const struct txn_coordinator *tc, str
         *err = phase_error(tc);
         if (*err != KAFKA_NONE)
                 return NULL;
-        struct txn_entry *e = find(tc, id);
+        struct txn_entry *e = txn_entry_find(tc, id);
         if (!e || e->producer_id != producer_id)
                 *err = KAFKA_INVALID_PRODUCER_ID_MAPPING;
         else if (e->producer_epoch != producer_epoch)
@@ -1019,7 +604,7 @@ void txn_add_partitions(struct txn_coordinator *tc, struct kstr transactional_id
                         int16_t producer_epoch, const struct txn_topic_partitions *topics, int32_t topic_count,
                         int64_t now_ms, struct arena *a, struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         int16_t err;
         struct txn_entry *e = find_for_producer(tc, transactional_id, producer_id, producer_epoch, &err);
         if (!e) {
@@ -1036,11 +621,11 @@ void txn_add_partitions(struct txn_coordinator *tc, struct kstr transactional_id
         for (int32_t i = 0; i < topic_count; i++) {
                 for (int32_t j = 0; j < topics[i].partition_count; j++) {
                         int32_t p = topics[i].partitions[j];
-                        if (pset_contains(&e->partitions, topics[i].topic, p))
+                        if (txn_pset_contains(&e->partitions, topics[i].topic, p))
                                 continue;
                         if (e->partitions.count + t.added.count >= TXN_PARTITIONS_MAX ||
-                            pset_add(&t.added, topics[i].topic, p) < 0) {
-                                pset_free(&t.added);
+                            txn_pset_add(&t.added, topics[i].topic, p) < 0) {
+                                txn_pset_free(&t.added);
                                 answer(out, KAFKA_UNKNOWN_SERVER_ERROR);
                                 return;
                         }
@@ -1068,8 +653,8 @@ int16_t txn_verify_partitions(const struct txn_coordinator *tc, struct kstr tran
                         if (err != KAFKA_NONE)
                                 errors_out[n++] = err;
                         else
-                                errors_out[n++] = pset_contains(&e->partitions, topics[i].topic,
-                                                                topics[i].partitions[j]) ?
+                                errors_out[n++] = txn_pset_contains(&e->partitions, topics[i].topic,
+                                                                    topics[i].partitions[j]) ?
                                                           KAFKA_NONE :
                                                           KAFKA_TRANSACTION_ABORTABLE;
                 }
@@ -1094,7 +679,7 @@ void txn_add_offsets(struct txn_coordinator *tc, struct kstr transactional_id, i
 void txn_end(struct txn_coordinator *tc, struct kstr transactional_id, int64_t producer_id, int16_t producer_epoch,
              bool is_commit, int64_t now_ms, struct arena *a, struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         if (transactional_id.len <= 0) {
                 answer(out, KAFKA_INVALID_REQUEST);
                 return;
@@ -1104,7 +689,7 @@ void txn_end(struct txn_coordinator *tc, struct kstr transactional_id, int64_t p
                 answer(out, err);
                 return;
         }
-        struct txn_entry *e = find(tc, transactional_id);
+        struct txn_entry *e = txn_entry_find(tc, transactional_id);
         if (!e || e->producer_id != producer_id) {
                 answer(out, KAFKA_INVALID_PRODUCER_ID_MAPPING);
                 return;
@@ -1188,7 +773,7 @@ static void complete_transition(struct txn_entry *e)
         case TXN_ONGOING:
                 assert(t->producer_epoch == e->producer_epoch && t->producer_id == e->producer_id);
                 e->start_ms = t->start_ms;
-                if (pset_add_all(&e->partitions, &t->added) < 0)
+                if (txn_pset_add_all(&e->partitions, &t->added) < 0)
                         abort();        /* see txn_append_done: reserved before */
                 break;
         case TXN_PREPARE_COMMIT:
@@ -1199,7 +784,7 @@ static void complete_transition(struct txn_entry *e)
         case TXN_COMPLETE_ABORT:
                 assert(t->start_ms != -1);
                 e->start_ms = t->start_ms;
-                pset_clear(&e->partitions);
+                txn_pset_clear(&e->partitions);
                 break;
         case TXN_DEAD:
         case TXN_PREPARE_EPOCH_FENCE:
@@ -1213,8 +798,8 @@ static void complete_transition(struct txn_entry *e)
 void txn_append_done(struct txn_coordinator *tc, struct kstr transactional_id, uint64_t append_id,
                      int16_t append_error, int64_t now_ms, struct arena *a, struct txn_output *out)
 {
-        out_reset(out);
-        struct txn_entry *e = tc->phase == PHASE_UNLOADED ? NULL : find(tc, transactional_id);
+        txn_out_reset(out);
+        struct txn_entry *e = tc->phase == PHASE_UNLOADED ? NULL : txn_entry_find(tc, transactional_id);
         if (!e || e->append_id != append_id || append_id == 0) {
                 answer(out, KAFKA_NOT_COORDINATOR);
                 return;
@@ -1240,24 +825,24 @@ void txn_append_done(struct txn_coordinator *tc, struct kstr transactional_id, u
                 return;
         }
         if (op == OP_EXPIRE) {
-                entry_destroy(tc, e);
+                txn_entry_destroy(tc, e);
                 return;
         }
         if (op == OP_ADD) {
                 /* Make room first so that applying cannot fail half way. */
                 struct txn_pset trial = { 0 };
-                int rc = pset_add_all(&trial, &e->partitions);
+                int rc = txn_pset_add_all(&trial, &e->partitions);
                 if (rc == 0)
-                        rc = pset_add_all(&trial, &e->transit.added);
+                        rc = txn_pset_add_all(&trial, &e->transit.added);
                 if (rc < 0) {
-                        pset_free(&trial);
+                        txn_pset_free(&trial);
                         drop_pending(e);
                         answer(out, KAFKA_UNKNOWN_SERVER_ERROR);
                         return;
                 }
-                pset_free(&e->partitions);
+                txn_pset_free(&e->partitions);
                 e->partitions = trial;
-                pset_clear(&e->transit.added);
+                txn_pset_clear(&e->transit.added);
         }
         complete_transition(e);
         drop_pending(e);
@@ -1270,14 +855,14 @@ void txn_append_done(struct txn_coordinator *tc, struct kstr transactional_id, u
                 break;
         case OP_END:
                 answer_ids(out, KAFKA_NONE, e->producer_id, e->producer_epoch);
-                start_markers(tc, e, now_ms, a, out);
+                txn_start_markers(tc, e, now_ms, a, out);
                 break;
         case OP_INIT_FENCE:
                 answer(out, KAFKA_CONCURRENT_TRANSACTIONS);
-                start_markers(tc, e, now_ms, a, out);
+                txn_start_markers(tc, e, now_ms, a, out);
                 break;
         case OP_TIMEOUT_ABORT:
-                start_markers(tc, e, now_ms, a, out);
+                txn_start_markers(tc, e, now_ms, a, out);
                 break;
         case OP_COMPLETE:
         case OP_EXPIRE:
@@ -1292,7 +877,7 @@ void txn_append_done(struct txn_coordinator *tc, struct kstr transactional_id, u
 void txn_abort_timed_out(struct txn_coordinator *tc, int64_t now_ms, uint32_t max_count, struct arena *a,
                          struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         if (tc->phase != PHASE_LOADED)
                 return;
         uint32_t n = 0;
@@ -1309,7 +894,7 @@ void txn_abort_timed_out(struct txn_coordinator *tc, int64_t now_ms, uint32_t ma
 void txn_expire_ids(struct txn_coordinator *tc, int64_t now_ms, uint32_t max_count, struct arena *a,
                     struct txn_output *out)
 {
-        out_reset(out);
+        txn_out_reset(out);
         if (tc->phase != PHASE_LOADED)
                 return;
         uint32_t n = 0;
@@ -1323,122 +908,6 @@ void txn_expire_ids(struct txn_coordinator *tc, int64_t now_ms, uint32_t max_cou
                 begin_change(tc, e, OP_EXPIRE, &t, a, out);
                 n++;
         }
-}
-
-/* ---- load ---- */
-
-void txn_load_begin(struct txn_coordinator *tc, int32_t coordinator_epoch)
-{
-        clear_all(tc);
-        tc->coordinator_epoch = coordinator_epoch;
-        tc->phase = PHASE_LOADING;
-}
-
-void txn_unload(struct txn_coordinator *tc)
-{
-        clear_all(tc);
-        tc->phase = PHASE_UNLOADED;
-}
-
-int txn_replay_record(struct txn_coordinator *tc, struct kbytes key, struct kbytes value)
-{
-        assert(tc->phase == PHASE_LOADING);
-        if (key.len >= 2 && (int16_t)((uint16_t)key.ptr[0] << 8 | key.ptr[1]) != TXN_LOG_KEY_VERSION)
-                return 1;               /* Kafka's UnknownKey: skipped */
-        struct arena scratch;
-        arena_init(&scratch, (size_t)TXN_REPLAY_RECORDS_BYTES_MAX);
-        struct kstr id;
-        struct txn_record_value v;
-        int rc = txn_record_decode(key, value, &scratch, &id, &v);
-        if (rc < 0)
-                goto out;
-        if (id.len <= 0) {
-                rc = -EBADMSG;
-                goto out;
-        }
-        struct txn_entry *e = find(tc, id);
-        if (rc == 1) {
-                if (e)
-                        entry_destroy(tc, e);
-                rc = 0;
-                goto out;
-        }
-        if (!e) {
-                e = entry_create(tc, id);
-                if (!e) {
-                        rc = -ENOMEM;
-                        goto out;
-                }
-        }
-        /* The record replaces everything (Kafka puts a new metadata object). */
-        pset_clear(&e->partitions);
-        e->state = v.state;
-        e->producer_id = v.producer_id;
-        e->previous_producer_id = TXN_NO_PRODUCER_ID;
-        e->producer_epoch = v.producer_epoch;
-        e->last_producer_epoch = TXN_NO_PRODUCER_EPOCH;
-        e->timeout_ms = v.timeout_ms;
-        e->start_ms = v.start_ms;
-        e->last_update_ms = v.last_update_ms;
-        e->has_failed_epoch_fence = false;
-        if (v.state != TXN_EMPTY) {
-                for (int32_t i = 0; i < v.topic_count && rc == 0; i++)
-                        for (int32_t j = 0; j < v.topics[i].partition_count && rc == 0; j++)
-                                rc = pset_add(&e->partitions, v.topics[i].topic, v.topics[i].partitions[j]);
-        }
-out:
-        arena_free(&scratch);
-        return rc;
-}
-
-int txn_replay_batch(struct txn_coordinator *tc, const uint8_t *batch, size_t len, int64_t from_offset,
-                     struct arena *scratch)
-{
-        struct record_batch_header h;
-        if (record_batch_frame(batch, len, &h) != RECORD_BATCH_FRAME_OK || record_batch_size_bytes(&h) != len)
-                return -EBADMSG;
-        if (record_batch_is_control(&h) || record_batch_last_offset(&h) < from_offset)
-                return 0;
-        if (record_batch_compute_crc(batch, len) != h.crc)
-                return -EBADMSG;
-        struct record_iter it;
-        int codec = record_batch_codec(&h);
-        if (codec == RECORD_BATCH_CODEC_NONE) {
-                if (record_iter_init(&it, batch, len) != 0)
-                        return -EBADMSG;
-        } else {
-                uint8_t *records;
-                size_t records_bytes;
-                int rc = compress_decode((enum compress_codec)codec, batch + RECORD_BATCH_HEADER_BYTES,
-                                         len - RECORD_BATCH_HEADER_BYTES, TXN_REPLAY_RECORDS_BYTES_MAX, scratch,
-                                         &records, &records_bytes);
-                if (rc == -ENOMEM)
-                        return -ENOMEM;
-                if (rc < 0)
-                        return -EBADMSG;
-                record_iter_init_records(&it, &h, records, records_bytes);
-        }
-        struct record_view rec;
-        while (record_iter_next(&it, &rec)) {
-                if (rec.offset < from_offset)
-                        continue;
-                if (rec.key.len < 0)
-                        return -EBADMSG;        /* Kafka: the key must not be null */
-                int rc = txn_replay_record(tc, rec.key, rec.value);
-                if (rc < 0)
-                        return rc;
-        }
-        return it.error_code == 0 ? 0 : -EBADMSG;
-}
-
-void txn_load_end(struct txn_coordinator *tc, int64_t now_ms, struct arena *a, struct txn_output *out)
-{
-        assert(tc->phase == PHASE_LOADING);
-        out_reset(out);
-        tc->phase = PHASE_LOADED;
-        for (struct txn_entry *e = tc->head; e; e = e->next)
-                if (e->state == TXN_PREPARE_COMMIT || e->state == TXN_PREPARE_ABORT)
-                        start_markers(tc, e, now_ms, a, out);
 }
 
 /* ---- listing ---- */
@@ -1458,12 +927,12 @@ void txn_describe(const struct txn_coordinator *tc, struct kstr transactional_id
         out->error_code = phase_error(tc);
         if (out->error_code != KAFKA_NONE)
                 return;
-        const struct txn_entry *e = find(tc, transactional_id);
+        const struct txn_entry *e = txn_entry_find(tc, transactional_id);
         if (!e || e->state == TXN_DEAD) {
                 out->error_code = KAFKA_TRANSACTIONAL_ID_NOT_FOUND;
                 return;
         }
-        if (pset_export(&e->partitions, NULL, a, &out->topics, &out->topic_count) < 0) {
+        if (txn_pset_export(&e->partitions, NULL, a, &out->topics, &out->topic_count) < 0) {
                 out->error_code = KAFKA_UNKNOWN_SERVER_ERROR;
                 return;
         }

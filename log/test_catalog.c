@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "log/catalog.h"
+#include "log/test_util.h"
 
 /* ---- fixture ---- */
 
@@ -89,14 +89,6 @@ static void test_forget_lines(void)
         pthread_mutex_unlock(&lines_lock);
 }
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_open_with(const struct catalog_hooks *h)
 {
         cr_assert_eq(logdirs_open(&dirs, dir_list, dir_count, 1, err_line, sizeof(err_line)), 0, "%s", err_line);
@@ -135,8 +127,7 @@ static void test_reopen(void)
 
 static void test_setup_dirs(uint32_t count)
 {
-        strcpy(tmp_root, "/tmp/runnel-catalog-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "catalog");
         dir_count = count;
         for (uint32_t i = 0; i < count; i++) {
                 snprintf(dir_paths[i], sizeof(dir_paths[i]), "%s/d%u", tmp_root, (unsigned)i);
@@ -164,7 +155,7 @@ static void teardown(void)
         if (cat)
                 test_close();
         test_forget_lines();
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 /* ---- helpers ---- */
@@ -184,26 +175,6 @@ static bool test_exists(const char *path)
         return lstat(path, &st) == 0;
 }
 
-/* Reads a file into a static buffer; NULL if missing. */
-static const char *test_slurp(const char *path)
-{
-        static char buf[1 << 16];
-        FILE *f = fopen(path, "r");
-        if (!f)
-                return NULL;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        return buf;
-}
-
-static void test_spit(const char *path, const char *text)
-{
-        FILE *f = fopen(path, "w");
-        cr_assert_not_null(f, "open %s", path);
-        fputs(text, f);
-        fclose(f);
-}
 
 /* Entries of a log dir ending with suffix. */
 static int test_count_suffix(uint32_t dir, const char *suffix)
@@ -224,7 +195,7 @@ static void test_expect_metadata(uint32_t dir, const char *partdir, const char *
         char want[128], path[300];
         snprintf(want, sizeof(want), "version: 0\ntopic_id: %s\n", id_str);
         snprintf(path, sizeof(path), "%s/partition.metadata", partdir);
-        const char *got = test_slurp(test_path(dir, path));
+        const char *got = test_util_slurp(test_path(dir, path));
         cr_assert_not_null(got, "%s in dir %u", path, (unsigned)dir);
         cr_assert_str_eq(got, want);
 }
@@ -323,7 +294,7 @@ Test(catalog, create_lays_out_dirs_and_file_like_kafka)
                  "config orders cleanup.policy compact\n"
                  "config orders retention.ms 1000\n"
                  "end 1 2 0\n", t->id_str);
-        cr_assert_str_eq(test_slurp(test_path(0, CATALOG_FILE)), file);
+        cr_assert_str_eq(test_util_slurp(test_path(0, CATALOG_FILE)), file);
         cr_assert_not(test_exists(test_path(0, CATALOG_FILE ".tmp")));
 
         char id_str[UUID_BASE64_BYTES];
@@ -343,7 +314,7 @@ Test(catalog, create_lays_out_dirs_and_file_like_kafka)
                 cr_assert_eq(t->partitions[p]->logdir_index, 0);
         catalog_topic_put(t);
         cr_assert_eq(catalog_topic_count(cat), 1);
-        cr_assert_str_eq(test_slurp(test_path(0, CATALOG_FILE)), file, "a clean reopen writes nothing");
+        cr_assert_str_eq(test_util_slurp(test_path(0, CATALOG_FILE)), file, "a clean reopen writes nothing");
 }
 
 /* Topic creation took two fsyncs per partition (issue 7's benchmark:
@@ -492,7 +463,7 @@ Test(catalog, internal_topics)
                 }
                 test_reopen();
         }
-        const char *file = test_slurp(test_path(0, CATALOG_FILE));
+        const char *file = test_util_slurp(test_path(0, CATALOG_FILE));
         cr_assert(strstr(file, " 50 1\n"), "%s", file);
         cr_assert(strstr(file, "topic __other "), "%s", file);
         cr_assert(test_exists(test_path(0, "__consumer_offsets-49")));
@@ -552,12 +523,12 @@ Test(catalog, delete_removes_dirs_and_survives_reload)
         char kept_str[UUID_BASE64_BYTES];
         uuid_to_base64(kept_id, kept_str);
         snprintf(tomb, sizeof(tomb), "\ndeleted %s kept\nend 0 0 1\n", kept_str);
-        const char *committed = test_slurp(test_path(0, CATALOG_FILE));
+        const char *committed = test_util_slurp(test_path(0, CATALOG_FILE));
         cr_assert(strstr(committed, tomb), "%s", committed);
 
         test_reopen();
         cr_assert_eq(catalog_topic_count(cat), 0);
-        const char *file = test_slurp(test_path(0, CATALOG_FILE));
+        const char *file = test_util_slurp(test_path(0, CATALOG_FILE));
         cr_assert_null(strstr(file, "\ntopic "), "%s", file);
         cr_assert_null(strstr(file, "\ndeleted "), "tombstones dropped at open: %s", file);
 
@@ -653,7 +624,7 @@ Test(catalog, alter_configs_and_escaping)
         catalog_topic_put(v1);
         catalog_topic_put(v2);
 
-        const char *file = test_slurp(test_path(0, CATALOG_FILE));
+        const char *file = test_util_slurp(test_path(0, CATALOG_FILE));
         cr_assert(strstr(file, "\nconfig cfg weird a%20b%0A%25c%20%C3%BC%09\n"), "%s", file);
         cr_assert(strstr(file, "\nconfig cfg empty \n"), "%s", file);
 
@@ -810,7 +781,7 @@ Test(catalog3, a_partition_in_two_dirs_is_refused)
         cr_assert_eq(mkdir(test_path(2, "dup-0"), 0755), 0);
         char text[100];
         snprintf(text, sizeof(text), "version: 0\ntopic_id: %s\n", id);
-        test_spit(test_path(2, "dup-0/partition.metadata"), text);
+        test_util_spit(test_path(2, "dup-0/partition.metadata"), text);
         cr_assert_eq(test_open_fails(), -EEXIST);
         cr_assert(strstr(err_line, dir_paths[0]) && strstr(err_line, dir_paths[2]), "%s", err_line);
         cr_assert(strstr(err_line, "dup-0"), "%s", err_line);
@@ -842,13 +813,13 @@ Test(catalog3, reordered_log_dirs_move_the_file)
          * second copy is refused. */
         test_close();
         char copy[1 << 12];
-        strcpy(copy, test_slurp(test_path(0, CATALOG_FILE)));
-        test_spit(test_path(2, CATALOG_FILE), copy);
+        strcpy(copy, test_util_slurp(test_path(0, CATALOG_FILE)));
+        test_util_spit(test_path(2, CATALOG_FILE), copy);
         test_open();
         cr_assert(test_logged("interrupted move", NULL));
         cr_assert_not(test_exists(test_path(2, CATALOG_FILE)));
         test_close();
-        test_spit(test_path(1, CATALOG_FILE), "version 1\nend 0 0 0\n");
+        test_util_spit(test_path(1, CATALOG_FILE), "version 1\nend 0 0 0\n");
         test_open_fails();
         cr_assert(strstr(err_line, "two log dirs"), "%s", err_line);
 }
@@ -890,7 +861,7 @@ Test(catalog, open_finishes_interrupted_deletes)
 
         /* A -delete dir left by a crash between rename and removal. */
         cr_assert_eq(mkdir(test_path(0, "old-0.0123456789abcdef0123456789abcdef-delete"), 0755), 0);
-        test_spit(test_path(0, "old-0.0123456789abcdef0123456789abcdef-delete/00000000000000000000.log"), "x");
+        test_util_spit(test_path(0, "old-0.0123456789abcdef0123456789abcdef-delete/00000000000000000000.log"), "x");
 
         /* A crash right after the delete committed: the dirs are still there. */
         test_create_ok("t", 2);
@@ -898,12 +869,12 @@ Test(catalog, open_finishes_interrupted_deletes)
         test_topic_id("t", id);
         test_close();
         char file[1024], u_line[128];
-        const char *now = test_slurp(test_path(0, CATALOG_FILE));
+        const char *now = test_util_slurp(test_path(0, CATALOG_FILE));
         const char *u = strstr(now, "topic u ");
         cr_assert_not_null(u);
         snprintf(u_line, sizeof(u_line), "%.*s", (int)(strchr(u, '\n') - u + 1), u);
         snprintf(file, sizeof(file), "version 1\n%sdeleted %s t\nend 1 0 1\n", u_line, id);
-        test_spit(test_path(0, CATALOG_FILE), file);
+        test_util_spit(test_path(0, CATALOG_FILE), file);
 
         test_open();
         cr_assert_not(test_exists(test_path(0, "old-0.0123456789abcdef0123456789abcdef-delete")));
@@ -913,7 +884,7 @@ Test(catalog, open_finishes_interrupted_deletes)
         cr_assert_eq(test_count_suffix(0, "-delete"), 0);
         cr_assert(test_logged("t-0: its topic was deleted", NULL));
         cr_assert_null(catalog_get_topic(cat, KSTR("t")));
-        cr_assert_null(strstr(test_slurp(test_path(0, CATALOG_FILE)), "deleted"), "tombstone dropped");
+        cr_assert_null(strstr(test_util_slurp(test_path(0, CATALOG_FILE)), "deleted"), "tombstone dropped");
         cr_assert(test_exists(test_path(0, "u-0")));
 }
 
@@ -927,13 +898,13 @@ Test(catalog, strays_are_reported_and_kept)
         /* A topic the catalog never heard of, e.g. from a Kafka broker. */
         cr_assert_eq(mkdir(test_path(0, "foreign-0"), 0755), 0);
         snprintf(text, sizeof(text), "version: 0\ntopic_id: %s\n", other);
-        test_spit(test_path(0, "foreign-0/partition.metadata"), text);
-        test_spit(test_path(0, "foreign-0/00000000000000000000.log"), "data");
+        test_util_spit(test_path(0, "foreign-0/partition.metadata"), text);
+        test_util_spit(test_path(0, "foreign-0/00000000000000000000.log"), "data");
         /* Leftover of an older topic of a catalog topic's name. */
-        test_spit(test_path(0, "mine-0/partition.metadata"), text);
+        test_util_spit(test_path(0, "mine-0/partition.metadata"), text);
         /* Not partitions at all: ignored. */
         cr_assert_eq(mkdir(test_path(0, "not a partition"), 0755), 0);
-        test_spit(test_path(0, "recovery-point-offset-checkpoint"), "0\n0\n");
+        test_util_spit(test_path(0, "recovery-point-offset-checkpoint"), "0\n0\n");
 
         test_open();
         cr_assert(test_logged("foreign-0", "left in place"));
@@ -986,14 +957,14 @@ Test(catalog, damaged_catalog_file_is_refused)
 
         test_close();
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                test_spit(test_path(0, CATALOG_FILE), cases[i].text);
+                test_util_spit(test_path(0, CATALOG_FILE), cases[i].text);
                 test_open_fails();
                 cr_assert(strstr(err_line, cases[i].says), "case %zu: %s", i, err_line);
                 cr_assert(strstr(err_line, CATALOG_FILE), "case %zu: %s", i, err_line);
                 cr_assert_null(strchr(err_line, '\n'));
         }
         /* A file written by hand the way the broker writes it loads. */
-        test_spit(test_path(0, CATALOG_FILE),
+        test_util_spit(test_path(0, CATALOG_FILE),
                   "# comment\nversion 1\ntopic t AAECAwQFBgcICQoLDA0ODw 1 1\nconfig t k %41\nend 1 1 0\n");
         test_open();
         const struct catalog_topic *t = catalog_get_topic(cat, KSTR("t"));
@@ -1062,7 +1033,7 @@ Test(catalog, failed_partition_dir_rolls_back)
         cr_assert_eq(b->partition_count, 1);
         catalog_topic_put(b);
         cr_assert_not(test_exists(test_path(0, "before-1")));
-        const char *file = test_slurp(test_path(0, CATALOG_FILE));
+        const char *file = test_util_slurp(test_path(0, CATALOG_FILE));
         cr_assert_null(strstr(file, "topic t "), "rolled back: %s", file);
         cr_assert(strstr(file, "topic before ") && strstr(file, " 1 0\n"), "%s", file);
 

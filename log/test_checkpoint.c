@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,34 +17,23 @@
 #include <unistd.h>
 
 #include "log/checkpoint.h"
+#include "log/test_util.h"
 
 static char tmp_root[64];
 static int dir_fd = -1;
 static char err_line[512];
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-checkpoint-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
-        dir_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(dir_fd, 0);
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "checkpoint");
+        dir_fd = test_util_dir_open(tmp_root);
         err_line[0] = '\0';
 }
 
 static void test_teardown(void)
 {
-        if (dir_fd >= 0)
-                close(dir_fd);
-        dir_fd = -1;
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_fd_close(&dir_fd);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 TestSuite(checkpoint, .init = test_setup, .fini = test_teardown);

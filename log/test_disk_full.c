@@ -33,24 +33,22 @@
 #include "log/segment.h"
 #include "protocol/gen/errors.h"
 #include "protocol/record_batch.h"
+#include "log/test_util.h"
 
 #define TEST_FS_BYTES (1u << 20)
-#define TEST_NOW_MS 1700000000000LL
+#define TEST_NOW_MS TEST_UTIL_NOW_MS
 
 static char tmp_root[64];
 static int root_fd = -1;
 
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-diskfull-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "diskfull");
 }
 
 static void test_teardown(void)
 {
-        if (root_fd >= 0)
-                close(root_fd);
-        root_fd = -1;
+        test_util_fd_close(&root_fd);
         /* The mount dies with the worker's namespace; only the empty
          * mount point is left in the parent's. */
         umount2(tmp_root, MNT_DETACH);
@@ -105,20 +103,9 @@ static void test_free(void)
 /* A batch of count records of vlen bytes at base. */
 static size_t test_batch(uint8_t *out, size_t cap, int64_t base, uint32_t count, uint32_t vlen)
 {
-        static uint8_t value[4096];
-        struct record_spec rs[16];
-        struct record_batch_spec spec;
-
-        cr_assert_leq(count, 16);
-        cr_assert_leq(vlen, sizeof(value));
-        memset(value, 'v', vlen);
-        for (uint32_t i = 0; i < count; i++)
-                rs[i] = (struct record_spec){ { (const uint8_t *)"k", 1 }, { value, (int32_t)vlen }, TEST_NOW_MS,
-                                              NULL, 0 };
-        record_batch_spec_init(&spec, rs, count);
-        spec.base_offset = base;
-        cr_assert_leq(record_batch_encoded_size(&spec), cap);
-        return record_batch_encode(&spec, out, cap);
+        struct test_util_batch b = { .base_offset = base, .count = count, .key = "k", .value_bytes = vlen,
+                                     .value_fill = 'v', .timestamp_ms = TEST_NOW_MS };
+        return test_util_batch_encode(&b, out, cap);
 }
 
 /* ---- segment ---- */
@@ -204,45 +191,6 @@ Test(disk_full, segment_short_write_on_a_full_disk_is_cut_off)
 
 /* ---- partition ---- */
 
-static int test_datasync(void *ctx, int fd, log_io_done_fn done, void *arg)
-{
-        (void)ctx;
-        done(arg, fdatasync(fd) < 0 ? -errno : 0);
-        return 0;
-}
-
-static int64_t test_now_ms(void *ctx)
-{
-        (void)ctx;
-        return TEST_NOW_MS;
-}
-
-/* log_io's write, done at once: all of len bytes, a short write continued,
- * -errno (ENOSPC on a full disk) when one fails. */
-static int test_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done, void *arg)
-{
-        const uint8_t *b = buf;
-
-        (void)ctx;
-        while (len > 0) {
-                ssize_t n = pwrite(fd, b, len, (off_t)offset);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        done(arg, n < 0 ? -errno : -EIO);
-                        return 0;
-                }
-                b += n;
-                len -= (size_t)n;
-                offset += (uint64_t)n;
-        }
-        done(arg, 0);
-        return 0;
-}
-
-static const struct log_io_ops test_ops = { .datasync = test_datasync, .write = test_write, .now_ms = test_now_ms };
-static const struct log_io test_io = { &test_ops, NULL };
-
 struct test_append {
         struct partition_append a;
         int done_count;
@@ -295,7 +243,7 @@ Test(disk_full, partition_refuses_on_a_full_disk_and_takes_appends_once_freed)
         cr_assert_geq(fd, 0);
         cr_assert_eq(fallocate(fd, 0, 0, 64 << 10), 0, "%s", strerror(errno));
         close(fd);
-        cr_assert_eq(partition_open(&o, &test_io, &p, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(partition_open(&o, &test_util_io, &p, err, sizeof(err)), 0, "%s", err);
         /* Appends, rolling now and then, until the disk is full. */
         for (int i = 0; i < 2000; i++) {
                 code = test_produce(p, 1000, &base);
@@ -322,7 +270,7 @@ Test(disk_full, partition_refuses_on_a_full_disk_and_takes_appends_once_freed)
         partition_close(p);
 
         /* And every acknowledged record is there after an unclean open. */
-        cr_assert_eq(partition_open(&o, &test_io, &p, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(partition_open(&o, &test_util_io, &p, err, sizeof(err)), 0, "%s", err);
         cr_assert_eq(partition_log_end_offset(p), acked);
         partition_close(p);
 }
@@ -343,7 +291,7 @@ Test(disk_full, retention_frees_a_full_disk_and_appends_resume)
         o.config.segment_bytes = 256 << 10;
         o.config.retention_ms = 60000;
         o.is_durable_acks = true;
-        cr_assert_eq(partition_open(&o, &test_io, &p, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(partition_open(&o, &test_util_io, &p, err, sizeof(err)), 0, "%s", err);
         for (int i = 0; i < 2000 && code == KAFKA_NONE; i++) {
                 code = test_produce(p, 1000, &base);
                 acked += code == KAFKA_NONE;

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,28 +16,20 @@
 
 #include "log/logdir.h"
 #include "log/uuid.h"
+#include "log/test_util.h"
 
 static char tmp_root[64];
 static char err_line[512];
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-logdir-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "logdir");
         err_line[0] = '\0';
 }
 
 static void test_teardown(void)
 {
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 /* tmp_root/rel, in a static rotating buffer. */
@@ -51,25 +42,6 @@ static const char *test_path(const char *rel)
         return b;
 }
 
-static char *test_slurp(const char *path)
-{
-        static char buf[8192];
-        FILE *f = fopen(path, "r");
-        if (!f)
-                return NULL;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        return buf;
-}
-
-static void test_spit(const char *path, const char *text)
-{
-        FILE *f = fopen(path, "w");
-        cr_assert_not_null(f, "open %s", path);
-        fputs(text, f);
-        fclose(f);
-}
 
 /* The value of key in a properties text, into out. */
 static bool test_prop(const char *text, const char *key, char *out, size_t out_bytes)
@@ -179,7 +151,7 @@ Test(logdirs, first_start_formats_every_dir)
         for (int i = 0; i < 2; i++) {
                 char file[600], v[64];
                 snprintf(file, sizeof(file), "%s/meta.properties", paths[i]);
-                const char *text = test_slurp(file);
+                const char *text = test_util_slurp(file);
                 cr_assert_not_null(text);
                 /* Properties.store's header: an empty comment and a date. */
                 cr_assert(!strncmp(text, "#\n#", 3), "%s", text);
@@ -259,7 +231,7 @@ Test(logdirs, reads_what_kafka_writes)
 
         mkdir(a[0], 0755);
         /* As a Kafka 3.6 broker leaves it: any order, no directory.id. */
-        test_spit(test_path("kafka/meta.properties"),
+        test_util_spit(test_path("kafka/meta.properties"),
                   "#\n#Wed May 08 10:23:45 CST 2024\nnode.id=3\nversion=1\ncluster.id=tfIO-Ab4PdddYjiU3pEWqw\n");
         cr_assert_eq(logdirs_open(&ld, a, 1, 3, err_line, sizeof(err_line)), 0, "%s", err_line);
         cr_assert_str_eq(logdirs_cluster_id(&ld), "tfIO-Ab4PdddYjiU3pEWqw");
@@ -270,14 +242,14 @@ Test(logdirs, reads_what_kafka_writes)
 
         /* The directory.id Kafka would add was written and is kept. */
         char v[64];
-        cr_assert(test_prop(test_slurp(test_path("kafka/meta.properties")), "directory.id", v, sizeof(v)));
+        cr_assert(test_prop(test_util_slurp(test_path("kafka/meta.properties")), "directory.id", v, sizeof(v)));
         cr_assert_str_eq(v, id);
         cr_assert_eq(logdirs_open(&ld, a, 1, 3, err_line, sizeof(err_line)), 0, "%s", err_line);
         cr_assert_str_eq(ld.dirs[0].directory_id_str, id);
         logdirs_close(&ld);
 
         /* Other spellings Properties allows. */
-        test_spit(test_path("kafka/meta.properties"),
+        test_util_spit(test_path("kafka/meta.properties"),
                   "! comment\n  version : 1\r\ncluster.id tfIO-Ab4PdddYjiU3pEWqw\nnode.id=3\n\ndirectory.id=" );
         FILE *f = fopen(test_path("kafka/meta.properties"), "a");
         fprintf(f, "%s\n", id);
@@ -307,7 +279,7 @@ Test(logdirs, refuses_bad_meta_properties)
 
         mkdir(a[0], 0755);
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                test_spit(test_path("x/meta.properties"), cases[i].text);
+                test_util_spit(test_path("x/meta.properties"), cases[i].text);
                 err_line[0] = '\0';
                 cr_assert_lt(logdirs_open(&ld, a, 1, 1, err_line, sizeof(err_line)), 0, "case %zu", i);
                 cr_assert(strstr(err_line, cases[i].says), "case %zu: %s", i, err_line);
@@ -345,8 +317,8 @@ Test(logdirs, refuses_copied_directory_ids)
         cr_assert_eq(logdirs_open(&ld, paths, 2, 1, err_line, sizeof(err_line)), 0, "%s", err_line);
         logdirs_close(&ld);
         char text[1024];
-        strcpy(text, test_slurp(test_path("a/meta.properties")));
-        test_spit(test_path("b/meta.properties"), text);
+        strcpy(text, test_util_slurp(test_path("a/meta.properties")));
+        test_util_spit(test_path("b/meta.properties"), text);
         cr_assert_eq(logdirs_open(&ld, paths, 2, 1, err_line, sizeof(err_line)), -EINVAL);
         cr_assert(strstr(err_line, "directory.id"), "%s", err_line);
 }
@@ -393,20 +365,20 @@ Test(partition_files, partition_metadata_byte_for_byte)
         for (int i = 0; i < 16; i++)
                 id.b[i] = (uint8_t)(i + 1);
         cr_assert_eq(logdir_create_partition(fd, "orders-0", id, true), 0);
-        cr_assert_str_eq(test_slurp(test_path("orders-0/partition.metadata")),
+        cr_assert_str_eq(test_util_slurp(test_path("orders-0/partition.metadata")),
                          "version: 0\ntopic_id: AQIDBAUGBwgJCgsMDQ4PEA\n");
         cr_assert_eq(logdir_read_partition_metadata(fd, "orders-0", &back), 0);
         cr_assert(kuuid_eq(id, back));
         cr_assert_neq(access(test_path("orders-0/partition.metadata.tmp"), F_OK), 0);
 
         /* Read what Kafka writes, and refuse what it would not. */
-        test_spit(test_path("orders-0/partition.metadata"), "version: 0\ntopic_id: tfIO-Ab4PdddYjiU3pEWqw\n");
+        test_util_spit(test_path("orders-0/partition.metadata"), "version: 0\ntopic_id: tfIO-Ab4PdddYjiU3pEWqw\n");
         cr_assert_eq(logdir_read_partition_metadata(fd, "orders-0", &back), 0);
-        test_spit(test_path("orders-0/partition.metadata"), "version: 1\ntopic_id: tfIO-Ab4PdddYjiU3pEWqw\n");
+        test_util_spit(test_path("orders-0/partition.metadata"), "version: 1\ntopic_id: tfIO-Ab4PdddYjiU3pEWqw\n");
         cr_assert_eq(logdir_read_partition_metadata(fd, "orders-0", &back), -EINVAL);
-        test_spit(test_path("orders-0/partition.metadata"), "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n");
+        test_util_spit(test_path("orders-0/partition.metadata"), "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n");
         cr_assert_eq(logdir_read_partition_metadata(fd, "orders-0", &back), -EINVAL);
-        test_spit(test_path("orders-0/partition.metadata"), "version: 0\n");
+        test_util_spit(test_path("orders-0/partition.metadata"), "version: 0\n");
         cr_assert_eq(logdir_read_partition_metadata(fd, "orders-0", &back), -EINVAL);
         unlink(test_path("orders-0/partition.metadata"));
         cr_assert_eq(logdir_read_partition_metadata(fd, "orders-0", &back), -ENOENT);
@@ -421,8 +393,8 @@ Test(partition_files, rename_aside_and_remove)
 
         cr_assert_eq(mkdir(test_path("orders-1"), 0755), 0);
         cr_assert_eq(mkdir(test_path("orders-1/sub"), 0755), 0);
-        test_spit(test_path("orders-1/00000000000000000000.log"), "x");
-        test_spit(test_path("orders-1/sub/f"), "y");
+        test_util_spit(test_path("orders-1/00000000000000000000.log"), "x");
+        test_util_spit(test_path("orders-1/sub/f"), "y");
         cr_assert_eq(symlink("/etc", test_path("orders-1/link")), 0);
         cr_assert_eq(logdir_rename_aside(fd, "orders-1", LOGDIR_DELETE_SUFFIX, aside), 0);
         /* <topic>-<partition>.<32 hex>-delete */
@@ -465,7 +437,7 @@ Test(partition_files, atomic_write_replaces)
         /* A failed write leaves the old content. */
         cr_assert_eq(mkdir(test_path("f.tmp"), 0755), 0);
         cr_assert_lt(logdir_write_file_atomic(fd, "f", "third", 5), 0);
-        cr_assert_str_eq(test_slurp(test_path("f")), "second");
+        cr_assert_str_eq(test_util_slurp(test_path("f")), "second");
         close(fd);
 }
 

@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include "log/segment.h"
 #include "protocol/gen/errors.h"
 #include "protocol/record_batch.h"
+#include "log/test_util.h"
 
 #define TEST_DIR "t-0"
 #define TEST_NOW_MS 1700000000000LL
@@ -74,28 +74,13 @@ static struct {
         int write_pending_count;
 } fake;
 
-/* pwrite of it all, as log_io promises. */
-static int fake_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
-{
-        const uint8_t *p = buf;
-        while (len > 0) {
-                ssize_t n = pwrite(fd, p, len, (off_t)offset);
-                if (n < 0)
-                        return -errno;
-                p += n;
-                len -= (size_t)n;
-                offset += (uint64_t)n;
-        }
-        return 0;
-}
-
 static int fake_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done,
                       void *arg)
 {
         (void)ctx;
         fake.write_count++;
         if (!fake.is_write_deferred) {
-                done(arg, fake_pwrite_all(fd, buf, len, offset));
+                done(arg, test_util_pwrite_all(fd, buf, len, offset));
                 return 0;
         }
         cr_assert_lt(fake.write_pending_count, TEST_PENDING_MAX);
@@ -112,7 +97,7 @@ static void fake_complete_write(int i, int result)
         memmove(fake.writes + i, fake.writes + i + 1, (size_t)(fake.write_pending_count - i - 1) * sizeof(w));
         fake.write_pending_count--;
         if (result == 0)
-                result = fake_pwrite_all(w.fd, w.buf, w.len, w.offset);
+                result = test_util_pwrite_all(w.fd, w.buf, w.len, w.offset);
         w.done(w.arg, result);
 }
 
@@ -242,20 +227,10 @@ static int64_t test_append_ok(struct partition *p, uint32_t count, uint32_t vlen
 
 /* ---- fixture ---- */
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-partition-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
-        root_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(root_fd, 0);
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "partition");
+        root_fd = test_util_dir_open(tmp_root);
         memset(&fake, 0, sizeof(fake));
         fake.now_ms = TEST_NOW_MS;
         append_count = 0;
@@ -269,60 +244,36 @@ static void test_teardown(void)
         for (int i = 0; i < append_count; i++)
                 free(appends[i]);
         append_count = 0;
-        if (root_fd >= 0)
-                close(root_fd);
-        root_fd = -1;
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_fd_close(&root_fd);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 TestSuite(partition, .init = test_setup, .fini = test_teardown);
 
 static struct partition_options test_options(void)
 {
-        struct partition_options o;
-
-        memset(&o, 0, sizeof(o));
-        o.dir_fd = root_fd;
-        o.dir_name = TEST_DIR;
-        topic_config_init_defaults(&o.config);
-        o.is_durable_acks = true;
-        return o;
+        return test_util_partition_options(root_fd, TEST_DIR);
 }
 
 static struct partition *test_open(const struct partition_options *o)
 {
-        struct partition *p = NULL;
-        int rc = partition_open(o, &fake_io, &p, err_line, sizeof(err_line));
-
-        cr_assert_eq(rc, 0, "partition_open: %s", err_line);
-        cr_assert_not_null(p);
-        return p;
+        return test_util_partition_open(o, &fake_io);
 }
 
 /* "t-0/<20-digit base><suffix>" */
 static const char *test_seg_path(int64_t base, const char *suffix)
 {
-        static char bufs[4][64];
-        static int next;
-        char name[SEGMENT_FILE_NAME_BYTES];
-        char *b = bufs[next++ % 4];
-
-        segment_file_name(name, base, suffix);
-        snprintf(b, sizeof(bufs[0]), TEST_DIR "/%s", name);
-        return b;
+        return test_util_seg_path(TEST_DIR, base, suffix);
 }
 
 static bool test_exists(const char *rel)
 {
-        return faccessat(root_fd, rel, F_OK, 0) == 0;
+        return test_util_exists_at(root_fd, rel);
 }
 
 static off_t test_size(const char *rel)
 {
-        struct stat st;
-
-        cr_assert_eq(fstatat(root_fd, rel, &st, 0), 0, "%s: %s", rel, strerror(errno));
-        return st.st_size;
+        return test_util_size_at(root_fd, rel);
 }
 
 /* Flips one byte of rel at position from its end. */
@@ -341,11 +292,7 @@ static void test_flip_byte(const char *rel, off_t from_end)
 
 static void test_truncate(const char *rel, off_t size)
 {
-        int fd = openat(root_fd, rel, O_RDWR);
-
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(ftruncate(fd, size), 0);
-        close(fd);
+        test_util_truncate_at(root_fd, rel, size);
 }
 
 /* The partition's leader-epoch-checkpoint, in a static buffer. */
@@ -483,39 +430,23 @@ Test(partition, roll_on_segment_bytes_and_flush_the_rolled)
 
 /* ---- descriptors (issue 7) ---- */
 
-/* Open descriptors of this process (the listing's own excluded). */
-static int test_fd_count(void)
-{
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *e;
-        int n = 0;
-
-        cr_assert_not_null(d);
-        while ((e = readdir(d)) != NULL)
-                n += e->d_name[0] != '.';
-        closedir(d);
-        return n - 1;
-}
-
-/* A partition written to held four descriptors (its directory, the .log
- * and both indexes); it holds its directory and one per segment. */
 /* One descriptor per segment, as Kafka: the partition directory is opened
  * only for the moment a change needs it (logdir_ref). */
 Test(partition, descriptors_per_partition)
 {
         struct partition_options o = test_options();
-        int before = test_fd_count();
+        int before = test_util_fd_count();
 
         o.config.segment_bytes = 300;
         struct partition *p = test_open(&o);
-        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(test_util_fd_count(), before + 1);
         test_append_ok(p, 2, 100, TEST_NOW_MS);
-        cr_assert_eq(test_fd_count(), before + 1, "a partition produced to: its .log");
+        cr_assert_eq(test_util_fd_count(), before + 1, "a partition produced to: its .log");
         test_append_ok(p, 2, 100, TEST_NOW_MS);
         cr_assert_eq(partition_segment_count(p), 2);
-        cr_assert_eq(test_fd_count(), before + 2, "one more per segment");
+        cr_assert_eq(test_util_fd_count(), before + 2, "one more per segment");
         partition_close(p);
-        cr_assert_eq(test_fd_count(), before);
+        cr_assert_eq(test_util_fd_count(), before);
 }
 
 /* Lowers the soft open-files limit so that no descriptor can be opened. */

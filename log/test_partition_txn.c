@@ -30,7 +30,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +42,7 @@
 #include "log/txn_index.h"
 #include "protocol/gen/errors.h"
 #include "protocol/record_batch.h"
+#include "log/test_util.h"
 
 #define TEST_DIR "t-0"
 #define TEST_NOW_MS 1700000000000LL
@@ -104,30 +104,10 @@ static int64_t fake_now_ms(void *ctx)
         return fake.now_ms;
 }
 
-/* log_io's write, done at once: all of len bytes, a short write continued,
- * -errno (ENOSPC on a full disk) when one fails. */
-static int fake_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done, void *arg)
-{
-        const uint8_t *b = buf;
-
-        (void)ctx;
-        while (len > 0) {
-                ssize_t n = pwrite(fd, b, len, (off_t)offset);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        done(arg, n < 0 ? -errno : -EIO);
-                        return 0;
-                }
-                b += n;
-                len -= (size_t)n;
-                offset += (uint64_t)n;
-        }
-        done(arg, 0);
-        return 0;
-}
-
-static const struct log_io_ops fake_ops = { .datasync = fake_datasync, .write = fake_write, .now_ms = fake_now_ms };
+/* Writes are done at once; syncs as fake.is_deferred says. */
+static const struct log_io_ops fake_ops = {
+        .datasync = fake_datasync, .write = test_util_write_now, .now_ms = fake_now_ms
+};
 static const struct log_io fake_io = { &fake_ops, NULL };
 
 /* Completes the syncs in flight now (not those they start); returns how many. */
@@ -267,20 +247,10 @@ static int64_t marker_ok(struct partition *p, int64_t producer_id, int16_t epoch
 
 /* ---- fixture ---- */
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-partition-txn-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
-        root_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(root_fd, 0);
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "partition-txn");
+        root_fd = test_util_dir_open(tmp_root);
         memset(&fake, 0, sizeof(fake));
         fake.now_ms = TEST_NOW_MS;
         append_count = 0;
@@ -293,34 +263,20 @@ static void test_teardown(void)
         for (int i = 0; i < append_count; i++)
                 free(appends[i]);
         append_count = 0;
-        if (root_fd >= 0)
-                close(root_fd);
-        root_fd = -1;
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_fd_close(&root_fd);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 TestSuite(partition_txn, .init = test_setup, .fini = test_teardown);
 
 static struct partition_options test_options(void)
 {
-        struct partition_options o;
-
-        memset(&o, 0, sizeof(o));
-        o.dir_fd = root_fd;
-        o.dir_name = TEST_DIR;
-        topic_config_init_defaults(&o.config);
-        o.is_durable_acks = true;
-        return o;
+        return test_util_partition_options(root_fd, TEST_DIR);
 }
 
 static struct partition *test_open(const struct partition_options *o)
 {
-        struct partition *p = NULL;
-        int rc = partition_open(o, &fake_io, &p, err_line, sizeof(err_line));
-
-        cr_assert_eq(rc, 0, "partition_open: %s", err_line);
-        cr_assert_not_null(p);
-        return p;
+        return test_util_partition_open(o, &fake_io);
 }
 
 /* Closes as the broker does at a clean shutdown: flushed, snapshotted. */
@@ -338,14 +294,7 @@ static void test_close_clean(struct partition *p)
 /* "t-0/<20-digit base><suffix>" */
 static const char *test_seg_path(int64_t base, const char *suffix)
 {
-        static char bufs[4][64];
-        static int next;
-        char name[SEGMENT_FILE_NAME_BYTES];
-        char *b = bufs[next++ % 4];
-
-        segment_file_name(name, base, suffix);
-        snprintf(b, sizeof(bufs[0]), TEST_DIR "/%s", name);
-        return b;
+        return test_util_seg_path(TEST_DIR, base, suffix);
 }
 
 static const char *test_snapshot_path(int64_t offset)
@@ -360,15 +309,12 @@ static const char *test_snapshot_path(int64_t offset)
 
 static bool test_exists(const char *rel)
 {
-        return faccessat(root_fd, rel, F_OK, 0) == 0;
+        return test_util_exists_at(root_fd, rel);
 }
 
 static off_t test_size(const char *rel)
 {
-        struct stat st;
-
-        cr_assert_eq(fstatat(root_fd, rel, &st, 0), 0, "%s: %s", rel, strerror(errno));
-        return st.st_size;
+        return test_util_size_at(root_fd, rel);
 }
 
 static ino_t test_inode(const char *rel)
@@ -393,11 +339,7 @@ static size_t test_read_file(const char *rel, uint8_t *buf, size_t cap)
 
 static void test_truncate(const char *rel, off_t size)
 {
-        int fd = openat(root_fd, rel, O_RDWR);
-
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(ftruncate(fd, size), 0);
-        close(fd);
+        test_util_truncate_at(root_fd, rel, size);
 }
 
 /* The offsets of the .snapshot files in the partition directory, ascending;

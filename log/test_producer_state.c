@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "protocol/crc32c.h"
 #include "protocol/gen/errors.h"
 #include "protocol/record_batch.h"
+#include "log/test_util.h"
 
 #define TEST_ATTR_TXN RECORD_BATCH_ATTR_TRANSACTIONAL
 #define TEST_ATTR_MARKER (RECORD_BATCH_ATTR_CONTROL | RECORD_BATCH_ATTR_TRANSACTIONAL)
@@ -1128,28 +1128,16 @@ Test(producer_state, snapshot_round_trip_many)
 static char tmp_root[64];
 static int dir_fd = -1;
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-producer-state-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
-        dir_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(dir_fd, 0);
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "producer-state");
+        dir_fd = test_util_dir_open(tmp_root);
 }
 
 static void test_teardown(void)
 {
-        if (dir_fd >= 0)
-                close(dir_fd);
-        dir_fd = -1;
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_fd_close(&dir_fd);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 TestSuite(producer_snapshot_file, .init = test_setup, .fini = test_teardown);

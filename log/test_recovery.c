@@ -32,7 +32,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +44,11 @@
 #include "protocol/crc32c.h"
 #include "protocol/gen/errors.h"
 #include "protocol/record_batch.h"
+#include "log/test_util.h"
 
 #define TEST_DIR "t-0"
 #define TEST_PRISTINE "pristine"
-#define TEST_NOW_MS 1700000000000LL
+#define TEST_NOW_MS TEST_UTIL_NOW_MS
 #define TEST_BATCHES 120
 #define TEST_FILES_MAX 64
 #define TEST_FILE_BYTES_MAX (1 << 20)
@@ -74,46 +74,7 @@ static uint32_t rng_below(uint32_t n)
         return n ? rng_next() % n : 0;
 }
 
-/* ---- the fake log_io: real fdatasync, completed at once ---- */
-
-static int test_datasync(void *ctx, int fd, log_io_done_fn done, void *arg)
-{
-        (void)ctx;
-        done(arg, fdatasync(fd) < 0 ? -errno : 0);
-        return 0;
-}
-
-static int64_t test_now_ms(void *ctx)
-{
-        (void)ctx;
-        return TEST_NOW_MS;
-}
-
-/* log_io's write, done at once: all of len bytes, a short write continued,
- * -errno (ENOSPC on a full disk) when one fails. */
-static int test_write(void *ctx, int fd, const void *buf, size_t len, uint64_t offset, log_io_done_fn done, void *arg)
-{
-        const uint8_t *b = buf;
-
-        (void)ctx;
-        while (len > 0) {
-                ssize_t n = pwrite(fd, b, len, (off_t)offset);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        done(arg, n < 0 ? -errno : -EIO);
-                        return 0;
-                }
-                b += n;
-                len -= (size_t)n;
-                offset += (uint64_t)n;
-        }
-        done(arg, 0);
-        return 0;
-}
-
-static const struct log_io_ops test_ops = { .datasync = test_datasync, .write = test_write, .now_ms = test_now_ms };
-static const struct log_io test_io = { &test_ops, NULL };
+/* The log_io: test_util_io, real writes and fdatasync, completed at once. */
 
 /* ---- appends ---- */
 
@@ -161,28 +122,16 @@ static int64_t test_append_ok(struct partition *p, uint32_t count, uint32_t vlen
 
 /* ---- files ---- */
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-recovery-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
-        root_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(root_fd, 0);
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "recovery");
+        root_fd = test_util_dir_open(tmp_root);
 }
 
 static void test_teardown(void)
 {
-        if (root_fd >= 0)
-                close(root_fd);
-        root_fd = -1;
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_fd_close(&root_fd);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 TestSuite(recovery, .init = test_setup, .fini = test_teardown);
@@ -282,7 +231,7 @@ static struct partition_options test_options(void)
 static struct partition *test_open(const struct partition_options *o)
 {
         struct partition *p = NULL;
-        int rc = partition_open(o, &test_io, &p, err_line, sizeof(err_line));
+        int rc = partition_open(o, &test_util_io, &p, err_line, sizeof(err_line));
 
         cr_assert_eq(rc, 0, "partition_open: %s", err_line);
         return p;

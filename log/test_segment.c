@@ -11,11 +11,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,34 +22,23 @@
 #include "protocol/crc32c.h"
 #include "protocol/gen/errors.h"
 #include "protocol/record_batch.h"
+#include "log/test_util.h"
 
 static char tmp_root[64];
 static int dir_fd = -1;
 static struct logdir_ref part_dir;         /* dir_fd, as segments hold it */
 
-static int test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        return remove(path);
-}
-
 static void test_setup(void)
 {
-        strcpy(tmp_root, "/tmp/runnel-segment-XXXXXX");
-        cr_assert_not_null(mkdtemp(tmp_root));
-        dir_fd = open(tmp_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(dir_fd, 0);
+        test_util_tmpdir_make(tmp_root, sizeof(tmp_root), "segment");
+        dir_fd = test_util_dir_open(tmp_root);
         cr_assert_eq(logdir_ref_init(&part_dir, dir_fd, "."), 0);
 }
 
 static void test_teardown(void)
 {
-        if (dir_fd >= 0)
-                close(dir_fd);
-        dir_fd = -1;
-        nftw(tmp_root, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_util_fd_close(&dir_fd);
+        test_util_tmpdir_remove(tmp_root);
 }
 
 TestSuite(segment, .init = test_setup, .fini = test_teardown);
@@ -71,20 +58,9 @@ static struct segment_config test_config(uint32_t interval_bytes, uint32_t index
 static size_t test_batch(uint8_t *out, size_t cap, int64_t base, uint32_t count, uint32_t vlen, int64_t ts,
                          int64_t step)
 {
-        static uint8_t value[200000];
-        struct record_spec rs[64];
-        struct record_batch_spec spec;
-
-        cr_assert_leq(count, 64);
-        cr_assert_leq(vlen, sizeof(value));
-        memset(value, 'x', vlen);
-        for (uint32_t i = 0; i < count; i++)
-                rs[i] = (struct record_spec){ { (const uint8_t *)"key", 3 }, { value, (int32_t)vlen },
-                                              ts + (int64_t)i * step, NULL, 0 };
-        record_batch_spec_init(&spec, rs, count);
-        spec.base_offset = base;
-        cr_assert_leq(record_batch_encoded_size(&spec), cap);
-        return record_batch_encode(&spec, out, cap);
+        struct test_util_batch b = { .base_offset = base, .count = count, .key = "key", .value_bytes = vlen,
+                                     .value_fill = 'x', .timestamp_ms = ts, .timestamp_step_ms = step };
+        return test_util_batch_encode(&b, out, cap);
 }
 
 static uint32_t test_append(struct segment *seg, int64_t base, uint32_t count, uint32_t vlen, int64_t ts,
@@ -332,20 +308,6 @@ Test(segment, names_preallocation_and_empty_close)
         cr_assert_eq(segment_close(&seg), 0);
 }
 
-/* Open descriptors of this process (the listing's own excluded). */
-static int test_fd_count(void)
-{
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *e;
-        int n = 0;
-
-        cr_assert_not_null(d);
-        while ((e = readdir(d)) != NULL)
-                n += e->d_name[0] != '.';
-        closedir(d);
-        return n - 1;
-}
-
 /* Issue 7: a segment held three descriptors (.log, .index, .timeindex),
  * so 10,000 partitions ran out of them. It holds its .log only; the
  * indexes are written through mappings. */
@@ -353,30 +315,30 @@ Test(segment, holds_one_descriptor)
 {
         struct segment seg;
         struct segment_config cfg = test_config(100, 4096);
-        int before = test_fd_count();
+        int before = test_util_fd_count();
         static uint8_t buf[8192];
 
         cr_assert_eq(segment_create(&seg, &part_dir, 0, &cfg), 0);
-        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(test_util_fd_count(), before + 1);
         for (int i = 0; i < 10; i++)
                 test_append(&seg, i, 1, 200, 1000 + i, 0);
-        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(test_util_fd_count(), before + 1);
         /* The entries are in the files while the segment is open. */
         cr_assert_gt(seg.offset_index.entry_count, 0);
         cr_assert_eq(test_read_file(0, OFFSET_INDEX_FILE_SUFFIX, buf, sizeof(buf)), 4096);
         cr_assert_neq(memcmp(buf, "\0\0\0\0\0\0\0\0", OFFSET_INDEX_ENTRY_BYTES), 0);
         cr_assert_eq(segment_flush(&seg), 0);
         cr_assert_eq(segment_seal(&seg), 0);
-        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(test_util_fd_count(), before + 1);
         cr_assert_eq(segment_close(&seg), 0);
-        cr_assert_eq(test_fd_count(), before);
+        cr_assert_eq(test_util_fd_count(), before);
 
         cr_assert_eq(segment_open(&seg, &part_dir, 0, &cfg), 0);
-        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(test_util_fd_count(), before + 1);
         test_append(&seg, 10, 1, 200, 2000, 0);
-        cr_assert_eq(test_fd_count(), before + 1);
+        cr_assert_eq(test_util_fd_count(), before + 1);
         cr_assert_eq(segment_close(&seg), 0);
-        cr_assert_eq(test_fd_count(), before);
+        cr_assert_eq(test_util_fd_count(), before);
 }
 
 /* Out of descriptors, an append that must reopen the index files fails

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log/test_util.h"
 #include "log/txn_index.h"
 
 static char dir_path[64];
@@ -25,19 +26,15 @@ static struct logdir_ref part_dir;         /* dir_fd, as segments hold it */
 
 static void dir_setup(void)
 {
-        strcpy(dir_path, "/tmp/runnel-txnidx-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir_path));
-        dir_fd = open(dir_path, O_RDONLY | O_DIRECTORY);
-        cr_assert_geq(dir_fd, 0);
+        test_util_tmpdir_make(dir_path, sizeof(dir_path), "txnidx");
+        dir_fd = test_util_dir_open(dir_path);
         cr_assert_eq(logdir_ref_init(&part_dir, dir_fd, "."), 0);
 }
 
 static void dir_teardown(void)
 {
-        char cmd[128];
-        close(dir_fd);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir_path);
-        cr_assert_eq(system(cmd), 0);
+        test_util_fd_close(&dir_fd);
+        test_util_tmpdir_remove(dir_path);
 }
 
 TestSuite(txn_index, .init = dir_setup, .fini = dir_teardown);

@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 
-#include "../base/logging.h"
 #include "../protocol/gen/delete_records.h"
 #include "../protocol/gen/errors.h"
 #include "fanout.h"
@@ -51,37 +50,26 @@ static bool delete_at_home(struct fanout_item *it, struct partition *p, int16_t 
         return false;
 }
 
-static void delete_done(struct fanout *f)
-{
-        fanout_put_topics(f);
-        dispatch_respond(f->req, f->ctx);
-}
-
 void handle_delete_records(struct broker *b, struct request *req, struct kreader *body)
 {
         struct delete_records_request *rq = dispatch_decode(req, body);
         if (!rq)
                 return;
+        struct fanout *f = NULL;
         struct delete_records_response *resp = arena_alloc(&req->arena, sizeof(*resp));
-        struct fanout *f = arena_calloc(&req->arena, 1, sizeof(*f));
-        if (!resp || !f)
+        if (!resp)
                 goto out_of_memory;
         delete_records_response_init(resp);
         int32_t tn = rq->topics.count > 0 ? rq->topics.count : 0;
         int32_t total = 0;
         for (int32_t t = 0; t < tn; t++)
                 total += rq->topics.items[t].partitions.count > 0 ? rq->topics.items[t].partitions.count : 0;
-        f->items = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*f->items));
+        f = fanout_new(b, req, total, delete_at_home, fanout_respond, resp);
         struct delete_item *dis = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*dis));
         resp->topics.items = arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*resp->topics.items));
-        if (!f->items || !dis || !resp->topics.items)
+        if (!f || !dis || !resp->topics.items)
                 goto out_of_memory;
         resp->topics.count = tn;
-        f->broker = b;
-        f->req = req;
-        f->at_home = delete_at_home;
-        f->done = delete_done;
-        f->ctx = resp;
         for (int32_t t = 0; t < tn; t++) {
                 const struct delete_records_request_delete_records_topic *tq = &rq->topics.items[t];
                 struct delete_records_response_delete_records_topic_result *tr = &resp->topics.items[t];
@@ -99,29 +87,19 @@ void handle_delete_records(struct broker *b, struct request *req, struct kreader
                         out->partition_index = tq->partitions.items[i].partition_index;
                         out->low_watermark = -1;
                         struct delete_item *di = &dis[f->count];
-                        struct fanout_item *it = &f->items[f->count++];
                         di->offset = tq->partitions.items[i].offset;
                         di->out = out;
-                        it->ctx = di;
-                        it->index = out->partition_index;
-                        if (!topic || !catalog_topic_partition(topic, it->index)) {
-                                out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                                continue;
-                        }
-                        if (topic->is_internal) {
-                                /* Kafka: "Cannot delete records of internal topic". */
-                                out->error_code = KAFKA_INVALID_TOPIC_EXCEPTION;
-                                continue;
-                        }
-                        it->topic = catalog_topic_hold(topic);
+                        /* Kafka: "Cannot delete records of internal topic"; answered here, not sent. */
+                        bool is_internal = topic && topic->is_internal &&
+                                           catalog_topic_partition(topic, out->partition_index);
+                        if (!fanout_add_partition(f, is_internal ? NULL : topic, out->partition_index, di))
+                                out->error_code = is_internal ? KAFKA_INVALID_TOPIC_EXCEPTION :
+                                                                KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
                 }
                 catalog_topic_put(topic);
         }
         fanout_start(f);
         return;
 out_of_memory:
-        if (f && f->items)
-                fanout_put_topics(f);
-        log_warn("closing connection from %s: DeleteRecords exceeds the request memory limit", request_peer(req));
-        request_close_connection(req);
+        fanout_abandon(f, req, "DeleteRecords");
 }

@@ -4,7 +4,53 @@
  */
 #include "fanout.h"
 
+#include "../base/logging.h"
+#include "dispatch.h"
 #include "partition_home.h"
+
+struct fanout *fanout_new(struct broker *b, struct request *req, int32_t item_count_max, fanout_home_fn at_home,
+                          void (*done)(struct fanout *f), void *ctx)
+{
+        assert(item_count_max >= 0);
+        assert(at_home && done);
+        struct fanout *f = arena_calloc(&req->arena, 1, sizeof(*f));
+        if (!f)
+                return NULL;
+        f->items = arena_calloc(&req->arena, (size_t)item_count_max + 1, sizeof(*f->items));
+        if (!f->items)
+                return NULL;
+        f->broker = b;
+        f->req = req;
+        f->at_home = at_home;
+        f->done = done;
+        f->ctx = ctx;
+        return f;
+}
+
+bool fanout_add_partition(struct fanout *f, const struct catalog_topic *topic, int32_t index, void *ctx)
+{
+        struct fanout_item *it = &f->items[f->count++];
+        it->ctx = ctx;
+        it->index = index;
+        if (!topic || !catalog_topic_partition(topic, index))
+                return false;
+        it->topic = catalog_topic_hold(topic);
+        return true;
+}
+
+void fanout_respond(struct fanout *f)
+{
+        fanout_put_topics(f);
+        dispatch_respond(f->req, f->ctx);
+}
+
+void fanout_abandon(struct fanout *f, struct request *req, const char *api_name)
+{
+        if (f)
+                fanout_put_topics(f);
+        log_warn("closing connection from %s: %s exceeds the request memory limit", request_peer(req), api_name);
+        request_close_connection(req);
+}
 
 static void fanout_item_arrived_back(void *arg)
 {

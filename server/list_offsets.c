@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 
-#include "../base/logging.h"
 #include "../protocol/gen/errors.h"
 #include "../protocol/gen/list_offsets.h"
 #include "../protocol/gen/offset_for_leader_epoch.h"
@@ -118,26 +117,21 @@ void handle_list_offsets(struct broker *b, struct request *req, struct kreader *
         struct list_offsets_request *rq = dispatch_decode(req, body);
         if (!rq)
                 return;
+        struct fanout *f = NULL;
         struct list_offsets_response *resp = arena_alloc(&req->arena, sizeof(*resp));
-        struct fanout *f = arena_calloc(&req->arena, 1, sizeof(*f));
-        if (!resp || !f)
+        if (!resp)
                 goto out_of_memory;
         list_offsets_response_init(resp);
         int32_t tn = rq->topics.count > 0 ? rq->topics.count : 0;
         int32_t total = 0;
         for (int32_t t = 0; t < tn; t++)
                 total += rq->topics.items[t].partitions.count > 0 ? rq->topics.items[t].partitions.count : 0;
-        f->items = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*f->items));
+        f = fanout_new(b, req, total, list_at_home, list_done, resp);
         struct list_item *lis = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*lis));
         resp->topics.items = arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*resp->topics.items));
-        if (!f->items || !lis || !resp->topics.items)
+        if (!f || !lis || !resp->topics.items)
                 goto out_of_memory;
         resp->topics.count = tn;
-        f->broker = b;
-        f->req = req;
-        f->at_home = list_at_home;
-        f->done = list_done;
-        f->ctx = resp;
         for (int32_t t = 0; t < tn; t++) {
                 const struct list_offsets_request_list_offsets_topic *tq = &rq->topics.items[t];
                 struct list_offsets_response_list_offsets_topic_response *tr = &resp->topics.items[t];
@@ -154,28 +148,19 @@ void handle_list_offsets(struct broker *b, struct request *req, struct kreader *
                         list_offsets_response_list_offsets_partition_response_init(out);
                         out->partition_index = tq->partitions.items[i].partition_index;
                         struct list_item *li = &lis[f->count];
-                        struct fanout_item *it = &f->items[f->count++];
                         li->want = &tq->partitions.items[i];
                         li->out = out;
                         li->version = req->api_version;
                         li->is_read_committed = req->api_version >= 2 && rq->isolation_level == 1;
-                        it->ctx = li;
-                        it->index = out->partition_index;
-                        if (!topic || !catalog_topic_partition(topic, it->index)) {
+                        if (!fanout_add_partition(f, topic, out->partition_index, li))
                                 out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                                continue;
-                        }
-                        it->topic = catalog_topic_hold(topic);
                 }
                 catalog_topic_put(topic);
         }
         fanout_start(f);
         return;
 out_of_memory:
-        if (f && f->items)
-                fanout_put_topics(f);
-        log_warn("closing connection from %s: ListOffsets exceeds the request memory limit", request_peer(req));
-        request_close_connection(req);
+        fanout_abandon(f, req, "ListOffsets");
 }
 
 /* ---- OffsetForLeaderEpoch ---- */
@@ -210,37 +195,26 @@ static bool epoch_at_home(struct fanout_item *it, struct partition *p, int16_t e
         return false;
 }
 
-static void epoch_done(struct fanout *f)
-{
-        fanout_put_topics(f);
-        dispatch_respond(f->req, f->ctx);
-}
-
 void handle_offset_for_leader_epoch(struct broker *b, struct request *req, struct kreader *body)
 {
         struct offset_for_leader_epoch_request *rq = dispatch_decode(req, body);
         if (!rq)
                 return;
+        struct fanout *f = NULL;
         struct offset_for_leader_epoch_response *resp = arena_alloc(&req->arena, sizeof(*resp));
-        struct fanout *f = arena_calloc(&req->arena, 1, sizeof(*f));
-        if (!resp || !f)
+        if (!resp)
                 goto out_of_memory;
         offset_for_leader_epoch_response_init(resp);
         int32_t tn = rq->topics.count > 0 ? rq->topics.count : 0;
         int32_t total = 0;
         for (int32_t t = 0; t < tn; t++)
                 total += rq->topics.items[t].partitions.count > 0 ? rq->topics.items[t].partitions.count : 0;
-        f->items = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*f->items));
+        f = fanout_new(b, req, total, epoch_at_home, fanout_respond, resp);
         struct epoch_item *eis = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*eis));
         resp->topics.items = arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*resp->topics.items));
-        if (!f->items || !eis || !resp->topics.items)
+        if (!f || !eis || !resp->topics.items)
                 goto out_of_memory;
         resp->topics.count = tn;
-        f->broker = b;
-        f->req = req;
-        f->at_home = epoch_at_home;
-        f->done = epoch_done;
-        f->ctx = resp;
         for (int32_t t = 0; t < tn; t++) {
                 const struct offset_for_leader_epoch_request_offset_for_leader_topic *tq = &rq->topics.items[t];
                 struct offset_for_leader_epoch_response_offset_for_leader_topic_result *tr = &resp->topics.items[t];
@@ -257,26 +231,16 @@ void handle_offset_for_leader_epoch(struct broker *b, struct request *req, struc
                         offset_for_leader_epoch_response_epoch_end_offset_init(out);
                         out->partition = tq->partitions.items[i].partition;
                         struct epoch_item *ei = &eis[f->count];
-                        struct fanout_item *it = &f->items[f->count++];
                         ei->want = &tq->partitions.items[i];
                         ei->out = out;
                         ei->version = req->api_version;
-                        it->ctx = ei;
-                        it->index = out->partition;
-                        if (!topic || !catalog_topic_partition(topic, it->index)) {
+                        if (!fanout_add_partition(f, topic, out->partition, ei))
                                 out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                                continue;
-                        }
-                        it->topic = catalog_topic_hold(topic);
                 }
                 catalog_topic_put(topic);
         }
         fanout_start(f);
         return;
 out_of_memory:
-        if (f && f->items)
-                fanout_put_topics(f);
-        log_warn("closing connection from %s: OffsetForLeaderEpoch exceeds the request memory limit",
-                 request_peer(req));
-        request_close_connection(req);
+        fanout_abandon(f, req, "OffsetForLeaderEpoch");
 }

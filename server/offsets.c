@@ -1,15 +1,13 @@
 /*
- * offsets.c - OffsetCommit, OffsetFetch and OffsetDelete, and the shards
- * that serve them: the committed offsets of each __consumer_offsets
+ * offsets.c - the shards that serve OffsetCommit, OffsetFetch and
+ * OffsetDelete (server/offsets_requests.c) and TxnOffsetCommit
+ * (server/txn_offsets.c): the committed offsets of each __consumer_offsets
  * partition, on the partition's home reactor.
  *
- * A request is checked on its connection's reactor (group id, topics and
- * partitions against the catalog, metadata size), then carried to the home
- * of the group's __consumer_offsets partition (group_partition_of), where
- * the shard and the group's membership live, and carried back to answer.
- * OffsetFetch v8+ names several groups: it visits their homes one after
- * the other. While the request is away its connection's reactor does not
- * touch it, so the home may allocate from the request's arena.
+ * A request is checked on its connection's reactor, then carried to the
+ * home of the group's __consumer_offsets partition (group_partition_of),
+ * where the shard and the group's membership live, and carried back to
+ * answer.
  *
  * Shards. A shard is created on its home the first time a group of its
  * partition is served, or for every partition by offsets_load_all() (at
@@ -38,6 +36,7 @@
  *   - a shard's store equals the replay of its partition's durable log;
  *   - every request carried home comes back and is answered exactly once.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -50,13 +49,10 @@
 #include "../coordinator/offsets.h"
 #include "../protocol/gen/consumer_protocol_subscription.h"
 #include "../protocol/gen/errors.h"
-#include "../protocol/gen/offset_commit.h"
-#include "../protocol/gen/offset_delete.h"
-#include "../protocol/gen/offset_fetch.h"
 #include "broker.h"
 #include "coordinator_topic.h"
-#include "handlers.h"
 #include "offsets.h"
+#include "offsets_shard.h"
 #include "partition_home.h"
 
 /* Bytes of log replayed per reactor iteration while a shard loads. */
@@ -68,7 +64,7 @@
 /* The next expiry pass after one that hit OFFSETS_EXPIRE_BATCH_MAX. */
 #define OFFSETS_EXPIRE_AGAIN_MS 100u
 
-static int64_t wall_now_ms(void)
+int64_t offsets_wall_now_ms(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -76,34 +72,6 @@ static int64_t wall_now_ms(void)
 }
 
 /* ---- shards ---- */
-
-enum shard_state {
-        SHARD_LOADING,
-        SHARD_LOADED,
-};
-
-struct shard {
-        struct broker *broker;
-        struct reactor *home;
-        const struct catalog_topic *loading_topic;      /* held while loading */
-        int32_t index;
-        enum shard_state state;
-        struct offsets_store *store;
-        struct offsets_loader loader;
-        uint64_t load_started_ms;
-        struct reactor_task load_task;
-        reactor_timer_id expire_timer;
-        bool is_expiring;               /* an expiry write is in flight */
-        /* Transaction markers written past the end of the load, while it
-         * runs: applied once it is done, in order. */
-        struct shard_marker *markers;
-        uint32_t marker_count, marker_cap;
-};
-
-struct shard_marker {
-        int64_t producer_id;
-        bool is_commit;
-};
 
 /*
  * The shard of each __consumer_offsets partition, by index. A slot is read
@@ -176,7 +144,7 @@ static void shard_destroy(struct shard *s)
 
 /* The shard of partition index, created (and loading) on first use. On the
  * home reactor. NULL with *error_code when it cannot serve now. */
-static struct shard *shard_get(struct broker *b, const struct catalog_topic *ot, int32_t index, int16_t *error_code)
+struct shard *offsets_shard_get(struct broker *b, const struct catalog_topic *ot, int32_t index, int16_t *error_code)
 {
         assert(index >= 0 && index < ot->partition_count && index < CATALOG_PARTITIONS_MAX);
         assert(reactor_self() == partition_home_reactor(b->homes, partition_home_index(b->homes, ot, index)));
@@ -225,7 +193,7 @@ static struct shard *shard_get(struct broker *b, const struct catalog_topic *ot,
 struct offsets_store *offsets_shard_store(struct broker *b, const struct catalog_topic *offsets_topic, int32_t index,
                                           int16_t *error_code)
 {
-        struct shard *s = shard_get(b, offsets_topic, index, error_code);
+        struct shard *s = offsets_shard_get(b, offsets_topic, index, error_code);
         if (s)
                 groups_here(b);         /* the hooks, before any group change */
         return s ? s->store : NULL;
@@ -234,7 +202,7 @@ struct offsets_store *offsets_shard_store(struct broker *b, const struct catalog
 int16_t offsets_partition_ready(struct broker *b, const struct catalog_topic *offsets_topic, int32_t index)
 {
         int16_t err = KAFKA_NONE;
-        struct shard *s = shard_get(b, offsets_topic, index, &err);
+        struct shard *s = offsets_shard_get(b, offsets_topic, index, &err);
         if (s)
                 groups_here(b);         /* the hooks, before any group change */
         return s ? KAFKA_NONE : err;
@@ -252,7 +220,7 @@ static void load_start_at_home(void *arg)
 {
         struct load_start *ls = arg;
         int16_t err = KAFKA_NONE;
-        shard_get(ls->broker, ls->topic, ls->index, &err);
+        offsets_shard_get(ls->broker, ls->topic, ls->index, &err);
         catalog_topic_put(ls->topic);
         free(ls);
 }
@@ -315,32 +283,10 @@ static bool kstr_is_consumer(struct kstr protocol_type)
         return kstr_eq_cstr(protocol_type, "consumer");
 }
 
-/* Kafka's validateOffsetCommit (OffsetMetadataManager, ClassicGroup). */
-static int16_t bridge_validate_commit(struct group_coordinator *gc, const struct offset_commit_request *rq,
-                                      int16_t version)
-{
-        struct group *g = gc ? group_find(gc, rq->group_id) : NULL;
-        if (!g) {
-                if (rq->generation_id_or_member_epoch >= 0)
-                        return version >= 9 ? KAFKA_GROUP_ID_NOT_FOUND : KAFKA_ILLEGAL_GENERATION;
-                /* Generation -1: an admin client or a consumer without group
-                 * management; Kafka creates a "simple" group for it. */
-                int16_t err = KAFKA_NONE;
-                if (gc && !group_get_or_create(gc, rq->group_id, &err) && err != KAFKA_INVALID_GROUP_ID)
-                        return err;
-                /* Kafka 4.4 takes simple commits even for the group id ""
-                 * (which JoinGroup refuses); its offsets then live without
-                 * a group object. */
-                return KAFKA_NONE;
-        }
-        return group_validate_offset_commit(g, rq->member_id, rq->group_instance_id,
-                                            rq->generation_id_or_member_epoch, false);
-}
-
 /* Tells the group whether it has offsets (an Empty group with offsets is
  * kept; one without may expire). Creates the simple group of offsets that
  * were replayed or committed with no group around. */
-static void bridge_note_offsets(struct shard *s, struct kstr group_id)
+void offsets_shard_note_group(struct shard *s, struct kstr group_id)
 {
         struct group_coordinator *gc = groups_here(s->broker);
         if (!gc)
@@ -363,14 +309,14 @@ static void bridge_note_offsets(struct shard *s, struct kstr group_id)
 
 static void bridge_note_offsets_fn(void *ctx, struct kstr group_id)
 {
-        bridge_note_offsets(ctx, group_id);
+        offsets_shard_note_group(ctx, group_id);
 }
 
 void offsets_note_group(struct broker *b, int32_t index, struct kstr group_id)
 {
         struct shard *s = index >= 0 && index < CATALOG_PARTITIONS_MAX ? shards[index] : NULL;
         if (s && s->state == SHARD_LOADED && s->broker == b)
-                bridge_note_offsets(s, group_id);
+                offsets_shard_note_group(s, group_id);
 }
 
 struct group_coordinator *offsets_groups_here(struct broker *b)
@@ -425,7 +371,7 @@ void offsets_txn_marker_written(struct broker *b, int32_t index, int64_t produce
  * protocol type, no protocol chosen, metadata that does not parse) is
  * "not subscribed", as in Kafka.
  */
-static bool group_is_subscribed(const struct group *g, struct kstr topic)
+bool offsets_group_is_subscribed(const struct group *g, struct kstr topic)
 {
         if (!kstr_is_consumer(g->protocol_type) || kstr_is_null(g->protocol_name) || g->member_count == 0)
                 return false;
@@ -458,7 +404,7 @@ static bool bridge_is_subscribed(void *ctx, struct kstr group_id, struct kstr to
 {
         struct group_coordinator *gc = groups_here(ctx);
         const struct group *g = gc ? group_find(gc, group_id) : NULL;
-        return g && group_is_subscribed(g, topic);
+        return g && offsets_group_is_subscribed(g, topic);
 }
 
 /* Kafka's ClassicGroup.offsetExpirationCondition. */
@@ -478,7 +424,7 @@ static enum offsets_expiry bridge_expiry(void *ctx, struct kstr group_id, int64_
 }
 
 /* Kafka's validateOffsetDelete: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP or NONE. */
-static int16_t bridge_validate_delete(struct shard *s, struct kstr group_id, const struct group **g_out)
+int16_t offsets_shard_validate_delete(struct shard *s, struct kstr group_id, const struct group **g_out)
 {
         struct group_coordinator *gc = groups_here(s->broker);
         const struct group *g = gc ? group_find(gc, group_id) : NULL;
@@ -550,7 +496,7 @@ static void shard_write_done(struct partition_append *a)
                                           "until the broker restarts", COORDINATOR_OFFSETS_TOPIC, s->index);
                 for (uint32_t i = 0; i < w->count; i++)
                         if (i == 0 || !kstr_eq(w->writes[i].group, w->writes[i - 1].group))
-                                bridge_note_offsets(s, w->writes[i].group);
+                                offsets_shard_note_group(s, w->writes[i].group);
                 if (w->is_expiry)
                         log_info("expired %u committed offsets in %s-%d", w->count, COORDINATOR_OFFSETS_TOPIC,
                                  s->index);
@@ -581,7 +527,7 @@ static void shard_write_start(struct shard_write *w)
                 batch = w->group_batch;
                 len = w->group_batch_len;
         } else {
-                rc = offsets_batch_build(w->writes, w->count, wall_now_ms(), &w->arena, &batch, &len);
+                rc = offsets_batch_build(w->writes, w->count, offsets_wall_now_ms(), &w->arena, &batch, &len);
         }
         int16_t err = KAFKA_NONE;
         const struct catalog_topic *ot = catalog_get_topic(s->broker->catalog, KSTR(COORDINATOR_OFFSETS_TOPIC));
@@ -619,7 +565,7 @@ static void shard_expire_fired(void *arg)
         w->is_expiry = true;
         struct offsets_group_ops ops = { bridge_expiry, bridge_is_subscribed, s->broker };
         int64_t retention_ms = (int64_t)cfg->offsets_retention_minutes * 60000;
-        int rc = offsets_store_collect_expired(s->store, wall_now_ms(), retention_ms, &ops, OFFSETS_EXPIRE_BATCH_MAX,
+        int rc = offsets_store_collect_expired(s->store, offsets_wall_now_ms(), retention_ms, &ops, OFFSETS_EXPIRE_BATCH_MAX,
                                                &w->arena, &w->writes, &w->count);
         if (rc < 0 || w->count == 0) {
                 shard_write_free(w);
@@ -789,7 +735,7 @@ static void persist_group(void *ctx, const struct group *g, bool is_deleted, boo
                 }
                 v->members.count = n;
         }
-        if (offsets_group_batch_build(&r, wall_now_ms(), &w->arena, &w->group_batch, &w->group_batch_len) < 0)
+        if (offsets_group_batch_build(&r, offsets_wall_now_ms(), &w->arena, &w->group_batch, &w->group_batch_len) < 0)
                 goto out_free;
         /* Deferred: the append may complete at once, and this runs inside
          * group.c. */
@@ -832,808 +778,4 @@ static void replay_group_record(void *ctx, int64_t offset, int16_t record_type, 
                         log_error("out of memory restoring group %.*s", (int)r.group.len, r.group.ptr);
         }
         arena_free(&a);
-}
-
-/* ---- answers in Kafka's order ---- */
-
-/* OffsetCommit and OffsetDelete answers have the shape of struct
- * offsets_answer_topic (offsets.h), checked here. */
-#define ANSWER_SAME_LAYOUT(t, p)                                                                               \
-        _Static_assert(sizeof(struct t) == sizeof(struct offsets_answer_topic) &&                              \
-                               offsetof(struct t, partitions) == offsetof(struct offsets_answer_topic, partitions) && \
-                               sizeof(struct p) == sizeof(struct offsets_answer_partition) &&                  \
-                               offsetof(struct p, error_code) == offsetof(struct offsets_answer_partition,     \
-                                                                          error_code),                          \
-                       #t " differs from struct offsets_answer_topic")
-ANSWER_SAME_LAYOUT(offset_commit_response_topic, offset_commit_response_partition);
-ANSWER_SAME_LAYOUT(offset_delete_response_topic, offset_delete_response_partition);
-
-static struct offsets_answer_topic *answer_find(struct offsets_answer_topic *topics, int32_t count, struct kstr name)
-{
-        for (int32_t i = 0; i < count; i++)
-                if (kstr_eq(topics[i].name, name))
-                        return &topics[i];
-        return NULL;
-}
-
-/* Appends one topic's partitions that are (or are not) refused early. */
-static void answer_take(struct offsets_answer_topic *out, int32_t *out_count, const struct offsets_answer_topic *from,
-                        bool is_early)
-{
-        struct offsets_answer_topic *t = NULL;
-        for (int32_t i = 0; i < from->partitions.count; i++) {
-                const struct offsets_answer_partition *p = &from->partitions.items[i];
-                if ((p->error_code == KAFKA_UNKNOWN_TOPIC_OR_PARTITION) != is_early)
-                        continue;
-                if (!t)
-                        t = answer_find(out, *out_count, from->name);
-                if (!t) {
-                        t = &out[(*out_count)++];
-                        t->name = from->name;
-                        t->partitions.count = 0;
-                }
-                t->partitions.items[t->partitions.count++] = *p;
-        }
-}
-
-/* Reorders topics[0..*count) as Kafka's response builder would; 0 or -ENOMEM. */
-int offsets_answer_order(struct arena *a, struct offsets_answer_topic **topics, int32_t *count)
-{
-        bool has_early = false;
-        int32_t total = 0;
-        for (int32_t t = 0; t < *count; t++) {
-                total += (*topics)[t].partitions.count;
-                for (int32_t i = 0; i < (*topics)[t].partitions.count; i++)
-                        has_early = has_early ||
-                                    (*topics)[t].partitions.items[i].error_code == KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-        }
-        if (!has_early)
-                return 0;
-        struct offsets_answer_topic *out = arena_calloc(a, (size_t)*count + 1, sizeof(*out));
-        struct offsets_answer_partition *parts = arena_calloc(a, (size_t)total + 1, sizeof(*parts));
-        if (!out || !parts)
-                return -ENOMEM;
-        /* Room for every partition of a name in its first entry. */
-        int32_t n = 0;
-        for (int32_t t = 0; t < *count; t++) {
-                if (answer_find(out, n, (*topics)[t].name))
-                        continue;
-                out[n].name = (*topics)[t].name;
-                out[n].partitions.items = parts;
-                for (int32_t u = t; u < *count; u++)
-                        if (kstr_eq((*topics)[u].name, (*topics)[t].name))
-                                parts += (*topics)[u].partitions.count;
-                n++;
-        }
-        /* Entries are filled in the order Kafka adds them. */
-        struct offsets_answer_topic *order = arena_calloc(a, (size_t)n + 1, sizeof(*order));
-        if (!order)
-                return -ENOMEM;
-        int32_t m = 0;
-        for (int pass = 0; pass < 2; pass++) {
-                for (int32_t t = 0; t < *count; t++) {
-                        const struct offsets_answer_topic *from = &(*topics)[t];
-                        if (!answer_find(order, m, from->name)) {
-                                bool is_needed = false;
-                                for (int32_t i = 0; i < from->partitions.count; i++)
-                                        is_needed = is_needed || (from->partitions.items[i].error_code ==
-                                                                  KAFKA_UNKNOWN_TOPIC_OR_PARTITION) == (pass == 0);
-                                if (!is_needed)
-                                        continue;
-                                struct offsets_answer_topic *slot = answer_find(out, n, from->name);
-                                order[m] = *slot;
-                                order[m].partitions.count = 0;
-                                m++;
-                        }
-                        answer_take(order, &m, from, pass == 0);
-                }
-        }
-        *topics = order;
-        *count = m;
-        return 0;
-}
-
-/* ---- OffsetCommit ---- */
-
-struct commit_op {
-        struct broker *b;
-        struct request *req;
-        const struct offset_commit_request *rq;
-        struct offset_commit_response *resp;
-        struct coordinator_place place; /* topic held while set */
-        struct offsets_write *writes;   /* the partitions to commit */
-        int16_t **errors;               /* each write's error_code in resp */
-        uint32_t count;
-        struct shard *shard;            /* while the append runs */
-        struct partition_append append;
-        struct reactor_task task;
-};
-
-static void commit_fail(struct commit_op *op, int16_t code)
-{
-        for (uint32_t i = 0; i < op->count; i++)
-                *op->errors[i] = code;
-}
-
-static void commit_respond(struct request *req, struct offset_commit_response *resp)
-{
-        struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
-        if (offsets_answer_order(&req->arena, &topics, &resp->topics.count) < 0) {
-                request_close_connection(req);
-                return;
-        }
-        resp->topics.items = (struct offset_commit_response_topic *)(void *)topics;
-        dispatch_respond(req, resp);
-}
-
-static void commit_answer(void *arg)
-{
-        struct commit_op *op = arg;
-        coordinator_place_put(&op->place);
-        commit_respond(op->req, op->resp);
-}
-
-static void commit_go_back(struct commit_op *op)
-{
-        reactor_task_init(&op->task, commit_answer, op);
-        partition_home_run(op->req->reactor, &op->task);
-}
-
-static void commit_append_done(struct partition_append *a)
-{
-        struct commit_op *op = a->ctx;
-        struct shard *s = op->shard;
-        if (a->error_code != KAFKA_NONE) {
-                log_warn("committing %u offsets of group %.*s to %s-%d failed: %s", op->count,
-                         (int)op->rq->group_id.len, op->rq->group_id.ptr, COORDINATOR_OFFSETS_TOPIC, s->index,
-                         kafka_error_name(a->error_code));
-                commit_fail(op, offsets_coordinator_error(a->error_code));
-        } else {
-                for (uint32_t i = 0; i < op->count; i++)
-                        op->writes[i].value.record_offset = a->base_offset + (int64_t)i;
-                for (uint32_t i = 0; i < op->count; i++)
-                        if (offsets_store_apply(s->store, &op->writes[i]) < 0)
-                                log_error("out of memory applying a durable commit of group %.*s; OffsetFetch "
-                                          "misses it until the broker restarts",
-                                          (int)op->rq->group_id.len, op->rq->group_id.ptr);
-        }
-        offsets_store_end_write(s->store, op->rq->group_id);
-        bridge_note_offsets(s, op->rq->group_id);
-        commit_go_back(op);
-}
-
-static void commit_at_home(void *arg)
-{
-        struct commit_op *op = arg;
-        struct request *req = op->req;
-        const struct offset_commit_request *rq = op->rq;
-        int16_t err = KAFKA_NONE;
-        struct shard *s = shard_get(op->b, op->place.topic, op->place.partition, &err);
-        if (!s)
-                goto fail;
-        err = bridge_validate_commit(groups_here(op->b), rq, req->api_version);
-        if (err != KAFKA_NONE)
-                goto fail;
-
-        /* OffsetAndMetadata.fromRequest: v1 may carry the commit time; v2-v4
-         * a retention that sets an expire time. */
-        int64_t now_ms = wall_now_ms();
-        int64_t expire_ms = rq->retention_time_ms != -1 && req->api_version >= 2 && req->api_version <= 4 ?
-                                    now_ms + rq->retention_time_ms : OFFSETS_NO_TIMESTAMP;
-        for (uint32_t i = 0; i < op->count; i++) {
-                struct offsets_value *v = &op->writes[i].value;
-                if (v->commit_timestamp_ms == OFFSETS_NO_TIMESTAMP)
-                        v->commit_timestamp_ms = now_ms;
-                v->expire_timestamp_ms = expire_ms;
-        }
-        uint8_t *batch;
-        size_t len;
-        int rc = offsets_batch_build(op->writes, op->count, now_ms, &req->arena, &batch, &len);
-        if (rc < 0) {
-                err = rc == -ENOMEM ? KAFKA_COORDINATOR_NOT_AVAILABLE : KAFKA_UNKNOWN_SERVER_ERROR;
-                goto fail;
-        }
-        struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
-        if (!p) {
-                err = offsets_coordinator_error(err);
-                goto fail;
-        }
-        if (offsets_store_begin_write(s->store, rq->group_id) < 0) {
-                err = KAFKA_COORDINATOR_NOT_AVAILABLE;
-                goto fail;
-        }
-        op->shard = s;
-        op->append.batches = batch;
-        op->append.len = len;
-        op->append.is_durable = true;
-        op->append.done = commit_append_done;
-        op->append.ctx = op;
-        /* done (commit_append_done) takes it from here, maybe at once. */
-        partition_append(p, &op->append);
-        return;
-fail:
-        commit_fail(op, err);
-        commit_go_back(op);
-}
-
-void handle_offset_commit(struct broker *b, struct request *req, struct kreader *body)
-{
-        offsets_maybe_load_all(b);
-        struct offset_commit_request *rq = dispatch_decode(req, body);
-        if (!rq)
-                return;
-        struct offset_commit_response *resp = arena_alloc(&req->arena, sizeof(*resp));
-        struct commit_op *op = arena_calloc(&req->arena, 1, sizeof(*op));
-        if (!resp || !op)
-                goto out_of_memory;
-        offset_commit_response_init(resp);
-        int32_t topic_count = rq->topics.count > 0 ? rq->topics.count : 0;
-        uint32_t total = 0;
-        for (int32_t t = 0; t < topic_count; t++)
-                total += rq->topics.items[t].partitions.count > 0 ? (uint32_t)rq->topics.items[t].partitions.count : 0;
-        resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
-        op->writes = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->writes));
-        op->errors = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->errors));
-        if (!resp->topics.items || !op->writes || !op->errors)
-                goto out_of_memory;
-        resp->topics.count = topic_count;
-        op->b = b;
-        op->req = req;
-        op->rq = rq;
-        op->resp = resp;
-
-        /* An empty group id is a group like any other to Kafka 4.4's
-         * OffsetCommit and OffsetFetch (not to OffsetDelete). */
-        int32_t metadata_max = b->config->offset_metadata_max_bytes;
-        for (int32_t t = 0; t < topic_count; t++) {
-                const struct offset_commit_request_topic *tq = &rq->topics.items[t];
-                struct offset_commit_response_topic *tr = &resp->topics.items[t];
-                offset_commit_response_topic_init(tr);
-                tr->name = tq->name;
-                int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
-                tr->partitions.items = arena_calloc(&req->arena, (size_t)pn + 1, sizeof(*tr->partitions.items));
-                if (!tr->partitions.items)
-                        goto out_of_memory;
-                tr->partitions.count = pn;
-                const struct catalog_topic *topic = catalog_get_topic(b->catalog, tq->name);
-                for (int32_t i = 0; i < pn; i++) {
-                        const struct offset_commit_request_partition *pq = &tq->partitions.items[i];
-                        struct offset_commit_response_partition *out = &tr->partitions.items[i];
-                        offset_commit_response_partition_init(out);
-                        out->partition_index = pq->partition_index;
-                        if (!topic || !catalog_topic_partition(topic, pq->partition_index)) {
-                                out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                                continue;
-                        }
-                        if (!kstr_is_null(pq->committed_metadata) &&
-                            offsets_metadata_length(pq->committed_metadata) > metadata_max) {
-                                out->error_code = KAFKA_OFFSET_METADATA_TOO_LARGE;
-                                continue;
-                        }
-                        struct offsets_write *w = &op->writes[op->count];
-                        op->errors[op->count++] = &out->error_code;
-                        w->group = rq->group_id;
-                        w->topic = tq->name;
-                        w->partition = pq->partition_index;
-                        w->value.offset = pq->committed_offset;
-                        w->value.leader_epoch = pq->committed_leader_epoch < 0 ? OFFSETS_NO_LEADER_EPOCH :
-                                                                                 pq->committed_leader_epoch;
-                        w->value.metadata = kstr_is_null(pq->committed_metadata) ? (struct kstr){ "", 0 } :
-                                                                                    pq->committed_metadata;
-                        w->value.commit_timestamp_ms = req->api_version == 1 && pq->commit_timestamp != -1 ?
-                                                               pq->commit_timestamp : OFFSETS_NO_TIMESTAMP;
-                        w->value.expire_timestamp_ms = OFFSETS_NO_TIMESTAMP;
-                }
-                catalog_topic_put(topic);
-        }
-        /* Nothing left for the coordinator: Kafka answers without asking it. */
-        if (op->count == 0) {
-                commit_respond(req, resp);
-                return;
-        }
-        /* No __consumer_offsets yet: NOT_COORDINATOR sends the client to
-         * FindCoordinator, which creates it. */
-        if (!coordinator_locate_group(b, rq->group_id, &op->place)) {
-                commit_fail(op, KAFKA_NOT_COORDINATOR);
-                commit_respond(req, resp);
-                return;
-        }
-        reactor_task_init(&op->task, commit_at_home, op);
-        partition_home_run(op->place.home, &op->task);
-        return;
-
-out_of_memory:
-        log_warn("closing connection from %s: OffsetCommit exceeds the request memory limit", request_peer(req));
-        request_close_connection(req);
-}
-
-/* ---- OffsetFetch ---- */
-
-/* One group of an OffsetFetch, in the v8+ shape whatever the version. */
-struct fetch_group {
-        struct kstr group_id;
-        bool is_all_topics;
-        const struct offset_fetch_request_topics *topics;       /* when not all */
-        int32_t topic_count;
-        bool is_stable_required;                                /* OffsetFetch v7+ require_stable */
-        struct coordinator_place place;                         /* topic held; NULL: no home */
-        struct offset_fetch_response_group *out;
-};
-
-struct fetch_op {
-        struct broker *b;
-        struct request *req;
-        struct offset_fetch_response *resp;
-        struct fetch_group *groups;
-        int32_t count;
-        int32_t next;                   /* the next group to visit */
-        struct reactor_task task;
-};
-
-/* Kafka's answer for a partition with pending transactional offsets when
- * the client asks for stable offsets only (KIP-447): it retries. */
-static void fetch_unstable(struct offset_fetch_response_partitions *p)
-{
-        p->error_code = KAFKA_UNSTABLE_OFFSET_COMMIT;
-        p->committed_offset = OFFSETS_INVALID_OFFSET;
-        p->committed_leader_epoch = OFFSETS_NO_LEADER_EPOCH;
-        p->metadata = (struct kstr){ "", 0 };
-}
-
-static int fetch_fill_all(struct fetch_group *fg, struct shard *s, struct arena *a)
-{
-        struct offsets_item *items;
-        uint32_t n;
-        int rc = offsets_store_list_group(s->store, fg->group_id, a, &items, &n);
-        if (rc < 0)
-                return rc;
-        int32_t topic_count = 0;
-        for (uint32_t i = 0; i < n; i++)
-                topic_count += i == 0 || !kstr_eq(items[i].topic, items[i - 1].topic);
-        struct offset_fetch_response_topics *topics = arena_calloc(a, (size_t)topic_count + 1, sizeof(*topics));
-        struct offset_fetch_response_partitions *parts = arena_calloc(a, (size_t)n + 1, sizeof(*parts));
-        if (!topics || !parts)
-                return -ENOMEM;
-        int32_t t = -1;
-        for (uint32_t i = 0; i < n; i++) {
-                if (i == 0 || !kstr_eq(items[i].topic, items[i - 1].topic)) {
-                        t++;
-                        offset_fetch_response_topics_init(&topics[t]);
-                        topics[t].name = items[i].topic;
-                        topics[t].partitions.items = &parts[i];
-                }
-                struct offset_fetch_response_partitions *p = &parts[i];
-                offset_fetch_response_partitions_init(p);
-                p->partition_index = items[i].partition;
-                topics[t].partitions.count++;
-                if (fg->is_stable_required &&
-                    offsets_store_has_pending(s->store, fg->group_id, items[i].topic, items[i].partition)) {
-                        fetch_unstable(p);
-                        continue;
-                }
-                p->committed_offset = items[i].value.offset;
-                p->committed_leader_epoch = items[i].value.leader_epoch;
-                p->metadata = items[i].value.metadata;
-        }
-        assert(t + 1 == topic_count);
-        fg->out->topics.items = topics;
-        fg->out->topics.count = topic_count;
-        return 0;
-}
-
-static int fetch_fill_some(struct fetch_group *fg, struct shard *s, struct arena *a)
-{
-        struct offset_fetch_response_topics *topics = arena_calloc(a, (size_t)fg->topic_count + 1, sizeof(*topics));
-        if (!topics)
-                return -ENOMEM;
-        for (int32_t t = 0; t < fg->topic_count; t++) {
-                const struct offset_fetch_request_topics *tq = &fg->topics[t];
-                struct offset_fetch_response_topics *tr = &topics[t];
-                offset_fetch_response_topics_init(tr);
-                tr->name = tq->name;
-                int32_t pn = tq->partition_indexes.count > 0 ? tq->partition_indexes.count : 0;
-                tr->partitions.items = arena_calloc(a, (size_t)pn + 1, sizeof(*tr->partitions.items));
-                if (!tr->partitions.items)
-                        return -ENOMEM;
-                tr->partitions.count = pn;
-                for (int32_t i = 0; i < pn; i++) {
-                        struct offset_fetch_response_partitions *p = &tr->partitions.items[i];
-                        offset_fetch_response_partitions_init(p);
-                        p->partition_index = tq->partition_indexes.items[i];
-                        p->committed_offset = OFFSETS_INVALID_OFFSET;
-                        p->committed_leader_epoch = OFFSETS_NO_LEADER_EPOCH;
-                        p->metadata = (struct kstr){ "", 0 };
-                        if (fg->is_stable_required &&
-                            offsets_store_has_pending(s->store, fg->group_id, tq->name, p->partition_index)) {
-                                fetch_unstable(p);
-                                continue;
-                        }
-                        const struct offsets_value *v =
-                                offsets_store_get(s->store, fg->group_id, tq->name, p->partition_index);
-                        if (!v)
-                                continue;
-                        p->committed_offset = v->offset;
-                        p->committed_leader_epoch = v->leader_epoch;
-                        if (v->metadata.len > 0) {
-                                char *md = arena_dup(a, v->metadata.ptr, (size_t)v->metadata.len);
-                                if (!md)
-                                        return -ENOMEM;
-                                p->metadata = (struct kstr){ md, v->metadata.len };
-                        }
-                }
-        }
-        fg->out->topics.items = topics;
-        fg->out->topics.count = fg->topic_count;
-        return 0;
-}
-
-static void fetch_visit(void *arg);
-
-static void fetch_answer(void *arg)
-{
-        struct fetch_op *op = arg;
-        struct request *req = op->req;
-        struct offset_fetch_response *resp = op->resp;
-        for (int32_t i = 0; i < op->count; i++)
-                if (op->groups[i].place.topic)
-                        coordinator_place_put(&op->groups[i].place);
-        if (req->api_version >= 8) {
-                dispatch_respond(req, resp);
-                return;
-        }
-        /* v0-v7: one group, with its answer in the top-level fields. */
-        assert(op->count == 1);
-        const struct offset_fetch_response_group *g = &resp->groups.items[0];
-        const struct fetch_group *fg = &op->groups[0];
-        resp->groups.count = 0;
-        resp->groups.items = NULL;
-        resp->error_code = g->error_code;
-        if (g->error_code != KAFKA_NONE && req->api_version < 2) {
-                /* v0-v1 have no top-level error: every partition asked carries it. */
-                resp->topics.items = arena_calloc(&req->arena, (size_t)fg->topic_count + 1,
-                                                  sizeof(*resp->topics.items));
-                if (!resp->topics.items)
-                        goto out_of_memory;
-                resp->topics.count = fg->topic_count;
-                for (int32_t t = 0; t < fg->topic_count; t++) {
-                        struct offset_fetch_response_topic *tr = &resp->topics.items[t];
-                        offset_fetch_response_topic_init(tr);
-                        tr->name = fg->topics[t].name;
-                        const struct kint32_array *asked = &fg->topics[t].partition_indexes;
-                        int32_t pn = asked->count > 0 ? asked->count : 0;
-                        tr->partitions.items = arena_calloc(&req->arena, (size_t)pn + 1,
-                                                            sizeof(*tr->partitions.items));
-                        if (!tr->partitions.items)
-                                goto out_of_memory;
-                        tr->partitions.count = pn;
-                        for (int32_t i = 0; i < pn; i++) {
-                                struct offset_fetch_response_partition *p = &tr->partitions.items[i];
-                                offset_fetch_response_partition_init(p);
-                                p->partition_index = asked->items[i];
-                                p->committed_offset = OFFSETS_INVALID_OFFSET;
-                                p->metadata = (struct kstr){ "", 0 };
-                                p->error_code = g->error_code;
-                        }
-                }
-                dispatch_respond(req, resp);
-                return;
-        }
-        int32_t tn = g->error_code == KAFKA_NONE ? g->topics.count : 0;
-        resp->topics.items = arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*resp->topics.items));
-        if (!resp->topics.items)
-                goto out_of_memory;
-        resp->topics.count = tn;
-        for (int32_t t = 0; t < tn; t++) {
-                const struct offset_fetch_response_topics *from = &g->topics.items[t];
-                struct offset_fetch_response_topic *tr = &resp->topics.items[t];
-                offset_fetch_response_topic_init(tr);
-                tr->name = from->name;
-                tr->partitions.items = arena_calloc(&req->arena, (size_t)from->partitions.count + 1,
-                                                    sizeof(*tr->partitions.items));
-                if (!tr->partitions.items)
-                        goto out_of_memory;
-                tr->partitions.count = from->partitions.count;
-                for (int32_t i = 0; i < from->partitions.count; i++) {
-                        const struct offset_fetch_response_partitions *fp = &from->partitions.items[i];
-                        struct offset_fetch_response_partition *p = &tr->partitions.items[i];
-                        offset_fetch_response_partition_init(p);
-                        p->partition_index = fp->partition_index;
-                        p->committed_offset = fp->committed_offset;
-                        p->committed_leader_epoch = fp->committed_leader_epoch;
-                        p->metadata = fp->metadata;
-                        p->error_code = fp->error_code;
-                }
-        }
-        dispatch_respond(req, resp);
-        return;
-
-out_of_memory:
-        log_warn("closing connection from %s: OffsetFetch exceeds the request memory limit", request_peer(req));
-        request_close_connection(req);
-}
-
-/* Moves on to the next group's home, or back to the request's reactor. */
-static void fetch_go_next(struct fetch_op *op)
-{
-        while (op->next < op->count && !op->groups[op->next].place.topic)
-                op->next++;
-        struct reactor *to = op->req->reactor;
-        reactor_callback_fn fn = fetch_answer;
-        if (op->next < op->count) {
-                const struct fetch_group *fg = &op->groups[op->next];
-                to = fg->place.home;
-                fn = fetch_visit;
-        }
-        reactor_task_init(&op->task, fn, op);
-        partition_home_run(to, &op->task);
-}
-
-/* At the home of groups[next] (and of any later group homed here too). */
-static void fetch_visit(void *arg)
-{
-        struct fetch_op *op = arg;
-        struct reactor *here = reactor_self();
-        while (op->next < op->count) {
-                struct fetch_group *fg = &op->groups[op->next];
-                if (fg->place.topic && fg->place.home != here)
-                        break;
-                op->next++;
-                if (!fg->place.topic)
-                        continue;
-                int16_t err = KAFKA_NONE;
-                struct shard *s = shard_get(op->b, fg->place.topic, fg->place.partition, &err);
-                if (!s) {
-                        fg->out->error_code = err;
-                        continue;
-                }
-                int rc = fg->is_all_topics ? fetch_fill_all(fg, s, &op->req->arena) :
-                                             fetch_fill_some(fg, s, &op->req->arena);
-                if (rc < 0) {
-                        fg->out->topics.count = 0;
-                        fg->out->error_code = KAFKA_COORDINATOR_NOT_AVAILABLE;
-                }
-        }
-        fetch_go_next(op);
-}
-
-void handle_offset_fetch(struct broker *b, struct request *req, struct kreader *body)
-{
-        offsets_maybe_load_all(b);
-        struct offset_fetch_request *rq = dispatch_decode(req, body);
-        if (!rq)
-                return;
-        struct offset_fetch_response *resp = arena_alloc(&req->arena, sizeof(*resp));
-        struct fetch_op *op = arena_calloc(&req->arena, 1, sizeof(*op));
-        if (!resp || !op)
-                goto out_of_memory;
-        offset_fetch_response_init(resp);
-        op->b = b;
-        op->req = req;
-        op->resp = resp;
-        op->count = req->api_version >= 8 ? (rq->groups.count > 0 ? rq->groups.count : 0) : 1;
-        op->groups = arena_calloc(&req->arena, (size_t)op->count + 1, sizeof(*op->groups));
-        resp->groups.items = arena_calloc(&req->arena, (size_t)op->count + 1, sizeof(*resp->groups.items));
-        if (!op->groups || !resp->groups.items)
-                goto out_of_memory;
-        resp->groups.count = op->count;
-        for (int32_t i = 0; i < op->count; i++) {
-                struct fetch_group *fg = &op->groups[i];
-                if (req->api_version >= 8) {
-                        const struct offset_fetch_request_group *gq = &rq->groups.items[i];
-                        fg->group_id = gq->group_id;
-                        fg->is_all_topics = gq->topics.count < 0;
-                        fg->topics = gq->topics.items;
-                        fg->topic_count = gq->topics.count > 0 ? gq->topics.count : 0;
-                } else {
-                        /* v0-v7 topics have the v8 topics' layout: same fields, same types. */
-                        _Static_assert(sizeof(struct offset_fetch_request_topic) ==
-                                               sizeof(struct offset_fetch_request_topics),
-                                       "OffsetFetch topic layouts differ");
-                        fg->group_id = rq->group_id;
-                        fg->is_all_topics = rq->topics.count < 0;
-                        fg->topics = (const struct offset_fetch_request_topics *)(const void *)rq->topics.items;
-                        fg->topic_count = rq->topics.count > 0 ? rq->topics.count : 0;
-                }
-                fg->is_stable_required = req->api_version >= 7 && rq->require_stable;
-                fg->out = &resp->groups.items[i];
-                offset_fetch_response_group_init(fg->out);
-                fg->out->group_id = fg->group_id;
-                if (!coordinator_locate_group(b, fg->group_id, &fg->place)) {
-                        fg->place.topic = NULL;
-                        fg->out->error_code = KAFKA_NOT_COORDINATOR;
-                }
-        }
-        fetch_go_next(op);
-        return;
-
-out_of_memory:
-        log_warn("closing connection from %s: OffsetFetch exceeds the request memory limit", request_peer(req));
-        request_close_connection(req);
-}
-
-/* ---- OffsetDelete ---- */
-
-struct delete_op {
-        struct broker *b;
-        struct request *req;
-        const struct offset_delete_request *rq;
-        struct offset_delete_response *resp;
-        struct coordinator_place place; /* topic held while set */
-        /* The partitions that exist, with their answers. */
-        struct offsets_write *writes;
-        int16_t **errors;
-        uint32_t count;
-        uint32_t tombstone_count;       /* writes[0..tombstone_count) once at home */
-        struct shard *shard;
-        struct partition_append append;
-        struct reactor_task task;
-};
-
-static void delete_answer(void *arg)
-{
-        struct delete_op *op = arg;
-        coordinator_place_put(&op->place);
-        struct offset_delete_response *resp = op->resp;
-        if (resp->error_code != KAFKA_NONE)
-                resp->topics.count = 0;         /* Kafka answers a group error alone */
-        struct offsets_answer_topic *topics = (struct offsets_answer_topic *)(void *)resp->topics.items;
-        if (offsets_answer_order(&op->req->arena, &topics, &resp->topics.count) < 0) {
-                request_close_connection(op->req);
-                return;
-        }
-        resp->topics.items = (struct offset_delete_response_topic *)(void *)topics;
-        dispatch_respond(op->req, resp);
-}
-
-static void delete_go_back(struct delete_op *op)
-{
-        reactor_task_init(&op->task, delete_answer, op);
-        partition_home_run(op->req->reactor, &op->task);
-}
-
-static void delete_append_done(struct partition_append *a)
-{
-        struct delete_op *op = a->ctx;
-        struct shard *s = op->shard;
-        if (a->error_code != KAFKA_NONE) {
-                op->resp->error_code = offsets_coordinator_error(a->error_code);
-        } else {
-                for (uint32_t i = 0; i < op->tombstone_count; i++)
-                        if (offsets_store_apply(s->store, &op->writes[i]) < 0)
-                                log_error("out of memory applying an offset tombstone");
-        }
-        offsets_store_end_write(s->store, op->rq->group_id);
-        bridge_note_offsets(s, op->rq->group_id);
-        delete_go_back(op);
-}
-
-static void delete_at_home(void *arg)
-{
-        struct delete_op *op = arg;
-        const struct offset_delete_request *rq = op->rq;
-        int16_t err = KAFKA_NONE;
-        struct shard *s = shard_get(op->b, op->place.topic, op->place.partition, &err);
-        if (!s)
-                goto fail;
-        const struct group *g;
-        err = bridge_validate_delete(s, rq->group_id, &g);
-        if (err != KAFKA_NONE)
-                goto fail;
-        /* Subscribed partitions refuse; the others get a tombstone when
-         * they have an offset (and answer NONE either way). */
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < op->count; i++) {
-                struct offsets_write *w = &op->writes[i];
-                if (g && group_is_subscribed(g, w->topic)) {
-                        *op->errors[i] = KAFKA_GROUP_SUBSCRIBED_TO_TOPIC;
-                        continue;
-                }
-                if (offsets_store_get(s->store, w->group, w->topic, w->partition))
-                        op->writes[n++] = *w;
-        }
-        op->tombstone_count = n;
-        if (n == 0) {
-                delete_go_back(op);
-                return;
-        }
-        uint8_t *batch;
-        size_t len;
-        if (offsets_batch_build(op->writes, n, wall_now_ms(), &op->req->arena, &batch, &len) < 0) {
-                err = KAFKA_COORDINATOR_NOT_AVAILABLE;
-                goto fail;
-        }
-        struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
-        if (!p) {
-                err = offsets_coordinator_error(err);
-                goto fail;
-        }
-        if (offsets_store_begin_write(s->store, rq->group_id) < 0) {
-                err = KAFKA_COORDINATOR_NOT_AVAILABLE;
-                goto fail;
-        }
-        op->shard = s;
-        op->append.batches = batch;
-        op->append.len = len;
-        op->append.is_durable = true;
-        op->append.done = delete_append_done;
-        op->append.ctx = op;
-        partition_append(p, &op->append);
-        return;
-fail:
-        op->resp->error_code = err;
-        delete_go_back(op);
-}
-
-void handle_offset_delete(struct broker *b, struct request *req, struct kreader *body)
-{
-        offsets_maybe_load_all(b);
-        struct offset_delete_request *rq = dispatch_decode(req, body);
-        if (!rq)
-                return;
-        struct offset_delete_response *resp = arena_alloc(&req->arena, sizeof(*resp));
-        struct delete_op *op = arena_calloc(&req->arena, 1, sizeof(*op));
-        if (!resp || !op)
-                goto out_of_memory;
-        offset_delete_response_init(resp);
-        int32_t topic_count = rq->topics.count > 0 ? rq->topics.count : 0;
-        uint32_t total = 0;
-        for (int32_t t = 0; t < topic_count; t++)
-                total += rq->topics.items[t].partitions.count > 0 ? (uint32_t)rq->topics.items[t].partitions.count : 0;
-        resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
-        op->writes = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->writes));
-        op->errors = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->errors));
-        if (!resp->topics.items || !op->writes || !op->errors)
-                goto out_of_memory;
-        resp->topics.count = topic_count;
-        op->b = b;
-        op->req = req;
-        op->rq = rq;
-        op->resp = resp;
-        if (rq->group_id.len <= 0) {
-                resp->error_code = KAFKA_INVALID_GROUP_ID;
-                resp->topics.count = 0;
-                dispatch_respond(req, resp);
-                return;
-        }
-        for (int32_t t = 0; t < topic_count; t++) {
-                const struct offset_delete_request_topic *tq = &rq->topics.items[t];
-                struct offset_delete_response_topic *tr = &resp->topics.items[t];
-                offset_delete_response_topic_init(tr);
-                tr->name = tq->name;
-                int32_t pn = tq->partitions.count > 0 ? tq->partitions.count : 0;
-                tr->partitions.items = arena_calloc(&req->arena, (size_t)pn + 1, sizeof(*tr->partitions.items));
-                if (!tr->partitions.items)
-                        goto out_of_memory;
-                tr->partitions.count = pn;
-                const struct catalog_topic *topic = catalog_get_topic(b->catalog, tq->name);
-                for (int32_t i = 0; i < pn; i++) {
-                        struct offset_delete_response_partition *out = &tr->partitions.items[i];
-                        offset_delete_response_partition_init(out);
-                        out->partition_index = tq->partitions.items[i].partition_index;
-                        if (!topic || !catalog_topic_partition(topic, out->partition_index)) {
-                                out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                                continue;
-                        }
-                        struct offsets_write *w = &op->writes[op->count];
-                        op->errors[op->count++] = &out->error_code;
-                        w->group = rq->group_id;
-                        w->topic = tq->name;
-                        w->partition = out->partition_index;
-                        w->is_tombstone = true;
-                }
-                catalog_topic_put(topic);
-        }
-        if (!coordinator_locate_group(b, rq->group_id, &op->place)) {
-                resp->error_code = KAFKA_NOT_COORDINATOR;
-                resp->topics.count = 0;
-                dispatch_respond(req, resp);
-                return;
-        }
-        reactor_task_init(&op->task, delete_at_home, op);
-        partition_home_run(op->place.home, &op->task);
-        return;
-
-out_of_memory:
-        log_warn("closing connection from %s: OffsetDelete exceeds the request memory limit", request_peer(req));
-        request_close_connection(req);
 }

@@ -15,7 +15,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../coordinator/offsets.h"
 #include "../log/catalog.h"
+#include "../log/partition.h"
+#include "coordinator_topic.h"
+#include "reactor.h"
 
 struct broker;
 struct group;
@@ -58,6 +62,10 @@ struct offsets_store;
 
 /* Starts loading every partition of __consumer_offsets, once. Any thread. */
 void offsets_maybe_load_all(struct broker *b);
+
+/* The wall clock in ms since the epoch: the commit and expire times of
+ * offsets, as Kafka's time.milliseconds(). */
+int64_t offsets_wall_now_ms(void);
 
 /*
  * On the home of partition index: the store of its loaded shard (loading
@@ -112,5 +120,62 @@ struct offsets_answer_topic {
 /* Reorders topics[0..*count) as Kafka's response builder would, in arena
  * a; 0 or -ENOMEM. */
 int offsets_answer_order(struct arena *a, struct offsets_answer_topic **topics, int32_t *count);
+
+/* ---- the trip OffsetCommit, TxnOffsetCommit and OffsetDelete share ---- */
+
+struct request;
+struct offsets_trip;
+
+/* On the request's reactor, the place given back: sends the answer. */
+typedef void (*offsets_trip_respond_fn)(struct offsets_trip *c);
+
+/*
+ * A write of a group's offsets (commits, or OffsetDelete's tombstones) on
+ * its way, in the request's arena: collected on the request's reactor
+ * (offsets_trip_init, _add), carried
+ * to the home of the group's __consumer_offsets partition (_go_home),
+ * appended there as one record batch (_append), and carried back
+ * (_go_back) to be answered by respond. While it is away, only the home
+ * touches it and the request.
+ */
+struct offsets_trip {
+        struct broker *b;
+        struct request *req;
+        struct kstr group_id;
+        struct coordinator_place place;         /* topic held while set */
+        struct offsets_write *writes;           /* the partitions to write, in request order */
+        int16_t **errors;                       /* each write's error_code in the response */
+        uint32_t count;
+        offsets_trip_respond_fn respond;
+        struct partition_append append;
+        struct reactor_task task;
+};
+
+/* Room for write_count_max writes in req's arena; 0 or -ENOMEM. */
+int offsets_trip_init(struct offsets_trip *c, struct broker *b, struct request *req, struct kstr group_id,
+                      uint32_t write_count_max, offsets_trip_respond_fn respond);
+
+/*
+ * The next write: partition of topic at offset, answered in *error_code.
+ * A negative leader_epoch is none; null metadata is stored empty, as
+ * Kafka stores it. The commit and expire times are left unset
+ * (OFFSETS_NO_TIMESTAMP) for the caller.
+ */
+struct offsets_write *offsets_trip_add(struct offsets_trip *c, int16_t *error_code, struct kstr topic,
+                                       int32_t partition, int64_t offset, int32_t leader_epoch,
+                                       struct kstr metadata);
+
+/* Answers every write with code. */
+void offsets_trip_fail(struct offsets_trip *c, int16_t code);
+
+/* On the request's reactor, c->place located: at_home(c) runs on its home. */
+void offsets_trip_go_home(struct offsets_trip *c, void (*at_home)(void *c));
+
+/* On the home: appends batch (durable) to p; done(&c->append) follows, maybe at once. */
+void offsets_trip_append(struct offsets_trip *c, struct partition *p, uint8_t *batch, size_t len,
+                         bool is_txn_verified, partition_append_done_fn done);
+
+/* On the home: back to the request's reactor, which gives the place back and responds. */
+void offsets_trip_go_back(struct offsets_trip *c);
 
 #endif

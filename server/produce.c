@@ -273,9 +273,9 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
         struct produce_request *rq = dispatch_decode(req, body);
         if (!rq)
                 return;
+        struct fanout *f = NULL;
         struct produce_response *resp = arena_alloc(&req->arena, sizeof(*resp));
-        struct fanout *f = arena_calloc(&req->arena, 1, sizeof(*f));
-        if (!resp || !f)
+        if (!resp)
                 goto out_of_memory;
         produce_response_init(resp);
 
@@ -284,17 +284,12 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
         for (int32_t t = 0; t < topic_count; t++)
                 part_total += rq->topic_data.items[t].partition_data.count > 0 ?
                               rq->topic_data.items[t].partition_data.count : 0;
-        f->items = arena_calloc(&req->arena, (size_t)part_total + 1, sizeof(*f->items));
+        f = fanout_new(b, req, part_total, produce_at_home, produce_done, rq->acks == 0 ? NULL : resp);
         struct produce_part *parts = arena_calloc(&req->arena, (size_t)part_total + 1, sizeof(*parts));
         resp->responses.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->responses.items));
-        if (!f->items || !parts || !resp->responses.items)
+        if (!f || !parts || !resp->responses.items)
                 goto out_of_memory;
         resp->responses.count = topic_count;
-        f->broker = b;
-        f->req = req;
-        f->at_home = produce_at_home;
-        f->done = produce_done;
-        f->ctx = rq->acks == 0 ? NULL : resp;
 
         bool is_acks_valid = rq->acks == 0 || rq->acks == 1 || rq->acks == -1;
         for (int32_t t = 0; t < topic_count; t++) {
@@ -359,8 +354,5 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
         return;
 
 out_of_memory:
-        if (f && f->items)
-                fanout_put_topics(f);
-        log_warn("closing connection from %s: Produce exceeds the request memory limit", request_peer(req));
-        request_close_connection(req);
+        fanout_abandon(f, req, "Produce");
 }

@@ -293,27 +293,22 @@ void handle_describe_producers(struct broker *b, struct request *req, struct kre
         struct describe_producers_request *rq = dispatch_decode(req, body);
         if (!rq)
                 return;
+        struct fanout *f = NULL;
         struct describe_producers_response *resp = arena_calloc(&req->arena, 1, sizeof(*resp));
-        struct fanout *f = arena_calloc(&req->arena, 1, sizeof(*f));
         int32_t tn = rq->topics.count > 0 ? rq->topics.count : 0;
         int32_t total = 0;
         for (int32_t t = 0; t < tn; t++)
                 total += rq->topics.items[t].partition_indexes.count > 0 ? rq->topics.items[t].partition_indexes.count
                                                                         : 0;
-        if (!resp || !f)
+        if (!resp)
                 goto out_of_memory;
         describe_producers_response_init(resp);
-        f->items = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*f->items));
+        f = fanout_new(b, req, total, producers_at_home, producers_done, resp);
         struct producers_item *pis = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*pis));
         resp->topics.items = arena_calloc(&req->arena, (size_t)tn + 1, sizeof(*resp->topics.items));
-        if (!f->items || !pis || !resp->topics.items)
+        if (!f || !pis || !resp->topics.items)
                 goto out_of_memory;
         resp->topics.count = tn;
-        f->broker = b;
-        f->req = req;
-        f->at_home = producers_at_home;
-        f->done = producers_done;
-        f->ctx = resp;
         for (int32_t t = 0; t < tn; t++) {
                 const struct describe_producers_request_topic_request *tq = &rq->topics.items[t];
                 struct describe_producers_response_topic_response *tr = &resp->topics.items[t];
@@ -330,22 +325,14 @@ void handle_describe_producers(struct broker *b, struct request *req, struct kre
                         describe_producers_response_partition_response_init(out);
                         out->partition_index = tq->partition_indexes.items[i];
                         struct producers_item *pi = &pis[f->count];
-                        struct fanout_item *it = &f->items[f->count++];
                         pi->out = out;
-                        it->ctx = pi;
-                        it->index = out->partition_index;
-                        if (!topic || !catalog_topic_partition(topic, it->index)) {
+                        if (!fanout_add_partition(f, topic, out->partition_index, pi))
                                 out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
-                                continue;
-                        }
-                        it->topic = catalog_topic_hold(topic);
                 }
                 catalog_topic_put(topic);
         }
         fanout_start(f);
         return;
 out_of_memory:
-        if (f && f->items)
-                fanout_put_topics(f);
-        request_close_connection(req);
+        fanout_abandon(f, req, "DescribeProducers");
 }

@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include <time.h>
 
 #include "../base/logging.h"
 #include "../coordinator/group.h"
@@ -57,40 +56,23 @@ _Static_assert(sizeof(struct txn_offset_commit_response_topic) == sizeof(struct 
                                offsetof(struct offsets_answer_partition, error_code),
                "TxnOffsetCommit answers differ from struct offsets_answer_topic");
 
-static int64_t wall_now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct txn_commit_op {
-        struct broker *b;
-        struct request *req;
+        struct offsets_trip c;        /* the writes the coordinator decides */
         const struct txn_offset_commit_request *rq;
         struct txn_offset_commit_response *resp;
-        struct coordinator_place place; /* topic held while set */
-        struct offsets_write *writes;   /* the partitions the coordinator decides */
-        int16_t **errors;               /* each write's error_code in resp */
         bool *is_metadata_too_large;    /* per write */
-        uint32_t count;
-        uint32_t write_count;           /* writes[0..write_count) appended, once at home */
+        uint32_t write_count;           /* writes appended, once at home */
         struct txn_topic_partitions verify_topic;
         int32_t verify_partition;
         int16_t verify_error;
         bool is_txn_verified;
-        struct partition_append append;
-        struct reactor_task task;
 };
 
-static void commit_fail(struct txn_commit_op *op, int16_t code)
+static void commit_respond(struct offsets_trip *c)
 {
-        for (uint32_t i = 0; i < op->count; i++)
-                *op->errors[i] = code;
-}
-
-static void commit_respond(struct request *req, struct txn_offset_commit_response *resp)
-{
+        struct txn_commit_op *op = container_of(c, struct txn_commit_op, c);
+        struct request *req = c->req;
+        struct txn_offset_commit_response *resp = op->resp;
         /* Clients before v2 (Kafka 0.11 to 2.0) may crash on
          * COORDINATOR_LOAD_IN_PROGRESS here (KAFKA-7296): Kafka sends them
          * COORDINATOR_NOT_AVAILABLE instead. */
@@ -105,19 +87,6 @@ static void commit_respond(struct request *req, struct txn_offset_commit_respons
         }
         resp->topics.items = (struct txn_offset_commit_response_topic *)(void *)topics;
         dispatch_respond(req, resp);
-}
-
-static void commit_answer(void *arg)
-{
-        struct txn_commit_op *op = arg;
-        coordinator_place_put(&op->place);
-        commit_respond(op->req, op->resp);
-}
-
-static void commit_go_back(struct txn_commit_op *op)
-{
-        reactor_task_init(&op->task, commit_answer, op);
-        partition_home_run(op->req->reactor, &op->task);
 }
 
 /* A failed transactional append: the producer's own errors reach it as
@@ -138,24 +107,25 @@ static int16_t append_error_of(int16_t code)
 
 static void commit_append_done(struct partition_append *a)
 {
-        struct txn_commit_op *op = a->ctx;
+        struct offsets_trip *c = a->ctx;
+        struct txn_commit_op *op = container_of(c, struct txn_commit_op, c);
         const struct txn_offset_commit_request *rq = op->rq;
         int16_t err = KAFKA_NONE;
-        struct offsets_store *store = offsets_shard_store(op->b, op->place.topic, op->place.partition, &err);
+        struct offsets_store *store = offsets_shard_store(c->b, c->place.topic, c->place.partition, &err);
         assert(store);          /* a loaded shard stays loaded */
         if (a->error_code != KAFKA_NONE) {
                 log_warn("committing %u transactional offsets of group %.*s (producer %lld) to %s-%d failed: %s",
                          op->write_count, (int)rq->group_id.len, rq->group_id.ptr, (long long)rq->producer_id,
-                         COORDINATOR_OFFSETS_TOPIC, op->place.partition, kafka_error_name(a->error_code));
-                for (uint32_t i = 0; i < op->count; i++)
+                         COORDINATOR_OFFSETS_TOPIC, c->place.partition, kafka_error_name(a->error_code));
+                for (uint32_t i = 0; i < c->count; i++)
                         if (!op->is_metadata_too_large[i])
-                                *op->errors[i] = append_error_of(a->error_code);
+                                *c->errors[i] = append_error_of(a->error_code);
         } else if (store) {
                 uint32_t k = 0;
-                for (uint32_t i = 0; i < op->count; i++) {
+                for (uint32_t i = 0; i < c->count; i++) {
                         if (op->is_metadata_too_large[i])
                                 continue;
-                        struct offsets_write *w = &op->writes[i];
+                        struct offsets_write *w = &c->writes[i];
                         w->value.record_offset = a->base_offset + (int64_t)k++;
                         if (offsets_store_stage(store, rq->producer_id, w) < 0)
                                 log_error("out of memory staging a durable transactional commit of group %.*s; "
@@ -165,8 +135,8 @@ static void commit_append_done(struct partition_append *a)
         }
         if (store)
                 offsets_store_end_write(store, rq->group_id);
-        offsets_note_group(op->b, op->place.partition, rq->group_id);
-        commit_go_back(op);
+        offsets_note_group(c->b, c->place.partition, rq->group_id);
+        offsets_trip_go_back(c);
 }
 
 /* Kafka's validateTransactionalOffsetCommit: a group that does not exist
@@ -207,39 +177,40 @@ static int32_t next_sequence(struct partition *p, int64_t producer_id, int16_t p
 
 static void commit_at_home(void *arg)
 {
-        struct txn_commit_op *op = arg;
-        struct request *req = op->req;
+        struct offsets_trip *c = arg;
+        struct txn_commit_op *op = container_of(c, struct txn_commit_op, c);
+        struct request *req = c->req;
         const struct txn_offset_commit_request *rq = op->rq;
         int16_t err = KAFKA_NONE;
-        struct offsets_store *store = offsets_shard_store(op->b, op->place.topic, op->place.partition, &err);
+        struct offsets_store *store = offsets_shard_store(c->b, c->place.topic, c->place.partition, &err);
         if (!store)
                 goto fail;
-        err = validate_commit(op->b, rq);
+        err = validate_commit(c->b, rq);
         if (err != KAFKA_NONE)
                 goto fail;
-        int64_t now_ms = wall_now_ms();
+        int64_t now_ms = offsets_wall_now_ms();
         /* The writes to append first, in request order; the refused ones
          * keep their answer. */
-        struct offsets_write *writes = arena_calloc(&req->arena, (size_t)op->count + 1, sizeof(*writes));
+        struct offsets_write *writes = arena_calloc(&req->arena, (size_t)c->count + 1, sizeof(*writes));
         if (!writes) {
                 err = KAFKA_COORDINATOR_NOT_AVAILABLE;
                 goto fail;
         }
         uint32_t n = 0;
-        for (uint32_t i = 0; i < op->count; i++) {
+        for (uint32_t i = 0; i < c->count; i++) {
                 if (op->is_metadata_too_large[i]) {
-                        *op->errors[i] = KAFKA_OFFSET_METADATA_TOO_LARGE;
+                        *c->errors[i] = KAFKA_OFFSET_METADATA_TOO_LARGE;
                         continue;
                 }
-                op->writes[i].value.commit_timestamp_ms = now_ms;
-                writes[n++] = op->writes[i];
+                c->writes[i].value.commit_timestamp_ms = now_ms;
+                writes[n++] = c->writes[i];
         }
         op->write_count = n;
         if (n == 0) {
-                commit_go_back(op);
+                offsets_trip_go_back(c);
                 return;
         }
-        struct partition *p = partition_home_get(op->b, op->place.topic, op->place.partition, &err);
+        struct partition *p = partition_home_get(c->b, c->place.topic, c->place.partition, &err);
         if (!p) {
                 err = offsets_coordinator_error(err);
                 goto fail;
@@ -264,23 +235,17 @@ static void commit_at_home(void *arg)
                 err = KAFKA_COORDINATOR_NOT_AVAILABLE;
                 goto fail;
         }
-        op->append.batches = batch;
-        op->append.len = len;
-        op->append.is_durable = true;
         /* The transaction coordinator confirmed (step 2) that this
          * partition is in the producer's open transaction: AddOffsetsToTxn
          * added it. Unconfirmed, the batch passes only when the producer's
          * transaction is already open on the partition (an earlier
          * TxnOffsetCommit of the same transaction), else INVALID_TXN_STATE,
          * so that no batch can open a transaction that no marker will end. */
-        op->append.is_txn_verified = op->is_txn_verified;
-        op->append.done = commit_append_done;
-        op->append.ctx = op;
-        partition_append(p, &op->append);
+        offsets_trip_append(c, p, batch, len, op->is_txn_verified, commit_append_done);
         return;
 fail:
-        commit_fail(op, err);
-        commit_go_back(op);
+        offsets_trip_fail(c, err);
+        offsets_trip_go_back(c);
 }
 
 /* Back from the transaction coordinator, on the request's reactor. */
@@ -295,14 +260,13 @@ static void commit_verified(void *ctx, int16_t error_code)
                         error_code = KAFKA_INVALID_PRODUCER_EPOCH;
                 else if (error_code == KAFKA_TRANSACTION_ABORTABLE)
                         error_code = KAFKA_INVALID_TXN_STATE;
-                commit_fail(op, error_code);
-                coordinator_place_put(&op->place);
-                commit_respond(op->req, op->resp);
+                offsets_trip_fail(&op->c, error_code);
+                coordinator_place_put(&op->c.place);
+                commit_respond(&op->c);
                 return;
         }
         op->is_txn_verified = op->verify_error == KAFKA_NONE;
-        reactor_task_init(&op->task, commit_at_home, op);
-        partition_home_run(op->place.home, &op->task);
+        offsets_trip_go_home(&op->c, commit_at_home);
 }
 
 void handle_txn_offset_commit(struct broker *b, struct request *req, struct kreader *body)
@@ -321,14 +285,11 @@ void handle_txn_offset_commit(struct broker *b, struct request *req, struct krea
         for (int32_t t = 0; t < topic_count; t++)
                 total += rq->topics.items[t].partitions.count > 0 ? (uint32_t)rq->topics.items[t].partitions.count : 0;
         resp->topics.items = arena_calloc(&req->arena, (size_t)topic_count + 1, sizeof(*resp->topics.items));
-        op->writes = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->writes));
-        op->errors = arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->errors));
         op->is_metadata_too_large = arena_calloc(&req->arena, (size_t)total + 1, sizeof(bool));
-        if (!resp->topics.items || !op->writes || !op->errors || !op->is_metadata_too_large)
+        if (!resp->topics.items || !op->is_metadata_too_large ||
+            offsets_trip_init(&op->c, b, req, rq->group_id, total, commit_respond) < 0)
                 goto out_of_memory;
         resp->topics.count = topic_count;
-        op->b = b;
-        op->req = req;
         op->rq = rq;
         op->resp = resp;
 
@@ -353,45 +314,38 @@ void handle_txn_offset_commit(struct broker *b, struct request *req, struct krea
                                 out->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
                                 continue;
                         }
-                        uint32_t k = op->count++;
-                        struct offsets_write *w = &op->writes[k];
-                        op->errors[k] = &out->error_code;
-                        op->is_metadata_too_large[k] = !kstr_is_null(pq->committed_metadata) &&
-                                                       offsets_metadata_length(pq->committed_metadata) > metadata_max;
-                        w->group = rq->group_id;
-                        w->topic = tq->name;
-                        w->partition = pq->partition_index;
-                        w->value.offset = pq->committed_offset;
-                        w->value.leader_epoch = req->api_version >= 2 && pq->committed_leader_epoch >= 0 ?
-                                                        pq->committed_leader_epoch : OFFSETS_NO_LEADER_EPOCH;
-                        w->value.metadata = kstr_is_null(pq->committed_metadata) ? (struct kstr){ "", 0 } :
-                                                                                    pq->committed_metadata;
-                        w->value.expire_timestamp_ms = OFFSETS_NO_TIMESTAMP;
+                        op->is_metadata_too_large[op->c.count] =
+                                !kstr_is_null(pq->committed_metadata) &&
+                                offsets_metadata_length(pq->committed_metadata) > metadata_max;
+                        offsets_trip_add(&op->c, &out->error_code, tq->name, pq->partition_index,
+                                         pq->committed_offset,
+                                         req->api_version >= 2 ? pq->committed_leader_epoch : -1,
+                                         pq->committed_metadata);
                 }
                 catalog_topic_put(topic);
         }
         /* Nothing left for the coordinator: Kafka answers without asking it. */
-        if (op->count == 0) {
-                commit_respond(req, resp);
+        if (op->c.count == 0) {
+                commit_respond(&op->c);
                 return;
         }
         if (rq->group_id.len <= 0) {
-                commit_fail(op, KAFKA_INVALID_GROUP_ID);
-                commit_respond(req, resp);
+                offsets_trip_fail(&op->c, KAFKA_INVALID_GROUP_ID);
+                commit_respond(&op->c);
                 return;
         }
         /* No __consumer_offsets yet: NOT_COORDINATOR sends the client to
          * FindCoordinator, which creates it. */
-        if (!coordinator_locate_group(b, rq->group_id, &op->place)) {
-                commit_fail(op, KAFKA_NOT_COORDINATOR);
-                commit_respond(req, resp);
+        if (!coordinator_locate_group(b, rq->group_id, &op->c.place)) {
+                offsets_trip_fail(&op->c, KAFKA_NOT_COORDINATOR);
+                commit_respond(&op->c);
                 return;
         }
-        op->verify_partition = op->place.partition;
+        op->verify_partition = op->c.place.partition;
         op->verify_topic = (struct txn_topic_partitions){ KSTR(COORDINATOR_OFFSETS_TOPIC), 1, &op->verify_partition };
         if (!txn_verify(b, req, rq->transactional_id, rq->producer_id, rq->producer_epoch, &op->verify_topic, 1,
                         &op->verify_error, commit_verified, op)) {
-                coordinator_place_put(&op->place);
+                coordinator_place_put(&op->c.place);
                 goto out_of_memory;
         }
         return;
