@@ -9,6 +9,7 @@ consuming, recovery and the on-disk format) import from here.
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -78,10 +79,31 @@ def eventually(fn, what, timeout_s=5.0, interval_s=0.1):
 # The broker under test.
 
 
+# RUNNEL_COMPAT_PORTS=LOW-HIGH makes brokers listen on a port of that range
+# (below the kernel's ephemeral ports, which clients connect from), so that
+# conformance.py captures the brokers' traffic alone: "tcp portrange".
+PORT_RANGE_ENV = "RUNNEL_COMPAT_PORTS"
+PORT_TRIES = 200
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of 127.0.0.1 nothing listens on (of RUNNEL_COMPAT_PORTS when set)."""
+    bounds = os.environ.get(PORT_RANGE_ENV)
+    if not bounds:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    low, high = (int(x) for x in bounds.split("-"))
+    rng = random.Random()
+    for _ in range(PORT_TRIES):
+        port = rng.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Failure("no free port in %s=%s after %d tries" % (PORT_RANGE_ENV, bounds, PORT_TRIES))
 
 
 def describe_exit(code):
