@@ -3,14 +3,29 @@
  * control and idle expiry; the request_* functions of request.h.
  *
  * Input. One multishot recv per connection takes buffers from the reactor's
- * provided buffer ring. Bytes are copied once, from the ring buffer into the
- * frame of the request being assembled (conn->partial), and the ring buffer
- * goes straight back to the kernel. The frame lives in the request's arena,
+ * provided buffer ring. Bytes are copied from the ring buffer into the frame
+ * of the request being assembled (conn->partial), and the ring buffer goes
+ * straight back to the kernel. The frame lives in the request's arena,
  * allocated at its announced size once the 4-byte size has been checked
  * against socket_request_max_bytes (large frames get their own arena block,
  * which malloc maps lazily, so a peer that announces much and sends little
  * does not make us touch the memory). When a frame is complete the request
  * is queued and dispatched at once.
+ *
+ * Large frames skip the ring. Once a frame lacks at least
+ * CONN_DIRECT_MIN_BYTES, the rest of it is read by one recv (MSG_WAITALL)
+ * straight into the frame: the kernel copies the bytes once, from the socket
+ * to where they stay, and our copy out of the ring (a few % of the broker's
+ * CPU on produce) is gone, as are the ring's completions, one per buffer.
+ * Only one read is ever in flight, which keeps the bytes in order: a
+ * multishot recv in flight is cancelled first, and the bytes its last
+ * completions bring are framed as usual; the direct recv is armed from its
+ * final completion. After a large frame the next one is likely large too,
+ * so it is read with a single-shot ring recv (one buffer: its size prefix
+ * and first bytes), which cannot run ahead into its body as a multishot
+ * recv would. The frame being filled belongs to the recv until its
+ * completion: a connection closing meanwhile leaves it there, and the
+ * completion frees it (the kernel may write into it until then).
  *
  * Flow control. A new frame is started only while the connection holds fewer
  * than max_inflight_requests_per_conn requests and its queued frames total
@@ -51,13 +66,13 @@
  * a Fetch response (a header, then a file range, ...) fill whole segments.
  *
  * Lifetime. A connection is reference counted: one reference while it is
- * open, one per operation in flight (recv, send, fill, poll, drain), one per
- * request object (partial, queued or orphaned), one while its flush task is
- * queued. Closing
- * shuts the socket down (which ends any recv or send in flight), frees the
- * requests that are complete, and turns the ones still being handled into
- * orphans: out of the queue, still pointing at the connection, freed by
- * request_complete. The fd is closed and the memory freed when the last
+ * open, one per operation in flight (recv, direct recv, send, fill, poll,
+ * drain), one per request object (partial, queued, orphaned, or dropped but
+ * still filled by a direct recv), one while its flush task is queued.
+ * Closing shuts the socket down (which ends any recv or send in flight),
+ * frees the requests that are complete, and turns the ones still being
+ * handled into orphans: out of the queue, still pointing at the connection,
+ * freed by request_complete. The fd is closed and the memory freed when the last
  * reference goes, so a late request can still ask for its peer's address.
  * Freeing a request calls the release function of every file range it was
  * given; requests are never freed while an output step is in flight, so no
@@ -100,6 +115,10 @@
 #define CONN_REQUEST_POOL_MAX 256               /* idle request objects kept per reactor */
 #define CONN_CHUNKS_INITIAL 8
 #define CONN_STASH_MIN_BYTES (64u * 1024)
+/* A frame lacking at least this much is read straight into its buffer: past
+ * it, the copy saved outweighs the recv calls (cancel, direct, re-arm)
+ * spent. */
+#define CONN_DIRECT_MIN_BYTES (64u * 1024)
 /* Raw input may exceed max_conn_buffer_bytes by what the kernel delivers
  * between our decision to pause and the cancel taking effect: at most a
  * socket receive buffer (tcp_rmem[2] is 6 MiB by default). */
@@ -151,7 +170,8 @@ struct conn {
         enum conn_state state;
         uint32_t ref_count;
 
-        struct reactor_op recv_op;
+        struct reactor_op recv_op;      /* ring recv: multishot, or one buffer after a large frame */
+        struct reactor_op direct_op;    /* recv straight into the partial frame */
         struct reactor_op send_op;      /* sendmsg of memory chunks */
         struct reactor_op fill_op;      /* file -> stage */
         struct reactor_op drain_op;     /* stage -> socket */
@@ -160,6 +180,9 @@ struct conn {
         uint32_t out_ops_inflight;      /* operations of the output step whose CQE is due */
         bool is_recv_armed;
         bool is_recv_cancel_sent;
+        bool is_direct_armed;
+        bool is_direct_cancel_sent;
+        struct conn_request *direct_target;     /* the frame the direct recv fills; freed by its CQE if dropped */
         bool is_consuming;              /* inside conn_consume: the stash must not be freed */
 
         /* The file step in flight, and what its completions said. */
@@ -183,6 +206,7 @@ struct conn {
         uint32_t size_prefix_have;
         struct conn_request *partial;
         uint32_t partial_have_bytes;
+        uint32_t last_frame_bytes;      /* of the last frame completed: a large one predicts another */
         uint64_t input_bytes;           /* frame bytes of queued requests and the partial */
 
         /* Raw bytes received while not allowed to frame them. */
@@ -411,6 +435,7 @@ static void conn_free(struct conn *c)
         assert(c->state == CONN_CLOSED);
         assert(!c->partial && !c->queue_head && c->queue_count == 0);
         assert(!c->is_recv_armed && !conn_is_sending(c) && !c->flush_task.is_queued);
+        assert(!c->is_direct_armed && !c->direct_target);
         assert(!c->stage && c->staged_bytes == 0);
         close(c->fd);
         free(c->stash);
@@ -743,6 +768,7 @@ static void conn_finish_frame(struct conn *c)
         assert(cr && c->partial_have_bytes == cr->req.frame_len);
         c->partial = NULL;
         c->partial_have_bytes = 0;
+        c->last_frame_bytes = cr->req.frame_len;
         conn_touch(c);
         cr->req.received_ns = reactor_now_ns();
         conn_enqueue(c, cr);
@@ -857,14 +883,19 @@ static void conn_receive(struct conn *c, const uint8_t *p, size_t len)
 
 static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags);
 
-static int conn_arm_recv(struct conn *c)
+/* Arms the ring recv: multishot, or for one buffer only (is_multishot
+ * false) when the next frame is expected to be large and read directly. */
+static int conn_arm_recv(struct conn *c, bool is_multishot)
 {
-        assert(!c->is_recv_armed);
+        assert(!c->is_recv_armed && !c->is_direct_armed);
         assert(c->state == CONN_OPEN);
         struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->recv_op);
         if (!sqe)
                 return -EBUSY;
-        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        if (is_multishot)
+                io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        else
+                io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);     /* length 0: the buffer's */
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = reactor_buf_ring_group(c->set->bufs);
         c->is_recv_armed = true;
@@ -882,6 +913,44 @@ static void conn_cancel_recv(struct conn *c)
                 return;         /* keep receiving; the stash limit still bounds us */
         io_uring_prep_cancel(sqe, &c->recv_op, 0);
         c->is_recv_cancel_sent = true;
+}
+
+/* Stops the direct recv of a connection that reads no more. Without an SQE
+ * the recv still ends: closing shuts the socket down. */
+static void conn_cancel_direct(struct conn *c)
+{
+        if (!c->is_direct_armed || c->is_direct_cancel_sent)
+                return;
+        struct io_uring_sqe *sqe = reactor_prep_untracked(c->set->reactor);
+        if (!sqe)
+                return;
+        io_uring_prep_cancel(sqe, &c->direct_op, 0);
+        c->is_direct_cancel_sent = true;
+}
+
+/* Forgets the frame being assembled. A direct recv filling it keeps it
+ * until its completion, which frees it. */
+static void conn_drop_partial(struct conn *c)
+{
+        struct conn_request *cr = c->partial;
+        if (!cr)
+                return;
+        c->partial = NULL;
+        assert(c->input_bytes >= c->partial_have_bytes);
+        c->input_bytes -= c->partial_have_bytes;
+        c->partial_have_bytes = 0;
+        if (c->is_direct_armed && c->direct_target == cr)
+                return;
+        conn_request_free(cr);
+}
+
+static void conn_log_peer_gone_mid_frame(const struct conn *c)
+{
+        if (c->state == CONN_OPEN && (c->partial || c->size_prefix_have > 0))
+                log_info("connection from %s: closed by the peer in the middle of a %u-byte frame "
+                         "(%u bytes received)", c->peer,
+                         c->partial ? c->partial->req.frame_len : 0,
+                         c->partial ? c->partial_have_bytes : c->size_prefix_have);
 }
 
 static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
@@ -902,11 +971,7 @@ static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
                         conn_receive(c, reactor_buf_ring_buffer(c->set->bufs, buf_id), (size_t)res);
                 }
         } else if (res == 0) {
-                if (c->state == CONN_OPEN && (c->partial || c->size_prefix_have > 0))
-                        log_info("connection from %s: closed by the peer in the middle of a %u-byte frame "
-                                 "(%u bytes received)", c->peer,
-                                 c->partial ? c->partial->req.frame_len : 0,
-                                 c->partial ? c->partial_have_bytes : c->size_prefix_have);
+                conn_log_peer_gone_mid_frame(c);
                 conn_close(c);          /* the peer closed its side */
         } else if (res != -ENOBUFS && res != -ECANCELED) {
                 /* ECONNRESET and friends: nothing to tell an operator. */
@@ -921,18 +986,93 @@ static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
         conn_put(c);
 }
 
-/* Decides whether the connection reads: frames stashed input if it may, then
- * arms or cancels the recv. Called whenever a limit may have changed. */
+static void conn_on_direct(struct reactor_op *op, int32_t res, uint32_t cqe_flags);
+
+/* Reads the rest of the partial frame straight into it. */
+static int conn_arm_direct(struct conn *c)
+{
+        struct conn_request *cr = c->partial;
+        assert(cr && !c->is_recv_armed && !c->is_direct_armed);
+        assert(c->state == CONN_OPEN && c->partial_have_bytes < cr->req.frame_len);
+        struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->direct_op);
+        if (!sqe)
+                return -EBUSY;
+        /* MSG_WAITALL: io_uring retries short reads itself, so the frame
+         * takes one completion, with what arrived if the peer goes. */
+        io_uring_prep_recv(sqe, c->fd, cr->frame_buf + c->partial_have_bytes,
+                           cr->req.frame_len - c->partial_have_bytes, MSG_WAITALL);
+        c->is_direct_armed = true;
+        c->is_direct_cancel_sent = false;
+        c->direct_target = cr;
+        conn_get(c);
+        return 0;
+}
+
+static void conn_on_direct(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
+{
+        struct conn *c = container_of(op, struct conn, direct_op);
+        struct conn_request *cr = c->direct_target;
+        (void)cqe_flags;
+
+        assert(c->is_direct_armed && cr);
+        conn_get(c);
+        c->is_direct_armed = false;
+        c->is_direct_cancel_sent = false;
+        c->direct_target = NULL;
+        if (c->partial != cr) {
+                /* Dropped while we filled it: the connection closed or drains. */
+                assert(c->state != CONN_OPEN);
+                conn_request_free(cr);
+        } else if (res > 0) {
+                assert(c->state == CONN_OPEN);
+                assert((uint32_t)res <= cr->req.frame_len - c->partial_have_bytes);
+                c->partial_have_bytes += (uint32_t)res;
+                c->input_bytes += (uint32_t)res;
+                if (c->partial_have_bytes == cr->req.frame_len)
+                        conn_finish_frame(c);
+        } else {
+                if (res == 0)
+                        conn_log_peer_gone_mid_frame(c);
+                conn_close(c);          /* the peer went (0), or ECONNRESET and friends */
+        }
+        conn_put(c);                    /* the recv's reference */
+        conn_update_flow(c);
+        conn_put(c);
+}
+
+/* True if the rest of the partial frame is worth a recv of its own. */
+static bool conn_wants_direct(const struct conn *c)
+{
+        return c->partial && !conn_has_stash(c) &&
+               c->partial->req.frame_len - c->partial_have_bytes >= CONN_DIRECT_MIN_BYTES;
+}
+
+/* Decides whether and how the connection reads: frames stashed input if it
+ * may, then arms or cancels a recv. Called whenever a limit may have
+ * changed, and after every read's completion. */
 static void conn_update_flow(struct conn *c)
 {
         if (c->state != CONN_OPEN)
                 return;
         conn_drain_stash(c);
-        if (c->state != CONN_OPEN)
+        if (c->state != CONN_OPEN || c->is_direct_armed)
                 return;
+        if (conn_wants_direct(c)) {
+                /* The frame is admitted already: its rest is read whatever
+                 * the limits on new frames say. */
+                if (c->is_recv_armed) {
+                        conn_cancel_recv(c);    /* its final completion comes back here */
+                        return;
+                }
+                if (conn_arm_direct(c) != 0) {
+                        conn_log(c, "submission queue full, cannot read, closing");
+                        conn_close(c);
+                }
+                return;
+        }
         bool want_recv = !conn_has_stash(c) && conn_can_start_frame(c);
         if (want_recv && !c->is_recv_armed) {
-                if (conn_arm_recv(c) != 0) {
+                if (conn_arm_recv(c, c->last_frame_bytes < CONN_DIRECT_MIN_BYTES) != 0) {
                         conn_log(c, "submission queue full, cannot read, closing");
                         conn_close(c);
                 }
@@ -1326,6 +1466,7 @@ int conn_open(struct conn_set *set, int fd)
         c->state = CONN_OPEN;
         c->ref_count = 1;       /* open */
         c->recv_op.fn = conn_on_recv;
+        c->direct_op.fn = conn_on_direct;
         c->send_op.fn = conn_on_send;
         c->fill_op.fn = conn_on_fill;
         c->drain_op.fn = conn_on_drain;
@@ -1342,7 +1483,7 @@ int conn_open(struct conn_set *set, int fd)
         conn_lru_append(c);
         c->active_ms = reactor_now_ms();
 
-        rc = conn_arm_recv(c);
+        rc = conn_arm_recv(c, true);
         if (rc) {
                 conn_log(c, "submission queue full, refusing connection");
                 conn_close(c);  /* frees c */
@@ -1364,13 +1505,8 @@ static void conn_close(struct conn *c)
         /* Ends the recv and any send in flight, whatever the peer does. */
         (void)shutdown(c->fd, SHUT_RDWR);
         conn_cancel_recv(c);
-        if (c->partial) {
-                struct conn_request *cr = c->partial;
-                c->partial = NULL;
-                c->input_bytes -= c->partial_have_bytes;
-                c->partial_have_bytes = 0;
-                conn_request_free(cr);
-        }
+        conn_cancel_direct(c);
+        conn_drop_partial(c);
         if (!c->is_consuming)
                 conn_stash_free(c);
         conn_reap_queue(c);
@@ -1600,13 +1736,8 @@ void request_close_connection(struct request *req)
         if (c->state == CONN_OPEN) {
                 c->state = CONN_DRAINING;
                 conn_cancel_recv(c);
-                if (c->partial) {
-                        struct conn_request *partial = c->partial;
-                        c->partial = NULL;
-                        c->input_bytes -= c->partial_have_bytes;
-                        c->partial_have_bytes = 0;
-                        conn_request_free(partial);
-                }
+                conn_cancel_direct(c);
+                conn_drop_partial(c);
                 if (!c->is_consuming)
                         conn_stash_free(c);
         }
