@@ -3,14 +3,31 @@
  * control and idle expiry; the request_* functions of request.h.
  *
  * Input. One multishot recv per connection takes buffers from the reactor's
- * provided buffer ring. Bytes are copied once, from the ring buffer into the
- * frame of the request being assembled (conn->partial), and the ring buffer
- * goes straight back to the kernel. The frame lives in the request's arena,
- * allocated at its announced size once the 4-byte size has been checked
- * against socket_request_max_bytes (large frames get their own arena block,
- * which malloc maps lazily, so a peer that announces much and sends little
- * does not make us touch the memory). When a frame is complete the request
- * is queued and dispatched at once.
+ * provided buffer ring. Bytes are copied from the ring buffer into the frame
+ * of the request being assembled (conn->partial), and the ring buffer goes
+ * straight back to the kernel. The frame is allocated at its announced size
+ * once the 4-byte size has been checked against socket_request_max_bytes:
+ * in the request's arena, or from 64 KiB on in a buffer of its own, from a
+ * small per-reactor pool of buffers already touched (see
+ * CONN_FRAME_POOL_MIN_BYTES) or else from malloc, which maps it lazily, so
+ * a peer that announces much and sends little does not make us touch more
+ * memory than the pool holds. When a frame is complete the request is
+ * queued and dispatched at once.
+ *
+ * Large frames skip the ring. Once a frame lacks at least
+ * CONN_DIRECT_MIN_BYTES, the rest of it is read by one recv (MSG_WAITALL)
+ * straight into the frame: the kernel copies the bytes once, from the socket
+ * to where they stay, and our copy out of the ring (a few % of the broker's
+ * CPU on produce) is gone, as are the ring's completions, one per buffer.
+ * Only one read is ever in flight, which keeps the bytes in order: a
+ * multishot recv in flight is cancelled first, and the bytes its last
+ * completions bring are framed as usual; the direct recv is armed from its
+ * final completion. After a large frame the next one is likely large too,
+ * so it is read with a single-shot ring recv (one buffer: its size prefix
+ * and first bytes), which cannot run ahead into its body as a multishot
+ * recv would. The frame being filled belongs to the recv until its
+ * completion: a connection closing meanwhile leaves it there, and the
+ * completion frees it (the kernel may write into it until then).
  *
  * Flow control. A new frame is started only while the connection holds fewer
  * than max_inflight_requests_per_conn requests and its queued frames total
@@ -51,13 +68,13 @@
  * a Fetch response (a header, then a file range, ...) fill whole segments.
  *
  * Lifetime. A connection is reference counted: one reference while it is
- * open, one per operation in flight (recv, send, fill, poll, drain), one per
- * request object (partial, queued or orphaned), one while its flush task is
- * queued. Closing
- * shuts the socket down (which ends any recv or send in flight), frees the
- * requests that are complete, and turns the ones still being handled into
- * orphans: out of the queue, still pointing at the connection, freed by
- * request_complete. The fd is closed and the memory freed when the last
+ * open, one per operation in flight (recv, direct recv, send, fill, poll,
+ * drain), one per request object (partial, queued, orphaned, or dropped but
+ * still filled by a direct recv), one while its flush task is queued.
+ * Closing shuts the socket down (which ends any recv or send in flight),
+ * frees the requests that are complete, and turns the ones still being
+ * handled into orphans: out of the queue, still pointing at the connection,
+ * freed by request_complete. The fd is closed and the memory freed when the last
  * reference goes, so a late request can still ask for its peer's address.
  * Freeing a request calls the release function of every file range it was
  * given; requests are never freed while an output step is in flight, so no
@@ -100,6 +117,24 @@
 #define CONN_REQUEST_POOL_MAX 256               /* idle request objects kept per reactor */
 #define CONN_CHUNKS_INITIAL 8
 #define CONN_STASH_MIN_BYTES (64u * 1024)
+/* A frame lacking at least this much is read straight into its buffer: past
+ * it, the copy saved outweighs the recv calls (cancel, direct, re-arm)
+ * spent. */
+#define CONN_DIRECT_MIN_BYTES (64u * 1024)
+/*
+ * Frames of at least CONN_FRAME_POOL_MIN_BYTES have buffers of their own,
+ * rounded up to a power of two, kept for the next frame of their class when
+ * freed (up to CONN_FRAME_POOL_MAX_BYTES per reactor, emptied by the idle
+ * sweep when unused): a buffer new from malloc is fresh mapped memory, whose
+ * first touch faults and zeroes every page (5-8% of the broker's CPU on
+ * produce, with a munmap at each free). Past the largest class a frame's
+ * buffer is malloc'd and freed alone.
+ */
+#define CONN_FRAME_POOL_MIN_BYTES (64u * 1024)
+#define CONN_FRAME_POOL_CLASSES 8               /* 64 KiB .. 8 MiB */
+#define CONN_FRAME_POOL_MAX_BYTES (16u << 20)
+#define CONN_FRAME_IN_ARENA 0xff
+#define CONN_FRAME_ALONE 0xfe
 /* Raw input may exceed max_conn_buffer_bytes by what the kernel delivers
  * between our decision to pause and the cancel taking effect: at most a
  * socket receive buffer (tcp_rmem[2] is 6 MiB by default). */
@@ -141,6 +176,7 @@ struct conn_stage {
 struct conn_request {
         struct request req;
         uint8_t *frame_buf;             /* req.frame, writable while assembling */
+        uint8_t frame_class;            /* its conn_set frame pool class, or CONN_FRAME_IN_ARENA */
         struct conn_request *pool_next;
         bool is_queued;                 /* in its connection's queue, not an orphan */
 };
@@ -151,7 +187,8 @@ struct conn {
         enum conn_state state;
         uint32_t ref_count;
 
-        struct reactor_op recv_op;
+        struct reactor_op recv_op;      /* ring recv: multishot, or one buffer after a large frame */
+        struct reactor_op direct_op;    /* recv straight into the partial frame */
         struct reactor_op send_op;      /* sendmsg of memory chunks */
         struct reactor_op fill_op;      /* file -> stage */
         struct reactor_op drain_op;     /* stage -> socket */
@@ -160,6 +197,9 @@ struct conn {
         uint32_t out_ops_inflight;      /* operations of the output step whose CQE is due */
         bool is_recv_armed;
         bool is_recv_cancel_sent;
+        bool is_direct_armed;
+        bool is_direct_cancel_sent;
+        struct conn_request *direct_target;     /* the frame the direct recv fills; freed by its CQE if dropped */
         bool is_consuming;              /* inside conn_consume: the stash must not be freed */
 
         /* The file step in flight, and what its completions said. */
@@ -183,6 +223,7 @@ struct conn {
         uint32_t size_prefix_have;
         struct conn_request *partial;
         uint32_t partial_have_bytes;
+        uint32_t last_frame_bytes;      /* of the last frame completed: a large one predicts another */
         uint64_t input_bytes;           /* frame bytes of queued requests and the partial */
 
         /* Raw bytes received while not allowed to frame them. */
@@ -213,6 +254,9 @@ struct conn_set {
         uint32_t alive_count;           /* allocated */
         struct conn_request *pool;
         uint32_t pool_count;
+        void *frame_pool[CONN_FRAME_POOL_CLASSES];      /* idle frame buffers, chained through their first bytes */
+        uint64_t frame_pool_bytes;
+        bool is_frame_pool_used;                        /* since the last idle sweep */
         reactor_timer_id idle_timer;
         uint64_t idle_sweep_ms;
 
@@ -411,6 +455,7 @@ static void conn_free(struct conn *c)
         assert(c->state == CONN_CLOSED);
         assert(!c->partial && !c->queue_head && c->queue_count == 0);
         assert(!c->is_recv_armed && !conn_is_sending(c) && !c->flush_task.is_queued);
+        assert(!c->is_direct_armed && !c->direct_target);
         assert(!c->stage && c->staged_bytes == 0);
         close(c->fd);
         free(c->stash);
@@ -426,6 +471,65 @@ static void conn_put(struct conn *c)
         assert(c->ref_count > 0);
         if (--c->ref_count == 0)
                 conn_free(c);
+}
+
+/* ---- frame buffers */
+
+static uint64_t conn_frame_class_bytes(uint32_t class)
+{
+        return (uint64_t)CONN_FRAME_POOL_MIN_BYTES << class;
+}
+
+/* A buffer for a frame of frame_len >= CONN_FRAME_POOL_MIN_BYTES, and its
+ * class (CONN_FRAME_ALONE past the largest). NULL when memory runs out. */
+static uint8_t *conn_frame_get(struct conn_set *set, uint32_t frame_len, uint8_t *class_out)
+{
+        assert(frame_len >= CONN_FRAME_POOL_MIN_BYTES);
+        uint32_t class = 0;
+        while (class < CONN_FRAME_POOL_CLASSES && conn_frame_class_bytes(class) < frame_len)
+                class++;
+        if (class == CONN_FRAME_POOL_CLASSES) {
+                *class_out = CONN_FRAME_ALONE;
+                return malloc(frame_len);
+        }
+        *class_out = (uint8_t)class;
+        set->is_frame_pool_used = true;
+        void *buf = set->frame_pool[class];
+        if (buf) {
+                memcpy(&set->frame_pool[class], buf, sizeof(void *));
+                assert(set->frame_pool_bytes >= conn_frame_class_bytes(class));
+                set->frame_pool_bytes -= conn_frame_class_bytes(class);
+                return buf;
+        }
+        return malloc(conn_frame_class_bytes(class));
+}
+
+static void conn_frame_put(struct conn_set *set, uint8_t *buf, uint8_t class)
+{
+        if (class == CONN_FRAME_ALONE ||
+            set->frame_pool_bytes + conn_frame_class_bytes(class) > CONN_FRAME_POOL_MAX_BYTES) {
+                free(buf);
+                return;
+        }
+        assert(class < CONN_FRAME_POOL_CLASSES);
+        memcpy(buf, &set->frame_pool[class], sizeof(void *));
+        set->frame_pool[class] = buf;
+        set->frame_pool_bytes += conn_frame_class_bytes(class);
+}
+
+static void conn_frame_pool_empty(struct conn_set *set)
+{
+        for (uint32_t class = 0; class < CONN_FRAME_POOL_CLASSES; class++) {
+                void *buf = set->frame_pool[class];
+                while (buf) {
+                        void *next;
+                        memcpy(&next, buf, sizeof(next));
+                        free(buf);
+                        buf = next;
+                }
+                set->frame_pool[class] = NULL;
+        }
+        set->frame_pool_bytes = 0;
 }
 
 /* ---- request objects */
@@ -446,6 +550,9 @@ static void conn_request_release_files(struct request *req)
 static void conn_request_release(struct conn_set *set, struct conn_request *cr)
 {
         conn_request_release_files(&cr->req);
+        if (cr->frame_class != CONN_FRAME_IN_ARENA)
+                conn_frame_put(set, cr->frame_buf, cr->frame_class);
+        cr->frame_class = CONN_FRAME_IN_ARENA;
         if (set->pool_count < CONN_REQUEST_POOL_MAX) {
                 arena_reset(&cr->req.arena);    /* keeps one block for the next request */
                 cr->pool_next = set->pool;
@@ -477,14 +584,18 @@ static struct conn_request *conn_request_alloc(struct conn *c, uint32_t frame_le
         }
         memset(cr, 0, sizeof(*cr));
         /* The arena keeps its first block across requests; only its limit is
-         * per request: the configured arena bytes, plus the frame, plus the
-         * block a pooled arena already holds. */
-        arena.limit_bytes = set->cfg.request_arena_max_bytes + (uint64_t)frame_len + 16 +
+         * per request: the configured arena bytes, plus the frame if it is
+         * there, plus the block a pooled arena already holds. */
+        bool is_frame_apart = frame_len >= CONN_FRAME_POOL_MIN_BYTES;
+        arena.limit_bytes = set->cfg.request_arena_max_bytes + (is_frame_apart ? 0 : (uint64_t)frame_len + 16) +
                             ARENA_BLOCK_BYTES;
         cr->req.arena = arena;
+        cr->frame_class = CONN_FRAME_IN_ARENA;
 
-        uint8_t *frame = arena_alloc(&cr->req.arena, frame_len);
+        uint8_t *frame = is_frame_apart ? conn_frame_get(set, frame_len, &cr->frame_class)
+                                        : arena_alloc(&cr->req.arena, frame_len);
         if (!frame) {
+                cr->frame_class = CONN_FRAME_IN_ARENA;
                 conn_request_release(set, cr);
                 return NULL;
         }
@@ -658,6 +769,9 @@ static void conn_set_on_idle_timer(void *arg)
         uint32_t budget = set->open_count;
 
         set->idle_timer = 0;
+        if (!set->is_frame_pool_used)
+                conn_frame_pool_empty(set);     /* no large frame since the last sweep */
+        set->is_frame_pool_used = false;
         while (set->lru_head && budget-- > 0) {
                 struct conn *c = set->lru_head;
                 if (now_ms - c->active_ms < idle_ms)
@@ -743,6 +857,7 @@ static void conn_finish_frame(struct conn *c)
         assert(cr && c->partial_have_bytes == cr->req.frame_len);
         c->partial = NULL;
         c->partial_have_bytes = 0;
+        c->last_frame_bytes = cr->req.frame_len;
         conn_touch(c);
         cr->req.received_ns = reactor_now_ns();
         conn_enqueue(c, cr);
@@ -857,14 +972,19 @@ static void conn_receive(struct conn *c, const uint8_t *p, size_t len)
 
 static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags);
 
-static int conn_arm_recv(struct conn *c)
+/* Arms the ring recv: multishot, or for one buffer only (is_multishot
+ * false) when the next frame is expected to be large and read directly. */
+static int conn_arm_recv(struct conn *c, bool is_multishot)
 {
-        assert(!c->is_recv_armed);
+        assert(!c->is_recv_armed && !c->is_direct_armed);
         assert(c->state == CONN_OPEN);
         struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->recv_op);
         if (!sqe)
                 return -EBUSY;
-        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        if (is_multishot)
+                io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        else
+                io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);     /* length 0: the buffer's */
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = reactor_buf_ring_group(c->set->bufs);
         c->is_recv_armed = true;
@@ -882,6 +1002,44 @@ static void conn_cancel_recv(struct conn *c)
                 return;         /* keep receiving; the stash limit still bounds us */
         io_uring_prep_cancel(sqe, &c->recv_op, 0);
         c->is_recv_cancel_sent = true;
+}
+
+/* Stops the direct recv of a connection that reads no more. Without an SQE
+ * the recv still ends: closing shuts the socket down. */
+static void conn_cancel_direct(struct conn *c)
+{
+        if (!c->is_direct_armed || c->is_direct_cancel_sent)
+                return;
+        struct io_uring_sqe *sqe = reactor_prep_untracked(c->set->reactor);
+        if (!sqe)
+                return;
+        io_uring_prep_cancel(sqe, &c->direct_op, 0);
+        c->is_direct_cancel_sent = true;
+}
+
+/* Forgets the frame being assembled. A direct recv filling it keeps it
+ * until its completion, which frees it. */
+static void conn_drop_partial(struct conn *c)
+{
+        struct conn_request *cr = c->partial;
+        if (!cr)
+                return;
+        c->partial = NULL;
+        assert(c->input_bytes >= c->partial_have_bytes);
+        c->input_bytes -= c->partial_have_bytes;
+        c->partial_have_bytes = 0;
+        if (c->is_direct_armed && c->direct_target == cr)
+                return;
+        conn_request_free(cr);
+}
+
+static void conn_log_peer_gone_mid_frame(const struct conn *c)
+{
+        if (c->state == CONN_OPEN && (c->partial || c->size_prefix_have > 0))
+                log_info("connection from %s: closed by the peer in the middle of a %u-byte frame "
+                         "(%u bytes received)", c->peer,
+                         c->partial ? c->partial->req.frame_len : 0,
+                         c->partial ? c->partial_have_bytes : c->size_prefix_have);
 }
 
 static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
@@ -902,11 +1060,7 @@ static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
                         conn_receive(c, reactor_buf_ring_buffer(c->set->bufs, buf_id), (size_t)res);
                 }
         } else if (res == 0) {
-                if (c->state == CONN_OPEN && (c->partial || c->size_prefix_have > 0))
-                        log_info("connection from %s: closed by the peer in the middle of a %u-byte frame "
-                                 "(%u bytes received)", c->peer,
-                                 c->partial ? c->partial->req.frame_len : 0,
-                                 c->partial ? c->partial_have_bytes : c->size_prefix_have);
+                conn_log_peer_gone_mid_frame(c);
                 conn_close(c);          /* the peer closed its side */
         } else if (res != -ENOBUFS && res != -ECANCELED) {
                 /* ECONNRESET and friends: nothing to tell an operator. */
@@ -921,18 +1075,93 @@ static void conn_on_recv(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
         conn_put(c);
 }
 
-/* Decides whether the connection reads: frames stashed input if it may, then
- * arms or cancels the recv. Called whenever a limit may have changed. */
+static void conn_on_direct(struct reactor_op *op, int32_t res, uint32_t cqe_flags);
+
+/* Reads the rest of the partial frame straight into it. */
+static int conn_arm_direct(struct conn *c)
+{
+        struct conn_request *cr = c->partial;
+        assert(cr && !c->is_recv_armed && !c->is_direct_armed);
+        assert(c->state == CONN_OPEN && c->partial_have_bytes < cr->req.frame_len);
+        struct io_uring_sqe *sqe = reactor_prep_op(c->set->reactor, &c->direct_op);
+        if (!sqe)
+                return -EBUSY;
+        /* MSG_WAITALL: io_uring retries short reads itself, so the frame
+         * takes one completion, with what arrived if the peer goes. */
+        io_uring_prep_recv(sqe, c->fd, cr->frame_buf + c->partial_have_bytes,
+                           cr->req.frame_len - c->partial_have_bytes, MSG_WAITALL);
+        c->is_direct_armed = true;
+        c->is_direct_cancel_sent = false;
+        c->direct_target = cr;
+        conn_get(c);
+        return 0;
+}
+
+static void conn_on_direct(struct reactor_op *op, int32_t res, uint32_t cqe_flags)
+{
+        struct conn *c = container_of(op, struct conn, direct_op);
+        struct conn_request *cr = c->direct_target;
+        (void)cqe_flags;
+
+        assert(c->is_direct_armed && cr);
+        conn_get(c);
+        c->is_direct_armed = false;
+        c->is_direct_cancel_sent = false;
+        c->direct_target = NULL;
+        if (c->partial != cr) {
+                /* Dropped while we filled it: the connection closed or drains. */
+                assert(c->state != CONN_OPEN);
+                conn_request_free(cr);
+        } else if (res > 0) {
+                assert(c->state == CONN_OPEN);
+                assert((uint32_t)res <= cr->req.frame_len - c->partial_have_bytes);
+                c->partial_have_bytes += (uint32_t)res;
+                c->input_bytes += (uint32_t)res;
+                if (c->partial_have_bytes == cr->req.frame_len)
+                        conn_finish_frame(c);
+        } else {
+                if (res == 0)
+                        conn_log_peer_gone_mid_frame(c);
+                conn_close(c);          /* the peer went (0), or ECONNRESET and friends */
+        }
+        conn_put(c);                    /* the recv's reference */
+        conn_update_flow(c);
+        conn_put(c);
+}
+
+/* True if the rest of the partial frame is worth a recv of its own. */
+static bool conn_wants_direct(const struct conn *c)
+{
+        return c->partial && !conn_has_stash(c) &&
+               c->partial->req.frame_len - c->partial_have_bytes >= CONN_DIRECT_MIN_BYTES;
+}
+
+/* Decides whether and how the connection reads: frames stashed input if it
+ * may, then arms or cancels a recv. Called whenever a limit may have
+ * changed, and after every read's completion. */
 static void conn_update_flow(struct conn *c)
 {
         if (c->state != CONN_OPEN)
                 return;
         conn_drain_stash(c);
-        if (c->state != CONN_OPEN)
+        if (c->state != CONN_OPEN || c->is_direct_armed)
                 return;
+        if (conn_wants_direct(c)) {
+                /* The frame is admitted already: its rest is read whatever
+                 * the limits on new frames say. */
+                if (c->is_recv_armed) {
+                        conn_cancel_recv(c);    /* its final completion comes back here */
+                        return;
+                }
+                if (conn_arm_direct(c) != 0) {
+                        conn_log(c, "submission queue full, cannot read, closing");
+                        conn_close(c);
+                }
+                return;
+        }
         bool want_recv = !conn_has_stash(c) && conn_can_start_frame(c);
         if (want_recv && !c->is_recv_armed) {
-                if (conn_arm_recv(c) != 0) {
+                if (conn_arm_recv(c, c->last_frame_bytes < CONN_DIRECT_MIN_BYTES) != 0) {
                         conn_log(c, "submission queue full, cannot read, closing");
                         conn_close(c);
                 }
@@ -1326,6 +1555,7 @@ int conn_open(struct conn_set *set, int fd)
         c->state = CONN_OPEN;
         c->ref_count = 1;       /* open */
         c->recv_op.fn = conn_on_recv;
+        c->direct_op.fn = conn_on_direct;
         c->send_op.fn = conn_on_send;
         c->fill_op.fn = conn_on_fill;
         c->drain_op.fn = conn_on_drain;
@@ -1342,7 +1572,7 @@ int conn_open(struct conn_set *set, int fd)
         conn_lru_append(c);
         c->active_ms = reactor_now_ms();
 
-        rc = conn_arm_recv(c);
+        rc = conn_arm_recv(c, true);
         if (rc) {
                 conn_log(c, "submission queue full, refusing connection");
                 conn_close(c);  /* frees c */
@@ -1364,13 +1594,8 @@ static void conn_close(struct conn *c)
         /* Ends the recv and any send in flight, whatever the peer does. */
         (void)shutdown(c->fd, SHUT_RDWR);
         conn_cancel_recv(c);
-        if (c->partial) {
-                struct conn_request *cr = c->partial;
-                c->partial = NULL;
-                c->input_bytes -= c->partial_have_bytes;
-                c->partial_have_bytes = 0;
-                conn_request_free(cr);
-        }
+        conn_cancel_direct(c);
+        conn_drop_partial(c);
         if (!c->is_consuming)
                 conn_stash_free(c);
         conn_reap_queue(c);
@@ -1455,6 +1680,7 @@ void conn_set_destroy(struct conn_set *set)
         }
         conn_stage_pool_destroy(set->pipe_pool, set->pipe_pool_count);
         conn_stage_pool_destroy(set->buffer_pool, set->buffer_pool_count);
+        conn_frame_pool_empty(set);
         reactor_buf_ring_destroy(set->bufs);
         free(set);
 }
@@ -1600,13 +1826,8 @@ void request_close_connection(struct request *req)
         if (c->state == CONN_OPEN) {
                 c->state = CONN_DRAINING;
                 conn_cancel_recv(c);
-                if (c->partial) {
-                        struct conn_request *partial = c->partial;
-                        c->partial = NULL;
-                        c->input_bytes -= c->partial_have_bytes;
-                        c->partial_have_bytes = 0;
-                        conn_request_free(partial);
-                }
+                conn_cancel_direct(c);
+                conn_drop_partial(c);
                 if (!c->is_consuming)
                         conn_stash_free(c);
         }

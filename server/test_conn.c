@@ -463,6 +463,186 @@ Test(conn, large_frame_round_trip, .timeout = 60)
         server_destroy(s);
 }
 
+/* Every peer left mid-frame: their connections go, nothing was dispatched,
+ * and a new client is served. Stops the server. */
+static void stop_after_peers_left(struct server *s)
+{
+        wait_no_connections(s);
+        int fd = client_connect(server_port(s));
+        roundtrip(fd, "Estill-fine");
+        close(fd);
+        server_stop(s);
+        server_destroy(s);
+        cr_assert_eq(atomic_load(&stats.dispatched), 1);
+}
+
+/* ---- frames read straight into their buffers (large ones) */
+
+/* Frames of mixed sizes, pipelined, each body a pattern of its index: large
+ * ones are read directly, small ones through the ring, and a ring recv in
+ * flight when a large frame begins is cancelled first. */
+struct mixed {
+        int fd;
+        uint32_t frame_count;
+};
+
+static uint32_t mixed_body_bytes(uint32_t i)
+{
+        static const uint32_t sizes[] = { 9, 300000, 70000, 9, 9, 1 << 20, 65540, 5000, 200000, 9 };
+        return sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+}
+
+static void mixed_fill(uint8_t *body, uint32_t len, uint32_t i)
+{
+        for (uint32_t k = 0; k < len; k++)
+                body[k] = (uint8_t)(k * 13 + i);
+        body[0] = 'E';
+        put_be32(body + 1, i);
+}
+
+static void *mixed_sender(void *arg)
+{
+        struct mixed *m = arg;
+        uint8_t *buf = malloc(4 + (1 << 20));
+        cr_assert_not_null(buf);
+        for (uint32_t i = 0; i < m->frame_count; i++) {
+                uint32_t len = mixed_body_bytes(i);
+                put_be32(buf, len);
+                mixed_fill(buf + 4, len, i);
+                /* Split unevenly, so frames and prefixes straddle sends. */
+                uint32_t cut = (4 + len) / 3 + 1;
+                send_all(m->fd, buf, cut);
+                send_all(m->fd, buf + cut, 4 + len - cut);
+        }
+        free(buf);
+        return NULL;
+}
+
+static void mixed_round_trip(struct server *s, uint32_t frame_count)
+{
+        struct mixed m = { .fd = client_connect(server_port(s)), .frame_count = frame_count };
+        pthread_t sender;
+        cr_assert_eq(pthread_create(&sender, NULL, mixed_sender, &m), 0);
+        uint8_t *resp = malloc(1 << 20);
+        uint8_t *want = malloc(1 << 20);
+        cr_assert(resp && want);
+        for (uint32_t i = 0; i < frame_count; i++) {
+                uint32_t len = mixed_body_bytes(i);
+                cr_assert_eq(recv_frame(m.fd, resp, 1 << 20), len, "response %u has the wrong size", i);
+                mixed_fill(want, len, i);
+                cr_assert_eq(memcmp(resp, want, len), 0, "response %u differs from its request", i);
+        }
+        free(want);
+        free(resp);
+        pthread_join(sender, NULL);
+        close(m.fd);
+}
+
+Test(conn, large_and_small_frames_pipelined_keep_order_and_bytes, .timeout = 120)
+{
+        struct server_options o;
+        test_options(&o);
+        struct server *s = start_server(&o);
+        mixed_round_trip(s, 60);
+        server_stop(s);
+        server_destroy(s);
+}
+
+Test(conn, large_frames_under_tight_limits, .timeout = 120)
+{
+        struct server_options o;
+        test_options(&o);
+        o.max_inflight_requests_per_conn = 2;
+        o.max_conn_buffer_bytes = 4096;
+        o.recv_buffer_count = 4;                /* the ring runs dry too */
+        o.recv_buffer_bytes = 4096;
+        struct server *s = start_server(&o);
+        mixed_round_trip(s, 40);
+        server_stop(s);
+        server_destroy(s);
+}
+
+/* The peer leaves while the body of a large frame is being read into it. */
+Test(conn, peer_gone_mid_large_frame, .timeout = 30)
+{
+        struct server_options o;
+        test_options(&o);
+        reset_stats();
+        struct server *s = start_server(&o);
+        uint8_t *body = calloc(1, 200000);
+        cr_assert_not_null(body);
+        body[0] = 'E';
+        for (int i = 0; i < 10; i++) {
+                int fd = client_connect(server_port(s));
+                uint8_t hdr[4];
+                put_be32(hdr, 1 << 20);
+                send_all(fd, hdr, 4);
+                send_all(fd, body, 200000);
+                sleep_ms(5);            /* the direct recv is armed */
+                if (i % 2) {
+                        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+                        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+                }
+                close(fd);
+        }
+        free(body);
+        stop_after_peers_left(s);
+}
+
+/* A request closes the connection while the next frame, a large one, is
+ * being read directly: the frame is dropped, but kept until its recv ends. */
+Test(conn, close_requested_while_large_frame_arrives, .timeout = 30)
+{
+        struct server_options o;
+        test_options(&o);
+        struct server *s = start_server(&o);
+        uint8_t *body = calloc(1, 100000);
+        cr_assert_not_null(body);
+        body[0] = 'E';
+        for (int i = 0; i < 5; i++) {
+                int fd = client_connect(server_port(s));
+                uint8_t closer[5] = { 'X' };
+                put_be32(closer + 1, 30);
+                send_frame(fd, closer, sizeof(closer));
+                uint8_t hdr[4];
+                put_be32(hdr, 1 << 20);
+                send_all(fd, hdr, 4);
+                send_all(fd, body, 100000);     /* and the rest never comes */
+                cr_assert(recv_eof(fd), "connection not closed after request_close_connection");
+                close(fd);
+        }
+        free(body);
+        wait_no_connections(s);
+        server_stop(s);
+        server_destroy(s);
+}
+
+/* A large frame that stops arriving is closed as idle, as a small one is. */
+Test(conn, stalled_large_frame_is_closed_as_idle, .timeout = 30)
+{
+        struct server_options o;
+        test_options(&o);
+        o.connections_max_idle_ms = 200;
+        struct server *s = start_server(&o);
+        int fd = client_connect(server_port(s));
+        uint8_t *body = calloc(1, 100000);
+        cr_assert_not_null(body);
+        body[0] = 'E';
+        uint8_t hdr[4];
+        put_be32(hdr, 1 << 20);
+        send_all(fd, hdr, 4);
+        send_all(fd, body, 100000);
+        uint64_t start_ms = reactor_now_ms();
+        cr_assert(recv_eof(fd), "stalled large frame not closed");
+        uint64_t waited_ms = reactor_now_ms() - start_ms;
+        cr_assert_leq(waited_ms, 2000);
+        free(body);
+        close(fd);
+        wait_no_connections(s);
+        server_stop(s);
+        server_destroy(s);
+}
+
 Test(conn, oversized_frame_closes_only_that_connection, .timeout = 30)
 {
         struct server_options o;
@@ -534,13 +714,7 @@ Test(conn, peer_gone_mid_frame, .timeout = 30)
                 send_all(fd, "Epartial", 8);
                 close(fd);
         }
-        wait_no_connections(s);
-        int fd = client_connect(server_port(s));
-        roundtrip(fd, "Estill-fine");
-        close(fd);
-        server_stop(s);
-        server_destroy(s);
-        cr_assert_eq(atomic_load(&stats.dispatched), 1);
+        stop_after_peers_left(s);
 }
 
 Test(conn, peer_gone_mid_request, .timeout = 30)
