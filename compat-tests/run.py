@@ -62,6 +62,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      admin_client, check, check_partitions, describe_topic, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
+import compaction  # noqa: E402
 import eos  # noqa: E402
 import go_clients  # noqa: E402
 import groups  # noqa: E402
@@ -596,7 +597,7 @@ SCENARIOS = [
     ("metadata_at_start", scenario_metadata_at_start),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
      + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS
-     + py_clients.SCENARIOS + storage.SCENARIOS + hostile.SCENARIOS)
+     + py_clients.SCENARIOS + storage.SCENARIOS + compaction.SCENARIOS + hostile.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------

@@ -587,7 +587,12 @@ static int replay_producers(struct partition *p, int64_t from_offset)
                         if (record_batch_parse_header(buf, got, &hdr) != RECORD_BATCH_FRAME_OK)
                                 return -EBADMSG;        /* recovery left only whole batches */
                         uint32_t size = record_batch_size_bytes(&hdr);
-                        if (hdr.producer_id >= 0 && record_batch_last_offset(&hdr) >= from_offset) {
+                        /* An empty control batch is a marker whose transaction
+                         * the cleaner removed whole: Kafka's ProducerAppendInfo
+                         * skips it. */
+                        bool is_cleaned_marker = record_batch_is_control(&hdr) && hdr.record_count == 0;
+                        if (hdr.producer_id >= 0 && record_batch_last_offset(&hdr) >= from_offset &&
+                            !is_cleaned_marker) {
                                 int16_t type = 0;
                                 int32_t coordinator_epoch = -1;
                                 if (record_batch_is_control(&hdr)) {
