@@ -723,3 +723,42 @@ Test(cleaner, the_dirty_ratio_is_kafkas)
         c.cleanable_bytes = 0;
         cr_assert_not(cleaner_is_due(&c));
 }
+
+/* A marker the cleaner kept empty (its transaction removed whole) is
+ * skipped by the producer-state replay at open, as Kafka skips it. */
+Test(cleaner, an_empty_marker_batch_reopens)
+{
+        cr_assert_eq(mkdirat(root_fd, TEST_DIR, 0755), 0);
+        struct record_spec rs = { { (const uint8_t *)"a", 1 }, { (const uint8_t *)"b", 1 }, now_ms, NULL, 0 };
+        struct record_batch_spec spec;
+        record_batch_spec_init(&spec, &rs, 1);
+        spec.producer_id = 42;
+        spec.producer_epoch = 0;
+        spec.base_sequence = 0;
+        spec.attributes = RECORD_BATCH_ATTR_TRANSACTIONAL;
+        uint8_t buf[256];
+        size_t len = record_batch_encode(&spec, buf, sizeof(buf));
+        /* The empty marker at offset 1: a header and no record. */
+        uint8_t *m = buf + len;
+        memset(m, 0, RECORD_BATCH_HEADER_BYTES);
+        m[7] = 1;                                       /* baseOffset 1 */
+        m[11] = RECORD_BATCH_LENGTH_MIN;                /* batchLength */
+        m[16] = RECORD_BATCH_MAGIC;
+        m[22] = RECORD_BATCH_ATTR_CONTROL | RECORD_BATCH_ATTR_TRANSACTIONAL;
+        memset(m + 27, 0xff, 8);                        /* baseTimestamp -1 */
+        m[50] = 42;                                     /* producerId 42 */
+        memset(m + 53, 0xff, 4);                        /* baseSequence -1 */
+        uint32_t crc = record_batch_compute_crc(m, RECORD_BATCH_HEADER_BYTES);
+        for (int i = 0; i < 4; i++)
+                m[17 + i] = (uint8_t)(crc >> (24 - 8 * i));
+        int fd = openat(root_fd, TEST_DIR "/00000000000000000000.log", O_WRONLY | O_CREAT, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, buf, len + RECORD_BATCH_HEADER_BYTES), (ssize_t)(len + RECORD_BATCH_HEADER_BYTES));
+        close(fd);
+
+        struct partition_options o = options();
+        o.is_clean_shutdown = false;
+        struct partition *p = open_partition(&o);
+        cr_assert_eq(partition_log_end_offset(p), 2);
+        close_partition(p);
+}
