@@ -2464,6 +2464,8 @@ static void splice_aborted(struct partition *p, int64_t from, int64_t to, const 
                 hi++;
         /* Kept entries are a subset of those removed: no room needed. */
         assert(kept_count <= hi - lo);
+        if (hi == lo)
+                return;
         uint32_t n = 0;
         for (uint32_t k = 0; k < kept_count && n < hi - lo; k++)
                 if (kept[k].last_offset >= from && kept[k].last_offset < to)

@@ -539,7 +539,7 @@ Test(cleaner, keeps_compressed_batches_compressed)
         int64_t last[6] = { 0 };
         for (int round = 0; round < 30; round++) {
                 struct rec recs[3];
-                char keys[3][8], values[3][16];
+                char keys[3][16], values[3][16];
                 for (int i = 0; i < 3; i++) {
                         int k = (round + i) % 6;
                         snprintf(keys[i], sizeof(keys[i]), "c%d", k);
@@ -556,7 +556,7 @@ Test(cleaner, keeps_compressed_batches_compressed)
                 if (seen_batches[i].h.record_count > 0)
                         cr_assert_eq(record_batch_codec(&seen_batches[i].h), RECORD_BATCH_CODEC_GZIP);
         for (int k = 0; k < 6; k++) {
-                char key[8];
+                char key[16];
                 snprintf(key, sizeof(key), "c%d", k);
                 const struct seen *s = find_key(key);
                 cr_assert_not_null(s);
