@@ -159,7 +159,7 @@ struct offset_map {
         int64_t latest_offset;          /* -1 until a batch was mapped */
 };
 
-static int map_init(struct offset_map *m, size_t bytes_max, uint64_t entries_wanted)
+static int map_init(struct offset_map *m, size_t bytes_max, double load_factor, uint64_t entries_wanted)
 {
         uint64_t cap = CLEANER_MAP_ENTRIES_MIN;
         uint64_t by_memory = bytes_max / CLEANER_MAP_ENTRY_BYTES;
@@ -172,7 +172,9 @@ static int map_init(struct offset_map *m, size_t bytes_max, uint64_t entries_wan
                 m->slots[i].offset = -1;
         m->cap = (uint32_t)cap;
         m->count = 0;
-        m->count_max = (uint32_t)((double)cap * CLEANER_MAP_LOAD_FACTOR);
+        m->count_max = (uint32_t)((double)cap * load_factor);
+        if (m->count_max >= cap)
+                m->count_max = (uint32_t)cap - 1;       /* a free slot ends every probe */
         m->latest_offset = -1;
         return 0;
 }
@@ -490,6 +492,36 @@ static bool is_cancelled(struct cleaner_job *job)
         return atomic_load_explicit(&job->is_cancelled, memory_order_relaxed);
 }
 
+/* Kafka's Throttler: every CLEANER_THROTTLE_CHECK_MS, when the bytes read
+ * and written since the last check came faster than the limit, sleep as
+ * long as they should have taken (in slices, so a cancel is seen). */
+#define CLEANER_THROTTLE_CHECK_MS 300
+#define CLEANER_THROTTLE_SLICE_MS 100
+
+static int64_t clock_ms(void);
+
+static void throttle(struct cleaner_job *job, uint64_t bytes)
+{
+        double rate_max = job->limits.io_bytes_per_second_max;
+        if (!(rate_max > 0) || rate_max >= 1e300)
+                return;
+        job->throttle_bytes += bytes;
+        int64_t elapsed_ms = clock_ms() - job->throttle_start_ms;
+        if (elapsed_ms < CLEANER_THROTTLE_CHECK_MS)
+                return;
+        double wanted_ms = (double)job->throttle_bytes * 1000.0 / rate_max;
+        double sleep_ms = wanted_ms - (double)elapsed_ms;
+        /* Bounded: a second per check at most, as the period restarts. */
+        for (int slept = 0; sleep_ms > 0 && slept < 1000 / CLEANER_THROTTLE_SLICE_MS && !is_cancelled(job); slept++) {
+                int64_t slice_ms = sleep_ms < CLEANER_THROTTLE_SLICE_MS ? (int64_t)sleep_ms + 1 : CLEANER_THROTTLE_SLICE_MS;
+                struct timespec ts = { slice_ms / 1000, (slice_ms % 1000) * 1000000 };
+                nanosleep(&ts, NULL);
+                sleep_ms -= (double)slice_ms;
+        }
+        job->throttle_start_ms = clock_ms();
+        job->throttle_bytes = 0;
+}
+
 static size_t records_bytes_max(const struct cleaner_job *job)
 {
         size_t four = (size_t)job->max_message_bytes * 4;
@@ -523,6 +555,7 @@ static int map_segment(struct cleaner_job *job, const struct cleaner_source *s, 
                 }
                 position += record_batch_size_bytes(&h);
                 job->stats.bytes_read += record_batch_size_bytes(&h);
+                throttle(job, record_batch_size_bytes(&h));
                 int64_t last = record_batch_last_offset(&h);
                 if (last < job->first_dirty_offset)
                         continue;
@@ -653,10 +686,11 @@ struct out_writer {
         size_t cap;
 };
 
-static int out_flush(struct out_writer *w)
+static int out_flush(struct cleaner_job *job, struct out_writer *w)
 {
         if (w->len == 0)
                 return 0;
+        throttle(job, w->len);
         uint32_t position;
         int rc = segment_append(&w->seg, w->buf, w->len, &position);
         w->len = 0;
@@ -664,10 +698,10 @@ static int out_flush(struct out_writer *w)
 }
 
 /* Room for n more bytes in the writer's buffer (flushing first if need be). */
-static int out_reserve(struct out_writer *w, size_t n, uint8_t **out)
+static int out_reserve(struct cleaner_job *job, struct out_writer *w, size_t n, uint8_t **out)
 {
         if (w->len + n > w->cap) {
-                int rc = out_flush(w);
+                int rc = out_flush(job, w);
                 if (rc < 0)
                         return rc;
         }
@@ -771,7 +805,7 @@ static int write_rebuilt(struct cleaner_job *job, struct out_writer *w, const st
         if (size > INT32_MAX)
                 return -EFBIG;
         uint8_t *out;
-        rc = out_reserve(w, size, &out);
+        rc = out_reserve(job, w, size, &out);
         if (rc < 0)
                 return rc;
         memcpy(out + RECORD_BATCH_HEADER_BYTES, records, records_len);
@@ -788,7 +822,7 @@ static int write_rebuilt(struct cleaner_job *job, struct out_writer *w, const st
 static int write_empty(struct cleaner_job *job, struct out_writer *w, const struct record_batch_header *h)
 {
         uint8_t *out;
-        int rc = out_reserve(w, RECORD_BATCH_HEADER_BYTES, &out);
+        int rc = out_reserve(job, w, RECORD_BATCH_HEADER_BYTES, &out);
         if (rc < 0)
                 return rc;
         write_header(out, h, rebuilt_attributes(h, RECORD_BATCH_CODEC_NONE, false), RECORD_BATCH_NO_TIMESTAMP,
@@ -802,7 +836,7 @@ static int write_original(struct cleaner_job *job, struct out_writer *w, const u
                           uint32_t record_count)
 {
         uint8_t *out;
-        int rc = out_reserve(w, size, &out);
+        int rc = out_reserve(job, w, size, &out);
         if (rc < 0)
                 return rc;
         memcpy(out, batch, size);
@@ -1012,6 +1046,7 @@ static int clean_group(struct cleaner_job *job, struct cleaner_group *g, const s
                         if (rc <= 0)
                                 break;
                         position += record_batch_size_bytes(&h);
+                        throttle(job, record_batch_size_bytes(&h));
                         arena_reset(scratch);
                         rc = clean_batch(job, m, txn, w, batch, &h, scratch);
                         if (rc < 0)
@@ -1019,7 +1054,7 @@ static int clean_group(struct cleaner_job *job, struct cleaner_group *g, const s
                 }
         }
         if (rc == 0)
-                rc = out_flush(w);
+                rc = out_flush(job, w);
         if (rc == 0)
                 rc = segment_seal(&w->seg);
         if (rc == 0)
@@ -1090,6 +1125,8 @@ int cleaner_run(struct cleaner_job *job)
         job->kept_aborted = NULL;
         job->kept_aborted_count = 0;
         memset(&job->stats, 0, sizeof(job->stats));
+        job->throttle_start_ms = started_ms;
+        job->throttle_bytes = 0;
         arena_init(&scratch, scratch_bytes(job));
         txn_meta_init(&txn, job, job->sources[0].base_offset);
         r.buf = malloc(CLEANER_READ_BUFFER_BYTES);
@@ -1108,7 +1145,7 @@ int cleaner_run(struct cleaner_job *job)
         for (uint32_t i = 0; i < job->source_count; i++)
                 if (job->sources[i].end_offset > job->first_dirty_offset)
                         dirty_bytes += job->sources[i].size_bytes;
-        rc = map_init(&m, job->map_bytes_max, dirty_bytes / 8 + 1);
+        rc = map_init(&m, job->limits.map_bytes_max, job->limits.map_load_factor, dirty_bytes / 8 + 1);
         if (rc < 0)
                 goto out;
         rc = build_map(job, &m, &r, &scratch);

@@ -15,6 +15,7 @@
  *                 segments by their descriptors only, builds the offset map
  *                 (a 128-bit hash of each key -> its latest offset, bounded
  *                 by log.cleaner.dedupe.buffer.size) over the dirty part,
+ *                 reading and writing at most log.cleaner.io.max.bytes.per.second,
  *                 and writes each group of segments into a new segment
  *                 named `<base>.log.cleaned` (with its `.index.cleaned`,
  *                 `.timeindex.cleaned` and `.txnindex.cleaned`), synced;
@@ -74,8 +75,6 @@
 #define CLEANER_CLEANED_TAIL ".cleaned"
 #define CLEANER_SWAP_TAIL ".swap"
 #define CLEANER_DELETED_TAIL ".deleted"
-/* log.cleaner.io.buffer.load.factor: the map is full at this share. */
-#define CLEANER_MAP_LOAD_FACTOR 0.9
 /* A map entry: a 128-bit key hash and an offset, as Kafka's SkimpyOffsetMap
  * with MD5 (16 + 8 bytes). */
 #define CLEANER_MAP_ENTRY_BYTES 24u
@@ -86,6 +85,13 @@
 #define CLEANER_READ_BUFFER_BYTES (1u << 20)
 
 struct segment_handle;
+
+/* The broker's log.cleaner.* limits for one job. */
+struct cleaner_limits {
+        size_t map_bytes_max;           /* log.cleaner.dedupe.buffer.size / threads */
+        double map_load_factor;         /* log.cleaner.io.buffer.load.factor: the map is full past this share */
+        double io_bytes_per_second_max; /* log.cleaner.io.max.bytes.per.second / threads */
+};
 
 /* A sealed segment of the section being cleaned. */
 struct cleaner_source {
@@ -142,7 +148,7 @@ struct cleaner_job {
         uint32_t index_bytes_max;       /* segment.index.bytes */
         uint32_t index_interval_bytes;
         uint32_t max_message_bytes;
-        size_t map_bytes_max;           /* log.cleaner.dedupe.buffer.size / threads */
+        struct cleaner_limits limits;
         atomic_bool is_cancelled;       /* set by any thread: stop at the next batch */
 
         /* ---- results, from cleaner_run ---- */
@@ -155,6 +161,9 @@ struct cleaner_job {
         struct txn_aborted *kept_aborted;
         uint32_t kept_aborted_count;
         struct cleaner_stats stats;
+        /* private to cleaner_run: the throttle's period */
+        int64_t throttle_start_ms;
+        uint64_t throttle_bytes;
 
         /* ---- the owner's ---- */
         void (*done)(struct cleaner_job *job);  /* called on the pool's thread when run */

@@ -2379,7 +2379,8 @@ static void cleaner_job_free(struct cleaner_job *job)
         free(job);
 }
 
-int partition_cleaner_prepare(struct partition *p, int64_t now_ms, size_t map_bytes_max, struct cleaner_job **out)
+int partition_cleaner_prepare(struct partition *p, int64_t now_ms, const struct cleaner_limits *limits,
+                              struct cleaner_job **out)
 {
         *out = NULL;
         double ratio;
@@ -2442,7 +2443,7 @@ int partition_cleaner_prepare(struct partition *p, int64_t now_ms, size_t map_by
         job->index_bytes_max = (uint32_t)p->config.segment_index_bytes;
         job->index_interval_bytes = (uint32_t)p->config.index_interval_bytes;
         job->max_message_bytes = (uint32_t)p->config.max_message_bytes;
-        job->map_bytes_max = map_bytes_max;
+        job->limits = *limits;
         atomic_init(&job->is_cancelled, false);
         job->prepared_log_end_offset = p->log_end_offset;
         job->prepared_rewind_count = p->rewind_count;

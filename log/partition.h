@@ -358,6 +358,7 @@ int partition_snapshot_producers(struct partition *p);
 /* ---- compaction (cleaner.h), on the home thread ---- */
 
 struct cleaner_job;
+struct cleaner_limits;
 
 /* Whether cleanup.policy has compact and Kafka's rules find the partition
  * due for cleaning now; *ratio_out gets its dirty ratio either way. */
@@ -370,7 +371,8 @@ bool partition_cleaner_check(struct partition *p, int64_t now_ms, double *ratio_
  * nothing is due, or -ENOMEM. One job per partition at a time; a close
  * meanwhile cancels it and waits for partition_cleaner_finish.
  */
-int partition_cleaner_prepare(struct partition *p, int64_t now_ms, size_t map_bytes_max, struct cleaner_job **out);
+int partition_cleaner_prepare(struct partition *p, int64_t now_ms, const struct cleaner_limits *limits,
+                              struct cleaner_job **out);
 
 /*
  * Once the job ran: swaps the cleaned segments in (crash-safely, see

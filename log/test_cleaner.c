@@ -196,10 +196,12 @@ static int64_t marker(struct partition *p, int64_t producer_id, bool is_commit)
 /* ---- cleaning ---- */
 
 /* One cleaning as a home runs it; returns whether one ran. */
+static const struct cleaner_limits test_limits = { TEST_MAP_BYTES, 0.9, 1.7976931348623157E308 };
+
 static bool clean(struct partition *p)
 {
         struct cleaner_job *job = NULL;
-        int rc = partition_cleaner_prepare(p, now_ms, TEST_MAP_BYTES, &job);
+        int rc = partition_cleaner_prepare(p, now_ms, &test_limits, &job);
         cr_assert_geq(rc, 0);
         if (rc == 0)
                 return false;
@@ -598,7 +600,7 @@ Test(cleaner, finishes_a_swap_interrupted_after_its_commit_point)
         write_versions(p, 10, 20, last);
         /* What a finished cleaning leaves, on a copy of the data. */
         struct cleaner_job *job = NULL;
-        cr_assert_eq(partition_cleaner_prepare(p, now_ms, TEST_MAP_BYTES, &job), 1);
+        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
         cr_assert_eq(cleaner_run(job), 0);
         cr_assert_geq(job->group_count, 1);
         /* The crash: the first group committed (.swap), one old segment of
@@ -629,7 +631,7 @@ Test(cleaner, rolls_back_a_cleaning_interrupted_before_its_commit_point)
         read_all(p);
         int before = seen_count;
         struct cleaner_job *job = NULL;
-        cr_assert_eq(partition_cleaner_prepare(p, now_ms, TEST_MAP_BYTES, &job), 1);
+        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
         cr_assert_eq(cleaner_run(job), 0);
         /* Crash with the .cleaned files written: simulated by not removing them. */
         struct cleaner_group *groups = job->groups;
@@ -678,7 +680,7 @@ Test(cleaner, a_close_during_a_cleaning_waits_for_it)
         int64_t last[10];
         write_versions(p, 10, 20, last);
         struct cleaner_job *job = NULL;
-        cr_assert_eq(partition_cleaner_prepare(p, now_ms, TEST_MAP_BYTES, &job), 1);
+        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
         partition_close(p);     /* cancels the job; the partition waits for it */
         cr_assert(atomic_load(&job->is_cancelled));
         cr_assert_eq(cleaner_run(job), -ECANCELED);
@@ -760,5 +762,39 @@ Test(cleaner, an_empty_marker_batch_reopens)
         o.is_clean_shutdown = false;
         struct partition *p = open_partition(&o);
         cr_assert_eq(partition_log_end_offset(p), 2);
+        close_partition(p);
+}
+
+/* A map too small for the dirty section: each cleaning covers what fits
+ * (Kafka stops at the batch that filled it), loses nothing, and the next
+ * ones go on from the checkpoint until the log is clean. */
+Test(cleaner, a_full_map_cleans_part_and_loses_nothing)
+{
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        int64_t last[10];
+        write_versions(p, 10, 20, last);
+        read_all(p);
+        int records_before = seen_count;
+        /* 1024 slots at 0.005: five keys. */
+        struct cleaner_limits tiny = { CLEANER_MAP_ENTRIES_MIN * CLEANER_MAP_ENTRY_BYTES, 0.005, 1.7976931348623157E308 };
+        int passes = 0;
+        int64_t end_before = -1;
+        for (; passes < 50; passes++) {
+                struct cleaner_job *job = NULL;
+                int rc = partition_cleaner_prepare(p, now_ms, &tiny, &job);
+                cr_assert_geq(rc, 0);
+                if (rc == 0)
+                        break;
+                cr_assert_eq(cleaner_run(job), 0, "%s", strerror(-job->result));
+                cr_assert_lt(job->end_offset, job->first_uncleanable_offset + 1);
+                cr_assert_gt(job->end_offset, end_before, "each pass moves on");
+                end_before = job->end_offset;
+                partition_cleaner_finish(p, job);
+                read_all(p);
+                expect_latest(10, last, "v19");
+        }
+        cr_assert_gt(passes, 1, "the map could not take the whole dirty section at once");
+        cr_assert_lt(seen_count, records_before);
         close_partition(p);
 }

@@ -89,6 +89,8 @@ enum broker_key {
         BK_LOG_CLEANER_BACKOFF_MS,
         BK_LOG_CLEANER_DEDUPE_BUFFER_SIZE,
         BK_LOG_CLEANER_IO_BUFFER_SIZE,
+        BK_LOG_CLEANER_IO_BUFFER_LOAD_FACTOR,
+        BK_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND,
         /* broker-level synonyms of topic configs */
         BK_LOG_SEGMENT_BYTES,
         BK_LOG_ROLL_MS,
@@ -361,6 +363,16 @@ static const struct broker_key_def broker_keys[BK_COUNT] = {
                 .name = "log.cleaner.io.buffer.size", .type = CONFIG_TYPE_INT, .default_text = "524288",
                 AT_LEAST(0),
                 .doc = "Memory, over all compactor threads, for reading and writing segments.",
+        ) },
+        [BK_LOG_CLEANER_IO_BUFFER_LOAD_FACTOR] = { BROKER_KEY(
+                .name = "log.cleaner.io.buffer.load.factor", .type = CONFIG_TYPE_DOUBLE, .default_text = "0.9",
+                .double_min = 0.0, .double_max = 1.0,
+                .doc = "How full the compactor's key-to-offset map may get before a pass stops adding keys.",
+        ) },
+        [BK_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND] = { BROKER_KEY(
+                .name = "log.cleaner.io.max.bytes.per.second", .type = CONFIG_TYPE_DOUBLE,
+                .default_text = "1.7976931348623157E308", .double_min = 0.0, .double_max = 1.7976931348623157E308,
+                .doc = "Bytes per second the compactor may read plus write, over its threads.",
         ) },
 
         /* ---- broker-level synonyms of topic configs ---- */
@@ -784,6 +796,17 @@ static int64_t get_int(const struct broker_config *cfg, enum broker_key k)
         assert(rc == 0);
         (void)rc;
         assert(v >= broker_keys[k].def.int_min && v <= broker_keys[k].def.int_max);
+        return v;
+}
+
+static double get_double(const struct broker_config *cfg, enum broker_key k)
+{
+        const char *text = effective_text(cfg, k);
+        double v = 0;
+        assert(text);
+        int rc = config_parse_double(text, &v);
+        assert(rc == 0);
+        (void)rc;
         return v;
 }
 
@@ -1643,6 +1666,8 @@ static void resolve_typed(struct broker_config *cfg)
         cfg->log_cleaner_backoff_ms = get_int(cfg, BK_LOG_CLEANER_BACKOFF_MS);
         cfg->log_cleaner_dedupe_buffer_bytes = get_int(cfg, BK_LOG_CLEANER_DEDUPE_BUFFER_SIZE);
         cfg->log_cleaner_io_buffer_bytes = (int32_t)get_int(cfg, BK_LOG_CLEANER_IO_BUFFER_SIZE);
+        cfg->log_cleaner_io_buffer_load_factor = get_double(cfg, BK_LOG_CLEANER_IO_BUFFER_LOAD_FACTOR);
+        cfg->log_cleaner_io_bytes_per_second_max = get_double(cfg, BK_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND);
 
         cfg->num_partitions = (int32_t)get_int(cfg, BK_NUM_PARTITIONS);
         cfg->default_replication_factor = (int16_t)get_int(cfg, BK_DEFAULT_REPLICATION_FACTOR);

@@ -699,11 +699,16 @@ static void home_try_clean(struct home *h)
                 return;
         const struct broker_config *cfg = h->broker->config;
         uint32_t threads = cfg->log_cleaner_threads > 0 ? (uint32_t)cfg->log_cleaner_threads : 1;
-        size_t map_bytes = cfg->log_cleaner_dedupe_buffer_bytes > 0
-                                   ? (size_t)(cfg->log_cleaner_dedupe_buffer_bytes / threads)
-                                   : CLEANER_MAP_ENTRIES_MIN * CLEANER_MAP_ENTRY_BYTES;
+        /* Kafka splits the buffer and the rate between its threads. */
+        struct cleaner_limits limits = {
+                .map_bytes_max = cfg->log_cleaner_dedupe_buffer_bytes > 0
+                                         ? (size_t)(cfg->log_cleaner_dedupe_buffer_bytes / threads)
+                                         : CLEANER_MAP_ENTRIES_MIN * CLEANER_MAP_ENTRY_BYTES,
+                .map_load_factor = cfg->log_cleaner_io_buffer_load_factor,
+                .io_bytes_per_second_max = cfg->log_cleaner_io_bytes_per_second_max / threads,
+        };
         struct cleaner_job *job = NULL;
-        if (partition_cleaner_prepare(best->partition, now_ms, map_bytes, &job) <= 0) {
+        if (partition_cleaner_prepare(best->partition, now_ms, &limits, &job) <= 0) {
                 free(c);
                 return;
         }
