@@ -1,8 +1,8 @@
 /*
  * cleaner.c - log compaction's heavy part (cleaner.h): the offset map,
- * the batch filter, writing cleaned segments, the swap's file steps,
- * recovery of interrupted swaps, cleaner-offset-checkpoint, and the pool
- * of threads that runs jobs.
+ * the batch filter, writing cleaned segments, and the pool of threads
+ * that runs jobs. The files' names, the swap, its recovery and
+ * cleaner-offset-checkpoint are cleaner_swap.c's.
  *
  * Nothing here touches a struct partition: a job carries descriptors and
  * copies, so a pool thread never shares state with the partition's home
@@ -23,7 +23,6 @@
 #include "cleaner.h"
 
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,13 +40,9 @@
 #include "../protocol/gen/errors.h"
 #include "../protocol/record_batch.h"
 #include "../protocol/wire.h"
-#include "checkpoint.h"
 #include "offset_index.h"
 #include "segment.h"
 #include "time_index.h"
-
-/* Files one directory listing may hold that recovery looks at. */
-#define CLEANER_DIR_ENTRIES_MAX 1000000u
 
 /* ---- deciding ---- */
 
@@ -374,7 +369,7 @@ static void txn_meta_free(struct txn_meta *t)
         free(t->kept);
 }
 
-static int grow(void **v, uint32_t *cap, uint32_t count, size_t elem)
+int cleaner_grow(void **v, uint32_t *cap, uint32_t count, size_t elem)
 {
         if (count < *cap)
                 return 0;
@@ -403,7 +398,7 @@ static int txn_consume_up_to(struct txn_meta *t, int64_t offset)
                                 is_known = true;
                 if (is_known)
                         continue;
-                if (grow((void **)&t->ongoing, &t->ongoing_cap, t->ongoing_count, sizeof(*t->ongoing)) < 0)
+                if (cleaner_grow((void **)&t->ongoing, &t->ongoing_cap, t->ongoing_count, sizeof(*t->ongoing)) < 0)
                         return -ENOMEM;
                 t->ongoing[t->ongoing_count++] = (struct ongoing_aborted){ a->producer_id, index, false };
         }
@@ -434,7 +429,7 @@ static int txn_on_batch(struct txn_meta *t, const struct record_batch_header *h)
         for (uint32_t i = 0; i < t->committed_count; i++)
                 if (t->committed[i] == h->producer_id)
                         return 0;
-        if (grow((void **)&t->committed, &t->committed_cap, t->committed_count, sizeof(*t->committed)) < 0)
+        if (cleaner_grow((void **)&t->committed, &t->committed_cap, t->committed_count, sizeof(*t->committed)) < 0)
                 return -ENOMEM;
         t->committed[t->committed_count++] = h->producer_id;
         return 0;
@@ -466,7 +461,7 @@ static int txn_on_control(struct txn_meta *t, const uint8_t *batch, const struct
                 if (!is_observed)
                         return 1;
                 if (is_index_kept) {
-                        if (grow((void **)&t->kept, &t->kept_cap, t->kept_count, sizeof(*t->kept)) < 0)
+                        if (cleaner_grow((void **)&t->kept, &t->kept_cap, t->kept_count, sizeof(*t->kept)) < 0)
                                 return -ENOMEM;
                         t->kept[t->kept_count++] = t->aborted[index];
                         t->is_kept_in_group = true;
@@ -965,30 +960,11 @@ static int group_sources(struct cleaner_job *job, uint32_t source_end)
         return 0;
 }
 
-static void cleaned_name(char out[SEGMENT_FILE_NAME_BYTES], int64_t base, const char *suffix, const char *tail)
-{
-        segment_file_name_tail(out, base, suffix, tail);
-}
-
-static const char *const segment_suffixes[] = {
-        OFFSET_INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX, SEGMENT_LOG_FILE_SUFFIX,
-};
-#define SEGMENT_SUFFIX_COUNT (sizeof(segment_suffixes) / sizeof(segment_suffixes[0]))
-
-static void unlink_tail(const struct logdir_ref *dir, int64_t base, const char *tail)
-{
-        char name[SEGMENT_FILE_NAME_BYTES];
-        for (size_t i = 0; i < SEGMENT_SUFFIX_COUNT; i++) {
-                cleaned_name(name, base, segment_suffixes[i], tail);
-                (void)logdir_ref_unlink(dir, name);
-        }
-}
-
 /* The .txnindex.cleaned of a group: the aborted transactions kept in it. */
 static int write_txn_index(const struct logdir_ref *dir, int64_t base, const struct txn_aborted *t, uint32_t n)
 {
         char name[SEGMENT_FILE_NAME_BYTES];
-        cleaned_name(name, base, TXN_INDEX_FILE_SUFFIX, CLEANER_CLEANED_TAIL);
+        segment_file_name_tail(name, base, TXN_INDEX_FILE_SUFFIX, CLEANER_CLEANED_TAIL);
         int fd = logdir_ref_openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0)
                 return fd;
@@ -1022,7 +998,7 @@ static int clean_group(struct cleaner_job *job, struct cleaner_group *g, const s
         sc.index_interval_bytes = job->index_interval_bytes;
         sc.index_bytes_max = job->index_bytes_max;
         sc.file_tail = CLEANER_CLEANED_TAIL;
-        unlink_tail(job->dir, g->base_offset, CLEANER_CLEANED_TAIL);    /* left by a failed job */
+        cleaner_unlink_files(job->dir, g->base_offset, CLEANER_CLEANED_TAIL);    /* left by a failed job */
         int rc = segment_create(&w->seg, job->dir, g->base_offset, &sc);
         if (rc < 0)
                 return rc;
@@ -1071,7 +1047,7 @@ static int clean_group(struct cleaner_job *job, struct cleaner_group *g, const s
         if (rc == 0) {
                 /* Kafka keeps the last modification time of the originals. */
                 char name[SEGMENT_FILE_NAME_BYTES];
-                cleaned_name(name, g->base_offset, SEGMENT_LOG_FILE_SUFFIX, CLEANER_CLEANED_TAIL);
+                segment_file_name_tail(name, g->base_offset, SEGMENT_LOG_FILE_SUFFIX, CLEANER_CLEANED_TAIL);
                 int fd = logdir_ref_openat(job->dir, name, O_RDONLY, 0);
                 const struct cleaner_source *last = &job->sources[g->first + g->count - 1];
                 if (fd >= 0) {
@@ -1087,11 +1063,6 @@ static int clean_group(struct cleaner_job *job, struct cleaner_group *g, const s
         return rc;
 }
 
-void cleaner_discard_files(struct cleaner_job *job)
-{
-        for (uint32_t i = 0; i < job->group_count; i++)
-                unlink_tail(job->dir, job->groups[i].base_offset, CLEANER_CLEANED_TAIL);
-}
 
 void cleaner_job_free_results(struct cleaner_job *job)
 {
@@ -1195,251 +1166,6 @@ out:
         compress_thread_release();
         job->stats.elapsed_ms = clock_ms() - started_ms;
         job->result = rc;
-        return rc;
-}
-
-/* ---- swap and recovery ---- */
-
-static int rename_in(const struct logdir_ref *dir, int dir_fd, int64_t base, const char *suffix, const char *from_tail,
-                     const char *to_tail)
-{
-        char from[SEGMENT_FILE_NAME_BYTES], to[SEGMENT_FILE_NAME_BYTES];
-        (void)dir;
-        cleaned_name(from, base, suffix, from_tail);
-        cleaned_name(to, base, suffix, to_tail);
-        if (renameat(dir_fd, from, dir_fd, to) < 0)
-                return -errno;
-        return 0;
-}
-
-/* Renames the four files (the .log last; a missing index is fine: it is
- * rebuilt at open) and fsyncs the directory. */
-static int rename_group(const struct logdir_ref *dir, int64_t base, const char *from_tail, const char *to_tail)
-{
-        int dir_fd = logdir_ref_open(dir);
-        if (dir_fd < 0)
-                return dir_fd;
-        int rc = 0;
-        for (size_t i = 0; i < SEGMENT_SUFFIX_COUNT && rc == 0; i++) {
-                rc = rename_in(dir, dir_fd, base, segment_suffixes[i], from_tail, to_tail);
-                bool is_log = i + 1 == SEGMENT_SUFFIX_COUNT;
-                if (rc == -ENOENT && !is_log)
-                        rc = 0;
-        }
-        if (rc == 0 && fsync(dir_fd) < 0)
-                rc = -errno;
-        close(dir_fd);
-        return rc;
-}
-
-int cleaner_commit_group(const struct logdir_ref *dir, const struct cleaner_group *g)
-{
-        return rename_group(dir, g->base_offset, CLEANER_CLEANED_TAIL, CLEANER_SWAP_TAIL);
-}
-
-int cleaner_finish_group(const struct logdir_ref *dir, int64_t base_offset)
-{
-        return rename_group(dir, base_offset, CLEANER_SWAP_TAIL, "");
-}
-
-void cleaner_unlink_segment(const struct logdir_ref *dir, int64_t base_offset)
-{
-        unlink_tail(dir, base_offset, "");
-}
-
-/* The next offset of a .log.swap: one past its last whole batch. */
-static int swap_next_offset(const struct logdir_ref *dir, int64_t base, int64_t *out)
-{
-        char name[SEGMENT_FILE_NAME_BYTES];
-        cleaned_name(name, base, SEGMENT_LOG_FILE_SUFFIX, CLEANER_SWAP_TAIL);
-        int fd = logdir_ref_openat(dir, name, O_RDONLY, 0);
-        if (fd < 0)
-                return fd;
-        struct stat st;
-        if (fstat(fd, &st) < 0) {
-                int rc = -errno;
-                close(fd);
-                return rc;
-        }
-        uint64_t size = (uint64_t)st.st_size, position = 0;
-        *out = base;
-        for (uint64_t guard = 0; guard <= size / RECORD_BATCH_HEADER_BYTES && position < size; guard++) {
-                uint8_t hb[RECORD_BATCH_HEADER_BYTES];
-                ssize_t n = pread(fd, hb, sizeof(hb), (off_t)position);
-                struct record_batch_header h;
-                if (n < (ssize_t)sizeof(hb) ||
-                    record_batch_parse_header(hb, (size_t)n, &h) != RECORD_BATCH_FRAME_OK ||
-                    position + record_batch_size_bytes(&h) > size)
-                        break;
-                *out = record_batch_next_offset(&h);
-                position += record_batch_size_bytes(&h);
-        }
-        close(fd);
-        return 0;
-}
-
-static bool parse_base(const char *name, int64_t *base_out, const char **rest_out)
-{
-        if (strlen(name) < 21)
-                return false;
-        for (int i = 0; i < 20; i++)
-                if (name[i] < '0' || name[i] > '9')
-                        return false;
-        char *end;
-        long long v = strtoll(name, &end, 10);
-        if (end != name + 20 || v < 0)
-                return false;
-        *base_out = v;
-        *rest_out = name + 20;
-        return true;
-}
-
-struct dir_names {
-        int64_t *log_bases;             /* `<base>.log` */
-        uint32_t log_count, log_cap;
-        int64_t *swap_bases;            /* `<base>.log.swap` */
-        uint32_t swap_count, swap_cap;
-};
-
-int cleaner_recover_dir(const struct logdir_ref *dir)
-{
-        struct dir_names n = { 0 };
-        int finished = 0;
-        int fd = logdir_ref_open(dir);
-        if (fd < 0)
-                return fd;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
-        int rc = 0;
-        struct dirent *e;
-        /* A listing first: names are removed only after it. */
-        char **doomed = NULL;
-        uint32_t doomed_count = 0, doomed_cap = 0;
-        for (uint32_t guard = 0; guard < CLEANER_DIR_ENTRIES_MAX && (e = readdir(d)); guard++) {
-                int64_t base;
-                const char *rest;
-                if (!parse_base(e->d_name, &base, &rest))
-                        continue;
-                if (strcmp(rest, ".log") == 0) {
-                        if ((rc = grow((void **)&n.log_bases, &n.log_cap, n.log_count, sizeof(int64_t))) < 0)
-                                break;
-                        n.log_bases[n.log_count++] = base;
-                } else if (strcmp(rest, ".log" CLEANER_SWAP_TAIL) == 0) {
-                        if ((rc = grow((void **)&n.swap_bases, &n.swap_cap, n.swap_count, sizeof(int64_t))) < 0)
-                                break;
-                        n.swap_bases[n.swap_count++] = base;
-                } else if (logdir_has_suffix(rest, CLEANER_CLEANED_TAIL) ||
-                           logdir_has_suffix(rest, CLEANER_DELETED_TAIL) ||
-                           logdir_has_suffix(rest, CLEANER_SWAP_TAIL)) {
-                        /* Index .swap files are kept when their .log.swap is there (checked below). */
-                        if ((rc = grow((void **)&doomed, &doomed_cap, doomed_count, sizeof(char *))) < 0)
-                                break;
-                        doomed[doomed_count] = strdup(e->d_name);
-                        if (!doomed[doomed_count]) {
-                                rc = -ENOMEM;
-                                break;
-                        }
-                        doomed_count++;
-                }
-        }
-        closedir(d);
-        for (uint32_t i = 0; rc == 0 && i < doomed_count; i++) {
-                int64_t base;
-                const char *rest;
-                bool is_kept_swap = false;
-                if (parse_base(doomed[i], &base, &rest) && logdir_has_suffix(rest, CLEANER_SWAP_TAIL))
-                        for (uint32_t k = 0; k < n.swap_count; k++)
-                                if (n.swap_bases[k] == base)
-                                        is_kept_swap = true;
-                if (is_kept_swap)
-                        continue;
-                log_info("%s: deleting %s, left by an interrupted cleaning", dir->name, doomed[i]);
-                (void)logdir_ref_unlink(dir, doomed[i]);
-        }
-        /* Each swap: the segments it replaces go, then its files take their names. */
-        for (uint32_t k = 0; rc == 0 && k < n.swap_count; k++) {
-                int64_t base = n.swap_bases[k], next = base;
-                rc = swap_next_offset(dir, base, &next);
-                if (rc < 0)
-                        break;
-                for (uint32_t i = 0; i < n.log_count; i++) {
-                        if (n.log_bases[i] >= base && (n.log_bases[i] < next || n.log_bases[i] == base)) {
-                                log_info("%s: deleting segment %020" PRId64 ", replaced by the cleaned segment "
-                                         "%020" PRId64 " of an interrupted swap", dir->name, n.log_bases[i], base);
-                                cleaner_unlink_segment(dir, n.log_bases[i]);
-                        }
-                }
-                rc = cleaner_finish_group(dir, base);
-                if (rc == 0)
-                        finished++;
-        }
-        if (rc == 0 && doomed_count > 0)
-                rc = logdir_ref_fsync(dir);
-        for (uint32_t i = 0; i < doomed_count; i++)
-                free(doomed[i]);
-        free(doomed);
-        free(n.log_bases);
-        free(n.swap_bases);
-        return rc < 0 ? rc : finished;
-}
-
-/* ---- cleaner-offset-checkpoint ---- */
-
-static pthread_mutex_t checkpoint_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int cleaner_checkpoint_read(int logdir_fd, const char *topic, int32_t partition, int64_t *offset_out)
-{
-        struct checkpoint_offsets c = { 0 };
-        char err[200];
-        pthread_mutex_lock(&checkpoint_lock);
-        int rc = checkpoint_offsets_read(logdir_fd, CLEANER_CHECKPOINT_FILE, &c, err, sizeof(err));
-        pthread_mutex_unlock(&checkpoint_lock);
-        if (rc == -EINVAL) {
-                log_warn("%s: %s; every compacted partition of this log dir is cleaned from its start",
-                         CLEANER_CHECKPOINT_FILE, err);
-                return -ENOENT;
-        }
-        if (rc < 0)
-                return rc;
-        const struct checkpoint_offset *e = checkpoint_offsets_find(&c, topic, partition);
-        rc = -ENOENT;
-        if (e) {
-                *offset_out = e->offset;
-                rc = 0;
-        }
-        checkpoint_offsets_free(&c);
-        return rc;
-}
-
-int cleaner_checkpoint_update(int logdir_fd, const char *topic, int32_t partition, int64_t offset)
-{
-        struct checkpoint_offsets c = { 0 };
-        char err[200];
-        pthread_mutex_lock(&checkpoint_lock);
-        int rc = checkpoint_offsets_read(logdir_fd, CLEANER_CHECKPOINT_FILE, &c, err, sizeof(err));
-        if (rc == -ENOENT || rc == -EINVAL)
-                rc = 0;         /* written anew */
-        if (rc < 0)
-                goto out;
-        struct checkpoint_offset *v = calloc(c.count + 1, sizeof(*v));
-        if (!v) {
-                rc = -ENOMEM;
-                goto out;
-        }
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < c.count; i++)
-                if (c.entries[i].partition != partition || strcmp(c.entries[i].topic, topic) != 0)
-                        v[n++] = c.entries[i];
-        if (offset >= 0)
-                v[n++] = (struct checkpoint_offset){ topic, partition, offset };
-        rc = checkpoint_offsets_write(logdir_fd, CLEANER_CHECKPOINT_FILE, v, n);
-        free(v);
-out:
-        checkpoint_offsets_free(&c);
-        pthread_mutex_unlock(&checkpoint_lock);
         return rc;
 }
 

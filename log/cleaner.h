@@ -222,6 +222,14 @@ void cleaner_unlink_segment(const struct logdir_ref *dir, int64_t base_offset);
  */
 int cleaner_recover_dir(const struct logdir_ref *dir);
 
+/* ---- shared by cleaner.c and cleaner_swap.c ---- */
+
+/* Removes `<base><suffix><tail>` for the four suffixes (missing is fine). */
+void cleaner_unlink_files(const struct logdir_ref *dir, int64_t base, const char *tail);
+
+/* Room for one more element in *v (capacity *cap, count used): 0 or -ENOMEM. */
+int cleaner_grow(void **v, uint32_t *cap, uint32_t count, size_t elem);
+
 /* ---- cleaner-offset-checkpoint ---- */
 
 /* The first dirty offset checkpointed for topic-partition in the log dir
