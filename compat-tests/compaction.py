@@ -8,6 +8,11 @@
                 delete.retention.ms has passed and the cleaner ran again; a restart reads the
                 same; Kafka's DumpLogSegments finds the cleaned segments sound
 
+    compaction_txn  a transactional producer (librdkafka) commits 100 keys, then writes new values
+                of the same keys in a transaction it aborts; once the cleaner has run, even a
+                read_uncommitted consumer finds no aborted record, read_committed reads the
+                committed values at their offsets, and a restart reads the same
+
 What it asserts is Kafka's behaviour (the cleaner runs every
 log.cleaner.backoff.ms, cleans only segments before the active one, keeps
 offsets, keeps a tombstone for delete.retention.ms after the cleaning that
@@ -15,6 +20,7 @@ first saw it): run it against the reference broker with
 RUNNEL=compat-tests/kafka/reference-broker.
 """
 
+import json
 import logging
 import os
 import shutil
@@ -212,7 +218,8 @@ def scenario_compaction(ctx):
     broker.stop()
     if os.path.isfile(os.path.join(KAFKA_LIB, "kafka-tools-4.4.0.jar")) and shutil.which("java"):
         files = segment_files(broker, TOPIC, 0, ".log")
-        batches = _dump_log(ctx, files)
+        batches = _dump_log(ctx, files + segment_files(broker, TOPIC, 0, ".index")
+                            + segment_files(broker, TOPIC, 0, ".timeindex"))
         ctx.say("DumpLogSegments --deep-iteration: %d segments, %d batches, nothing wrong" % (len(files), batches))
     else:
         ctx.skip_check("no java or Kafka jars in %s: DumpLogSegments did not read the cleaned log" % KAFKA_LIB)
@@ -220,6 +227,90 @@ def scenario_compaction(ctx):
     broker.check_alive()
 
 
+def _kcat_read(ctx, broker, topic, isolation):
+    """[(offset, key, value)] of partition 0 from the beginning, at the given isolation level."""
+    argv = ["kcat", "-b", broker.bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-J", "-q",
+            "-X", "isolation.level=" + isolation]
+    _, stdout, _ = ctx.run(argv, timeout_s=120)
+    out = []
+    for line in stdout.splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out.append((r["offset"], r.get("key"), r.get("payload")))
+    return out
+
+
+def scenario_compaction_txn(ctx):
+    ck = _confluent()
+    topic = "cp-txn"
+    broker = ctx.broker(overrides=["log.cleaner.backoff.ms=%d" % BACKOFF_MS])
+    create_topics(broker, [(topic, 1, {"cleanup.policy": "compact", "segment.bytes": "1048576",
+                                      "min.cleanable.dirty.ratio": "0.01"})])
+    acked = {}
+    errors = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            acked[(msg.key().decode(), msg.value().decode())] = msg.offset()
+
+    p = ck.Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "cp-txn-producer",
+                     "linger.ms": 5, "transaction.timeout.ms": 60000, "logger": logging.getLogger("confluent_kafka")})
+    p.init_transactions(30)
+    committed = {"t%03d" % k: "committed-" + os.urandom(VALUE_BYTES // 2).hex() for k in range(100)}
+    aborted = {"t%03d" % k: "aborted-" + os.urandom(VALUE_BYTES // 2).hex() for k in range(100)}
+    for values, is_commit in ((committed, True), (aborted, False)):
+        p.begin_transaction()
+        for key, value in values.items():
+            p.produce(topic, key=key.encode(), value=value.encode(), partition=0, on_delivery=on_delivery)
+        p.flush(60)
+        if is_commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    # Plain records after them, enough to roll their segment.
+    filler = ck.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "acks": "all",
+                          "logger": logging.getLogger("confluent_kafka")})
+    for r in range(5):
+        for k in range(300):
+            filler.produce(topic, key=("f%03d" % k).encode(), value=os.urandom(VALUE_BYTES // 2).hex().encode(),
+                           partition=0)
+            if k % 100 == 0:
+                filler.poll(0)
+    check(filler.flush(60) == 0 and not errors, "producers: %r" % errors[:5])
+    check(all((k, v) in acked for k, v in committed.items()), "not every committed record was acknowledged")
+    before = _kcat_read(ctx, broker, topic, "read_uncommitted")
+    check(any(v and v.startswith("aborted-") for _, _, v in before), "the aborted records are in the log at first")
+
+    # The cleaner removes the aborted transaction's records from the log.
+    deadline = time.monotonic() + CLEAN_DEADLINE_S
+    while True:
+        records = _kcat_read(ctx, broker, topic, "read_uncommitted")
+        if not any(v and v.startswith("aborted-") for _, _, v in records):
+            break
+        check(time.monotonic() < deadline, "aborted records still in the log after %d s" % CLEAN_DEADLINE_S)
+        time.sleep(1)
+    ctx.say("read_uncommitted: %d records before cleaning, %d after" % (len(before), len(records)))
+
+    def check_committed(what):
+        got = _latest(_kcat_read(ctx, broker, topic, "read_committed"))
+        for key, value in committed.items():
+            check(got.get(key) == (acked[(key, value)], value), "%s: %s reads %r, want the committed value at %d"
+                  % (what, key, (got.get(key) or (None, ""))[1][:12], acked[(key, value)]))
+        return got
+
+    check_committed("after cleaning")
+    broker.stop()
+    check(not broker.problems, "; ".join(broker.problems))
+    broker.start()
+    check_committed("after a restart")
+    after = _kcat_read(ctx, broker, topic, "read_uncommitted")
+    check(not any(v and v.startswith("aborted-") for _, _, v in after), "aborted records back after a restart")
+    broker.check_alive()
+
+
 SCENARIOS = [
     ("compaction", scenario_compaction),
+    ("compaction_txn", scenario_compaction_txn),
 ]
