@@ -798,3 +798,146 @@ Test(cleaner, a_full_map_cleans_part_and_loses_nothing)
         cr_assert_lt(seen_count, records_before);
         close_partition(p);
 }
+
+/* ---- a random history against a model ---- */
+
+#define MODEL_KEYS 24
+#define MODEL_OPS 1500
+#define MODEL_RECORDS_MAX 8192
+#define MODEL_TXN_PRODUCERS 2
+
+struct model_record {
+        int key;
+        int64_t offset;
+        int value;                      /* -1: a tombstone */
+};
+
+static struct {
+        struct model_record committed[MODEL_RECORDS_MAX];
+        int committed_count;
+        int64_t aborted[MODEL_RECORDS_MAX];
+        int aborted_count;
+        struct model_record pending[MODEL_TXN_PRODUCERS][64];
+        int pending_count[MODEL_TXN_PRODUCERS];
+        int32_t seq[MODEL_TXN_PRODUCERS];
+} model;
+
+static bool model_is_pending(int64_t offset)
+{
+        for (int p = 0; p < MODEL_TXN_PRODUCERS; p++)
+                for (int i = 0; i < model.pending_count[p]; i++)
+                        if (model.pending[p][i].offset == offset)
+                                return true;
+        return false;
+}
+
+static bool model_is_aborted(int64_t offset)
+{
+        for (int i = 0; i < model.aborted_count; i++)
+                if (model.aborted[i] == offset)
+                        return true;
+        return false;
+}
+
+/* What compaction must keep, key by key: the committed record with the
+ * highest offset (a tombstone may be gone), nothing aborted after it. */
+static void model_check(struct partition *p)
+{
+        int64_t cleaned_to = 0;
+        if (cleaner_checkpoint_read(root_fd, "t", 0, &cleaned_to) < 0)
+                cleaned_to = 0;
+        read_all(p);
+        for (int k = 0; k < MODEL_KEYS; k++) {
+                char key[16];
+                snprintf(key, sizeof(key), "m%d", k);
+                const struct model_record *want = NULL;
+                for (int i = 0; i < model.committed_count; i++)
+                        if (model.committed[i].key == k && (!want || model.committed[i].offset > want->offset))
+                                want = &model.committed[i];
+                const struct seen *got = NULL;
+                for (int i = 0; i < seen_count; i++) {
+                        if (strcmp(seen[i].key, key) != 0 || model_is_pending(seen[i].offset))
+                                continue;
+                        if (model_is_aborted(seen[i].offset)) {
+                                cr_assert_geq(seen[i].offset, cleaned_to, "%s at %lld: an aborted record survived "
+                                              "a cleaning up to %lld", key, (long long)seen[i].offset,
+                                              (long long)cleaned_to);
+                                continue;
+                        }
+                        got = &seen[i];
+                }
+                if (!want) {
+                        cr_assert_null(got, "%s never written, read at %lld", key, (long long)got->offset);
+                        continue;
+                }
+                if (want->value < 0) {
+                        cr_assert(!got || (got->offset == want->offset && got->is_tombstone),
+                                  "%s: deleted at %lld, reads %lld", key, (long long)want->offset,
+                                  (long long)got->offset);
+                        continue;
+                }
+                cr_assert_not_null(got, "%s lost: its latest value was at %lld", key, (long long)want->offset);
+                char value[16];
+                snprintf(value, sizeof(value), "x%d", want->value);
+                cr_assert_eq(got->offset, want->offset, "%s: reads offset %lld, latest is %lld", key,
+                             (long long)got->offset, (long long)want->offset);
+                cr_assert_str_eq(got->value, value);
+        }
+}
+
+Test(cleaner, a_random_history_keeps_every_latest_committed_record)
+{
+        struct partition_options o = options();
+        o.config.delete_retention_ms = 5000;
+        struct partition *p = open_partition(&o);
+        memset(&model, 0, sizeof(model));
+        /* CLEANER_TEST_SEED=N replays another history. */
+        const char *seed_text = getenv("CLEANER_TEST_SEED");
+        unsigned seed = seed_text ? (unsigned)strtoul(seed_text, NULL, 10) : 20261125;
+        int cleanings = 0;
+        for (int op = 0; op < MODEL_OPS; op++) {
+                int r = (int)(rand_r(&seed) % 100);
+                int k = (int)(rand_r(&seed) % MODEL_KEYS);
+                char key[16], value[16];
+                snprintf(key, sizeof(key), "m%d", k);
+                snprintf(value, sizeof(value), "x%d", op);
+                int tp = (int)(rand_r(&seed) % MODEL_TXN_PRODUCERS);
+                if (r < 55 || (r < 75 && model.pending_count[tp] >= 60)) {
+                        bool is_tombstone = rand_r(&seed) % 8 == 0;
+                        struct rec rc = { key, is_tombstone ? NULL : value };
+                        int64_t off = append_recs(p, &rc, 1, -1, 0, false);
+                        cr_assert_lt(model.committed_count, MODEL_RECORDS_MAX);
+                        model.committed[model.committed_count++] = (struct model_record){ k, off,
+                                                                                        is_tombstone ? -1 : op };
+                } else if (r < 75) {
+                        struct rec rc = { key, value };
+                        int64_t off = append_recs(p, &rc, 1, 100 + tp, model.seq[tp], true);
+                        model.seq[tp]++;
+                        model.pending[tp][model.pending_count[tp]++] = (struct model_record){ k, off, op };
+                } else if (r < 85) {
+                        if (model.pending_count[tp] == 0)
+                                continue;
+                        bool is_commit = rand_r(&seed) % 2 == 0;
+                        marker(p, 100 + tp, is_commit);
+                        for (int i = 0; i < model.pending_count[tp]; i++) {
+                                if (is_commit)
+                                        model.committed[model.committed_count++] = model.pending[tp][i];
+                                else
+                                        model.aborted[model.aborted_count++] = model.pending[tp][i].offset;
+                        }
+                        model.pending_count[tp] = 0;
+                } else if (r < 97) {
+                        now_ms += (int64_t)(rand_r(&seed) % 4000);
+                        if (clean(p))
+                                cleanings++;
+                        model_check(p);
+                } else {
+                        close_partition(p);
+                        p = open_partition(&o);
+                        model_check(p);
+                }
+        }
+        model_check(p);
+        cr_assert_gt(cleanings, 20, "only %d cleanings ran", cleanings);
+        close_partition(p);
+}
