@@ -351,7 +351,6 @@ struct txn_meta {
         /* the cleaned .txnindex of the current group, and what was kept */
         struct txn_aborted *kept;
         uint32_t kept_count, kept_cap;
-        bool is_kept_in_group;
 };
 
 static void txn_meta_init(struct txn_meta *t, const struct cleaner_job *job, int64_t start_offset)
@@ -464,7 +463,6 @@ static int txn_on_control(struct txn_meta *t, const uint8_t *batch, const struct
                         if (cleaner_grow((void **)&t->kept, &t->kept_cap, t->kept_count, sizeof(*t->kept)) < 0)
                                 return -ENOMEM;
                         t->kept[t->kept_count++] = t->aborted[index];
-                        t->is_kept_in_group = true;
                 }
                 return 0;
         }
@@ -1136,10 +1134,8 @@ int cleaner_run(struct cleaner_job *job)
         rc = group_sources(job, source_end);
         if (rc < 0)
                 goto out;
-        for (uint32_t i = 0; i < job->group_count && rc == 0; i++) {
-                txn.is_kept_in_group = false;
+        for (uint32_t i = 0; i < job->group_count && rc == 0; i++)
                 rc = clean_group(job, &job->groups[i], &m, &txn, &r, &w, &scratch);
-        }
         if (rc < 0)
                 goto out;
         /* Entries kept, for the partition's list: ordered as the .txnindex. */
