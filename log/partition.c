@@ -2286,7 +2286,7 @@ static int64_t cleaner_first_dirty(struct partition *p)
                 int64_t offset = -1;
                 if (p->partition_index < 0 ||
                     cleaner_checkpoint_read(p->dir->parent_fd, p->topic, p->partition_index, &offset) < 0)
-                        offset = -1;
+                        offset = 0;     /* never cleaned: from the log start */
                 p->cleaner_first_dirty_offset = offset;
         }
         int64_t d = p->cleaner_first_dirty_offset;
@@ -2502,9 +2502,16 @@ static int swap_group(struct partition *p, const struct cleaner_job *job, const 
 {
         int rc = cleaner_commit_group(p->dir, g);
         if (rc < 0)
-                return rc;
-        for (uint32_t k = 0; k < g->count; k++)
-                cleaner_unlink_segment(p->dir, job->sources[g->first + k].base_offset);
+                return rc;      /* nothing replaced: a stray index .swap goes at the next start */
+        /* From here the old files' names are going, or go to the new
+         * segment: the old handles must never write or delete by name. */
+        for (uint32_t k = 0; k < g->count; k++) {
+                struct segment_handle *old = p->segs[at + k];
+                assert(old == job->sources[g->first + k].handle);
+                old->is_deleted = true;
+                old->dir_fd = -1;
+                cleaner_unlink_segment(p->dir, old->base_offset);
+        }
         rc = logdir_ref_fsync(p->dir);
         if (rc == 0)
                 rc = cleaner_finish_group(p->dir, g->base_offset);
@@ -2512,18 +2519,17 @@ static int swap_group(struct partition *p, const struct cleaner_job *job, const 
         if (rc == 0)
                 rc = open_handle(p, g->base_offset, false, p->io.ops->now_ms(p->io.ctx), &h);
         if (rc < 0) {
-                /* The old files are gone and the new may be half named:
-                 * the next start finishes the swap (cleaner_recover_dir). */
-                mark_failed(p, "swapping in a cleaned segment", rc);
+                /* Reads go on from the old descriptors; the next start
+                 * finishes the swap (cleaner_recover_dir). Nothing may
+                 * change the directory meanwhile. */
+                log_error("%s: swapping in the cleaned segment %020lld failed: %s; the partition refuses writes "
+                          "until the broker restarts, which finishes the swap", p->name, (long long)g->base_offset,
+                          strerror(-rc));
+                p->is_failed = true;
                 return rc;
         }
-        for (uint32_t k = 0; k < g->count; k++) {
-                struct segment_handle *old = p->segs[at + k];
-                assert(old == job->sources[g->first + k].handle);
-                old->is_deleted = true; /* its names are gone already: close only */
-                old->dir_fd = -1;
-                handle_put(old);
-        }
+        for (uint32_t k = 0; k < g->count; k++)
+                handle_put(p->segs[at + k]);
         p->segs[at] = h;
         memmove(p->segs + at + 1, p->segs + at + g->count, (p->seg_count - at - g->count) * sizeof(p->segs[0]));
         p->seg_count -= g->count - 1;

@@ -941,3 +941,34 @@ Test(cleaner, a_random_history_keeps_every_latest_committed_record)
         cr_assert_gt(cleanings, 20, "only %d cleanings ran", cleanings);
         close_partition(p);
 }
+
+/* A swap that cannot commit (its .log.cleaned is gone) changes nothing:
+ * the old segments stay, the strays go at the next start. */
+Test(cleaner, a_swap_that_cannot_commit_changes_nothing)
+{
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        int64_t last[10];
+        write_versions(p, 10, 20, last);
+        read_all(p);
+        int before = seen_count;
+        struct cleaner_job *job = NULL;
+        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
+        cr_assert_eq(cleaner_run(job), 0);
+        char name[SEGMENT_FILE_NAME_BYTES], path[96];
+        segment_file_name_tail(name, job->groups[0].base_offset, ".log", CLEANER_CLEANED_TAIL);
+        snprintf(path, sizeof(path), TEST_DIR "/%s", name);
+        cr_assert_eq(unlinkat(root_fd, path, 0), 0);
+        partition_cleaner_finish(p, job);
+        cr_assert_not(partition_is_failed(p));
+        read_all(p);
+        cr_assert_eq(seen_count, before, "nothing was swapped");
+        expect_latest(10, last, "v19");
+        close_partition(p);
+        p = open_partition(&o);
+        cr_assert_not(dir_has_tail(".swap"));
+        cr_assert_not(dir_has_tail(".cleaned"));
+        read_all(p);
+        cr_assert_eq(seen_count, before);
+        close_partition(p);
+}
