@@ -485,9 +485,10 @@ static bool is_cancelled(struct cleaner_job *job)
         return atomic_load_explicit(&job->is_cancelled, memory_order_relaxed);
 }
 
-/* Kafka's Throttler: every CLEANER_THROTTLE_CHECK_MS, when the bytes read
- * and written since the last check came faster than the limit, sleep as
- * long as they should have taken (in slices, so a cancel is seen). */
+/* Kafka's Throttler: every CLEANER_THROTTLE_CHECK_MS (or sooner, once that
+ * period's worth of bytes is used), when the bytes read and written since
+ * the last check came faster than the limit, sleep as long as they should
+ * have taken (in slices, so a cancel is seen). */
 #define CLEANER_THROTTLE_CHECK_MS 300
 #define CLEANER_THROTTLE_SLICE_MS 100
 
@@ -500,7 +501,10 @@ static void throttle(struct cleaner_job *job, uint64_t bytes)
                 return;
         job->throttle_bytes += bytes;
         int64_t elapsed_ms = clock_ms() - job->throttle_start_ms;
-        if (elapsed_ms < CLEANER_THROTTLE_CHECK_MS)
+        /* Checked once a period has passed or its bytes are used up, so
+         * that a short burst cannot run far ahead of the rate either. */
+        if (elapsed_ms < CLEANER_THROTTLE_CHECK_MS &&
+            (double)job->throttle_bytes < rate_max * CLEANER_THROTTLE_CHECK_MS / 1000.0)
                 return;
         double wanted_ms = (double)job->throttle_bytes * 1000.0 / rate_max;
         double sleep_ms = wanted_ms - (double)elapsed_ms;
