@@ -375,7 +375,8 @@ def scenario_compaction_crash(ctx):
         with open(run[2], "r", errors="replace") as f:
             said += f.read()
     ctx.say("runnel's log lines (none from another broker): %d cleanings finished, %d interrupted files "
-            "dropped, %d interrupted swaps finished" % (said.count(": cleaned offsets "), said.count("left by an interrupted cleaning"),
+            "dropped, %d interrupted swaps finished"
+            % (said.count(": cleaned offsets "), said.count("left by an interrupted cleaning"),
                said.count("interrupted cleaner swap")))
     broker.start()
     broker.check_alive()
