@@ -203,12 +203,13 @@ void cleaner_job_free_results(struct cleaner_job *job);
 /* ---- swapping and recovery (the partition's thread) ---- */
 
 /* Renames a cleaned group's files `.cleaned` -> `.swap` (the .log last)
- * and fsyncs the directory: from here on a restart completes the swap. */
-int cleaner_commit_group(const struct logdir_ref *dir, const struct cleaner_group *g);
+ * and, when is_synced, fsyncs the directory: once its .log.swap name is
+ * durable a restart completes the swap. */
+int cleaner_commit_group(const struct logdir_ref *dir, const struct cleaner_group *g, bool is_synced);
 
 /* Renames a group's `.swap` files to their final names (the .log last)
- * and fsyncs the directory. */
-int cleaner_finish_group(const struct logdir_ref *dir, int64_t base_offset);
+ * and, when is_synced, fsyncs the directory. */
+int cleaner_finish_group(const struct logdir_ref *dir, int64_t base_offset, bool is_synced);
 
 /* Removes the four files of segment base_offset (missing ones are fine). */
 void cleaner_unlink_segment(const struct logdir_ref *dir, int64_t base_offset);

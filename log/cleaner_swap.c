@@ -76,8 +76,9 @@ static int rename_in(const struct logdir_ref *dir, int dir_fd, int64_t base, con
 }
 
 /* Renames the four files (the .log last; a missing index is fine: it is
- * rebuilt at open) and fsyncs the directory. */
-static int rename_group(const struct logdir_ref *dir, int64_t base, const char *from_tail, const char *to_tail)
+ * rebuilt at open), and fsyncs the directory when is_synced. */
+static int rename_group(const struct logdir_ref *dir, int64_t base, const char *from_tail, const char *to_tail,
+                        bool is_synced)
 {
         int dir_fd = logdir_ref_open(dir);
         if (dir_fd < 0)
@@ -89,20 +90,20 @@ static int rename_group(const struct logdir_ref *dir, int64_t base, const char *
                 if (rc == -ENOENT && !is_log)
                         rc = 0;
         }
-        if (rc == 0 && fsync(dir_fd) < 0)
+        if (rc == 0 && is_synced && fsync(dir_fd) < 0)
                 rc = -errno;
         close(dir_fd);
         return rc;
 }
 
-int cleaner_commit_group(const struct logdir_ref *dir, const struct cleaner_group *g)
+int cleaner_commit_group(const struct logdir_ref *dir, const struct cleaner_group *g, bool is_synced)
 {
-        return rename_group(dir, g->base_offset, CLEANER_CLEANED_TAIL, CLEANER_SWAP_TAIL);
+        return rename_group(dir, g->base_offset, CLEANER_CLEANED_TAIL, CLEANER_SWAP_TAIL, is_synced);
 }
 
-int cleaner_finish_group(const struct logdir_ref *dir, int64_t base_offset)
+int cleaner_finish_group(const struct logdir_ref *dir, int64_t base_offset, bool is_synced)
 {
-        return rename_group(dir, base_offset, CLEANER_SWAP_TAIL, "");
+        return rename_group(dir, base_offset, CLEANER_SWAP_TAIL, "", is_synced);
 }
 
 void cleaner_unlink_segment(const struct logdir_ref *dir, int64_t base_offset)
@@ -235,7 +236,7 @@ int cleaner_recover_dir(const struct logdir_ref *dir)
                                 cleaner_unlink_segment(dir, n.log_bases[i]);
                         }
                 }
-                rc = cleaner_finish_group(dir, base);
+                rc = cleaner_finish_group(dir, base, true);
                 if (rc == 0)
                         finished++;
         }

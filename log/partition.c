@@ -82,6 +82,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../base/logging.h"
@@ -2495,45 +2496,73 @@ static int64_t find_sources(const struct partition *p, const struct cleaner_job 
         return -1;
 }
 
-/* One group: .cleaned -> .swap (the commit), the old files removed, .swap
- * -> final names, the new handle in place of the old ones. */
-static int swap_group(struct partition *p, const struct cleaner_job *job, const struct cleaner_group *g,
-                      uint32_t at)
+/*
+ * Swaps the groups in, each phase over every group with one directory
+ * sync, so that the home thread waits for three syncs, not three per
+ * group: (1) .cleaned -> .swap, the commit of each group, in order, as
+ * far as they go; (2) the old files of the committed groups removed;
+ * (3) .swap -> final names; (4) the new handles in place of the old.
+ * Returns the groups swapped; *rc_out gets the first error. A failure
+ * after a commit leaves the partition failed (reads go on from the old
+ * descriptors) until a restart finishes the swap (cleaner_recover_dir).
+ */
+static uint32_t swap_groups(struct partition *p, const struct cleaner_job *job, uint32_t at, int *rc_out)
 {
-        int rc = cleaner_commit_group(p->dir, g);
-        if (rc < 0)
-                return rc;      /* nothing replaced: a stray index .swap goes at the next start */
+        uint32_t committed = 0;
+        int rc = 0;
+        while (committed < job->group_count && rc == 0) {
+                rc = cleaner_commit_group(p->dir, &job->groups[committed], false);
+                if (rc == 0)
+                        committed++;
+        }
+        *rc_out = rc;           /* a group that could not commit: it and those after it are not swapped */
+        if (committed == 0)
+                return 0;       /* nothing replaced: a stray index .swap goes at the next start */
+        int step_rc = logdir_ref_fsync(p->dir);
         /* From here the old files' names are going, or go to the new
-         * segment: the old handles must never write or delete by name. */
-        for (uint32_t k = 0; k < g->count; k++) {
-                struct segment_handle *old = p->segs[at + k];
-                assert(old == job->sources[g->first + k].handle);
-                old->is_deleted = true;
-                old->dir_fd = -1;
-                cleaner_unlink_segment(p->dir, old->base_offset);
+         * segments: the old handles must never write or delete by name. */
+        uint32_t seg = at;
+        for (uint32_t i = 0; i < committed; i++) {
+                const struct cleaner_group *g = &job->groups[i];
+                for (uint32_t k = 0; k < g->count; k++) {
+                        struct segment_handle *old = p->segs[seg + k];
+                        assert(old == job->sources[g->first + k].handle);
+                        old->is_deleted = true;
+                        old->dir_fd = -1;
+                        if (step_rc == 0)
+                                cleaner_unlink_segment(p->dir, old->base_offset);
+                }
+                seg += g->count;
         }
-        rc = logdir_ref_fsync(p->dir);
-        if (rc == 0)
-                rc = cleaner_finish_group(p->dir, g->base_offset);
-        struct segment_handle *h = NULL;
-        if (rc == 0)
-                rc = open_handle(p, g->base_offset, false, p->io.ops->now_ms(p->io.ctx), &h);
-        if (rc < 0) {
-                /* Reads go on from the old descriptors; the next start
-                 * finishes the swap (cleaner_recover_dir). Nothing may
-                 * change the directory meanwhile. */
-                log_error("%s: swapping in the cleaned segment %020lld failed: %s; the partition refuses writes "
-                          "until the broker restarts, which finishes the swap", p->name, (long long)g->base_offset,
-                          strerror(-rc));
+        if (step_rc == 0)
+                step_rc = logdir_ref_fsync(p->dir);
+        for (uint32_t i = 0; i < committed && step_rc == 0; i++)
+                step_rc = cleaner_finish_group(p->dir, job->groups[i].base_offset, false);
+        if (step_rc == 0)
+                step_rc = logdir_ref_fsync(p->dir);
+        uint32_t swapped = 0;
+        for (; swapped < committed && step_rc == 0; swapped++) {
+                const struct cleaner_group *g = &job->groups[swapped];
+                struct segment_handle *h;
+                step_rc = open_handle(p, g->base_offset, false, p->io.ops->now_ms(p->io.ctx), &h);
+                if (step_rc < 0)
+                        break;
+                /* The groups before this one are one segment each now. */
+                uint32_t pos = at + swapped;
+                for (uint32_t k = 0; k < g->count; k++)
+                        handle_put(p->segs[pos + k]);
+                p->segs[pos] = h;
+                memmove(p->segs + pos + 1, p->segs + pos + g->count,
+                        (p->seg_count - pos - g->count) * sizeof(p->segs[0]));
+                p->seg_count -= g->count - 1;
+        }
+        if (step_rc < 0) {
+                log_error("%s: swapping in cleaned segments failed: %s; the partition refuses writes until the "
+                          "broker restarts, which finishes the swap", p->name, strerror(-step_rc));
                 p->is_failed = true;
-                return rc;
+                *rc_out = step_rc;
         }
-        for (uint32_t k = 0; k < g->count; k++)
-                handle_put(p->segs[at + k]);
-        p->segs[at] = h;
-        memmove(p->segs + at + 1, p->segs + at + g->count, (p->seg_count - at - g->count) * sizeof(p->segs[0]));
-        p->seg_count -= g->count - 1;
-        return 0;
+        return swapped;
 }
 
 void partition_cleaner_finish(struct partition *p, struct cleaner_job *job)
@@ -2559,19 +2588,25 @@ void partition_cleaner_finish(struct partition *p, struct cleaner_job *job)
         uint64_t bytes_before = 0;
         for (uint32_t i = 0; i < used; i++)
                 bytes_before += job->sources[i].size_bytes;
-        uint32_t swapped = 0;
+        struct timespec swap_start, swap_end;
+        clock_gettime(CLOCK_MONOTONIC, &swap_start);
         int rc = 0;
-        for (uint32_t i = 0; i < job->group_count && rc == 0; i++) {
-                /* After a swap the groups before it are one segment each. */
-                rc = swap_group(p, job, &job->groups[i], (uint32_t)at + i);
-                if (rc == 0)
-                        swapped++;
-        }
-        if (rc < 0)
-                cleaner_discard_files(job);     /* the groups not swapped; .swap files stay for recovery */
-        if (rc == 0) {
-                int64_t to = used < job->source_count ? job->sources[used].base_offset : job->first_uncleanable_offset;
+        uint32_t swapped = swap_groups(p, job, (uint32_t)at, &rc);
+        if (swapped < job->group_count)
+                cleaner_discard_files(job);     /* the groups not committed; .swap files stay for recovery */
+        if (swapped > 0) {
+                /* The aborted transactions of what was swapped become what
+                 * its .txnindex files list: an entry left for a marker the
+                 * cleaner removed would make the producer's later
+                 * transactions look aborted to the next cleaning. */
+                uint32_t swapped_sources = 0;
+                for (uint32_t i = 0; i < swapped; i++)
+                        swapped_sources += job->groups[i].count;
+                int64_t to = swapped_sources < job->source_count ? job->sources[swapped_sources].base_offset
+                                                                 : job->first_uncleanable_offset;
                 splice_aborted(p, job->sources[0].base_offset, to, job->kept_aborted, job->kept_aborted_count);
+        }
+        if (rc == 0) {
                 p->cleaner_first_dirty_offset = job->end_offset;
                 if (p->partition_index >= 0) {
                         int crc = cleaner_checkpoint_update(p->dir->parent_fd, p->topic, p->partition_index,
@@ -2580,13 +2615,17 @@ void partition_cleaner_finish(struct partition *p, struct cleaner_job *job)
                                 log_warn("%s: cannot write %s: %s; the next start cleans from an older offset",
                                          p->name, CLEANER_CHECKPOINT_FILE, strerror(-crc));
                 }
+                clock_gettime(CLOCK_MONOTONIC, &swap_end);
+                long long swap_us = (long long)(swap_end.tv_sec - swap_start.tv_sec) * 1000000 +
+                                    (swap_end.tv_nsec - swap_start.tv_nsec) / 1000;
                 log_info("%s: cleaned offsets %lld to %lld (dirty from %lld): %u segment(s) of %llu bytes into "
-                         "%u, %llu bytes; %llu of %llu records kept, %llu keys mapped, in %lld ms", p->name,
+                         "%u, %llu bytes; %llu of %llu records kept, %llu records mapped, in %lld ms; the swap "
+                         "held the partition %lld us", p->name,
                          (long long)job->sources[0].base_offset, (long long)job->end_offset,
                          (long long)job->first_dirty_offset, used, (unsigned long long)bytes_before,
                          job->group_count, (unsigned long long)job->stats.bytes_written,
                          (unsigned long long)job->stats.records_written, (unsigned long long)job->stats.records_read,
-                         (unsigned long long)job->stats.map_records, (long long)job->stats.elapsed_ms);
+                         (unsigned long long)job->stats.map_records, (long long)job->stats.elapsed_ms, swap_us);
         }
         partition_check(p);
         cleaner_job_free(job);

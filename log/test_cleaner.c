@@ -605,7 +605,7 @@ Test(cleaner, finishes_a_swap_interrupted_after_its_commit_point)
         cr_assert_geq(job->group_count, 1);
         /* The crash: the first group committed (.swap), one old segment of
          * it already removed, nothing renamed further. */
-        cr_assert_eq(cleaner_commit_group(job->dir, &job->groups[0]), 0);
+        cr_assert_eq(cleaner_commit_group(job->dir, &job->groups[0], true), 0);
         if (job->groups[0].count > 1)
                 cleaner_unlink_segment(job->dir, job->sources[job->groups[0].first + 1].base_offset);
         cr_assert(dir_has_tail(".swap"));
@@ -973,7 +973,7 @@ Test(cleaner, a_random_history_keeps_every_latest_committed_record)
 
 /* A swap that cannot commit (its .log.cleaned is gone) changes nothing:
  * the old segments stay, the strays go at the next start. */
-Test(cleaner, a_swap_that_cannot_commit_changes_nothing)
+static void swap_fails_to_commit_group(uint32_t bad)
 {
         struct partition_options o = options();
         struct partition *p = open_partition(&o);
@@ -984,20 +984,35 @@ Test(cleaner, a_swap_that_cannot_commit_changes_nothing)
         struct cleaner_job *job = NULL;
         cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
         cr_assert_eq(cleaner_run(job), 0);
+        cr_assert_gt(job->group_count, bad);
         char name[SEGMENT_FILE_NAME_BYTES], path[96];
-        segment_file_name_tail(name, job->groups[0].base_offset, ".log", CLEANER_CLEANED_TAIL);
+        segment_file_name_tail(name, job->groups[bad].base_offset, ".log", CLEANER_CLEANED_TAIL);
         snprintf(path, sizeof(path), TEST_DIR "/%s", name);
         cr_assert_eq(unlinkat(root_fd, path, 0), 0);
         partition_cleaner_finish(p, job);
         cr_assert_not(partition_is_failed(p));
         read_all(p);
-        cr_assert_eq(seen_count, before, "nothing was swapped");
+        if (bad == 0)
+                cr_assert_eq(seen_count, before, "nothing was swapped");
         expect_latest(10, last, "v19");
         close_partition(p);
         p = open_partition(&o);
         cr_assert_not(dir_has_tail(".swap"));
         cr_assert_not(dir_has_tail(".cleaned"));
         read_all(p);
-        cr_assert_eq(seen_count, before);
+        if (bad == 0)
+                cr_assert_eq(seen_count, before);
+        expect_latest(10, last, "v19");
         close_partition(p);
+}
+
+Test(cleaner, a_swap_that_cannot_commit_changes_nothing)
+{
+        swap_fails_to_commit_group(0);
+}
+
+/* The groups before the one that cannot commit are swapped, the rest not. */
+Test(cleaner, a_swap_that_commits_part_keeps_the_rest)
+{
+        swap_fails_to_commit_group(3);
 }
