@@ -287,7 +287,11 @@ def scenario_compaction_txn(ctx):
     check(filler.flush(60) == 0 and not errors, "producers: %r" % errors[:5])
     check(all((k, v) in acked for k, v in committed.items()), "not every committed record was acknowledged")
     before = _kcat_read(ctx, broker, topic, "read_uncommitted")
-    check(any(v and v.startswith("aborted-") for _, _, v in before), "the aborted records are in the log at first")
+    aborted_acked = sum(1 for k, v in aborted.items() if (k, v) in acked)
+    aborted_read = sum(1 for _, _, v in before if v and v.startswith("aborted-"))
+    check(aborted_read > 0, "the aborted records are in the log at first: %d of %d acknowledged, %d read of %d "
+          "records (offsets %r...%r)" % (aborted_acked, len(aborted), aborted_read, len(before),
+                                        [o for o, _, _ in before[:3]], [o for o, _, _ in before[-3:]]))
 
     # The cleaner removes the aborted transaction's records from the log.
     deadline = time.monotonic() + CLEAN_DEADLINE_S

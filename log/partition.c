@@ -2342,6 +2342,11 @@ static uint32_t cleaner_offsets(struct partition *p, int64_t now_ms, int64_t *fi
         return u;
 }
 
+/* A cleaning that fails (a full disk, say) is tried again at every
+ * backoff: one line every few seconds for the whole broker. */
+#define PARTITION_CLEANER_LOG_INTERVAL_MS 5000
+static struct log_limit cleaner_log_limit;
+
 bool partition_cleaner_check(struct partition *p, int64_t now_ms, double *ratio_out)
 {
         *ratio_out = 0;
@@ -2577,8 +2582,11 @@ void partition_cleaner_finish(struct partition *p, struct cleaner_job *job)
                             p->rewind_count == job->prepared_rewind_count &&
                             p->high_watermark >= job->prepared_log_end_offset;
         int64_t at = is_swappable ? find_sources(p, job, used) : -1;
-        if (job->result < 0 && job->result != -ECANCELED)
-                log_warn("%s: cleaning failed: %s; it is tried again later", p->name, strerror(-job->result));
+        unsigned long long suppressed;
+        if (job->result < 0 && job->result != -ECANCELED &&
+            log_limit_allow(&cleaner_log_limit, PARTITION_CLEANER_LOG_INTERVAL_MS, &suppressed))
+                log_warn("%s: cleaning failed: %s; it is tried again after log.cleaner.backoff.ms; %llu such lines "
+                         "suppressed", p->name, strerror(-job->result), suppressed);
         if (at < 0) {
                 cleaner_discard_files(job);
                 cleaner_job_free(job);

@@ -657,11 +657,13 @@ static void home_on_cleaned(void *arg)
         struct home *h = c->home;
         assert(h->cleanings_in_flight > 0);
         h->cleanings_in_flight--;
+        bool is_cleaned = c->job->result == 0;
         partition_cleaner_finish(c->partition, c->job);
         free(c);
         /* Kafka's cleaner thread looks for the next log at once after a
-         * cleaning, and backs off only when none is due. */
-        if (!h->is_stopping)
+         * cleaning, and backs off when none is due; after a failure
+         * (a full disk, say) the timer's next turn tries again. */
+        if (!h->is_stopping && is_cleaned)
                 home_try_clean(h);
 }
 
