@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 
-from harness import Failure, check
+from harness import Failure, admin_client, check
 from logs import DUMP_TROUBLE, JAVA_TIMEOUT_S, KAFKA_LIB, create_topics, kcat_consume, segment_files
 
 TOPIC = "cp-compacted"
@@ -51,6 +51,20 @@ def _confluent():
     except ImportError as e:
         raise Failure("confluent_kafka not importable (%s); bash tools/deps.sh test installs it" % e)
     return confluent_kafka
+
+
+def _start_cleaning(broker, topic, configs):
+    """The topic was created with min.cleanable.dirty.ratio=1.0, which no log passes, so that
+    nothing is cleaned while the test looks at the log as written; this lowers it to 0.01
+    (AlterConfigs replaces every override, so all are given)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+    admin = admin_client(broker)
+    try:
+        configs = dict(configs, **{"min.cleanable.dirty.ratio": "0.01"})
+        response = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+        check(response.to_object()["resources"][0]["error_code"] == 0, "alter_configs: %r" % response)
+    finally:
+        admin.close()
 
 
 def _key(k):
@@ -135,9 +149,9 @@ def _dump_log(ctx, files):
 def scenario_compaction(ctx):
     ck = _confluent()
     broker = ctx.broker(overrides=["log.cleaner.backoff.ms=%d" % BACKOFF_MS])
-    create_topics(broker, [(TOPIC, 1, {"cleanup.policy": "compact", "segment.bytes": "1048576",
-                                      "min.cleanable.dirty.ratio": "0.01",
-                                      "delete.retention.ms": str(DELETE_RETENTION_MS)})])
+    configs = {"cleanup.policy": "compact", "segment.bytes": "1048576",
+               "delete.retention.ms": str(DELETE_RETENTION_MS)}
+    create_topics(broker, [(TOPIC, 1, dict(configs, **{"min.cleanable.dirty.ratio": "1.0"}))])
 
     # 1. Many versions of every key, then tombstones, then enough newer
     #    data that the tombstones' segment is rolled (only segments before
@@ -154,6 +168,7 @@ def scenario_compaction(ctx):
     for key, value in items:
         want[key] = (acked[(key, value)], value)
     ctx.note("produced", "%d records, %d bytes of .log" % (len(items), produced_bytes))
+    _start_cleaning(broker, TOPIC, configs)
 
     # 2. The cleaner runs on its own and shrinks the log.
     deadline = time.monotonic() + CLEAN_DEADLINE_S
@@ -250,8 +265,8 @@ def scenario_compaction_txn(ctx):
     ck = _confluent()
     topic = "cp-txn"
     broker = ctx.broker(overrides=["log.cleaner.backoff.ms=%d" % BACKOFF_MS])
-    create_topics(broker, [(topic, 1, {"cleanup.policy": "compact", "segment.bytes": "1048576",
-                                      "min.cleanable.dirty.ratio": "0.01"})])
+    configs = {"cleanup.policy": "compact", "segment.bytes": "1048576"}
+    create_topics(broker, [(topic, 1, dict(configs, **{"min.cleanable.dirty.ratio": "1.0"}))])
     acked = {}
     errors = []
 
@@ -292,6 +307,7 @@ def scenario_compaction_txn(ctx):
     check(aborted_read > 0, "the aborted records are in the log at first: %d of %d acknowledged, %d read of %d "
           "records (offsets %r...%r)" % (aborted_acked, len(aborted), aborted_read, len(before),
                                         [o for o, _, _ in before[:3]], [o for o, _, _ in before[-3:]]))
+    _start_cleaning(broker, topic, configs)
 
     # The cleaner removes the aborted transaction's records from the log.
     deadline = time.monotonic() + CLEAN_DEADLINE_S

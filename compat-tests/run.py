@@ -20,7 +20,8 @@ the Java client (one program in java/) in java_clients.py; the Go clients
 idempotent and transactional producers (kafkajs_txn.js) in js_clients.py;
 the current PyPI clients (kafka-python 3, aiokafka: py_driver.py, run by the
 interpreter of build/compat-venv) and @platformatic/kafka
-(platformatic_driver.mjs) in py_clients.py; a full disk in storage.py;
+(platformatic_driver.mjs) in py_clients.py; a full disk in storage.py; log
+compaction in compaction.py;
 hostile input, connection floods and slow clients in hostile.py; the
 broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
