@@ -435,7 +435,7 @@ static int txn_on_batch(struct txn_meta *t, const struct record_batch_header *h)
 }
 
 /* A control batch: returns 1 when it may be discarded (its horizon
- * permitting), as Kafka's onControlBatchRead. is_kept_index: its aborted
+ * permitting), as Kafka's onControlBatchRead. is_index_kept: its aborted
  * transaction goes to the cleaned .txnindex. */
 static int txn_on_control(struct txn_meta *t, const uint8_t *batch, const struct record_batch_header *h,
                           bool is_index_kept)
@@ -510,7 +510,8 @@ static void throttle(struct cleaner_job *job, uint64_t bytes)
         double sleep_ms = wanted_ms - (double)elapsed_ms;
         /* Bounded: a second per check at most, as the period restarts. */
         for (int slept = 0; sleep_ms > 0 && slept < 1000 / CLEANER_THROTTLE_SLICE_MS && !is_cancelled(job); slept++) {
-                int64_t slice_ms = sleep_ms < CLEANER_THROTTLE_SLICE_MS ? (int64_t)sleep_ms + 1 : CLEANER_THROTTLE_SLICE_MS;
+                int64_t slice_ms = sleep_ms < CLEANER_THROTTLE_SLICE_MS ? (int64_t)sleep_ms + 1
+                                                                        : CLEANER_THROTTLE_SLICE_MS;
                 struct timespec ts = { slice_ms / 1000, (slice_ms % 1000) * 1000000 };
                 nanosleep(&ts, NULL);
                 sleep_ms -= (double)slice_ms;

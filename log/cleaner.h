@@ -15,8 +15,8 @@
  *                 segments by their descriptors only, builds the offset map
  *                 (a 128-bit hash of each key -> its latest offset, bounded
  *                 by log.cleaner.dedupe.buffer.size) over the dirty part,
- *                 reading and writing at most log.cleaner.io.max.bytes.per.second,
- *                 and writes each group of segments into a new segment
+ *                 reading and writing at most log.cleaner.io.max.bytes.per.
+ *                 second, and writes each group of segments into a new segment
  *                 named `<base>.log.cleaned` (with its `.index.cleaned`,
  *                 `.timeindex.cleaned` and `.txnindex.cleaned`), synced;
  *   home thread   partition_cleaner_finish swaps the cleaned segments in as

@@ -777,7 +777,8 @@ Test(cleaner, a_full_map_cleans_part_and_loses_nothing)
         read_all(p);
         int records_before = seen_count;
         /* 1024 slots at 0.005: five keys. */
-        struct cleaner_limits tiny = { CLEANER_MAP_ENTRIES_MIN * CLEANER_MAP_ENTRY_BYTES, 0.005, 1.7976931348623157E308 };
+        struct cleaner_limits tiny = { CLEANER_MAP_ENTRIES_MIN * CLEANER_MAP_ENTRY_BYTES, 0.005,
+                                       1.7976931348623157E308 };
         int passes = 0;
         int64_t end_before = -1;
         for (; passes < 50; passes++) {
