@@ -77,8 +77,8 @@ def _value(round_, k):
     return head + os.urandom(VALUE_BYTES // 2).hex()[:VALUE_BYTES - len(head)]
 
 
-def _produce(ck, broker, items):
-    """items: [(key, value or None)]; returns {(key, value): offset} as the broker acknowledged them."""
+def _delivery_recorder():
+    """(acked {(key, value or None): offset}, errors [text], the on_delivery callback filling them)."""
     acked = {}
     errors = []
 
@@ -88,6 +88,12 @@ def _produce(ck, broker, items):
         else:
             v = msg.value()
             acked[(msg.key().decode(), None if v is None else v.decode())] = msg.offset()
+    return acked, errors, on_delivery
+
+
+def _produce(ck, broker, items):
+    """items: [(key, value or None)]; returns {(key, value): offset} as the broker acknowledged them."""
+    acked, errors, on_delivery = _delivery_recorder()
 
     p = ck.Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "lz4", "linger.ms": 5,
                      "acks": "all", "logger": logging.getLogger("confluent_kafka")})
@@ -267,14 +273,7 @@ def scenario_compaction_txn(ctx):
     broker = ctx.broker(overrides=["log.cleaner.backoff.ms=%d" % BACKOFF_MS])
     configs = {"cleanup.policy": "compact", "segment.bytes": "1048576"}
     create_topics(broker, [(topic, 1, dict(configs, **{"min.cleanable.dirty.ratio": "1.0"}))])
-    acked = {}
-    errors = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            acked[(msg.key().decode(), msg.value().decode())] = msg.offset()
+    acked, errors, on_delivery = _delivery_recorder()
 
     p = ck.Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "cp-txn-producer",
                      "linger.ms": 5, "transaction.timeout.ms": 60000, "logger": logging.getLogger("confluent_kafka")})
@@ -358,15 +357,7 @@ def scenario_compaction_crash(ctx):
         for _ in range(3):
             items += [("c%03d" % k, "v%05d-" % version + os.urandom(VALUE_BYTES // 2).hex()) for k in range(CRASH_KEYS)]
             version += 1
-        acked = {}
-        errors = []
-
-        def on_delivery(err, msg):
-            if err is None:
-                acked[(msg.key().decode(), msg.value().decode())] = msg.offset()
-            else:
-                errors.append(str(err))
-
+        acked, errors, on_delivery = _delivery_recorder()
         p = ck.Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "acks": "all",
                          "compression.type": "lz4", "logger": logging.getLogger("confluent_kafka")})
         for key, value in items:

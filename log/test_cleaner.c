@@ -366,14 +366,30 @@ static bool dir_has_tail(const char *tail)
         return found;
 }
 
+/* A partition with 20 versions of k0..k9 written; last[] as write_versions. */
+static struct partition *open_with_versions(const struct partition_options *o, int64_t last[10])
+{
+        struct partition *p = open_partition(o);
+        write_versions(p, 10, 20, last);
+        return p;
+}
+
+/* A job prepared and run, not finished. */
+static struct cleaner_job *prepare_and_run(struct partition *p)
+{
+        struct cleaner_job *job = NULL;
+        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
+        cr_assert_eq(cleaner_run(job), 0, "cleaner_run: %s", strerror(-job->result));
+        return job;
+}
+
 /* ---- tests ---- */
 
 Test(cleaner, keeps_the_latest_record_of_each_key_at_its_offset)
 {
         struct partition_options o = options();
-        struct partition *p = open_partition(&o);
         int64_t last[10];
-        write_versions(p, 10, 20, last);
+        struct partition *p = open_with_versions(&o, last);
         uint32_t segments_before = partition_segment_count(p);
         cr_assert_gt(segments_before, 4, "small segments roll");
         read_all(p);
@@ -595,13 +611,10 @@ Test(cleaner, keeps_an_idempotent_producers_last_batch_empty)
 Test(cleaner, finishes_a_swap_interrupted_after_its_commit_point)
 {
         struct partition_options o = options();
-        struct partition *p = open_partition(&o);
         int64_t last[10];
-        write_versions(p, 10, 20, last);
+        struct partition *p = open_with_versions(&o, last);
         /* What a finished cleaning leaves, on a copy of the data. */
-        struct cleaner_job *job = NULL;
-        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
-        cr_assert_eq(cleaner_run(job), 0);
+        struct cleaner_job *job = prepare_and_run(p);
         cr_assert_geq(job->group_count, 1);
         /* The crash: the first group committed (.swap), one old segment of
          * it already removed, nothing renamed further. */
@@ -625,14 +638,11 @@ Test(cleaner, finishes_a_swap_interrupted_after_its_commit_point)
 Test(cleaner, rolls_back_a_cleaning_interrupted_before_its_commit_point)
 {
         struct partition_options o = options();
-        struct partition *p = open_partition(&o);
         int64_t last[10];
-        write_versions(p, 10, 20, last);
+        struct partition *p = open_with_versions(&o, last);
         read_all(p);
         int before = seen_count;
-        struct cleaner_job *job = NULL;
-        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
-        cr_assert_eq(cleaner_run(job), 0);
+        struct cleaner_job *job = prepare_and_run(p);
         /* Crash with the .cleaned files written: simulated by not removing them. */
         struct cleaner_group *groups = job->groups;
         uint32_t group_count = job->group_count;
@@ -654,9 +664,8 @@ Test(cleaner, rolls_back_a_cleaning_interrupted_before_its_commit_point)
 Test(cleaner, a_read_in_flight_keeps_the_replaced_segment)
 {
         struct partition_options o = options();
-        struct partition *p = open_partition(&o);
         int64_t last[10];
-        write_versions(p, 10, 20, last);
+        struct partition *p = open_with_versions(&o, last);
         struct partition_read r = { .fetch_offset = 0, .max_bytes = 4096, .is_first_batch_whole = true };
         partition_read(p, &r);
         cr_assert_gt(r.len, 0);
@@ -676,9 +685,8 @@ Test(cleaner, a_read_in_flight_keeps_the_replaced_segment)
 Test(cleaner, a_close_during_a_cleaning_waits_for_it)
 {
         struct partition_options o = options();
-        struct partition *p = open_partition(&o);
         int64_t last[10];
-        write_versions(p, 10, 20, last);
+        struct partition *p = open_with_versions(&o, last);
         struct cleaner_job *job = NULL;
         cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
         partition_close(p);     /* cancels the job; the partition waits for it */
@@ -771,9 +779,8 @@ Test(cleaner, an_empty_marker_batch_reopens)
 Test(cleaner, a_full_map_cleans_part_and_loses_nothing)
 {
         struct partition_options o = options();
-        struct partition *p = open_partition(&o);
         int64_t last[10];
-        write_versions(p, 10, 20, last);
+        struct partition *p = open_with_versions(&o, last);
         read_all(p);
         int records_before = seen_count;
         /* 1024 slots at 0.005: five keys. */
@@ -977,14 +984,11 @@ Test(cleaner, a_random_history_keeps_every_latest_committed_record)
 static void swap_fails_to_commit_group(uint32_t bad)
 {
         struct partition_options o = options();
-        struct partition *p = open_partition(&o);
         int64_t last[10];
-        write_versions(p, 10, 20, last);
+        struct partition *p = open_with_versions(&o, last);
         read_all(p);
         int before = seen_count;
-        struct cleaner_job *job = NULL;
-        cr_assert_eq(partition_cleaner_prepare(p, now_ms, &test_limits, &job), 1);
-        cr_assert_eq(cleaner_run(job), 0);
+        struct cleaner_job *job = prepare_and_run(p);
         cr_assert_gt(job->group_count, bad);
         char name[SEGMENT_FILE_NAME_BYTES], path[96];
         segment_file_name_tail(name, job->groups[bad].base_offset, ".log", CLEANER_CLEANED_TAIL);
