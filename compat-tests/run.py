@@ -22,7 +22,7 @@ the current PyPI clients (kafka-python 3, aiokafka: py_driver.py, run by the
 interpreter of build/compat-venv) and @platformatic/kafka
 (platformatic_driver.mjs) in py_clients.py; librdkafka 2.16 (the PyPI
 confluent-kafka wheel: ck_driver.py, run by the same interpreter) in
-ck_clients.py; a full disk in storage.py;
+ck_clients.py; a full disk in storage.py; log compaction in compaction.py;
 hostile input, connection floods and slow clients in hostile.py; the
 broker, the context and the shared helpers in harness.py; the few
 messages spoken on raw sockets in wire.py.
@@ -65,6 +65,7 @@ from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPL
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
 import ck_clients  # noqa: E402
+import compaction  # noqa: E402
 import eos  # noqa: E402
 import frames  # noqa: E402
 import go_clients  # noqa: E402
@@ -600,7 +601,8 @@ SCENARIOS = [
     ("metadata_at_start", scenario_metadata_at_start),
 ] + (logs.SCENARIOS + groups.SCENARIOS + idempotence.SCENARIOS + transactions.SCENARIOS + eos.SCENARIOS
      + java_tools.SCENARIOS + java_clients.SCENARIOS + go_clients.SCENARIOS + js_clients.SCENARIOS
-     + py_clients.SCENARIOS + ck_clients.SCENARIOS + storage.SCENARIOS + hostile.SCENARIOS + frames.SCENARIOS)
+     + py_clients.SCENARIOS + ck_clients.SCENARIOS + storage.SCENARIOS + compaction.SCENARIOS + hostile.SCENARIOS
+     + frames.SCENARIOS)
 
 
 # ---------------------------------------------------------------------------

@@ -82,6 +82,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../base/logging.h"
@@ -91,6 +92,7 @@
 #include "../protocol/compress.h"
 #include "../protocol/record_batch.h"
 #include "checkpoint.h"
+#include "cleaner.h"
 #include "logdir.h"
 #include "producer_state.h"
 #include "txn_index.h"
@@ -115,6 +117,7 @@ struct segment_handle {
         struct logdir_ref *dir;         /* a reference: the handle may outlive the partition */
         int dir_fd;                     /* held only while deletion waits for the last ref */
         struct txn_index txn;           /* the aborted transactions whose markers are here */
+        int64_t first_batch_timestamp_ms;       /* cached for max.compaction.lag.ms; INT64_MIN: not read */
 };
 
 struct partition {
@@ -166,6 +169,13 @@ struct partition {
         int64_t first_unstable_offset;          /* the oldest open transaction's first offset, -1: none */
         struct partition_aborted_txn *aborted;  /* by last_offset; those ending at or past the log start */
         uint32_t aborted_count, aborted_cap;
+
+        /* compaction (cleaner.h) */
+        struct cleaner_job *cleaning;           /* a job out on the pool: the partition waits for it to close */
+        int64_t cleaner_first_dirty_offset;     /* -1 until read from cleaner-offset-checkpoint */
+        uint64_t rewind_count;                  /* rewinds after a full disk: a job prepared before one is void */
+        char topic[256];
+        int32_t partition_index;
 };
 
 static void partition_check(const struct partition *p)
@@ -263,26 +273,10 @@ static void handle_delete(struct partition *p, struct segment_handle *h)
         handle_put(h);
 }
 
-/* Opens (or creates) segment base_offset and makes it the newest handle. */
-static int add_segment(struct partition *p, int64_t base_offset, bool is_new, int64_t now_ms,
+/* Opens (or creates) segment base_offset as a handle with one reference. */
+static int open_handle(struct partition *p, int64_t base_offset, bool is_new, int64_t now_ms,
                        struct segment_handle **out)
 {
-        if (p->seg_count == p->seg_cap) {
-                uint32_t cap = p->seg_cap ? p->seg_cap * 2 : 8;
-                if (cap > PARTITION_SEGMENTS_MAX)
-                        return -EMFILE;
-                struct segment_handle **n = realloc(p->segs, cap * sizeof(*n));
-                if (!n)
-                        return -ENOMEM;
-                p->segs = n;
-                /* A sync references at most every segment: its list grows
-                 * here so that starting one never allocates. */
-                n = realloc(p->sync_segs, cap * sizeof(*n));
-                if (!n)
-                        return -ENOMEM;
-                p->sync_segs = n;
-                p->seg_cap = cap;
-        }
         struct segment_handle *h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
@@ -319,7 +313,36 @@ static int add_segment(struct partition *p, int64_t base_offset, bool is_new, in
         h->dir = p->dir;
         logdir_ref_get(h->dir);
         h->dir_fd = -1;
+        h->first_batch_timestamp_ms = INT64_MIN;
         atomic_init(&h->refs, 1);
+        *out = h;
+        return 0;
+}
+
+/* Opens (or creates) segment base_offset and makes it the newest handle. */
+static int add_segment(struct partition *p, int64_t base_offset, bool is_new, int64_t now_ms,
+                       struct segment_handle **out)
+{
+        if (p->seg_count == p->seg_cap) {
+                uint32_t cap = p->seg_cap ? p->seg_cap * 2 : 8;
+                if (cap > PARTITION_SEGMENTS_MAX)
+                        return -EMFILE;
+                struct segment_handle **n = realloc(p->segs, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                p->segs = n;
+                /* A sync references at most every segment: its list grows
+                 * here so that starting one never allocates. */
+                n = realloc(p->sync_segs, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                p->sync_segs = n;
+                p->seg_cap = cap;
+        }
+        struct segment_handle *h;
+        int rc = open_handle(p, base_offset, is_new, now_ms, &h);
+        if (rc < 0)
+                return rc;
         assert(p->seg_count == 0 || p->segs[p->seg_count - 1]->base_offset < h->base_offset);
         p->segs[p->seg_count++] = h;
         *out = h;
@@ -362,7 +385,7 @@ static bool partition_is_idle(const struct partition *p)
 
 static void partition_destroy(struct partition *p)
 {
-        assert(p->is_closing && partition_is_idle(p) && p->call_depth == 0);
+        assert(p->is_closing && partition_is_idle(p) && p->call_depth == 0 && !p->cleaning);
         assert(!p->durable_head && !p->waiters && !p->firing);
         for (uint32_t i = 0; i < p->seg_count; i++)
                 handle_put(p->segs[i]);
@@ -383,7 +406,7 @@ static void partition_enter(struct partition *p)
 static void partition_leave(struct partition *p)
 {
         assert(p->call_depth > 0);
-        if (--p->call_depth == 0 && p->is_closing && partition_is_idle(p))
+        if (--p->call_depth == 0 && p->is_closing && partition_is_idle(p) && !p->cleaning)
                 partition_destroy(p);
 }
 
@@ -565,7 +588,12 @@ static int replay_producers(struct partition *p, int64_t from_offset)
                         if (record_batch_parse_header(buf, got, &hdr) != RECORD_BATCH_FRAME_OK)
                                 return -EBADMSG;        /* recovery left only whole batches */
                         uint32_t size = record_batch_size_bytes(&hdr);
-                        if (hdr.producer_id >= 0 && record_batch_last_offset(&hdr) >= from_offset) {
+                        /* An empty control batch is a marker whose transaction
+                         * the cleaner removed whole: Kafka's ProducerAppendInfo
+                         * skips it. */
+                        bool is_cleaned_marker = record_batch_is_control(&hdr) && hdr.record_count == 0;
+                        if (hdr.producer_id >= 0 && record_batch_last_offset(&hdr) >= from_offset &&
+                            !is_cleaned_marker) {
                                 int16_t type = 0;
                                 int32_t coordinator_epoch = -1;
                                 if (record_batch_is_control(&hdr)) {
@@ -674,6 +702,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
         producer_state_init(&p->producers);
         p->snapshot_offset = -1;
         p->first_unstable_offset = -1;
+        p->cleaner_first_dirty_offset = -1;
         p->producer_expiration_ms = o->producer_id_expiration_ms > 0 ? o->producer_id_expiration_ms
                                                                       : PARTITION_PRODUCER_EXPIRATION_MS_DEFAULT;
         snprintf(p->name, sizeof(p->name), "%s", o->dir_name);
@@ -690,6 +719,19 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                 snprintf(err, err_bytes, "cannot open %s: %s", o->dir_name, strerror(-rc));
                 goto fail;
         }
+        if (!logdir_parse_partition_name(o->dir_name, p->topic, sizeof(p->topic), &p->partition_index)) {
+                snprintf(p->topic, sizeof(p->topic), "%s", o->dir_name);
+                p->partition_index = -1;
+        }
+        /* A cleaning interrupted by a crash: finish its swap or drop its
+         * files before the segments are listed (Kafka's LogLoader). */
+        rc = cleaner_recover_dir(p->dir);
+        if (rc < 0) {
+                snprintf(err, err_bytes, "cannot recover the cleaner's files in %s: %s", o->dir_name, strerror(-rc));
+                goto fail;
+        }
+        if (rc > 0)
+                log_info("%s: finished %d interrupted cleaner swap(s)", o->dir_name, rc);
         rc = list_segments(p->dir, &bases, &base_count);
         if (rc < 0) {
                 snprintf(err, err_bytes, "cannot list %s: %s", o->dir_name, strerror(-rc));
@@ -900,6 +942,8 @@ void partition_close(struct partition *p)
         assert(!p->is_closing);
         partition_enter(p);
         p->is_closing = true;
+        if (p->cleaning)
+                atomic_store(&p->cleaning->is_cancelled, true);
         /* Whoever still waits is told the partition is going. */
         fire_waiters(p, true);
         partition_leave(p);
@@ -1545,6 +1589,7 @@ static struct partition_append *rewind_after_disk_full(struct partition *p)
         p->log_end_offset = end;
         p->rewind_offset = -1;
         p->is_disk_full = false;
+        p->rewind_count++;
         return ordered;
 }
 
@@ -2212,4 +2257,399 @@ void partition_flush(struct partition *p)
         if (p->writes_in_flight > 0)
                 p->is_flush_wanted = true;
         partition_leave(p);
+}
+
+/* ---- compaction (cleaner.h): choosing, preparing, swapping ---- */
+
+/* Kafka's LogSegment.lastModified: the .log's mtime. */
+static int64_t handle_last_modified_ms(const struct segment_handle *h)
+{
+        struct stat st;
+        if (fstat(h->fd, &st) < 0)
+                return h->created_ms;
+        return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+/* Kafka's getFirstBatchTimestamp: the first batch's max timestamp, -1
+ * when none; read once per segment. */
+static int64_t handle_first_batch_timestamp_ms(struct segment_handle *h)
+{
+        if (h->first_batch_timestamp_ms != INT64_MIN)
+                return h->first_batch_timestamp_ms;
+        uint8_t buf[RECORD_BATCH_HEADER_BYTES];
+        size_t got = 0;
+        struct record_batch_header hdr;
+        int64_t ts = -1;
+        if (h->written_bytes >= RECORD_BATCH_HEADER_BYTES && segment_read(&h->seg, 0, buf, sizeof(buf), &got) == 0 &&
+            record_batch_parse_header(buf, got, &hdr) == RECORD_BATCH_FRAME_OK)
+                ts = hdr.max_timestamp_ms;
+        h->first_batch_timestamp_ms = ts;
+        return ts;
+}
+
+/* The first dirty offset: the checkpoint's, kept in memory once read,
+ * reset to the log start when it lies outside the log, as Kafka's
+ * cleanableOffsets does. */
+static int64_t cleaner_first_dirty(struct partition *p)
+{
+        if (p->cleaner_first_dirty_offset < 0) {
+                int64_t offset = -1;
+                if (p->partition_index < 0 ||
+                    cleaner_checkpoint_read(p->dir->parent_fd, p->topic, p->partition_index, &offset) < 0)
+                        offset = 0;     /* never cleaned: from the log start */
+                p->cleaner_first_dirty_offset = offset;
+        }
+        int64_t d = p->cleaner_first_dirty_offset;
+        if (d < p->log_start_offset || d > p->log_end_offset)
+                d = p->log_start_offset;
+        return d;
+}
+
+/*
+ * Kafka's cleanableOffsets and calculateCleanableBytes: the cleanable
+ * section is [first dirty, the base of the segment holding the first
+ * uncleanable offset), the first uncleanable offset being the least of the
+ * last stable offset (itself at most the high watermark), the active
+ * segment's base and the base of the first dirty segment younger than
+ * min.compaction.lag.ms. Returns the index of that first uncleanable
+ * segment.
+ */
+static uint32_t cleaner_offsets(struct partition *p, int64_t now_ms, int64_t *first_dirty_out,
+                                struct cleaner_candidate *c)
+{
+        int64_t first_dirty = cleaner_first_dirty(p);
+        int64_t uncleanable = partition_last_stable_offset(p);
+        if (active(p)->base_offset < uncleanable)
+                uncleanable = active(p)->base_offset;
+        int64_t min_lag_ms = p->config.min_compaction_lag_ms > 0 ? p->config.min_compaction_lag_ms : 0;
+        int64_t max_lag_ms = p->config.max_compaction_lag_ms > 0 ? p->config.max_compaction_lag_ms : 0;
+        int64_t earliest_dirty_ts = INT64_MAX;
+        for (uint32_t i = find_segment_index(p, first_dirty); i + 1 < p->seg_count; i++) {
+                struct segment_handle *h = p->segs[i];
+                if (min_lag_ms > 0 && segment_largest_timestamp_ms(h) > now_ms - min_lag_ms &&
+                    h->base_offset < uncleanable)
+                        uncleanable = h->base_offset;
+                int64_t ts = handle_first_batch_timestamp_ms(h);
+                if (ts > 0 && ts < earliest_dirty_ts)
+                        earliest_dirty_ts = ts;
+        }
+        if (uncleanable < first_dirty)
+                uncleanable = first_dirty;
+        uint32_t u = find_segment_index(p, uncleanable);
+        if (u + 1 >= p->seg_count || p->segs[u]->base_offset > uncleanable)
+                u = p->seg_count - 1;
+        memset(c, 0, sizeof(*c));
+        for (uint32_t i = 0; i < p->seg_count && p->segs[i]->base_offset < first_dirty; i++)
+                c->clean_bytes += (int64_t)p->segs[i]->written_bytes;
+        int64_t from = first_dirty < p->segs[u]->base_offset ? first_dirty : p->segs[u]->base_offset;
+        for (uint32_t i = find_segment_index(p, from); i < u; i++)
+                c->cleanable_bytes += (int64_t)p->segs[i]->written_bytes;
+        /* Kafka's maxCompactionDelay: a dirty segment older than the lag. */
+        c->is_compaction_lag_exceeded = max_lag_ms < now_ms && earliest_dirty_ts < now_ms - max_lag_ms;
+        c->min_cleanable_ratio = p->config.min_cleanable_dirty_ratio;
+        *first_dirty_out = first_dirty;
+        return u;
+}
+
+/* A cleaning that fails (a full disk, say) is tried again at every
+ * backoff: one line every few seconds for the whole broker. */
+#define PARTITION_CLEANER_LOG_INTERVAL_MS 5000
+static struct log_limit cleaner_log_limit;
+
+bool partition_cleaner_check(struct partition *p, int64_t now_ms, double *ratio_out)
+{
+        *ratio_out = 0;
+        if (!p->config.is_cleanup_compact || p->is_failed || p->is_closing || p->cleaning || p->is_disk_full)
+                return false;
+        struct cleaner_candidate c;
+        int64_t first_dirty;
+        uint32_t u = cleaner_offsets(p, now_ms, &first_dirty, &c);
+        *ratio_out = cleaner_dirty_ratio(&c);
+        return u > 0 && first_dirty < p->segs[u]->base_offset && cleaner_is_due(&c);
+}
+
+static int cmp_aborted_first(const void *a, const void *b)
+{
+        const struct txn_aborted *x = a, *y = b;
+        return x->first_offset < y->first_offset ? -1 : x->first_offset > y->first_offset;
+}
+
+static int cmp_producer_id(const void *a, const void *b)
+{
+        const struct cleaner_producer *x = a, *y = b;
+        return x->producer_id < y->producer_id ? -1 : x->producer_id > y->producer_id;
+}
+
+static void cleaner_job_free(struct cleaner_job *job)
+{
+        for (uint32_t i = 0; i < job->source_count; i++)
+                if (job->sources[i].handle)
+                        handle_put(job->sources[i].handle);
+        cleaner_job_free_results(job);
+        if (job->dir)
+                logdir_ref_put((struct logdir_ref *)job->dir);
+        free(job->sources);
+        free(job->aborted);
+        free(job->producers);
+        free(job);
+}
+
+int partition_cleaner_prepare(struct partition *p, int64_t now_ms, const struct cleaner_limits *limits,
+                              struct cleaner_job **out)
+{
+        *out = NULL;
+        double ratio;
+        if (!partition_cleaner_check(p, now_ms, &ratio))
+                return 0;
+        struct cleaner_candidate c;
+        int64_t first_dirty;
+        uint32_t u = cleaner_offsets(p, now_ms, &first_dirty, &c);
+        for (uint32_t i = 0; i < u; i++)
+                if (p->segs[i]->writes_in_flight > 0 || p->segs[i]->is_seal_pending)
+                        return 0;       /* a roll still settling: next time */
+        struct cleaner_job *job = calloc(1, sizeof(*job));
+        if (!job)
+                return -ENOMEM;
+        job->sources = calloc(u, sizeof(*job->sources));
+        job->aborted = calloc(p->aborted_count ? p->aborted_count : 1, sizeof(*job->aborted));
+        uint32_t producer_count = producer_state_count(&p->producers);
+        job->producers = calloc(producer_count ? producer_count : 1, sizeof(*job->producers));
+        if (!job->sources || !job->aborted || !job->producers) {
+                cleaner_job_free(job);
+                return -ENOMEM;
+        }
+        logdir_ref_get(p->dir);
+        job->dir = p->dir;
+        snprintf(job->name, sizeof(job->name), "%s", p->name);
+        for (uint32_t i = 0; i < u; i++) {
+                struct segment_handle *h = p->segs[i];
+                handle_get(h);
+                job->sources[i] = (struct cleaner_source){
+                        .handle = h,
+                        .fd = h->fd,
+                        .base_offset = h->base_offset,
+                        .end_offset = p->segs[i + 1]->base_offset,
+                        .size_bytes = (uint32_t)h->written_bytes,
+                        .offset_index_bytes = offset_index_size_bytes(&h->seg.offset_index),
+                        .time_index_bytes = time_index_size_bytes(&h->seg.time_index),
+                        .last_modified_ms = handle_last_modified_ms(h),
+                };
+                job->source_count++;
+        }
+        for (uint32_t i = 0; i < p->aborted_count; i++)
+                job->aborted[i] = (struct txn_aborted){ p->aborted[i].producer_id, p->aborted[i].first_offset,
+                                                        p->aborted[i].last_offset, p->aborted[i].last_stable_offset };
+        job->aborted_count = p->aborted_count;
+        qsort(job->aborted, job->aborted_count, sizeof(*job->aborted), cmp_aborted_first);
+        uint32_t cursor = 0;
+        for (const struct producer_entry *e; (e = producer_state_next(&p->producers, &cursor));) {
+                assert(job->producer_count < producer_count);
+                int64_t last = -1;
+                if (e->batch_count > 0)
+                        last = e->batches[(e->batch_head + e->batch_count - 1) % PRODUCER_BATCHES_KEPT].last_offset;
+                job->producers[job->producer_count++] = (struct cleaner_producer){ e->producer_id, last, e->epoch };
+        }
+        qsort(job->producers, job->producer_count, sizeof(*job->producers), cmp_producer_id);
+        job->first_dirty_offset = first_dirty;
+        job->first_uncleanable_offset = p->segs[u]->base_offset;
+        job->now_ms = now_ms;
+        job->delete_retention_ms = p->config.delete_retention_ms;
+        job->segment_bytes_max = (uint32_t)p->config.segment_bytes;
+        job->index_bytes_max = (uint32_t)p->config.segment_index_bytes;
+        job->index_interval_bytes = (uint32_t)p->config.index_interval_bytes;
+        job->max_message_bytes = (uint32_t)p->config.max_message_bytes;
+        job->limits = *limits;
+        atomic_init(&job->is_cancelled, false);
+        job->prepared_log_end_offset = p->log_end_offset;
+        job->prepared_rewind_count = p->rewind_count;
+        p->cleaning = job;
+        *out = job;
+        return 1;
+}
+
+/* The aborted transactions of the cleaned range [from, to) become those
+ * the cleaned .txnindex files list (Kafka rebuilds the index so). */
+static void splice_aborted(struct partition *p, int64_t from, int64_t to, const struct txn_aborted *kept,
+                           uint32_t kept_count)
+{
+        uint32_t lo = 0, hi;
+        while (lo < p->aborted_count && p->aborted[lo].last_offset < from)
+                lo++;
+        hi = lo;
+        while (hi < p->aborted_count && p->aborted[hi].last_offset < to)
+                hi++;
+        /* Kept entries are a subset of those removed: no room needed. */
+        assert(kept_count <= hi - lo);
+        if (hi == lo)
+                return;
+        uint32_t n = 0;
+        for (uint32_t k = 0; k < kept_count && n < hi - lo; k++)
+                if (kept[k].last_offset >= from && kept[k].last_offset < to)
+                        p->aborted[lo + n++] = (struct partition_aborted_txn){
+                                kept[k].producer_id, kept[k].first_offset, kept[k].last_offset,
+                                kept[k].last_stable_offset,
+                        };
+        memmove(p->aborted + lo + n, p->aborted + hi, (p->aborted_count - hi) * sizeof(*p->aborted));
+        p->aborted_count -= hi - lo - n;
+}
+
+/* The sources of a job are still the partition's segments, in place:
+ * returns the index of the first, or -1. */
+static int64_t find_sources(const struct partition *p, const struct cleaner_job *job, uint32_t used)
+{
+        for (uint32_t i = 0; i < p->seg_count; i++) {
+                if (p->segs[i] != job->sources[0].handle)
+                        continue;
+                if (i + used >= p->seg_count)
+                        return -1;      /* the active segment is never replaced */
+                for (uint32_t k = 0; k < used; k++)
+                        if (p->segs[i + k] != job->sources[k].handle)
+                                return -1;
+                return i;
+        }
+        return -1;
+}
+
+/*
+ * Swaps the groups in, each phase over every group with one directory
+ * sync, so that the home thread waits for three syncs, not three per
+ * group: (1) .cleaned -> .swap, the commit of each group, in order, as
+ * far as they go; (2) the old files of the committed groups removed;
+ * (3) .swap -> final names; (4) the new handles in place of the old.
+ * Returns the groups swapped; *rc_out gets the first error. A failure
+ * after a commit leaves the partition failed (reads go on from the old
+ * descriptors) until a restart finishes the swap (cleaner_recover_dir).
+ */
+static uint32_t swap_groups(struct partition *p, const struct cleaner_job *job, uint32_t at, int *rc_out)
+{
+        uint32_t committed = 0;
+        int rc = 0;
+        while (committed < job->group_count && rc == 0) {
+                rc = cleaner_commit_group(p->dir, &job->groups[committed], false);
+                if (rc == 0)
+                        committed++;
+        }
+        *rc_out = rc;           /* a group that could not commit: it and those after it are not swapped */
+        if (committed == 0)
+                return 0;       /* nothing replaced: a stray index .swap goes at the next start */
+        int step_rc = logdir_ref_fsync(p->dir);
+        /* From here the old files' names are going, or go to the new
+         * segments: the old handles must never write or delete by name. */
+        uint32_t seg = at;
+        for (uint32_t i = 0; i < committed; i++) {
+                const struct cleaner_group *g = &job->groups[i];
+                for (uint32_t k = 0; k < g->count; k++) {
+                        struct segment_handle *old = p->segs[seg + k];
+                        assert(old == job->sources[g->first + k].handle);
+                        old->is_deleted = true;
+                        old->dir_fd = -1;
+                        if (step_rc == 0)
+                                cleaner_unlink_segment(p->dir, old->base_offset);
+                }
+                seg += g->count;
+        }
+        if (step_rc == 0)
+                step_rc = logdir_ref_fsync(p->dir);
+        for (uint32_t i = 0; i < committed && step_rc == 0; i++)
+                step_rc = cleaner_finish_group(p->dir, job->groups[i].base_offset, false);
+        if (step_rc == 0)
+                step_rc = logdir_ref_fsync(p->dir);
+        uint32_t swapped = 0;
+        for (; swapped < committed && step_rc == 0; swapped++) {
+                const struct cleaner_group *g = &job->groups[swapped];
+                struct segment_handle *h;
+                step_rc = open_handle(p, g->base_offset, false, p->io.ops->now_ms(p->io.ctx), &h);
+                if (step_rc < 0)
+                        break;
+                /* The groups before this one are one segment each now. */
+                uint32_t pos = at + swapped;
+                for (uint32_t k = 0; k < g->count; k++)
+                        handle_put(p->segs[pos + k]);
+                p->segs[pos] = h;
+                memmove(p->segs + pos + 1, p->segs + pos + g->count,
+                        (p->seg_count - pos - g->count) * sizeof(p->segs[0]));
+                p->seg_count -= g->count - 1;
+        }
+        if (step_rc < 0) {
+                log_error("%s: swapping in cleaned segments failed: %s; the partition refuses writes until the "
+                          "broker restarts, which finishes the swap", p->name, strerror(-step_rc));
+                p->is_failed = true;
+                *rc_out = step_rc;
+        }
+        return swapped;
+}
+
+void partition_cleaner_finish(struct partition *p, struct cleaner_job *job)
+{
+        assert(p->cleaning == job);
+        partition_enter(p);
+        p->cleaning = NULL;
+        uint32_t used = 0;
+        for (uint32_t i = 0; i < job->group_count; i++)
+                used += job->groups[i].count;
+        bool is_swappable = job->result == 0 && job->group_count > 0 && !p->is_failed && !p->is_closing &&
+                            p->rewind_count == job->prepared_rewind_count &&
+                            p->high_watermark >= job->prepared_log_end_offset;
+        int64_t at = is_swappable ? find_sources(p, job, used) : -1;
+        unsigned long long suppressed;
+        if (job->result < 0 && job->result != -ECANCELED &&
+            log_limit_allow(&cleaner_log_limit, PARTITION_CLEANER_LOG_INTERVAL_MS, &suppressed))
+                log_warn("%s: cleaning failed: %s; it is tried again after log.cleaner.backoff.ms; %llu such lines "
+                         "suppressed", p->name, strerror(-job->result), suppressed);
+        if (at < 0) {
+                cleaner_discard_files(job);
+                cleaner_job_free(job);
+                partition_leave(p);
+                return;
+        }
+        uint64_t bytes_before = 0;
+        for (uint32_t i = 0; i < used; i++)
+                bytes_before += job->sources[i].size_bytes;
+        struct timespec swap_start, swap_end;
+        clock_gettime(CLOCK_MONOTONIC, &swap_start);
+        int rc = 0;
+        uint32_t swapped = swap_groups(p, job, (uint32_t)at, &rc);
+        if (swapped < job->group_count)
+                cleaner_discard_files(job);     /* the groups not committed; .swap files stay for recovery */
+        if (swapped > 0) {
+                /* The aborted transactions of what was swapped become what
+                 * its .txnindex files list: an entry left for a marker the
+                 * cleaner removed would make the producer's later
+                 * transactions look aborted to the next cleaning. */
+                uint32_t swapped_sources = 0;
+                for (uint32_t i = 0; i < swapped; i++)
+                        swapped_sources += job->groups[i].count;
+                int64_t to = swapped_sources < job->source_count ? job->sources[swapped_sources].base_offset
+                                                                 : job->first_uncleanable_offset;
+                splice_aborted(p, job->sources[0].base_offset, to, job->kept_aborted, job->kept_aborted_count);
+        }
+        if (rc == 0) {
+                p->cleaner_first_dirty_offset = job->end_offset;
+                if (p->partition_index >= 0) {
+                        int crc = cleaner_checkpoint_update(p->dir->parent_fd, p->topic, p->partition_index,
+                                                            job->end_offset);
+                        if (crc < 0)
+                                log_warn("%s: cannot write %s: %s; the next start cleans from an older offset",
+                                         p->name, CLEANER_CHECKPOINT_FILE, strerror(-crc));
+                }
+                clock_gettime(CLOCK_MONOTONIC, &swap_end);
+                long long swap_us = (long long)(swap_end.tv_sec - swap_start.tv_sec) * 1000000 +
+                                    (swap_end.tv_nsec - swap_start.tv_nsec) / 1000;
+                log_info("%s: cleaned offsets %lld to %lld (dirty from %lld): %u segment(s) of %llu bytes into "
+                         "%u, %llu bytes; %llu of %llu records kept, %llu records mapped, in %lld ms; the swap "
+                         "held the partition %lld us", p->name,
+                         (long long)job->sources[0].base_offset, (long long)job->end_offset,
+                         (long long)job->first_dirty_offset, used, (unsigned long long)bytes_before,
+                         job->group_count, (unsigned long long)job->stats.bytes_written,
+                         (unsigned long long)job->stats.records_written, (unsigned long long)job->stats.records_read,
+                         (unsigned long long)job->stats.map_records, (long long)job->stats.elapsed_ms, swap_us);
+        }
+        partition_check(p);
+        cleaner_job_free(job);
+        partition_leave(p);
+}
+
+bool partition_is_cleaning(const struct partition *p)
+{
+        return p->cleaning != NULL;
 }

@@ -356,6 +356,37 @@ uint32_t partition_expire_producers(struct partition *p, int64_t now_ms);
  */
 int partition_snapshot_producers(struct partition *p);
 
+/* ---- compaction (cleaner.h), on the home thread ---- */
+
+struct cleaner_job;
+struct cleaner_limits;
+
+/* Whether cleanup.policy has compact and Kafka's rules find the partition
+ * due for cleaning now; *ratio_out gets its dirty ratio either way. */
+bool partition_cleaner_check(struct partition *p, int64_t now_ms, double *ratio_out);
+
+/*
+ * When due, a job for cleaner_run on another thread: the sealed segments
+ * of the cleanable section referenced, the aborted transactions, the
+ * producers' last batches, the config. Returns 1 with *out, 0 when
+ * nothing is due, or -ENOMEM. One job per partition at a time; a close
+ * meanwhile cancels it and waits for partition_cleaner_finish.
+ */
+int partition_cleaner_prepare(struct partition *p, int64_t now_ms, const struct cleaner_limits *limits,
+                              struct cleaner_job **out);
+
+/*
+ * Once the job ran: swaps the cleaned segments in (crash-safely, see
+ * cleaner.h) when the job succeeded and the partition still has those
+ * segments, no rewind happened and everything appended before the job
+ * is written; else removes the cleaned files. Updates the aborted
+ * transactions and cleaner-offset-checkpoint, and frees the job. Reads in
+ * flight keep the replaced segments open until they are released.
+ */
+void partition_cleaner_finish(struct partition *p, struct cleaner_job *job);
+
+bool partition_is_cleaning(const struct partition *p);
+
 /* Starts an fdatasync of everything written if flush.messages/flush.ms is due. */
 void partition_maybe_flush(struct partition *p, int64_t now_ms);
 

@@ -159,20 +159,27 @@ static int segment_fdatasync(int fd)
         return 0;
 }
 
-static int segment_open_file(const struct logdir_ref *dir, int64_t base_offset, const char *suffix, int flags)
+/* A segment's file: `<base><suffix><tail>`, the tail ".cleaned" for a
+ * segment the cleaner writes (segment_config.file_tail), else empty. */
+static void segment_seg_file_name(char out[SEGMENT_FILE_NAME_BYTES], const struct segment *seg, const char *suffix)
 {
-        char name[SEGMENT_FILE_NAME_BYTES];
-
-        segment_file_name(name, base_offset, suffix);
-        return logdir_ref_openat(dir, name, flags, SEGMENT_FILE_MODE);
+        segment_file_name_tail(out, seg->base_offset, suffix, seg->config.file_tail);
 }
 
-static void segment_unlink_file(const struct logdir_ref *dir, int64_t base_offset, const char *suffix)
+static int segment_open_file(const struct segment *seg, const char *suffix, int flags)
 {
         char name[SEGMENT_FILE_NAME_BYTES];
 
-        segment_file_name(name, base_offset, suffix);
-        (void)logdir_ref_unlink(dir, name);
+        segment_seg_file_name(name, seg, suffix);
+        return logdir_ref_openat(seg->dir, name, flags, SEGMENT_FILE_MODE);
+}
+
+static void segment_unlink_file(const struct segment *seg, const char *suffix)
+{
+        char name[SEGMENT_FILE_NAME_BYTES];
+
+        segment_seg_file_name(name, seg, suffix);
+        (void)logdir_ref_unlink(seg->dir, name);
 }
 
 static void segment_close_fd(int *fd)
@@ -189,7 +196,7 @@ static const char *segment_describe(const struct segment *seg, const char *suffi
         char link[64], dir[PATH_MAX], name[SEGMENT_FILE_NAME_BYTES];
         ssize_t n;
 
-        segment_file_name(name, seg->base_offset, suffix);
+        segment_seg_file_name(name, seg, suffix);
         snprintf(link, sizeof(link), "/proc/self/fd/%d", seg->dir->parent_fd);
         n = readlink(link, dir, sizeof(dir) - 1);
         if (n < 0)
@@ -204,11 +211,19 @@ static const char *segment_describe(const struct segment *seg, const char *suffi
 
 void segment_file_name(char out[SEGMENT_FILE_NAME_BYTES], int64_t base_offset, const char *suffix)
 {
+        segment_file_name_tail(out, base_offset, suffix, NULL);
+}
+
+void segment_file_name_tail(char out[SEGMENT_FILE_NAME_BYTES], int64_t base_offset, const char *suffix,
+                            const char *tail)
+{
         int n;
 
         assert(base_offset >= 0);
-        assert(strlen(suffix) <= SEGMENT_FILE_NAME_BYTES - 21);
-        n = snprintf(out, SEGMENT_FILE_NAME_BYTES, "%020" PRId64 "%s", base_offset, suffix);
+        if (!tail)
+                tail = "";
+        assert(strlen(suffix) + strlen(tail) <= SEGMENT_FILE_NAME_BYTES - 21);
+        n = snprintf(out, SEGMENT_FILE_NAME_BYTES, "%020" PRId64 "%s%s", base_offset, suffix, tail);
         assert(n > 0 && n < SEGMENT_FILE_NAME_BYTES);
         (void)n;
 }
@@ -217,6 +232,7 @@ void segment_config_init_default(struct segment_config *config)
 {
         config->index_interval_bytes = SEGMENT_INDEX_INTERVAL_BYTES_DEFAULT;
         config->index_bytes_max = SEGMENT_INDEX_BYTES_DEFAULT;
+        config->file_tail = NULL;
 }
 
 const char *segment_stop_name(enum segment_stop stop)
@@ -505,7 +521,7 @@ static int segment_walk_log(struct segment *seg, uint32_t position, uint32_t end
 
 static int segment_open_index(const struct segment *seg, const char *suffix)
 {
-        return segment_open_file(seg->dir, seg->base_offset, suffix, O_RDWR);
+        return segment_open_file(seg, suffix, O_RDWR);
 }
 
 static void segment_unmap_for_write(uint8_t **map, size_t *map_bytes)
@@ -735,7 +751,7 @@ out_free:
 /* Creates an empty index file (truncating a stale one); keeps no descriptor. */
 static int segment_create_index_file(const struct segment *seg, const char *suffix)
 {
-        int fd = segment_open_file(seg->dir, seg->base_offset, suffix, O_RDWR | O_CREAT | O_TRUNC);
+        int fd = segment_open_file(seg, suffix, O_RDWR | O_CREAT | O_TRUNC);
 
         if (fd < 0)
                 return fd;
@@ -947,7 +963,7 @@ int segment_create(struct segment *seg, const struct logdir_ref *dir, int64_t ba
         int rc;
 
         segment_init_struct(seg, dir, base_offset, config);
-        rc = segment_open_file(dir, base_offset, SEGMENT_LOG_FILE_SUFFIX, O_RDWR | O_CREAT | O_EXCL);
+        rc = segment_open_file(seg, SEGMENT_LOG_FILE_SUFFIX, O_RDWR | O_CREAT | O_EXCL);
         if (rc < 0)
                 goto out_free;
         seg->log_fd = rc;
@@ -968,12 +984,12 @@ int segment_create(struct segment *seg, const struct logdir_ref *dir, int64_t ba
 
 out_unlink_time_index:
         segment_unmap_indexes_for_write(seg);
-        segment_unlink_file(dir, base_offset, TIME_INDEX_FILE_SUFFIX);
+        segment_unlink_file(seg, TIME_INDEX_FILE_SUFFIX);
 out_unlink_offset_index:
-        segment_unlink_file(dir, base_offset, OFFSET_INDEX_FILE_SUFFIX);
+        segment_unlink_file(seg, OFFSET_INDEX_FILE_SUFFIX);
 out_unlink_log:
         segment_close_fd(&seg->log_fd);
-        segment_unlink_file(dir, base_offset, SEGMENT_LOG_FILE_SUFFIX);
+        segment_unlink_file(seg, SEGMENT_LOG_FILE_SUFFIX);
 out_free:
         offset_index_free(&seg->offset_index);
         time_index_free(&seg->time_index);
@@ -988,7 +1004,7 @@ static int segment_check_index_file(const struct segment *seg, const char *suffi
 
         if (fd == -ENOENT) {
                 *is_missing = true;
-                fd = segment_open_file(seg->dir, seg->base_offset, suffix, O_RDWR | O_CREAT | O_EXCL);
+                fd = segment_open_file(seg, suffix, O_RDWR | O_CREAT | O_EXCL);
         }
         if (fd < 0)
                 return fd;
@@ -1004,7 +1020,7 @@ int segment_open(struct segment *seg, const struct logdir_ref *dir, int64_t base
         int rc;
 
         segment_init_struct(seg, dir, base_offset, config);
-        rc = segment_open_file(dir, base_offset, SEGMENT_LOG_FILE_SUFFIX, O_RDWR);
+        rc = segment_open_file(seg, SEGMENT_LOG_FILE_SUFFIX, O_RDWR);
         if (rc < 0)
                 goto out_free;
         seg->log_fd = rc;

@@ -84,8 +84,9 @@
 #include "time_index.h"
 
 #define SEGMENT_LOG_FILE_SUFFIX ".log"
-/* "%020lld" plus the longest suffix, ".timeindex", and the NUL. */
-#define SEGMENT_FILE_NAME_BYTES 32
+/* "%020lld" plus the longest suffix, ".timeindex", a tail (".cleaned",
+ * ".swap") and the NUL. */
+#define SEGMENT_FILE_NAME_BYTES 48
 
 #define SEGMENT_INDEX_INTERVAL_BYTES_DEFAULT 4096u      /* log.index.interval.bytes */
 #define SEGMENT_INDEX_BYTES_DEFAULT (10u << 20)         /* segment.index.bytes */
@@ -98,6 +99,9 @@
 struct segment_config {
         uint32_t index_interval_bytes;
         uint32_t index_bytes_max;
+        /* NULL, or appended to every file name: the cleaner writes a
+         * segment as `<base>.log.cleaned` and so on (cleaner.h). */
+        const char *file_tail;
 };
 
 struct segment {
@@ -137,6 +141,10 @@ struct segment {
 
 /* `<20-digit base offset><suffix>` into out. */
 void segment_file_name(char out[SEGMENT_FILE_NAME_BYTES], int64_t base_offset, const char *suffix);
+
+/* `<20-digit base offset><suffix><tail>` (tail may be NULL). */
+void segment_file_name_tail(char out[SEGMENT_FILE_NAME_BYTES], int64_t base_offset, const char *suffix,
+                            const char *tail);
 
 void segment_config_init_default(struct segment_config *config);
 

@@ -88,6 +88,17 @@ static int64_t get_int(const struct broker_config *cfg, enum broker_key k)
         return v;
 }
 
+static double get_double(const struct broker_config *cfg, enum broker_key k)
+{
+        const char *text = effective_text(cfg, k);
+        double v = 0;
+        assert(text);
+        int rc = config_parse_double(text, &v);
+        assert(rc == 0);
+        (void)rc;
+        return v;
+}
+
 static bool get_bool(const struct broker_config *cfg, enum broker_key k)
 {
         const char *text = effective_text(cfg, k);
@@ -705,6 +716,8 @@ static void resolve_typed(struct broker_config *cfg)
         cfg->log_cleaner_backoff_ms = get_int(cfg, BK_LOG_CLEANER_BACKOFF_MS);
         cfg->log_cleaner_dedupe_buffer_bytes = get_int(cfg, BK_LOG_CLEANER_DEDUPE_BUFFER_SIZE);
         cfg->log_cleaner_io_buffer_bytes = (int32_t)get_int(cfg, BK_LOG_CLEANER_IO_BUFFER_SIZE);
+        cfg->log_cleaner_io_buffer_load_factor = get_double(cfg, BK_LOG_CLEANER_IO_BUFFER_LOAD_FACTOR);
+        cfg->log_cleaner_io_bytes_per_second_max = get_double(cfg, BK_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND);
 
         cfg->num_partitions = (int32_t)get_int(cfg, BK_NUM_PARTITIONS);
         cfg->default_replication_factor = (int16_t)get_int(cfg, BK_DEFAULT_REPLICATION_FACTOR);

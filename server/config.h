@@ -118,6 +118,8 @@ struct broker_config {
         int64_t log_cleaner_backoff_ms;
         int64_t log_cleaner_dedupe_buffer_bytes;
         int32_t log_cleaner_io_buffer_bytes;
+        double log_cleaner_io_buffer_load_factor;       /* how full the offset map may get */
+        double log_cleaner_io_bytes_per_second_max;     /* the cleaner's read + write rate, all threads */
         /* Kafka defaults <- the broker's log.* synonyms: what a topic without
          * overrides runs with. Give it to topic_config_build(). */
         struct topic_config_base topic_defaults;

@@ -51,6 +51,8 @@ enum broker_key {
         BK_LOG_CLEANER_BACKOFF_MS,
         BK_LOG_CLEANER_DEDUPE_BUFFER_SIZE,
         BK_LOG_CLEANER_IO_BUFFER_SIZE,
+        BK_LOG_CLEANER_IO_BUFFER_LOAD_FACTOR,
+        BK_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND,
         /* broker-level synonyms of topic configs */
         BK_LOG_SEGMENT_BYTES,
         BK_LOG_ROLL_MS,

@@ -212,6 +212,16 @@ const struct broker_key_def config_broker_keys[BK_COUNT] = {
                 AT_LEAST(0),
                 .doc = "Memory, over all compactor threads, for reading and writing segments.",
         ) },
+        [BK_LOG_CLEANER_IO_BUFFER_LOAD_FACTOR] = { BROKER_KEY(
+                .name = "log.cleaner.io.buffer.load.factor", .type = CONFIG_TYPE_DOUBLE, .default_text = "0.9",
+                .double_min = 0.0, .double_max = 1.0,
+                .doc = "How full the compactor's key-to-offset map may get before a pass stops adding keys.",
+        ) },
+        [BK_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND] = { BROKER_KEY(
+                .name = "log.cleaner.io.max.bytes.per.second", .type = CONFIG_TYPE_DOUBLE,
+                .default_text = "1.7976931348623157E308", .double_min = 0.0, .double_max = 1.7976931348623157E308,
+                .doc = "Bytes per second the compactor may read plus write, over its threads.",
+        ) },
 
         /* ---- broker-level synonyms of topic configs ---- */
         [BK_LOG_SEGMENT_BYTES] = { BROKER_KEY(

@@ -1,8 +1,9 @@
 /*
  * partition_home.c - partition ownership by reactor, cross-reactor hand-off,
  * the io_uring implementation of the log layer's I/O, each home's
- * maintenance timers, offsets for the checkpointer, and the homes' part of
- * a clean shutdown (see partition_home.h for the life of a partition).
+ * maintenance timers, offsets for the checkpointer, the hand-off of
+ * compaction jobs to the cleaner's threads, and the homes' part of a clean
+ * shutdown (see partition_home.h for the life of a partition).
  *
  * Invariants:
  *   - a struct partition is created, used and closed only on the reactor
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "../base/logging.h"
+#include "../log/cleaner.h"
 #include "../protocol/gen/errors.h"
 #include "broker.h"
 #include "checkpointer.h"
@@ -43,6 +45,8 @@
 #define HOME_STOP_POLL_MS 20
 /* How often a home looks for topic config changes (one atomic load). */
 #define HOME_CONFIG_CHECK_MS 1000
+/* How long a stopping home waits for its cancelled cleanings to come back. */
+#define HOME_STOP_CLEANING_MS 10000
 
 /*
  * Writes shorter than this are made with pwrite on the home thread, the
@@ -111,6 +115,8 @@ struct home {
         reactor_timer_id flush_timer;
         reactor_timer_id config_timer;
         reactor_timer_id producer_expiry_timer;
+        reactor_timer_id cleaner_timer;
+        uint32_t cleanings_in_flight;   /* jobs of partitions here out on the cleaner pool */
         uint64_t config_version;        /* the catalog's when configs were last applied */
 
         struct reactor_task collect_task;
@@ -135,6 +141,7 @@ struct home_log {
 struct partition_homes {
         struct broker *broker;
         struct checkpointer *checkpointer;
+        struct cleaner_pool *cleaner_pool;      /* NULL when log.cleaner.enable is false */
         atomic_uint started_count;
         atomic_uint stopping_count;
         atomic_bool is_dir_failed[LOGDIR_COUNT_MAX];
@@ -332,6 +339,13 @@ int partition_homes_create(struct broker *b, uint32_t reactor_count, struct part
                 hs->homes[i].io.ops = &home_io_ops;
                 hs->homes[i].io.ctx = &hs->homes[i];
         }
+        if (b->config && b->config->is_log_cleaner_enabled) {
+                uint32_t threads = b->config->log_cleaner_threads > 0 ? (uint32_t)b->config->log_cleaner_threads : 1;
+                int rc = cleaner_pool_start(threads, &hs->cleaner_pool);
+                if (rc < 0)
+                        log_error("cannot start the log cleaner's threads (%s); compacted topics are not cleaned "
+                                  "until the broker restarts", strerror(-rc));
+        }
         *out = hs;
         return 0;
 }
@@ -340,6 +354,7 @@ void partition_homes_destroy(struct partition_homes *hs)
 {
         if (!hs)
                 return;
+        cleaner_pool_stop(hs->cleaner_pool);
         for (uint32_t i = 0; i < hs->count; i++) {
                 struct home *h = &hs->homes[i];
                 struct home_io_op *op = h->free_ops;
@@ -624,6 +639,102 @@ static void home_on_producer_expiry(void *arg)
                                             home_on_producer_expiry);
 }
 
+/* ---- compaction ---- */
+
+static void home_try_clean(struct home *h);
+
+/* A job on its way back from the cleaner pool to its home. */
+struct home_cleaning {
+        struct reactor_task task;
+        struct home *home;
+        struct partition *partition;    /* kept alive by the job (partition_close waits for it) */
+        struct cleaner_job *job;
+};
+
+static void home_on_cleaned(void *arg)
+{
+        struct home_cleaning *c = arg;
+        struct home *h = c->home;
+        assert(h->cleanings_in_flight > 0);
+        h->cleanings_in_flight--;
+        bool is_cleaned = c->job->result == 0;
+        partition_cleaner_finish(c->partition, c->job);
+        free(c);
+        /* Kafka's cleaner thread looks for the next log at once after a
+         * cleaning, and backs off when none is due; after a failure
+         * (a full disk, say) the timer's next turn tries again. */
+        if (!h->is_stopping && is_cleaned)
+                home_try_clean(h);
+}
+
+/* On a cleaner thread: hand the job back to its partition's home. */
+static void home_on_job_done(struct cleaner_job *job)
+{
+        struct home_cleaning *c = job->ctx;
+        reactor_task_init(&c->task, home_on_cleaned, c);
+        if (reactor_post_task(c->home->reactor, &c->task) < 0)
+                log_error("reactor %u: stopped before a cleaning of %s came back; its files are sorted out at the "
+                          "next start", c->home->index, job->name);
+}
+
+/* Kafka's grabFilthiestCompactedLog over the partitions of this home:
+ * the due one with the highest dirty ratio, one job at a time per home. */
+static void home_try_clean(struct home *h)
+{
+        struct cleaner_pool *pool = h->homes->cleaner_pool;
+        if (!pool || h->cleanings_in_flight > 0 || h->is_stopping)
+                return;
+        int64_t now_ms = home_now_ms(NULL);
+        struct home_log *best = NULL;
+        double best_ratio = -1;
+        for (struct home_log *hl = h->logs; hl; hl = hl->next) {
+                double ratio;
+                if (partition_cleaner_check(hl->partition, now_ms, &ratio) && ratio > best_ratio) {
+                        best = hl;
+                        best_ratio = ratio;
+                }
+        }
+        if (!best)
+                return;
+        struct home_cleaning *c = calloc(1, sizeof(*c));
+        if (!c)
+                return;
+        const struct broker_config *cfg = h->broker->config;
+        uint32_t threads = cfg->log_cleaner_threads > 0 ? (uint32_t)cfg->log_cleaner_threads : 1;
+        /* Kafka splits the buffer and the rate between its threads. */
+        struct cleaner_limits limits = {
+                .map_bytes_max = cfg->log_cleaner_dedupe_buffer_bytes > 0
+                                         ? (size_t)(cfg->log_cleaner_dedupe_buffer_bytes / threads)
+                                         : CLEANER_MAP_ENTRIES_MIN * CLEANER_MAP_ENTRY_BYTES,
+                .map_load_factor = cfg->log_cleaner_io_buffer_load_factor,
+                .io_bytes_per_second_max = cfg->log_cleaner_io_bytes_per_second_max / threads,
+        };
+        struct cleaner_job *job = NULL;
+        if (partition_cleaner_prepare(best->partition, now_ms, &limits, &job) <= 0) {
+                free(c);
+                return;
+        }
+        c->home = h;
+        c->partition = best->partition;
+        c->job = job;
+        job->done = home_on_job_done;
+        job->ctx = c;
+        h->cleanings_in_flight++;
+        cleaner_pool_submit(pool, job);
+}
+
+/* Every log.cleaner.backoff.ms, as Kafka's cleaner thread pauses when it
+ * finds nothing to clean. */
+static void home_on_cleaner(void *arg)
+{
+        struct home *h = arg;
+        h->cleaner_timer = 0;
+        if (h->is_stopping)
+                return;
+        home_try_clean(h);
+        h->cleaner_timer = home_arm(h, h->broker->config->log_cleaner_backoff_ms, false, home_on_cleaner);
+}
+
 /* AlterConfigs and IncrementalAlterConfigs publish a new topic version:
  * the partitions here take its config within a second. */
 static void home_on_config_check(void *arg)
@@ -692,6 +803,8 @@ void partition_homes_on_reactor_start(struct reactor *r, uint32_t index, void *c
         h->flush_timer = home_arm(h, b->config->log_flush_scheduler_interval_ms, true, home_on_flush);
         h->producer_expiry_timer = home_arm(h, b->config->producer_id_expiration_check_interval_ms, true,
                                             home_on_producer_expiry);
+        if (b->homes->cleaner_pool)
+                h->cleaner_timer = home_arm(h, b->config->log_cleaner_backoff_ms, true, home_on_cleaner);
 }
 
 /* ---- offsets for the checkpoints ---- */
@@ -869,7 +982,8 @@ void partition_homes_on_reactor_stop(struct reactor *r, uint32_t index, void *ct
         reactor_timer_cancel(r, h->flush_timer);
         reactor_timer_cancel(r, h->config_timer);
         reactor_timer_cancel(r, h->producer_expiry_timer);
-        h->retention_timer = h->flush_timer = h->config_timer = h->producer_expiry_timer = 0;
+        reactor_timer_cancel(r, h->cleaner_timer);
+        h->retention_timer = h->flush_timer = h->config_timer = h->producer_expiry_timer = h->cleaner_timer = 0;
 
         /* 1. Until every home has stopped its connections, requests from
          *    other reactors may still come for partitions here: keep serving. */
@@ -921,6 +1035,16 @@ void partition_homes_on_reactor_stop(struct reactor *r, uint32_t index, void *ct
                 partition_close(p);
         }
         assert(h->open_count == 0);
+        /* The closes cancelled the cleanings in flight: their partitions
+         * are freed when the jobs come back, which is soon (a job stops
+         * at its next batch). */
+        uint64_t clean_deadline_ms = reactor_now_ms() + HOME_STOP_CLEANING_MS;
+        while (h->cleanings_in_flight > 0 && reactor_now_ms() < clean_deadline_ms)
+                if (reactor_run_once(r, HOME_STOP_POLL_MS) < 0)
+                        break;
+        if (h->cleanings_in_flight > 0)
+                log_error("reactor %u: %u cleaning(s) still running after %d ms of shutdown", index,
+                          h->cleanings_in_flight, HOME_STOP_CLEANING_MS);
         /* Closes of deleted topics' partitions deferred meanwhile. */
         reactor_run_once(r, 0);
 }
