@@ -246,6 +246,7 @@ class Context:
         self.brokers = []
         self.transcript = []  # (label, text)
         self.notes = []  # printed under the scenario's line even when it passes
+        self.observations = {}  # key -> what a client saw; compared with Apache Kafka's (compare.py)
 
     def broker(self, overrides=(), data_dir=None, start=True):
         if data_dir is None:
@@ -259,6 +260,14 @@ class Context:
 
     def note(self, label, text):
         self.transcript.append((label, text if isinstance(text, str) else repr(text)))
+
+    def observe(self, key, value):
+        """Records what a client saw, to be compared with what the same story saw against
+        Apache Kafka (compare.py). value must be deterministic for a given broker:
+        normalise what Kafka leaves open (the order of a listing, generated ids,
+        ports, timestamps) before observing it."""
+        assert isinstance(key, str) and key not in self.observations, "observed %r twice" % key
+        self.observations[key] = observable(value)
 
     def skip_check(self, text):
         """A check that could not be made against this broker (said even on PASS)."""
@@ -317,6 +326,36 @@ class Context:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+
+
+def observable(value):
+    """value as plain JSON: tuples become lists, sets sorted lists, bytes text
+    (or "hex:..." when not UTF-8), dict keys strings. Floats are refused: a
+    measured time is no observation."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return "hex:" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [observable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((observable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, dict):
+        return {str(k): observable(v) for k, v in value.items()}
+    raise TypeError("cannot observe %s %r; say it as text, numbers or lists" % (type(value).__name__, value))
+
+
+def records_summary(records):
+    """A long list of records (already observable) in a few fields that still
+    tell two logs apart: the count, the first and last, and a digest of all."""
+    import hashlib
+    records = observable(list(records))
+    digest = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:16]
+    return {"count": len(records), "first": records[0] if records else None,
+            "last": records[-1] if records else None, "sha256": digest}
 
 
 def _trim(text, limit=None):
@@ -378,6 +417,14 @@ def describe_topic(admin, name):
     return topics[0]
 
 
+def described(topic):
+    """kafka-python's describe_topics entry as observed: the topic's error and
+    internal flag, and each partition's error, leader, replicas and ISR."""
+    return {"error_code": topic["error_code"], "is_internal": topic.get("is_internal"),
+            "partitions": {p["partition"]: [p["error_code"], p["leader"], sorted(p["replicas"]), sorted(p["isr"])]
+                           for p in topic["partitions"]}}
+
+
 def check_partitions(topic, count):
     check(topic["error_code"] == 0, "topic %s: error %d" % (topic["topic"], topic["error_code"]))
     parts = sorted(topic["partitions"], key=lambda p: p["partition"])
@@ -394,6 +441,7 @@ def expect_kafka_error(ctx, error_class, errno, fn, what):
     try:
         value = fn()
     except error_class as e:
+        ctx.observe(what, {"error": type(e).__name__, "errno": getattr(e, "errno", None)})
         check(getattr(e, "errno", errno) == errno, "%s: errno %s, want %d" % (what, e.errno, errno))
         ctx.note(what, "raised %s as expected: %s" % (type(e).__name__, e))
         return

@@ -49,7 +49,8 @@ import os
 import shutil
 import subprocess
 
-from go_clients import b64, check_group_run, check_topic, one, produced_and_consumed
+from go_clients import (b64, check_group_run, check_topic, observe_metadata, observe_steps, one,
+                        produced_and_consumed)
 from harness import BROKER_ID, HERE, REPO, Failure, check
 from logs import create_topics, disk_batches
 from transactions import read_all
@@ -145,6 +146,7 @@ def metadata_story(ctx, clients):
         if v.get("guess"):
             ctx.say("%s takes the broker for Kafka %s" % (NAMES[client], v["guess"]))
         md = one(ev, "metadata", what)
+        observe_metadata(ctx, NAMES[client], broker, md, one(ev, "topic", what))
         want = [{"id": BROKER_ID, "host": "127.0.0.1", "port": broker.port}]
         check(md["brokers"] == want, "%s: brokers %r, want %r" % (what, md["brokers"], want))
         check(md["controller"] == BROKER_ID, "%s: controller %r" % (what, md["controller"]))
@@ -158,6 +160,7 @@ def admin_story(ctx, clients):
         topic = "admin-" + client
         _, ev = drive(ctx, client, "admin", broker, topic)
         what = "%s admin" % NAMES[client]
+        observe_steps(ctx, "%s admin steps" % NAMES[client], ev)
 
         def ok(step):
             e = one(ev, step, what)
@@ -238,6 +241,8 @@ def groups_story(ctx, clients):
               "%s: group %r, want two members with partitions each" % (what, stable["members"]))
         ends[client], per_member = check_group_run(what, ev, partitions, first, {})
         check(len(per_member) == 2, "%s: records read by %r, want both members" % (what, sorted(per_member)))
+        ctx.observe("%s: the stable group's assignments, and what it committed" % what,
+                    [sorted(sorted(ps) for ps in stable["members"].values()), ends[client]])
 
     # The commits are in __consumer_offsets: they outlive the broker.
     broker.stop()
@@ -245,7 +250,10 @@ def groups_story(ctx, clients):
     for client in clients:
         topic = group = "group-" + client
         _, ev = drive(ctx, client, "group-resume", broker, topic, group, partitions, second)
-        check_group_run("%s member after a broker restart" % NAMES[client], ev, partitions, second, ends[client])
+        resumed, _ = check_group_run("%s member after a broker restart" % NAMES[client], ev, partitions, second,
+                                     ends[client])
+        ctx.observe("%s member after a broker restart: read (partition, offset), committed" % NAMES[client],
+                    [sorted([e["p"], e["o"]] for e in ev.get("got", [])), resumed])
         for e in ev.get("got", []):
             check(b64(e["value"]).startswith(b"resume-"), "%s: the new member read %r, written before the restart"
                   % (NAMES[client], b64(e["value"])))
@@ -300,8 +308,12 @@ def txn_story(ctx, clients):
             for e in read:
                 if e["event"] == "got":
                     got[e["p"]].append(text(e))
+            ctx.observe("%s %s reads" % (NAMES[client], isolation), got)
             check(got == expected, "%s %s read %r, want %r" % (NAMES[client], isolation, got, expected))
+        ctx.observe("%s acknowledged (partition, offset, committed)" % NAMES[client],
+                    [[e["p"], e["o"], e["commit"]] for e in sent])
         rd = read_all(broker, topic, list(range(partitions)), "read_committed", expect=sum(map(len, want.values())))
+        ctx.observe("librdkafka read_committed reads %s's transactions" % NAMES[client], rd)
         check(rd == want, "librdkafka read_committed read %r of %s's transactions, want %r"
               % (rd, NAMES[client], want))
     broker.check_alive()

@@ -155,6 +155,8 @@ def scenario_disk_full(ctx):
         del producer
         ctx.note("filling the disk", "%d sent, %d acknowledged, errors %r" % (sent, len(acked), errors))
         check(errors, "%d records acknowledged within %d s and the disk never filled" % (len(acked), FILL_DEADLINE_S))
+        # How many fit depends on batching; which errors a full disk gives does not.
+        ctx.observe("what a full disk answers", sorted(errors))
         check(set(errors) == {"KAFKA_STORAGE_ERROR"},
               "a full disk answered %r, want KAFKA_STORAGE_ERROR only" % errors)
         df = os.statvfs(mnt)
@@ -174,6 +176,8 @@ def scenario_disk_full(ctx):
         _produce(producer, topic, ("after-free-%03d" % i for i in range(300)), more, more_errors,
                  time.monotonic() + 30)
         del producer
+        ctx.observe("after space was freed: errors, offsets from each partition's end",
+                    [sorted(more_errors), {p: sorted(o - ends[p] for q, o, _ in more if q == p) for p in range(3)}])
         check(not more_errors, "after space was freed, without a restart: %r" % more_errors)
         for p in range(3):
             offsets = sorted(o for q, o, _ in more if q == p)
@@ -194,6 +198,7 @@ def scenario_disk_full(ctx):
         _produce(producer, topic, ("after-restart-%03d" % i for i in range(30)), last, last_errors,
                  time.monotonic() + 30)
         del producer
+        ctx.observe("after a restart: acknowledged, errors", [len(last), sorted(last_errors)])
         check(not last_errors and len(last) == 30, "after the restart: %d acknowledged, errors %r"
               % (len(last), last_errors))
         ctx.say("%d records acknowledged until the 16 MiB disk was full, %d refused with KAFKA_STORAGE_ERROR; "
