@@ -57,7 +57,7 @@ sys.dont_write_bytecode = True  # keep compat-tests/ free of __pycache__
 from wire import (API_API_VERSIONS, API_METADATA, WireError, api_versions_v0,  # noqa: E402
                   decode_api_versions_v0, encode_request, metadata_v10, read_frame)
 from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,  # noqa: E402
-                     INVALID_TOPIC, LOG_TAIL_LINES, SCENARIO_TIMEOUT_S, SEGMENT_BYTES_DEFAULT,
+                     INVALID_TOPIC, LOG_TAIL_LINES, SCENARIO_TIMEOUT_S, SEGMENT_BYTES_DEFAULT, STARTUP_TIMEOUT_S,
                      TOPIC_ALREADY_EXISTS, UNSUPPORTED_VERSION, Context, Failure, ScenarioTimeout,
                      admin_client, check, check_partitions, describe_topic, described, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
@@ -604,7 +604,7 @@ def scenario_metadata_at_start(ctx):
                 errors.append(str(e))
                 time.sleep(0.0005)
 
-    rounds = 10
+    rounds = METADATA_AT_START_ROUNDS
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     try:
@@ -627,10 +627,15 @@ def scenario_metadata_at_start(ctx):
     broker.start()
 
 
+# Each round is a start: the reference broker's take some 10 s each, more
+# than the default scenario time allows for ten of them.
+METADATA_AT_START_ROUNDS = 10
+scenario_metadata_at_start.timeout_s = 60 + (METADATA_AT_START_ROUNDS + 1) * (STARTUP_TIMEOUT_S + 5)
+
+
 def scenario_port_in_use(ctx):
     """A second broker on a port already in use fails at start with "Address already in use"; the first serves on."""
     import subprocess
-    from harness import STARTUP_TIMEOUT_S
     first = ctx.broker()
     # Issue 8: the listeners share their port with SO_REUSEPORT, so a second
     # runnel joined the first one's group and started without a word.
@@ -792,11 +797,16 @@ def main():
             skipped += 1
         else:
             passed += 1
+        if args.results:  # after each scenario: a long run cut short still says what it found
+            write_results(args.results, binary)
     print("%d passed, %d failed%s" % (passed, failed, ", %d skipped" % skipped if skipped else ""), flush=True)
-    if args.results:
-        with open(args.results, "w") as f:
-            json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
     return 0 if failed == 0 else 1
+
+
+def write_results(path, binary):
+    with open(path + ".tmp", "w") as f:
+        json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
