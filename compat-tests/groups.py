@@ -307,7 +307,9 @@ def scenario_groups_kafka_python(ctx):
 
 def produce_numbered(broker, topic, partitions, per_partition):
     """per_partition records to each partition, key k-<p>-<i>, value v-<p>-<i>; returns {p: [(key, value)]}."""
-    producer = kp_producer(broker, linger_ms=5)
+    # Retried, one request in flight (order kept): Kafka may answer
+    # NOT_LEADER_OR_FOLLOWER to the first produce to a topic just created.
+    producer = kp_producer(broker, linger_ms=5, retries=5, max_in_flight_requests_per_connection=1)
     sent = {p: [] for p in range(partitions)}
     futures = []
     try:
@@ -325,10 +327,23 @@ def produce_numbered(broker, topic, partitions, per_partition):
     return sent
 
 
+COORDINATOR_WAIT_S = 20
+
+
 def committed_offsets(broker, group):
+    """OffsetFetch of the group's offsets, {partition: offset}. Retried while the answer is
+    retriable: after a restart Kafka answers NOT_COORDINATOR until it has loaded the group."""
+    errors = kafka_python().errors
     admin = admin_client(broker)
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
     try:
-        return {tp.partition: om.offset for tp, om in admin.list_consumer_group_offsets(group).items()}
+        while True:
+            try:
+                return {tp.partition: om.offset for tp, om in admin.list_consumer_group_offsets(group).items()}
+            except errors.KafkaError as e:
+                if not e.retriable or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
     finally:
         admin.close()
 

@@ -49,7 +49,7 @@ import os
 import shutil
 import subprocess
 
-from go_clients import (b64, check_group_run, check_topic, observe_metadata, observe_steps, one,
+from go_clients import (b64, check_gone, check_group_run, check_topic, observe_metadata, observe_steps, one,
                         produced_and_consumed)
 from harness import BROKER_ID, HERE, REPO, Failure, check
 from logs import create_topics, disk_batches
@@ -206,8 +206,7 @@ def admin_story(ctx, clients):
         refused("create-partitions-fewer", 37)  # INVALID_PARTITIONS
         check_topic(what, one(ev, "after-partitions", what), 5)
         ok("delete")
-        gone = one(ev, "gone", what)
-        check("error" not in gone, "%s: %s" % (what, gone.get("error")))
+        check_gone(ctx, broker, topic, one(ev, "gone", what), what)
 
 
 def produce_story(ctx, clients):
