@@ -22,7 +22,6 @@ never asserted against a timing.
 """
 
 import gzip
-import os
 import random
 import re
 import resource
@@ -33,7 +32,7 @@ import threading
 import time
 
 import wire
-from harness import Failure, check
+from harness import Failure, check, is_reference
 from idempotence import API_PRODUCE, batch
 from logs import create_topics
 
@@ -46,10 +45,6 @@ STALL_S = 5.0                   # the good client's longest acceptable wait for 
 LOG_WAIT_S = 3.0                # for a log line to reach the broker's stderr
 RSS_BOUND_KIB = 1 << 20         # 1 GiB: far above what a sane broker needs here, far below a bomb
 FLOOD_CONNECTIONS = 5000
-
-
-def is_reference(ctx):
-    return os.path.basename(ctx.binary) == "reference-broker"
 
 
 def rss_kib(pid):
@@ -442,8 +437,9 @@ def hostile_cases(rng, reference=False):
          {("code", INVALID_TOPIC_EXCEPTION), ("code", UNKNOWN_TOPIC_OR_PARTITION)}, None),
         ("a batch with a bad CRC", case_produce(GOOD_TOPIC, bytes(bad_crc)), {("code", CORRUPT_MESSAGE)},
          r"CORRUPT_MESSAGE"),
+        # Kafka finds no whole batch in the records (ProduceRequest.validateRecords).
         ("a batch longer than its bytes", case_produce(GOOD_TOPIC, bytes(long_batch)),
-         {("code", CORRUPT_MESSAGE), ("code", INVALID_RECORD)}, r"CORRUPT_MESSAGE|INVALID_RECORD"),
+         {("code", INVALID_RECORD)}, r"INVALID_RECORD"),
         ("a batch shorter than its header", case_produce(GOOD_TOPIC, bytes(short_batch)),
          {("code", CORRUPT_MESSAGE), ("code", INVALID_RECORD)}, r"CORRUPT_MESSAGE|INVALID_RECORD"),
     ]
