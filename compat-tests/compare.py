@@ -31,8 +31,10 @@ def comparable(result):
 
 
 def differences_of(runnel, kafka):
-    """{scenario: [(key, runnel's value, Kafka's value, the reason when on purpose, else None)]}
-    for the scenarios both brokers ran to their end, only those that differ."""
+    """{scenario: [(path, runnel's value, Kafka's value, the reason when on purpose, else None)]}
+    for the scenarios both brokers ran to their end, only those that differ. A
+    path is an observation's key, narrowed down to where the values differ
+    (narrowed); differences.py's patterns are matched against it."""
     out = {}
     theirs = kafka["scenarios"]
     for name, ours in sorted(runnel["scenarios"].items()):
@@ -43,7 +45,7 @@ def differences_of(runnel, kafka):
         for key in sorted(set(a) | set(b)):
             va, vb = a.get(key, MISSING), b.get(key, MISSING)
             if va != vb:
-                found.append((key, va, vb, differences.reason(name, key)))
+                found += [(path, x, y, differences.reason(name, path)) for path, x, y in narrowed(key, va, vb)]
         if found:
             out[name] = found
     return out
@@ -62,8 +64,13 @@ def shown(value):
 
 
 def narrowed(key, ours, theirs):
-    """[(key path, runnel's value, Kafka's value)]: where two dicts differ, only
-    the entries that differ, so that one config among forty stands out."""
+    """[(key path, runnel's value, Kafka's value)]: where two dicts (or two lists
+    of as many entries, of lists or dicts) differ, only the entries that differ,
+    so that one config among forty stands out."""
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs) \
+            and any(isinstance(x, (dict, list)) for x in ours):
+        return [path for i, (a, b) in enumerate(zip(ours, theirs)) if a != b
+                for path in narrowed("%s[%d]" % (key, i), a, b)]
     if not (isinstance(ours, dict) and isinstance(theirs, dict)):
         return [(key, ours, theirs)]
     out = []
@@ -80,19 +87,22 @@ def describe(diffs):
     for name in failing(diffs):
         lines.append("- %s:" % name)
         for key, ours, theirs, why in diffs[name]:
+            if why is None:
+                lines.append("    - `%s`" % key)
+                lines.append("        - runnel: `%s`" % shown(ours))
+                lines.append("        - Kafka:  `%s`" % shown(theirs))
+    # Those on purpose, once per reason and scenario: the reason says enough.
+    on_purpose = {}
+    for name, found in sorted(diffs.items()):
+        for path, _, _, why in found:
             if why is not None:
-                continue
-            for path, a, b in narrowed(key, ours, theirs):
-                lines.append("    - `%s`" % path)
-                lines.append("        - runnel: `%s`" % shown(a))
-                lines.append("        - Kafka:  `%s`" % shown(b))
-    on_purpose = [(name, key, why) for name, found in sorted(diffs.items())
-                  for key, _, _, why in found if why is not None]
+                on_purpose.setdefault((why, name), []).append(path)
     if on_purpose:
         lines.append("")
         lines.append("Differences on purpose (compat-tests/differences.py):")
-        for name, key, why in on_purpose:
-            lines.append("- %s `%s`: %s" % (name, key, why))
+        for (why, name), paths in sorted(on_purpose.items(), key=lambda x: (x[0][1], x[0][0])):
+            lines.append("- %s, %d observation%s (`%s`%s): %s" % (name, len(paths), "" if len(paths) == 1 else "s",
+                                                                  paths[0], ", ..." if len(paths) > 1 else "", why))
     return lines
 
 

@@ -371,7 +371,11 @@ def scenario_go_groups(ctx):
         _, ev = go_run(ctx, client, "group-share", broker, topic, group, partitions, first)
         what = "%s group of two" % client
         stable = one(ev, "stable", what)
-        ctx.observe("%s: the stable group's assignments" % what, sorted(sorted(ps) for ps in stable["members"].values()))
+        # franz-go balances cooperative-sticky: which share a member keeps follows the
+        # order of the member ids, which the broker generates; only the sizes are its.
+        shares = [sorted(ps) for ps in stable["members"].values()]
+        ctx.observe("%s: the stable group's assignments" % what,
+                    sorted(len(ps) for ps in shares) if client == "franz" else sorted(shares))
         check(len(stable["members"]) == 2 and all(stable["members"].values()),
               "%s: stable group %r, want two members with partitions each" % (what, stable["members"]))
         ends, per_member = check_group_run(what, ev, partitions, first, {})

@@ -214,6 +214,20 @@ class Broker:
             self.problems.append("broker died (%s) before the suite killed it" % describe_exit(proc.returncode))
         self._check_stderr()
 
+    def wait_exit(self, timeout_s):
+        """Waits for the broker to end on its own (as Kafka does when its last log dir
+        goes offline); its exit code, or None (still running) after timeout_s."""
+        if self.proc is None:
+            return self.runs[-1][3] if self.runs else None
+        try:
+            code = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self.proc = None
+        self.runs[-1][3] = code
+        self._check_stderr()
+        return code
+
     @property
     def pid(self):
         return self.proc.pid if self.proc else None
@@ -326,6 +340,11 @@ class Context:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+
+
+def is_reference(ctx):
+    """Whether the broker under test is Apache Kafka (compat-tests/kafka/reference-broker)."""
+    return os.path.basename(ctx.binary) == "reference-broker"
 
 
 def observable(value):

@@ -452,13 +452,16 @@ def scenario_kafka_configs(ctx):
           "kafka-configs --describe of broker %d: %r, want no dynamic configs" % (BROKER_ID, out.strip()))
     _, out, _ = run_tool(ctx, "kafka-configs", *b, *node, "--describe", "--all")
     configs = parse_config_describe(out)
-    # Listeners and log.dirs name this run's port and directory.
-    ctx.observe("broker --describe --all, the keys a topic inherits and those set at start (value, synonyms)",
-                {k: configs.get(k) for k in ("log.retention.hours", "log.retention.ms", "log.segment.bytes",
-                                             "log.cleanup.policy", "num.network.threads", "num.partitions",
-                                             "message.max.bytes", "auto.create.topics.enable",
-                                             "default.replication.factor", "node.id", "process.roles",
-                                             "compression.type", "group.initial.rebalance.delay.ms")})
+    # Listeners and log.dirs name this run's port and directory; node.id,
+    # num.partitions, process.roles and the rebalance delay the reference
+    # broker's start script sets in its server.properties, as Kafka's own does.
+    ctx.observe("broker --describe --all, keys a topic inherits and one set at start (value, synonyms)",
+                {k: configs.get(k) for k in ("log.retention.hours", "log.retention.ms", "log.retention.minutes",
+                                             "log.segment.bytes", "log.cleanup.policy", "message.max.bytes",
+                                             "auto.create.topics.enable", "default.replication.factor",
+                                             "compression.type", "log.roll.hours", "log.roll.ms",
+                                             "log.flush.interval.ms", "log.flush.scheduler.interval.ms")})
+    ctx.observe("broker num.network.threads (value, synonyms)", configs.get("num.network.threads"))
     check_value(configs, "log.retention.hours", "48", "STATIC_BROKER_CONFIG", "broker --all")
     check_value(configs, "num.network.threads", "2", "STATIC_BROKER_CONFIG", "broker --all")
     check_value(configs, "advertised.listeners", "PLAINTEXT://" + broker.bootstrap, "STATIC_BROKER_CONFIG",
