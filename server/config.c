@@ -105,6 +105,8 @@ enum broker_key {
         BK_LOG_RETENTION_HOURS,
         BK_LOG_LOCAL_RETENTION_BYTES,
         BK_LOG_LOCAL_RETENTION_MS,
+        BK_LOG_REMOTE_COPY_LAG_BYTES,
+        BK_LOG_REMOTE_COPY_LAG_MS,
         BK_LOG_CLEANUP_POLICY,
         BK_LOG_CLEANER_DELETE_RETENTION_MS,
         BK_LOG_CLEANER_MIN_COMPACTION_LAG_MS,
@@ -431,6 +433,16 @@ static const struct broker_key_def broker_keys[BK_COUNT] = {
                 .name = "log.local.retention.ms", .type = CONFIG_TYPE_LONG,
                 .default_text = "-2", AT_LEAST(-2),
                 .doc = "Default local.retention.ms for tiered topics; -2 follows retention.ms.",
+        ) },
+        [BK_LOG_REMOTE_COPY_LAG_BYTES] = { BROKER_KEY(
+                .name = "log.remote.copy.lag.bytes", .type = CONFIG_TYPE_LONG,
+                .default_text = "-1", AT_LEAST(-1),
+                .doc = "Default remote.copy.lag.bytes for tiered topics.",
+        ) },
+        [BK_LOG_REMOTE_COPY_LAG_MS] = { BROKER_KEY(
+                .name = "log.remote.copy.lag.ms", .type = CONFIG_TYPE_LONG,
+                .default_text = "0", AT_LEAST(-1),
+                .doc = "Default remote.copy.lag.ms for tiered topics.",
         ) },
         [BK_LOG_CLEANUP_POLICY] = { BROKER_KEY(
                 .name = "log.cleanup.policy", .type = CONFIG_TYPE_LIST, .default_text = "delete",
