@@ -2,7 +2,8 @@
 
     python3 compat-tests/conformance.py RESULTS.json PCAP -- run.py arguments...
 
-Captures loopback traffic with tshark while compat-tests/run.py runs (with
+Captures loopback traffic to and from the brokers' ports (harness.py's
+BROKER_PORT_MIN..MAX) with tshark while compat-tests/run.py runs (with
 --results RESULTS.json), then decodes the capture with tshark's Kafka
 dissector on every port a broker of the run listened on. A packet the
 dissector finds malformed, or flags with an error, fails the run and is
@@ -23,6 +24,9 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep compat-tests/ free of __pycache__
+from harness import BROKER_PORT_MAX, BROKER_PORT_MIN  # noqa: E402
+
 DECODE_TIMEOUT_S = 900
 
 
@@ -32,7 +36,11 @@ def main(argv):
         return 2
     results_path, pcap = argv[1], argv[2]
     here = os.path.dirname(os.path.abspath(__file__))
-    capture = subprocess.Popen(["tshark", "-q", "-i", "lo", "-f", "tcp", "-w", pcap],
+    # Only the brokers' ports (harness.py puts them in one range): other programs'
+    # loopback traffic on a shared machine once made a capture of 49 GiB.
+    capture = subprocess.Popen(["tshark", "-q", "-i", "lo", "-f", "tcp portrange %d-%d" % (BROKER_PORT_MIN,
+                                                                                          BROKER_PORT_MAX),
+                                "-w", pcap],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     time.sleep(2.0)  # tshark starts capturing asynchronously
     if capture.poll() is not None:

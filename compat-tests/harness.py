@@ -78,10 +78,25 @@ def eventually(fn, what, timeout_s=5.0, interval_s=0.1):
 # The broker under test.
 
 
+# Brokers listen on ports of this range, below Linux's ephemeral ports
+# (32768-60999), so that a capture can keep to the suite's own traffic
+# (conformance.py) on a machine where other programs talk on loopback too.
+BROKER_PORT_MIN, BROKER_PORT_MAX = 21000, 23999
+FREE_PORT_TRIES = 200
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of BROKER_PORT_MIN..MAX that nothing listens on now (random, bounded tries)."""
+    import random
+    for _ in range(FREE_PORT_TRIES):
+        port = random.randint(BROKER_PORT_MIN, BROKER_PORT_MAX)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise Failure("no free port in %d-%d after %d tries" % (BROKER_PORT_MIN, BROKER_PORT_MAX, FREE_PORT_TRIES))
 
 
 def describe_exit(code):

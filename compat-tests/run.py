@@ -804,9 +804,13 @@ def main():
 
 
 def write_results(path, binary):
-    with open(path + ".tmp", "w") as f:
-        json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
-    os.replace(path + ".tmp", path)
+    """Rewrites the results file; a failure (a full disk) is said, and the run goes on."""
+    try:
+        with open(path + ".tmp", "w") as f:
+            json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        print("compat-tests: could not write %s: %s" % (path, e), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
