@@ -5,7 +5,8 @@
 #   make test       install what is missing, build, run every test
 #   make asan       the broker and unit tests with AddressSanitizer + UBSan
 #   make gen        regenerate protocol/gen/ from the Kafka message schemas
-#   make compat     every compat scenario against runnel and Apache Kafka 4.4, tshark-checked, matrix
+#   make compat     every compat scenario against runnel and Apache Kafka 4.4, tshark-checked, what
+#                   the clients saw compared between the two, matrix
 #   make crash-test SIGKILL during acks=all produce, CRASH_ROUNDS rounds (100)
 #
 # Sources are found by wildcard: a new .c file in a layer directory is part of
@@ -118,7 +119,8 @@ reference: deps-compat
 # Everything the compat suite has: every scenario against runnel under a
 # loopback capture decoded by tshark's Kafka dissector, the same against
 # Apache Kafka 4.4, and the client x scenario matrix of both in
-# build/compat-matrix.md. Long (tens of minutes); not part of make test.
+# build/compat-matrix.md, where a scenario whose observations differ
+# between the two brokers fails its cells (compat-tests/compare.py). Long (tens of minutes); not part of make test.
 compat: $(BUILD)/runnel deps-compat
 	@rc=0; \
 	RUNNEL=$(BUILD)/runnel /usr/bin/python3 compat-tests/conformance.py $(BUILD)/compat-runnel.json \

@@ -2,7 +2,8 @@
 
     python3 compat-tests/conformance.py RESULTS.json PCAP -- run.py arguments...
 
-Captures loopback traffic with tshark while compat-tests/run.py runs (with
+Captures loopback traffic to and from the brokers' ports (harness.py's
+BROKER_PORT_MIN..MAX) with tshark while compat-tests/run.py runs (with
 --results RESULTS.json), then decodes the capture with tshark's Kafka
 dissector on every port a broker of the run listened on. A packet the
 dissector finds malformed, or flags with an error, fails the run and is
@@ -26,11 +27,11 @@ import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
+sys.dont_write_bytecode = True  # keep compat-tests/ free of __pycache__
+from harness import BROKER_PORT_MAX, BROKER_PORT_MIN  # noqa: E402
 import frames  # noqa: E402
 
 DECODE_TIMEOUT_S = 900
-BROKER_PORTS = (20000, 29999)  # below Linux's ephemeral ports (32768-60999), which clients use
 
 
 def main(argv):
@@ -39,12 +40,11 @@ def main(argv):
         return 2
     results_path, pcap = argv[1], argv[2]
     here = os.path.dirname(os.path.abspath(__file__))
-    # Brokers listen in a range of their own and only that is captured: the
-    # loopback of a shared machine carries other traffic, benchmarks at GB/s
-    # among it, which would fill the disk.
-    low, high = BROKER_PORTS
-    env = dict(os.environ, RUNNEL_COMPAT_PORTS="%d-%d" % (low, high))
-    capture = subprocess.Popen(["tshark", "-q", "-i", "lo", "-f", "tcp portrange %d-%d" % (low, high), "-w", pcap],
+    # Only the brokers' ports (harness.py puts them in one range): other programs'
+    # loopback traffic on a shared machine once made a capture of 49 GiB.
+    capture = subprocess.Popen(["tshark", "-q", "-i", "lo", "-f", "tcp portrange %d-%d" % (BROKER_PORT_MIN,
+                                                                                          BROKER_PORT_MAX),
+                                "-w", pcap],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     time.sleep(2.0)  # tshark starts capturing asynchronously
     if capture.poll() is not None:
@@ -53,7 +53,7 @@ def main(argv):
         return 1
     try:
         suite = subprocess.call([sys.executable, os.path.join(here, "run.py"), "--results", results_path]
-                                + argv[4:], env=env)
+                                + argv[4:])
     finally:
         time.sleep(1.0)
         capture.send_signal(signal.SIGINT)

@@ -272,11 +272,14 @@ def scenario_eos_transform(ctx):
     check(killed == 1, "the broker was never killed in the middle (%d commits)" % app.commits)
 
     committed = group_offsets(broker, group, in_topic, range(partitions))
+    ctx.observe("the group's committed offsets at the end", committed)
     want_offsets = {p: len(v) for p, v in sent.items()}
     check(committed == want_offsets, "group %s committed %r, want the input's end %r" % (group, committed,
                                                                                       want_offsets))
     want = sorted(transform(v) for vs in sent.values() for v in vs)
     got = read_committed(broker, out_topic, partitions, len(want))
+    # How many transactions the crash aborted depends on timing: observed is the outcome.
+    ctx.observe("the output read_committed, sorted", sorted(got))
     dups = sorted({v for v in got if got.count(v) > 1})
     missing = sorted(set(want) - set(got))
     check(not dups and not missing and sorted(got) == want,
@@ -313,6 +316,7 @@ def scenario_eos_abort_offsets(ctx):
         stable, _ = offset_fetch_v7(broker, group, in_topic, [0], True)
         plain, _ = offset_fetch_v7(broker, group, in_topic, [0], False)
         ctx.note("OffsetFetch v7 with the transaction open (require_stable, plain)", (stable, plain))
+        ctx.observe("OffsetFetch v7 with offsets pending (require_stable, plain)", [stable, plain])
         check(stable.get(0) == (-1, UNSTABLE_OFFSET_COMMIT),
               "require_stable with offsets pending: %r, want (-1, UNSTABLE_OFFSET_COMMIT)" % (stable.get(0),))
         check(plain.get(0) == (10, 0), "without require_stable: %r, want the last committed (10, 0)"
@@ -328,13 +332,16 @@ def scenario_eos_abort_offsets(ctx):
     eventually(lambda: group_offsets(broker, group, in_topic, [0]) == {0: 20},
                "committed offset 20 after the second transaction", timeout_s=10)
     out = read_committed(broker, out_topic, partitions, 20)
+    ctx.observe("the output read_committed", out)
     check("ABORTED" not in out and len(out) == 20, "output read_committed: %d records %r" % (len(out), out[:5]))
 
     broker.kill()
     broker.start()
     after = group_offsets(broker, group, in_topic, [0])
+    ctx.observe("committed after a SIGKILL and a restart", after)
     check(after == {0: 20}, "committed after a SIGKILL and a restart: %r, want {0: 20}" % after)
     stable, _ = offset_fetch_v7(broker, group, in_topic, [0], True)
+    ctx.observe("OffsetFetch v7 require_stable after the restart", stable)
     check(stable.get(0) == (20, 0), "after the restart, require_stable: %r, want (20, 0)" % (stable.get(0),))
     broker.check_alive()
 

@@ -52,7 +52,7 @@ import shutil
 import subprocess
 import time
 
-from harness import BROKER_ID, HERE, REPO, Failure, check
+from harness import BROKER_ID, HERE, REPO, Failure, admin_client, check, eventually, records_summary
 from logs import check_disk, check_offsets_contiguous, create_topics, disk_batches, first_difference
 from transactions import read_all
 
@@ -63,6 +63,7 @@ GO_RUN_TIMEOUT_S = 60  # the program gives up on its own after 50 s
 CLIENTS = ("franz", "sarama", "kafkago")
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 FORCE_IDEMPOTENT = os.environ.get("RUNNEL_GO_IDEMPOTENT") == "1"
+GONE_MORE_S = 20  # for a deleted topic to leave the listing, after the driver's 5 s
 
 _built = []  # the program is built once per run of the suite
 
@@ -172,6 +173,7 @@ def scenario_go_metadata(ctx):
             check(v["error_code"] == 0, "%s: ApiVersions v3 error %d" % (what, v["error_code"]))
             ctx.say("sarama Config.Version %s" % v["config_version"])
         md = one(ev, "metadata", what)
+        observe_metadata(ctx, client, broker, md, one(ev, "topic", what))
         want = [{"id": BROKER_ID, "host": "127.0.0.1", "port": broker.port}]
         check(md["brokers"] == want, "%s: brokers %r, want %r" % (what, md["brokers"], want))
         check(md["controller"] == BROKER_ID, "%s: controller %r" % (what, md["controller"]))
@@ -205,6 +207,7 @@ def scenario_go_admin(ctx):
             c = e["configs"][key]
             return c["value"], c["source"]
 
+        observe_steps(ctx, "%s admin steps" % client, ev)
         ok("create")
         refused("create-again", 36)  # TOPIC_ALREADY_EXISTS
         # Sources: 1 DYNAMIC_TOPIC_CONFIG, 5 DEFAULT_CONFIG.
@@ -228,8 +231,42 @@ def scenario_go_admin(ctx):
         refused("create-partitions-fewer", 37)  # INVALID_PARTITIONS
         check_topic(what, one(ev, "after-partitions", what), 5)
         ok("delete")
-        gone = one(ev, "gone", what)
-        check("error" not in gone, "%s: %s" % (what, gone.get("error")))
+        check_gone(ctx, broker, topic, one(ev, "gone", what), what)
+
+
+def check_gone(ctx, broker, topic, gone, what):
+    """The deleted topic left the listing: within the 5 s the driver waits, or, for
+    a broker slow to apply the deletion to its metadata (Kafka under load), a
+    while after."""
+    if "error" not in gone:
+        return
+    admin = admin_client(broker)
+    try:
+        eventually(lambda: topic not in admin.list_topics(), "%s: %s, and still" % (what, gone["error"]),
+                   timeout_s=GONE_MORE_S, interval_s=0.2)
+    finally:
+        admin.close()
+    ctx.say("%s: the deleted topic left the listing more than 5 s after DeleteTopics" % what)
+
+
+def observe_metadata(ctx, client, broker, md, topic):
+    """What a client read in Metadata (its "metadata" and "topic" events). Which
+    versions a broker advertises is its own affair (runnel has fewer APIs), so
+    the version probe is not observed; what the client then read is."""
+    ctx.observe("%s Metadata (brokers, controller, topics, the topic)" % client,
+                {"brokers": [[b["id"], b["host"], b["port"] == broker.port] for b in md["brokers"]],
+                 "controller": md["controller"],
+                 "topics": sorted(t for t in md["topics"] or [] if not t.startswith("__")),
+                 "topic": {k: v for k, v in topic.items() if k != "event"}})
+
+
+def observe_steps(ctx, key, by_name):
+    """Every step's outcome (an admin story's: Kafka error codes, configs with
+    their sources), from a driver's {event name: [events]}. An error's text is
+    the client's wording of the broker's message: whether one came is observed."""
+    ctx.observe(key, {name: [{k: (v is not None if k == "error" else v) for k, v in e.items()
+                              if k not in ("event", "polls", "after_polls")} for e in found]
+                      for name, found in by_name.items() if name != "done"})
 
 
 def produced_and_consumed(ctx, client, events, topic, partitions, broker, codec_problems):
@@ -245,6 +282,11 @@ def produced_and_consumed(ctx, client, events, topic, partitions, broker, codec_
     what = "%s %s" % (client, topic)
     check(sorted(sent) == list(range(partitions)), "%s: sent to partitions %r" % (what, sorted(sent)))
     check(sorted(got) == list(range(partitions)), "%s: read from partitions %r" % (what, sorted(got)))
+    # Timestamps are the sender's clock; the checks below compare them with what was sent.
+    ctx.observe("%s: acknowledged offsets, by partition" % client, {p: [e["o"] for e in v] for p, v in sent.items()})
+    ctx.observe("%s: read back, by partition (offset, key, value, headers)" % client,
+                {p: records_summary([e["o"], e["key"], e["value"], e["h"]] for e in v) for p, v in got.items()})
+    ctx.observe("%s: end offsets" % client, ends)
 
     def shape(e):
         key, value = b64(e["key"]), b64(e["value"])
@@ -319,14 +361,21 @@ def check_group_run(what, by_name, partitions, n, start):
     return ends, per_member
 
 
-def check_group_of_two(what, by_name, partitions, n):
+def check_group_of_two(what, by_name, partitions, n, ctx=None, shares_by_size=False):
     """Two members shared the partitions and read the n records between them; returns
-    {partition: next offset} read."""
+    {partition: next offset} read. With ctx, the stable assignments and the commits are
+    observed for the comparison with Kafka (by share sizes alone where the client's
+    assignor follows the order of the member ids, which the broker generates)."""
     stable = one(by_name, "stable", what)
+    shares = [sorted(ps) for ps in stable["members"].values()]
     check(len(stable["members"]) == 2 and all(stable["members"].values()),
           "%s: group %r, want two members with partitions each" % (what, stable["members"]))
     ends, per_member = check_group_run(what, by_name, partitions, n, {})
     check(len(per_member) == 2, "%s: records read by %r, want both members" % (what, sorted(per_member)))
+    if ctx is not None:
+        ctx.observe("%s: the stable group's assignments" % what,
+                    sorted(len(ps) for ps in shares) if shares_by_size else sorted(shares))
+        ctx.observe("%s: committed" % what, ends)
     return ends
 
 
@@ -338,10 +387,15 @@ def scenario_go_groups(ctx):
     for client in CLIENTS:
         topic, group = "go-group-" + client, "go-group-" + client
         _, ev = go_run(ctx, client, "group-share", broker, topic, group, partitions, first)
-        ends = check_group_of_two("%s group of two" % client, ev, partitions, first)
+        # franz-go balances cooperative-sticky: which share a member keeps follows the
+        # order of the member ids, which the broker generates; only the sizes are its.
+        ends = check_group_of_two("%s group of two" % client, ev, partitions, first, ctx,
+                                  shares_by_size=client == "franz")
 
         _, ev = go_run(ctx, client, "group-resume", broker, topic, group, partitions, second)
-        check_group_run("%s member restarted" % client, ev, partitions, second, ends)
+        ends2, _ = check_group_run("%s member restarted" % client, ev, partitions, second, ends)
+        ctx.observe("%s member restarted: read (partition, offset, value), committed" % client,
+                    [records_summary(sorted([e["p"], e["o"], e["value"]] for e in ev.get("got", []))), ends2])
         for e in ev.get("got", []):
             check(b64(e["value"]).startswith(b"resume-"), "%s: the restarted member read %r, written before"
                   % (client, b64(e["value"])))
@@ -419,12 +473,16 @@ def scenario_go_txn(ctx):
         for e in ev:
             if e["event"] == "got":
                 got[e["p"]].append(e["value"])
+        ctx.observe("%s %s reads" % (client, isolation), got)
         check(got == expected, "%s %s read %r, want %r" % (client, isolation, got, expected))
 
+    ctx.observe("franz acknowledged (partition, offset, value, committed)",
+                [[e["p"], e["o"], e["value"], e["commit"]] for e in sent])
     read("franz", "read_committed", want)
     read("sarama", "read_committed", want)
     read("franz", "read_uncommitted", every)
     rd = read_all(broker, topic, list(range(partitions)), "read_committed", expect=sum(map(len, want.values())))
+    ctx.observe("librdkafka read_committed reads", rd)
     check(rd == want, "librdkafka read_committed read %r, want %r" % (rd, want))
     broker.check_alive()
 
@@ -445,6 +503,10 @@ def scenario_go_sarama_txn(ctx):
     # The group's offset of partition 0 moves with committed transactions only.
     committed = -1  # none yet
     offsets = by_name.get("offsets", [])
+    ctx.observe("sarama acknowledged (partition, offset, value, committed)",
+                [[e["p"], e["o"], e["value"], e["commit"]] for e in sent])
+    ctx.observe("the group's committed offset after each transaction (committed?, sent, committed)",
+                [[e["commit"], e["sent"], e["committed"]] for e in offsets])
     check(len(offsets) == len(plan), "%d offsets events for %d transactions" % (len(offsets), len(plan)))
     for e in offsets:
         if e["commit"]:
@@ -460,6 +522,7 @@ def scenario_go_sarama_txn(ctx):
         for e in ev:
             if e["event"] == "got":
                 got[e["p"]].append(e["value"])
+        ctx.observe("%s %s reads" % (client, isolation), got)
         check(got == expected, "%s %s read %r, want %r" % (client, isolation, got, expected))
 
     read("franz", "read_committed", want)

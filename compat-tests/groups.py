@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from harness import HERE, Failure, admin_client, check, eventually, kafka_python
+from harness import HERE, Failure, admin_client, check, eventually, kafka_python, records_summary
 from logs import create_topics, kp_producer
 
 GROUP_OVERRIDES = ["group.initial.rebalance.delay.ms=0"]
@@ -202,6 +202,16 @@ def wait_balanced(members, partitions, what, timeout_s, stable_s=0.6):
 # Three librdkafka members: assignment, a crash, a clean leave.
 
 
+def observed_shares(strategy, shares):
+    """The assignments as observed. Which member gets which share follows the
+    order of the member ids, which the broker generates; so the shares are
+    observed as a sorted list, and for cooperative-sticky (whose shares after
+    a departure depend on who held what) only their sizes."""
+    if strategy == "cooperative-sticky":
+        return sorted(len(p) for p in shares.values())
+    return sorted(sorted(p) for p in shares.values())
+
+
 def group_story(ctx, strategy, client="confluent", count=3, kill=True):
     broker = ctx.broker(overrides=GROUP_OVERRIDES)
     topic = "orders-%s" % strategy
@@ -214,6 +224,7 @@ def group_story(ctx, strategy, client="confluent", count=3, kill=True):
         t, shares = wait_balanced(members, partitions, "%d %s members joining with %s" % (count, client, strategy),
                                   timeout_s=30)
         ctx.say("%s: %d members balanced %.1f s after start: %s" % (strategy, count, t - started, shares))
+        ctx.observe("%d members joined: shares" % count, observed_shares(strategy, shares))
         live = list(members)
 
         if kill:
@@ -225,6 +236,7 @@ def group_story(ctx, strategy, client="confluent", count=3, kill=True):
                                       "after SIGKILL of %s (%s)" % (victim.client_id, shares[victim.client_id]),
                                       timeout_s=KILL_LATEST_S + 5)
             moved = t - t_kill
+            ctx.observe("after a SIGKILL: shares", observed_shares(strategy, shares))
             ctx.say("%s: SIGKILLed %s; its partitions moved after %.1f s (session %d ms): %s"
                     % (strategy, victim.client_id, moved, SESSION_MS, shares))
             check(moved <= KILL_LATEST_S,
@@ -248,6 +260,7 @@ def group_story(ctx, strategy, client="confluent", count=3, kill=True):
         t, shares = wait_balanced(live, partitions, "after %s closed (LeaveGroup)" % leaver.client_id,
                                   timeout_s=SESSION_MS / 1000.0 + 5)
         moved = t - t_close
+        ctx.observe("after a close: shares", observed_shares(strategy, shares))
         ctx.say("%s: closed %s; its partitions moved after %.1f s: %s" % (strategy, leaver.client_id, moved, shares))
         check(moved <= CLOSE_LATEST_S,
               "after %s closed, its partitions moved only %.1f s later; a LeaveGroup should move them at once "
@@ -294,7 +307,9 @@ def scenario_groups_kafka_python(ctx):
 
 def produce_numbered(broker, topic, partitions, per_partition):
     """per_partition records to each partition, key k-<p>-<i>, value v-<p>-<i>; returns {p: [(key, value)]}."""
-    producer = kp_producer(broker, linger_ms=5)
+    # Retried, one request in flight (order kept): Kafka may answer
+    # NOT_LEADER_OR_FOLLOWER to the first produce to a topic just created.
+    producer = kp_producer(broker, linger_ms=5, retries=5, max_in_flight_requests_per_connection=1)
     sent = {p: [] for p in range(partitions)}
     futures = []
     try:
@@ -312,10 +327,23 @@ def produce_numbered(broker, topic, partitions, per_partition):
     return sent
 
 
+COORDINATOR_WAIT_S = 20
+
+
 def committed_offsets(broker, group):
+    """OffsetFetch of the group's offsets, {partition: offset}. Retried while the answer is
+    retriable: after a restart Kafka answers NOT_COORDINATOR until it has loaded the group."""
+    errors = kafka_python().errors
     admin = admin_client(broker)
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
     try:
-        return {tp.partition: om.offset for tp, om in admin.list_consumer_group_offsets(group).items()}
+        while True:
+            try:
+                return {tp.partition: om.offset for tp, om in admin.list_consumer_group_offsets(group).items()}
+            except errors.KafkaError as e:
+                if not e.retriable or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
     finally:
         admin.close()
 
@@ -350,6 +378,9 @@ def scenario_groups_kafkajs(ctx):
         raise Failure("kafkajs_group.js printed no JSON result (%s)" % e)
     check(code == 0 and "failed" not in r, "kafkajs step %r failed: %s" % (r.get("failed"), json.dumps(r.get("error"))))
     join = r.get("join") or {}
+    ctx.observe("kafkajs GROUP_JOIN (protocol, leader, assignment)",
+                [join.get("groupProtocol"), join.get("isLeader"),
+                 {t: sorted(ps) for t, ps in (join.get("memberAssignment") or {}).items()}])
     ctx.say("kafkajs joined as %s, protocol %s, assignment %s" % (join.get("memberId"), join.get("groupProtocol"),
                                                                  join.get("memberAssignment")))
     check(join.get("groupId") == group and join.get("isLeader") is True,
@@ -360,7 +391,9 @@ def scenario_groups_kafkajs(ctx):
     for m in r["messages"]:
         got.setdefault(m["partition"], []).append((int(m["offset"]), m["key"], m["value"]))
     check_consumed("kafkajs group consumer", got, sent)
+    ctx.observe("records read by the group", {p: records_summary(got[p]) for p in sorted(got)})
     committed = committed_offsets(broker, group)
+    ctx.observe("committed offsets after kafkajs disconnected", committed)
     check(committed == {p: per for p in range(partitions)},
           "after kafkajs disconnected, OffsetFetch for %s says %r, want %d (the end) for each partition"
           % (group, committed, per))
@@ -388,7 +421,9 @@ def scenario_groups_kcat(ctx):
         check(rec.get("topic") == topic, "kcat -G printed a record of %r" % rec.get("topic"))
         got.setdefault(rec["partition"], []).append((rec["offset"], rec.get("key"), rec.get("payload")))
     check_consumed("kcat -G", got, sent)
+    ctx.observe("records read by kcat -G", {p: records_summary(got[p]) for p in sorted(got)})
     committed = eventually(lambda: committed_offsets(broker, group) or None, "OffsetFetch for %s" % group)
+    ctx.observe("committed offsets after kcat -G ended", committed)
     check(committed == {p: per for p in range(partitions)},
           "after kcat -G ended, OffsetFetch for %s says %r, want %d (the end) for each partition"
           % (group, committed, per))
@@ -451,6 +486,8 @@ def scenario_groups_offsets_restart(ctx):
         answered = c.commit(offsets=[TopicPartition(topic, p, o) for p, o in sorted(commit.items())],
                             asynchronous=False)
         errors = [(tp.partition, str(tp.error)) for tp in answered if tp.error]
+        ctx.observe("OffsetCommit answered", [(tp.partition, tp.offset, str(tp.error) if tp.error else None)
+                                              for tp in answered])
         check(not errors, "OffsetCommit answered errors: %r" % errors)
     finally:
         c.close()
@@ -466,12 +503,14 @@ def scenario_groups_offsets_restart(ctx):
     broker.start()
 
     fetched = committed_offsets(broker, group)
+    ctx.observe("OffsetFetch after the restart", fetched)
     check(fetched == commit, "after the restart OffsetFetch (kafka-python) says %r, want what was committed %r"
           % (fetched, commit))
     c = librdkafka_consumer(broker, group)
     try:
         asked = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15)
         seen = {tp.partition: tp.offset for tp in asked if tp.offset >= 0}
+        ctx.observe("librdkafka committed() after the restart", [(tp.partition, tp.offset) for tp in asked])
         check(seen == commit, "after the restart librdkafka's committed() says %r, want %r" % (seen, commit))
         c.subscribe([topic])
         rest = consume_n(c, total - k, 30, "after the restart")
@@ -492,6 +531,8 @@ def scenario_groups_offsets_restart(ctx):
         check(mine == list(range(start, per)),
               "after the restart partition %d was read from %s (%d records), want offsets %d..%d: it committed %d"
               % (p, mine[:5], len(mine), start, per - 1, start))
+    ctx.observe("read after the restart, by partition",
+                {p: records_summary((o, k, v) for q, o, k, v in rest if q == p) for p in range(partitions)})
     both = {}
     for p, o, key, value in first + rest:
         both.setdefault(p, []).append((o, key, value))
@@ -538,9 +579,15 @@ def scenario_groups_describe(ctx):
             described[m.client_id] = sorted(parts)
         check(len(set(m.member_id for m in d.members)) == 2, "member ids not distinct: %r" % [m.member_id for m in d.members])
         check(described == shares, "DescribeGroups assignments %r, the members report %r" % (described, shares))
+        ctx.observe("DescribeGroups of the stable group",
+                    {"error": d.error_code, "state": d.state, "protocol_type": d.protocol_type,
+                     "protocol": d.protocol, "members": len(d.members),
+                     "assignments": sorted(described.values()),
+                     "subscriptions": sorted(list(m.member_metadata.subscription) for m in d.members)})
 
         listed = admin.list_consumer_groups()
         ctx.note("kafka-python list_consumer_groups", listed)
+        ctx.observe("ListGroups (kafka-python)", sorted(tuple(x) for x in listed))
         check((group, "consumer") in [tuple(g) for g in listed],
               "ListGroups %r lacks (%r, 'consumer')" % (listed, group))
 
@@ -554,6 +601,7 @@ def scenario_groups_describe(ctx):
         g = groups[0]
         ctx.note("librdkafka list_groups", "%s state=%s protocol_type=%s protocol=%s members=%r"
                  % (g.id, g.state, g.protocol_type, g.protocol, [(m.id, m.client_id) for m in g.members]))
+        ctx.observe("librdkafka list_groups(group)", [g.id, g.state, g.protocol_type, g.protocol, len(g.members)])
         check((g.id, g.state, g.protocol_type, g.protocol) == (group, "Stable", "consumer", "range"),
               "librdkafka list_groups: %r, want (%s, Stable, consumer, range)"
               % ((g.id, g.state, g.protocol_type, g.protocol), group))
@@ -574,15 +622,21 @@ def scenario_groups_describe(ctx):
         d = eventually(empty, "DescribeGroups says Empty once both members left")
         check(list(d.members) == [], "an Empty group lists members %r" % (d.members,))
         ctx.note("describe after both closed", d)
+        ctx.observe("DescribeGroups once both left", [d.error_code, d.state, d.protocol_type, d.protocol,
+                                                      len(d.members)])
 
         result = admin.delete_consumer_groups([group])
         ctx.note("delete_consumer_groups", result)
+        ctx.observe("DeleteGroups", [(g_, getattr(e, "errno", e)) for g_, e in result])
         check([(g_, getattr(e, "errno", e)) for g_, e in result] == [(group, 0)],
               "DeleteGroups answered %r" % (result,))
         listed = admin.list_consumer_groups()
         check(group not in [g_ for g_, _ in listed], "ListGroups after DeleteGroups still has %s: %r" % (group, listed))
         d = admin.describe_consumer_groups([group])[0]
         ctx.note("describe after delete", d)
+        ctx.observe("DescribeGroups after DeleteGroups", [d.error_code, d.state, d.protocol_type, d.protocol,
+                                                          len(d.members)])
+        ctx.observe("ListGroups after DeleteGroups", sorted(tuple(x) for x in listed))
         check(d.state == "Dead" and list(d.members) == [],
               "DescribeGroups of a deleted group: state %r members %r, want Dead and none" % (d.state, d.members))
     finally:

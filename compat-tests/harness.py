@@ -79,31 +79,24 @@ def eventually(fn, what, timeout_s=5.0, interval_s=0.1):
 # The broker under test.
 
 
-# RUNNEL_COMPAT_PORTS=LOW-HIGH makes brokers listen on a port of that range
-# (below the kernel's ephemeral ports, which clients connect from), so that
-# conformance.py captures the brokers' traffic alone: "tcp portrange".
-PORT_RANGE_ENV = "RUNNEL_COMPAT_PORTS"
-PORT_TRIES = 200
+# Brokers listen on ports of this range, below Linux's ephemeral ports
+# (32768-60999), so that a capture can keep to the suite's own traffic
+# (conformance.py) on a machine where other programs talk on loopback too.
+BROKER_PORT_MIN, BROKER_PORT_MAX = 21000, 23999
+FREE_PORT_TRIES = 200
 
 
 def free_port():
-    """A port of 127.0.0.1 nothing listens on (of RUNNEL_COMPAT_PORTS when set)."""
-    bounds = os.environ.get(PORT_RANGE_ENV)
-    if not bounds:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-    low, high = (int(x) for x in bounds.split("-"))
-    rng = random.Random()
-    for _ in range(PORT_TRIES):
-        port = rng.randint(low, high)
+    """A port of BROKER_PORT_MIN..MAX that nothing listens on now (random, bounded tries)."""
+    for _ in range(FREE_PORT_TRIES):
+        port = random.randint(BROKER_PORT_MIN, BROKER_PORT_MAX)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise Failure("no free port in %s=%s after %d tries" % (PORT_RANGE_ENV, bounds, PORT_TRIES))
+    raise Failure("no free port in %d-%d after %d tries" % (BROKER_PORT_MIN, BROKER_PORT_MAX, FREE_PORT_TRIES))
 
 
 def describe_exit(code):
@@ -236,6 +229,20 @@ class Broker:
             self.problems.append("broker died (%s) before the suite killed it" % describe_exit(proc.returncode))
         self._check_stderr()
 
+    def wait_exit(self, timeout_s):
+        """Waits for the broker to end on its own (as Kafka does when its last log dir
+        goes offline); its exit code, or None (still running) after timeout_s."""
+        if self.proc is None:
+            return self.runs[-1][3] if self.runs else None
+        try:
+            code = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self.proc = None
+        self.runs[-1][3] = code
+        self._check_stderr()
+        return code
+
     @property
     def pid(self):
         return self.proc.pid if self.proc else None
@@ -268,6 +275,7 @@ class Context:
         self.brokers = []
         self.transcript = []  # (label, text)
         self.notes = []  # printed under the scenario's line even when it passes
+        self.observations = {}  # key -> what a client saw; compared with Apache Kafka's (compare.py)
 
     def broker(self, overrides=(), data_dir=None, start=True):
         if data_dir is None:
@@ -281,6 +289,14 @@ class Context:
 
     def note(self, label, text):
         self.transcript.append((label, text if isinstance(text, str) else repr(text)))
+
+    def observe(self, key, value):
+        """Records what a client saw, to be compared with what the same story saw against
+        Apache Kafka (compare.py). value must be deterministic for a given broker:
+        normalise what Kafka leaves open (the order of a listing, generated ids,
+        ports, timestamps) before observing it."""
+        assert isinstance(key, str) and key not in self.observations, "observed %r twice" % key
+        self.observations[key] = observable(value)
 
     def skip_check(self, text):
         """A check that could not be made against this broker (said even on PASS)."""
@@ -339,6 +355,41 @@ class Context:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+
+
+def is_reference(ctx):
+    """Whether the broker under test is Apache Kafka (compat-tests/kafka/reference-broker)."""
+    return os.path.basename(ctx.binary) == "reference-broker"
+
+
+def observable(value):
+    """value as plain JSON: tuples become lists, sets sorted lists, bytes text
+    (or "hex:..." when not UTF-8), dict keys strings. Floats are refused: a
+    measured time is no observation."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return "hex:" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [observable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((observable(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, dict):
+        return {str(k): observable(v) for k, v in value.items()}
+    raise TypeError("cannot observe %s %r; say it as text, numbers or lists" % (type(value).__name__, value))
+
+
+def records_summary(records):
+    """A long list of records (already observable) in a few fields that still
+    tell two logs apart: the count, the first and last, and a digest of all."""
+    import hashlib
+    records = observable(list(records))
+    digest = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:16]
+    return {"count": len(records), "first": records[0] if records else None,
+            "last": records[-1] if records else None, "sha256": digest}
 
 
 def _trim(text, limit=None):
@@ -400,6 +451,14 @@ def describe_topic(admin, name):
     return topics[0]
 
 
+def described(topic):
+    """kafka-python's describe_topics entry as observed: the topic's error and
+    internal flag, and each partition's error, leader, replicas and ISR."""
+    return {"error_code": topic["error_code"], "is_internal": topic.get("is_internal"),
+            "partitions": {p["partition"]: [p["error_code"], p["leader"], sorted(p["replicas"]), sorted(p["isr"])]
+                           for p in topic["partitions"]}}
+
+
 def check_partitions(topic, count):
     check(topic["error_code"] == 0, "topic %s: error %d" % (topic["topic"], topic["error_code"]))
     parts = sorted(topic["partitions"], key=lambda p: p["partition"])
@@ -416,6 +475,7 @@ def expect_kafka_error(ctx, error_class, errno, fn, what):
     try:
         value = fn()
     except error_class as e:
+        ctx.observe(what, {"error": type(e).__name__, "errno": getattr(e, "errno", None)})
         check(getattr(e, "errno", errno) == errno, "%s: errno %s, want %d" % (what, e.errno, errno))
         ctx.note(what, "raised %s as expected: %s" % (type(e).__name__, e))
         return

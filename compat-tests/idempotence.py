@@ -23,10 +23,12 @@ import time
 import wire
 from wire import crc32c
 from harness import Failure, check
-from logs import create_topics, kcat_consume
+from logs import create_topics, kcat_consume, kcat_observed
 
 API_PRODUCE, API_INIT_PRODUCER_ID = 0, 22
 NONE, OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH = 0, 45, 47
+# base offset, length, leader epoch, magic, crc, attributes, last offset delta, first timestamp
+BATCH_MAX_TIMESTAMP_AT = 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8
 RETRIABLE = (14, 15)  # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
 
 CRASH_MESSAGES = int(os.environ.get("RUNNEL_IDEMPOTENT_MESSAGES", "60000"))
@@ -56,9 +58,10 @@ def batch(producer_id, epoch, base_sequence, values, timestamp_ms=None):
 
 
 class Connection:
-    def __init__(self, broker):
+    def __init__(self, broker, answers=None):
         self.sock = socket.create_connection(("127.0.0.1", broker.port), timeout=5.0)
         self.correlation_id = 0
+        self.answers = answers  # when a list, every answer is appended to it, to be observed
 
     def close(self):
         self.sock.close()
@@ -83,6 +86,8 @@ class Connection:
             r.int32()  # throttle
             got = r.int16(), r.int64(), r.int16()
             if got[0] not in RETRIABLE or time.monotonic() > deadline:
+                if self.answers is not None:  # the id is the broker's choice; the error and epoch are not
+                    self.answers.append(["InitProducerId", got[0], got[2]])
                 return got
             time.sleep(0.1)
 
@@ -98,6 +103,12 @@ class Connection:
         error, base_offset, append_time, _start = r.int16(), r.int64(), r.int64(), r.int64()
         r.array(lambda: (r.int32(), r.string()))
         message = r.string()
+        if self.answers is not None:
+            # Kafka answers a duplicate with the time it kept for the batch, which
+            # is the batch's own max timestamp here (CreateTime): said as such.
+            max_timestamp = struct.unpack_from(">q", records, BATCH_MAX_TIMESTAMP_AT)[0]
+            self.answers.append(["Produce", error, base_offset,
+                                 "the batch's max timestamp" if append_time == max_timestamp else append_time])
         return error, base_offset, append_time, message
 
 
@@ -110,7 +121,8 @@ def scenario_idempotent_wire(ctx):
     broker = ctx.broker()
     topic = "iw-events"
     create_topics(broker, [(topic, 1, None)])
-    conn = Connection(broker)
+    answers = {"before any restart": []}
+    conn = Connection(broker, answers["before any restart"])
     try:
         error, pid, epoch = conn.init_producer_id()
         check(error == NONE and pid >= 0 and epoch == 0,
@@ -153,7 +165,8 @@ def scenario_idempotent_wire(ctx):
         else:
             broker.stop()
         broker.start()
-        conn = Connection(broker)
+        answers["after a %s" % how] = []
+        conn = Connection(broker, answers["after a %s" % how])
         try:
             got = conn.produce(topic, 0, last)
             check(got[0] == NONE and got[1] == 6,
@@ -168,7 +181,14 @@ def scenario_idempotent_wire(ctx):
             pid2 = pid3
         finally:
             conn.close()
+    for when, seen in answers.items():
+        ctx.observe("answers %s (API, error, offset or epoch, ...)" % when, seen)
+        # A refused batch has no offset: Kafka answers INVALID_OFFSET (-1), which
+        # runnel once left at 0, an offset that exists.
+        refused = [a for a in seen if a[0] == "Produce" and a[1] != NONE and a[2] != -1]
+        check(not refused, "%s, refused Produce answers carry base offsets %r, want -1" % (when, refused))
     logs = kcat_consume(ctx, broker, topic, [0])
+    ctx.observe("the log read back", [[r["offset"], r.get("payload")] for r in logs[0]])
     values = [r.get("payload") for r in logs[0]]
     want = ["a0", "a1", "a2", "b3", "b4", "e1", "e1-1", "e1-2"]
     check(values == want, "the log holds %r, want %r" % (values, want))
@@ -226,6 +246,7 @@ def scenario_idempotent_crash(ctx):
     check(kills == CRASH_KILLS, "the broker was killed %d times, want %d" % (kills, CRASH_KILLS))
 
     logs = kcat_consume(ctx, broker, topic, partitions)
+    ctx.observe("the log read back by partition", {p: kcat_observed(logs[p]) for p in partitions})
     acked = {key: (p, offset) for p, offset, key in delivered}
     for p in partitions:
         keys = [r.get("key") for r in logs[p]]

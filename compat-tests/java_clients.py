@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import time
 
-from harness import REPO, Failure, check
+from harness import REPO, Failure, check, records_summary
 from logs import KAFKA_LIB, create_topics, disk_batches
 from java_tools import run_tool
 from transactions import read_all
@@ -152,6 +152,10 @@ def scenario_java_txn(ctx):
     check(all(want.values()) and want != every, "the plan left nothing to tell apart: %r" % want)
 
     (got_c, ends_c), (got_u, ends_u) = consume_both(ctx, broker, topic, partitions)
+    ctx.observe("acknowledged (partition, offset, value, committed)",
+                [[e["p"], e["o"], e["value"], e["commit"]] for e in sent])
+    ctx.observe("Java read_committed reads, and its end offsets", [got_c, ends_c])
+    ctx.observe("Java read_uncommitted reads, and its end offsets", [got_u, ends_u])
     check(got_c == want, "Java read_committed read %r, want only the committed records %r" % (got_c, want))
     check(got_u == every, "Java read_uncommitted read %r, want every record %r" % (got_u, every))
     # Nothing is open: the last stable offset is the high watermark, and each
@@ -163,6 +167,7 @@ def scenario_java_txn(ctx):
               "partition %d ends at %d: %d records and %d markers would make %d"
               % (p, ends_u[p], len(every[p]), len(plan), len(every[p]) + len(plan)))
     rd = read_all(broker, topic, list(range(partitions)), "read_committed", expect=sum(map(len, want.values())))
+    ctx.observe("librdkafka read_committed reads", rd)
     check(rd == want, "librdkafka read_committed read %r, want %r" % (rd, want))
     broker.check_alive()
 
@@ -193,6 +198,7 @@ def zombie_story(ctx, broker, topic, txn_id):
     for name, o in failed.items():
         check(not o["ok"], "the fenced producer's %s succeeded" % name)
     innermost = {name: o["classes"][-1] for name, o in failed.items()}
+    ctx.observe("transaction version %s: what the fenced producers' calls fail with" % version, innermost)
     if version is None:
         # TransactionManager's internals moved: at least the fencing must show.
         check(FENCED in innermost.values(), "no call of a fenced producer failed with ProducerFencedException: "
@@ -224,6 +230,14 @@ def scenario_java_zombie(ctx):
         ctx.say("fenced producers fail as Kafka's do at transaction version %s" % version)
 
     (got_c, _), (got_u, _) = consume_both(ctx, broker, topic, 2)
+    for t in txn_ids:  # each round on its own: the second is Kafka's only
+
+        def mine(values):
+            return [v for v in values if v.startswith(t + "-") and not any(
+                o != t and o.startswith(t) and v.startswith(o + "-") for o in txn_ids)]
+        ctx.observe("Java read_committed reads of %s's round" % t, {p: mine(v) for p, v in got_c.items()})
+        ctx.observe("Java read_uncommitted reads of %s's round, sorted" % t,
+                    {p: sorted(mine(v)) for p, v in got_u.items()})
     want = {p: ["%s%s-fresh-%d" % (t, idle, p) for t in txn_ids for idle in ("", "-idle")] for p in (0, 1)}
     check(got_c == want, "Java read_committed read %r, want only the new producers' records %r" % (got_c, want))
     zombie = sorted(v for vs in got_u.values() for v in vs if "fresh" not in v)
@@ -244,6 +258,11 @@ def scenario_java_idempotent(ctx):
     sent = named(events, "sent")
     check(len(sent) == n, "%d records acknowledged, want %d" % (len(sent), n))
     (_, _), (got, ends) = consume_both(ctx, broker, topic, partitions)
+    ctx.observe("acknowledged, by partition (offset, value)",
+                {p: records_summary(sorted((e["o"], e["value"]) for e in sent if e["p"] == p))
+                 for p in range(partitions)})
+    ctx.observe("read back, by partition, and the end offsets",
+                [{p: records_summary(v) for p, v in got.items()}, ends])
     for p in range(partitions):
         mine = sorted((e["o"], e["value"]) for e in sent if e["p"] == p)
         check([o for o, _ in mine] == list(range(len(mine))),

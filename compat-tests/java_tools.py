@@ -37,7 +37,7 @@ import subprocess
 import time
 
 from groups import GROUP_OVERRIDES
-from harness import BROKER_ID, SEGMENT_BYTES_DEFAULT, Failure, check
+from harness import BROKER_ID, SEGMENT_BYTES_DEFAULT, Failure, check, records_summary
 from logs import KAFKA_LIB
 
 TOOL_TIMEOUT_S = 30
@@ -320,11 +320,15 @@ def scenario_kafka_topics(ctx):
     create_topic(ctx, broker, "tools-orders", 3, "retention.ms=3600000", "cleanup.policy=compact")
 
     _, out, _ = run_tool(ctx, "kafka-topics", *b, "--list")
+    ctx.observe("--list", out.split())
     check("tools-orders" in out.split(), "kafka-topics --list: %r, want tools-orders in it" % out.split())
 
-    def describe(partitions):
+    def describe(partitions, when):
         _, out, _ = run_tool(ctx, "kafka-topics", *b, "--describe", "--topic", "tools-orders")
         topics = parse_topic_describe(out)
+        # Every field but the generated topic id.
+        ctx.observe("--describe %s" % when, {name: {"fields": {k: v for k, v in t["fields"].items() if k != "TopicId"},
+                                                    "partitions": t["partitions"]} for name, t in topics.items()})
         check(list(topics) == ["tools-orders"], "kafka-topics --describe described %r" % list(topics))
         t = topics["tools-orders"]
         check(t["fields"].get("PartitionCount") == str(partitions) and t["fields"].get("ReplicationFactor") == "1",
@@ -340,24 +344,27 @@ def scenario_kafka_topics(ctx):
                   % (p, fields, BROKER_ID))
         return t
 
-    describe(3)
+    describe(3, "after --create")
 
     # Creating it again is refused, and changes nothing.
-    _, out, err = run_tool(ctx, "kafka-topics", *b, "--create", "--topic", "tools-orders", "--partitions", "1",
-                           expect_exit=None)
+    code, out, err = run_tool(ctx, "kafka-topics", *b, "--create", "--topic", "tools-orders", "--partitions", "1",
+                              expect_exit=None)
+    ctx.observe("--create of an existing topic: exit, says it exists", [code, "already exists" in out + err])
     check("Topic 'tools-orders' already exists." in out + err,
           "kafka-topics --create of an existing topic said:\n      %s" % _said(out + err))
 
     _, out, _ = run_tool(ctx, "kafka-topics", *b, "--alter", "--topic", "tools-orders", "--partitions", "5")
-    describe(5)
+    describe(5, "after --alter --partitions 5")
 
     # A topic never shrinks.
     code, out, err = run_tool(ctx, "kafka-topics", *b, "--alter", "--topic", "tools-orders", "--partitions", "2",
                               expect_exit=None)
+    ctx.observe("--alter --partitions 2 of 5: exit, refused with InvalidPartitionsException",
+                [code, "InvalidPartitionsException" in out + err])
     check(code != 0 and "InvalidPartitionsException" in out + err,
           "kafka-topics --alter --partitions 2 of a 5-partition topic: exit %d, said:\n      %s"
           % (code, _said(out + err)))
-    describe(5)
+    describe(5, "after the refused shrink")
 
     run_tool(ctx, "kafka-topics", *b, "--delete", "--topic", "tools-orders")
 
@@ -367,6 +374,8 @@ def scenario_kafka_topics(ctx):
 
     eventually_tool("kafka-topics --list no longer shows tools-orders after --delete", gone)
     code, out, err = run_tool(ctx, "kafka-topics", *b, "--describe", "--topic", "tools-orders", expect_exit=None)
+    ctx.observe("--describe of the deleted topic: exit, says it does not exist",
+                [code, "Topic 'tools-orders' does not exist" in out + err])
     check(code != 0 and "Topic 'tools-orders' does not exist" in out + err,
           "kafka-topics --describe of the deleted topic: exit %d, said:\n      %s" % (code, _said(out + err)))
     broker.check_alive()
@@ -379,9 +388,12 @@ def scenario_kafka_configs(ctx):
     topic = ["--entity-type", "topics", "--entity-name", "tools-ledger"]
     create_topic(ctx, broker, "tools-ledger", 1, "cleanup.policy=compact")
 
-    def describe_topic(*extra):
+    def describe_topic(*extra, when):
         _, out, _ = run_tool(ctx, "kafka-configs", *b, *topic, "--describe", *extra)
-        return parse_config_describe(out)
+        configs = parse_config_describe(out)
+        ctx.observe("tools-ledger --describe %s%s (value, synonyms)" % (" ".join(extra) + " " if extra else "", when),
+                    configs)
+        return configs
 
     def check_value(configs, name, value, source, what):
         """name=value, its first synonym from source (None: whatever synonyms it has)."""
@@ -390,7 +402,7 @@ def scenario_kafka_configs(ctx):
         check(got[0] == value and (source is None or got[1][:1] and got[1][0][0] == source),
               "%s: %s=%s with synonyms %r, want %s from %s" % (what, name, got[0], got[1], value, source))
 
-    configs = describe_topic()
+    configs = describe_topic(when="after --create --config")
     check(sorted(configs) == ["cleanup.policy"], "the topic's dynamic configs are %r, want only cleanup.policy"
           % sorted(configs))
     check_value(configs, "cleanup.policy", "compact", "DYNAMIC_TOPIC_CONFIG", "after --create --config")
@@ -398,7 +410,7 @@ def scenario_kafka_configs(ctx):
     _, out, _ = run_tool(ctx, "kafka-configs", *b, *topic, "--alter",
                          "--add-config", "retention.ms=7200000,max.message.bytes=2000000")
     check("Completed updating config for topic tools-ledger." in out, "kafka-configs --alter said %r" % out.strip())
-    configs = describe_topic()
+    configs = describe_topic(when="after --add-config")
     check(sorted(configs) == ["cleanup.policy", "max.message.bytes", "retention.ms"],
           "after --add-config the dynamic configs are %r" % sorted(configs))
     check_value(configs, "retention.ms", "7200000", "DYNAMIC_TOPIC_CONFIG", "after --add-config")
@@ -406,10 +418,10 @@ def scenario_kafka_configs(ctx):
     check_value(configs, "cleanup.policy", "compact", "DYNAMIC_TOPIC_CONFIG", "after --add-config (incremental)")
 
     run_tool(ctx, "kafka-configs", *b, *topic, "--alter", "--delete-config", "cleanup.policy")
-    configs = describe_topic()
+    configs = describe_topic(when="after --delete-config")
     check(sorted(configs) == ["max.message.bytes", "retention.ms"],
           "after --delete-config cleanup.policy the dynamic configs are %r" % sorted(configs))
-    configs = describe_topic("--all")
+    configs = describe_topic("--all", when="after --delete-config")
     check_value(configs, "cleanup.policy", "delete", "DEFAULT_CONFIG", "--all after --delete-config")
     check_value(configs, "retention.ms", "7200000", "DYNAMIC_TOPIC_CONFIG", "--all")
     check_value(configs, "segment.bytes", SEGMENT_BYTES_DEFAULT, "DEFAULT_CONFIG", "--all")
@@ -417,6 +429,8 @@ def scenario_kafka_configs(ctx):
     # An unknown key is refused, and nothing changes.
     code, out, err = run_tool(ctx, "kafka-configs", *b, *topic, "--alter", "--add-config", "no.such.config=1",
                               expect_exit=None)
+    ctx.observe("--add-config no.such.config=1: exit, refused with InvalidConfigurationException",
+                [code, "InvalidConfigurationException" in out + err])
     check(code != 0 and "InvalidConfigurationException" in out + err,
           "kafka-configs --add-config no.such.config=1: exit %d, said:\n      %s" % (code, _said(out + err)))
 
@@ -426,16 +440,28 @@ def scenario_kafka_configs(ctx):
     _, out, _ = run_tool(ctx, "kafka-configs", *b, "--entity-type", "topics", "--entity-name", "tools-inherits",
                          "--describe", "--all")
     configs = parse_config_describe(out)
+    ctx.observe("tools-inherits --describe --all (value, synonyms)", configs)
     check_value(configs, "retention.ms", str(48 * 3600 * 1000), None,
                 "tools-inherits --all (broker log.retention.hours=48)")
 
     # The broker: no dynamic configs; --all shows what it was started with.
     node = ["--entity-type", "brokers", "--entity-name", str(BROKER_ID)]
     _, out, _ = run_tool(ctx, "kafka-configs", *b, *node, "--describe")
+    ctx.observe("broker --describe", out.split("\n"))
     check("Dynamic configs for broker %d are:" % BROKER_ID in out and not parse_config_describe(out),
           "kafka-configs --describe of broker %d: %r, want no dynamic configs" % (BROKER_ID, out.strip()))
     _, out, _ = run_tool(ctx, "kafka-configs", *b, *node, "--describe", "--all")
     configs = parse_config_describe(out)
+    # Listeners and log.dirs name this run's port and directory; node.id,
+    # num.partitions, process.roles and the rebalance delay the reference
+    # broker's start script sets in its server.properties, as Kafka's own does.
+    ctx.observe("broker --describe --all, keys a topic inherits and one set at start (value, synonyms)",
+                {k: configs.get(k) for k in ("log.retention.hours", "log.retention.ms", "log.retention.minutes",
+                                             "log.segment.bytes", "log.cleanup.policy", "message.max.bytes",
+                                             "auto.create.topics.enable", "default.replication.factor",
+                                             "compression.type", "log.roll.hours", "log.roll.ms",
+                                             "log.flush.interval.ms", "log.flush.scheduler.interval.ms")})
+    ctx.observe("broker num.network.threads (value, synonyms)", configs.get("num.network.threads"))
     check_value(configs, "log.retention.hours", "48", "STATIC_BROKER_CONFIG", "broker --all")
     check_value(configs, "num.network.threads", "2", "STATIC_BROKER_CONFIG", "broker --all")
     check_value(configs, "advertised.listeners", "PLAINTEXT://" + broker.bootstrap, "STATIC_BROKER_CONFIG",
@@ -462,6 +488,8 @@ def console_story(ctx, producer_options):
         ("kafka-get-offsets", b + ["--topic", "tools-console", "--time", "-1"])])
     (_, out, err), (_, offsets_out, _) = consumer
     got = out.splitlines()
+    ctx.observe("kafka-console-consumer prints", got)
+    ctx.observe("kafka-get-offsets --time -1", sorted(parse_offsets(offsets_out).items()))
     check(processed_count(err) == len(lines), "kafka-console-consumer processed %r messages, want %d"
           % (processed_count(err), len(lines)))
     for i, (g, w) in enumerate(zip(got, lines)):
@@ -528,6 +556,9 @@ def scenario_kafka_consumer_groups(ctx):
     # Part of the topic: the consumer commits, on leaving, the offset after
     # the last record it printed in each partition.
     first = consume(25)
+    # The order across partitions is the fetches'; within one it is the log's.
+    ctx.observe("the group reads 25 records (partition, offset, key, value)",
+                sorted([p, o, k, v] for p, o, _, k, v in first))
     read = [0] * partitions
     for p, offset, _, _, _ in first:
         check(offset == read[p], "the group read partition %d out of order: offset %d after %d records"
@@ -539,10 +570,14 @@ def scenario_kafka_consumer_groups(ctx):
         ("kafka-consumer-groups", b + ["--describe", "--group", group, "--state"])])
     check(group in listed.split(), "kafka-consumer-groups --list: %r, want %s in it" % (listed.split(), group))
     state = parse_table(state_out, "GROUP")
+    ctx.observe("--list", sorted(listed.split()))
+    ctx.observe("--describe --state after the consumer left (without the coordinator)",
+                [{k: v for k, v in r.items() if k != "COORDINATOR"} for r in state])
     check(len(state) == 1 and state[0]["STATE"] == "Empty" and state[0]["#MEMBERS"] == "0",
           "kafka-consumer-groups --describe --state after the consumer left: %r, want Empty with 0 members"
           % state)
     table = offsets_table()
+    ctx.observe("--describe after reading 25 of 60", table)
     # A partition the consumer never had a position in has no committed offset, and no row.
     committed = {p: read[p] for p in range(partitions) if read[p] or p in table}
     check_offsets(table, committed, "after reading 25 of 60")
@@ -550,10 +585,12 @@ def scenario_kafka_consumer_groups(ctx):
     _, out, _ = run_tool(ctx, "kafka-consumer-groups", *b, "--reset-offsets", "--group", group, "--topic", topic,
                          "--to-earliest", "--execute")
     reset = {int(r["PARTITION"]): r["NEW-OFFSET"] for r in parse_table(out, "GROUP")}
+    ctx.observe("--reset-offsets --to-earliest --execute", parse_table(out, "GROUP"))
     check(reset == {p: "0" for p in range(partitions)}, "--reset-offsets --to-earliest --execute: %r" % reset)
 
     # The group starts again from the earliest offsets: the whole topic.
     again = consume(len(records))
+    ctx.observe("after the reset the group reads", records_summary(sorted([p, o, k, v] for p, o, _, k, v in again)))
     check(sorted((p, o) for p, o, _, _, _ in again) == sorted((p, o) for p in range(partitions) for o in range(end[p])),
           "after the reset the group read %r, want every offset of every partition"
           % sorted((p, o) for p, o, _, _, _ in again))
@@ -561,11 +598,14 @@ def scenario_kafka_consumer_groups(ctx):
     _, out, _ = run_tool(ctx, "kafka-consumer-groups", *b, "--delete-offsets", "--group", group,
                          "--topic", "%s:0" % topic)
     statuses = {(r["TOPIC"], r["PARTITION"]): r["STATUS"] for r in parse_table(out, "TOPIC")}
+    ctx.observe("--delete-offsets of partition 0", parse_table(out, "TOPIC"))
+    ctx.observe("--describe after --delete-offsets", offsets_table())
     check(statuses == {(topic, "0"): "Successful"}, "--delete-offsets %s:0 answered %r" % (topic, statuses))
     check_offsets(offsets_table(), {p: end[p] for p in range(1, partitions)},
                   "after reading everything and --delete-offsets of partition 0")
 
     _, out, _ = run_tool(ctx, "kafka-consumer-groups", *b, "--delete", "--group", group)
+    ctx.observe("--delete said", out.strip().splitlines())
     check("Deletion of requested consumer groups ('%s') was successful." % group in out,
           "kafka-consumer-groups --delete said %r" % out.strip())
 
@@ -618,6 +658,9 @@ def scenario_kafka_get_offsets(ctx):
     records = parse_consumed(results[0][1])
     check(len(records) == total, "kafka-console-consumer read %d records, want %d" % (len(records), total))
     earliest, latest, at_noon, max_ts, later = (parse_offsets(r[1]) for r in results[1:])
+    for what, got in (("--time -2", earliest), ("--time -1", latest), ("--time noon", at_noon),
+                      ("--time an hour later", later)):
+        ctx.observe(what, sorted(got.items()))
 
     def tp(values):
         return {(topic, p): v for p, v in values.items()}
@@ -634,6 +677,10 @@ def scenario_kafka_get_offsets(ctx):
     for p, offset, ts, _, _ in sorted(records):
         if (topic, p) not in want_max or ts > want_max[(topic, p)][1]:
             want_max[(topic, p)] = (offset, ts)
+    # Which record holds the largest timestamp depends on the clock; whether the
+    # answer is the first record holding it does not.
+    ctx.observe("--time -3 answers the first record with the partition's largest timestamp",
+                {"%s:%d" % k: max_ts.get(k) == v[0] for k, v in sorted(want_max.items())})
     check(max_ts == {k: v[0] for k, v in want_max.items()},
           "--time -3 (max timestamp): %r, want %r (offset, timestamp)" % (max_ts, want_max))
     for (_, p), (offset, _) in want_max.items():

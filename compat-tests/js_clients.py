@@ -68,6 +68,10 @@ def scenario_kafkajs_idempotent(ctx):
     check(len(sent) == sends * per_send, "kafkajs reported %d records, sent %d" % (len(sent), sends * per_send))
 
     read = kcat_consume(ctx, broker, topic, list(range(partitions)))
+    ctx.observe("kafkajs acknowledged (partition, offset, value)",
+                sorted([m["partition"], m["offset"], m["value"]] for m in sent))
+    ctx.observe("kcat reads, by partition (offset, value)",
+                {p: [[rec["offset"], rec["payload"]] for rec in read[p]] for p in range(partitions)})
     producer_ids = set()
     for p in range(partitions):
         mine = sorted((m for m in sent if m["partition"] == p), key=lambda m: m["offset"])
@@ -110,7 +114,12 @@ def scenario_kafkajs_txn(ctx):
     offsets = [(m["partition"], m["offset"]) for m in sent]
     check(len(set(offsets)) == len(offsets), "kafkajs was told the same offset twice: %r" % sorted(offsets))
 
+    ctx.observe("kafkajs acknowledged (partition, offset, value, committed)",
+                sorted([m["partition"], m["offset"], m["value"], m["commit"]] for m in sent))
+
     def check_read(who, messages, expected):
+        ctx.observe("%s reads (partition, offset, value)" % who,
+                    sorted([m["partition"], m["offset"], m["value"]] for m in messages))
         got = per_partition(messages, parts)
         check(len(messages) == sum(map(len, expected.values())) and got == expected,
               "%s read %d records %r, want %r" % (who, len(messages), got, expected))
@@ -121,6 +130,7 @@ def scenario_kafkajs_txn(ctx):
     check_read("kafkajs read_committed", r["readCommitted"], want)
     check_read("kafkajs read_uncommitted", r["readUncommitted"], every)
     rd = read_all(broker, topic, parts, "read_committed", expect=sum(map(len, want.values())))
+    ctx.observe("librdkafka read_committed reads", rd)
     check(rd == want, "librdkafka read_committed read %r, want %r" % (rd, want))
     broker.check_alive()
 
@@ -152,6 +162,12 @@ def scenario_kafkajs_eos(ctx):
                   "after transaction %d sending offset %d of %s-%d was aborted, the group reads %r, want %d"
                   % (t["txn"], t["next"], in_topic, p, t["committedAfter"], before))
     check(aborts > 0, "no transaction was aborted: %r" % txns)
+    # Which chunk is tried and aborted first follows the order the group's
+    # fetches come in: observed are the committed transactions, by partition.
+    ctx.observe("committed transactions (partition, first, next, committed after)",
+                sorted([t["partition"], t["first"], t["next"], t["committedAfter"]] for t in txns if t["commit"]))
+    ctx.observe("aborted transactions leave the group's offset (partition, first, committed after)",
+                sorted([t["partition"], t["first"], t["committedAfter"]] for t in txns if not t["commit"]))
     want_offsets = {p: len(v) for p, v in sent.items()}
     check(committed == want_offsets, "the transactions committed %r, want the input's end %r"
           % (committed, want_offsets))
@@ -160,6 +176,7 @@ def scenario_kafkajs_eos(ctx):
 
     want = sorted(v.replace("in-", "out-").upper() for vs in sent.values() for v in vs)
     got = read_committed(broker, out_topic, partitions, len(want))
+    ctx.observe("the output read_committed, sorted", sorted(got))
     dups = sorted({v for v in got if got.count(v) > 1})
     missing = sorted(set(want) - set(got))
     check(not dups and not missing and sorted(got) == want,

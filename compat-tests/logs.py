@@ -50,7 +50,7 @@ import zlib
 
 import wire
 from harness import (BROKER_ID, CLIENT_TIMEOUT_S, HERE, REPO, Failure, admin_client, check,
-                     eventually, kafka_python)
+                     eventually, kafka_python, records_summary)
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 KCAT_MESSAGES = int(os.environ.get("RUNNEL_KCAT_MESSAGES", "100000"))
@@ -136,6 +136,17 @@ def kcat_consume(ctx, broker, topic, partitions, timeout_s=CLIENT_TIMEOUT_S):
             records.append(r)
         out[p] = records
     return out
+
+
+def kcat_observed(records):
+    """kcat -J records as observed: offset, key, value, headers; not the
+    timestamps, which are the moment each was produced."""
+    return records_summary([r["offset"], r.get("key"), r.get("payload"), r.get("headers") or []] for r in records)
+
+
+def kp_observed(records):
+    """kafka-python ConsumerRecords as observed (offset, key, value, headers, timestamp type)."""
+    return records_summary([r.offset, r.key, r.value, list(r.headers), r.timestamp_type] for r in records)
 
 
 def kcat_record(r):
@@ -500,6 +511,7 @@ def scenario_kcat_codecs(ctx):
     for c in CODECS:
         topic = "kc-%s" % c
         consumed = kcat_consume(ctx, broker, topic, [0, 1, 2])
+        ctx.observe("%s read back by kcat" % topic, {p: kcat_observed(consumed[p]) for p in range(3)})
         want = check_kcat_partitions(topic, consumed, messages[c], 3, window_ms)
         for p in range(3):
             batches = check_disk(broker, topic, p, [c] * len(want[p]), codec_problems)
@@ -585,6 +597,15 @@ def scenario_kafka_python_produce(ctx):
             written[md.partition][md.offset] = codec
     consumed = kp_consume(broker, topic, [0, 1, 2])
     check_kp_consumed(topic, consumed, sent, 3)
+    # kafka-python puts a record with neither key nor partition on a
+    # partition of its random choice: the records are observed in the order
+    # sent, each as read at the offset acknowledged for it, with its
+    # partition where the key or the caller chose it.
+    read = {(p, r.offset): r for p in range(3) for r in consumed[p]}
+    ctx.observe("records read back in the order sent (partition, key, value, headers, timestamp - base, type)",
+                records_summary([md.partition if m["key"] is not None or m["partition"] is not None else None,
+                                 r.key, r.value, list(r.headers), r.timestamp - base_ms, r.timestamp_type]
+                                for m, md in sent for r in [read[(md.partition, md.offset)]]))
     codec_problems = []
     for p in range(3):
         check_disk(broker, topic, p, [c for _, c in sorted(written[p].items())], codec_problems)
@@ -620,8 +641,11 @@ def scenario_kafkajs_produce(ctx):
         return [(m["key"], m["value"], tuple(tuple(h) for h in m["headers"]))
                 for _, m in sorted(want[p].items())]
 
+    ctx.observe("offsets kafkajs was acknowledged, by partition", {p: sorted(want[p]) for p in range(3)})
+
     # kafka-python reads every partition: same records at the acknowledged offsets.
     consumed = kp_consume(broker, topic, [0, 1, 2])
+    ctx.observe("read back by kafka-python", {p: kp_observed(consumed[p]) for p in range(3)})
     for p in range(3):
         records = consumed[p]
         check_offsets_contiguous("%s partition %d (kafka-python)" % (topic, p), [x.offset for x in records])
@@ -636,6 +660,7 @@ def scenario_kafkajs_produce(ctx):
 
     # kcat reads them too.
     consumed = kcat_consume(ctx, broker, topic, [0, 1, 2])
+    ctx.observe("read back by kcat", {p: kcat_observed(consumed[p]) for p in range(3)})
     for p in range(3):
         check_offsets_contiguous("%s partition %d (kcat)" % (topic, p), [x["offset"] for x in consumed[p]])
         first_difference("%s partition %d read by kcat" % (topic, p), [kcat_record(x) for x in consumed[p]], expected(p))
@@ -687,6 +712,8 @@ def scenario_cross_codec(ctx):
     wanted = {p: [m[:3] for m in want[p]] for p in (0, 1)}
     by_kcat = kcat_consume(ctx, broker, topic, [0, 1])
     by_kp = kp_consume(broker, topic, [0, 1])
+    ctx.observe("read back by kcat", {p: kcat_observed(by_kcat[p]) for p in (0, 1)})
+    ctx.observe("read back by kafka-python", {p: kp_observed(by_kp[p]) for p in (0, 1)})
     for p in (0, 1):
         check_offsets_contiguous("%s partition %d (kcat)" % (topic, p), [r["offset"] for r in by_kcat[p]])
         first_difference("%s partition %d read by kcat" % (topic, p), [kcat_record(r) for r in by_kcat[p]], wanted[p])
@@ -726,6 +753,11 @@ def scenario_log_restart(ctx):
         check_offsets_contiguous("%s partition %d before the restart" % (topic, p), [r["offset"] for r in before[p]])
     check(sum(ends.values()) == 30000 + len(extra),
           "%d records read before the restart, %d written" % (sum(ends.values()), 30000 + len(extra)))
+    # kafka-python places its records without key at random: the records
+    # are observed without their place, sorted.
+    ctx.observe("records before the restart (key, value, headers), sorted",
+                records_summary(sorted([r.get("key") or "", r.get("payload") or "", r.get("headers") or []]
+                                       for p in range(3) for r in before[p])))
 
     broker.stop()
     check(not broker.problems, "; ".join(broker.problems))
@@ -735,6 +767,8 @@ def scenario_log_restart(ctx):
     for p in range(3):
         first_difference("%s partition %d after the restart (offsets, timestamps, keys, values, headers)"
                          % (topic, p), after[p], before[p], describe=json.dumps)
+    ctx.observe("after the restart, each partition reads as before",
+                {p: after[p] == before[p] for p in range(3)})
     for p in range(3):
         for ts, want in (("-2", 0), ("-1", ends[p])):
             _, out, _ = ctx.run(["kcat", "-b", broker.bootstrap, "-Q", "-t", "%s:%d:%s" % (topic, p, ts)])
@@ -749,12 +783,16 @@ def scenario_log_restart(ctx):
         metadata = kp_send(producer, topic, more)
     finally:
         producer.close(timeout=10)
+    ctx.observe("offsets acknowledged after the restart, from each partition's end",
+                {p: [md.offset - ends[p] for m, md in zip(more, metadata) if m["partition"] == p] for p in range(3)})
     for p in range(3):
         offsets = [md.offset for m, md in zip(more, metadata) if m["partition"] == p]
         check(offsets == list(range(ends[p], ends[p] + 50)),
               "%s partition %d: records after the restart acknowledged at %r..., want %d..%d"
               % (topic, p, offsets[:5], ends[p], ends[p] + 49))
     again = kcat_consume(ctx, broker, topic, [0, 1, 2])
+    ctx.observe("records written after the restart, read back by kcat",
+                {p: [kcat_record(r) for r in again[p][ends[p]:]] for p in range(3)})
     for p in range(3):
         first_difference("%s partition %d: the old records after more were written" % (topic, p),
                          again[p][:ends[p]], before[p], describe=json.dumps)
@@ -999,6 +1037,10 @@ def scenario_list_offsets_time(ctx):
                + [base_ms + rng.randrange(0, 10 * count) for _ in range(12)] for p in parts}
 
     wrong = []  # every answer that differs, reported together at the end
+    answers = {"offsets_for_times": [], "kcat -Q": [], "ListOffsets v7": []}  # observed, base-relative
+
+    def since_base(ts):
+        return ts if ts is None or ts < 0 else ts - base_ms
 
     # kafka-python offsets_for_times (ListOffsets v1+).
     kafka = kafka_python()
@@ -1012,11 +1054,14 @@ def scenario_list_offsets_time(ctx):
                 got = consumer.offsets_for_times({tp: target})[tp]
                 offset, ts = expected(p, target)
                 got_pair = (got.offset, got.timestamp) if got is not None else (-1, -1)
+                answers["offsets_for_times"].append([p, since_base(target), got_pair[0], since_base(got_pair[1])])
                 if got_pair != (offset, ts):
                     wrong.append("kafka-python offsets_for_times partition %d at base%+d ms: offset %d timestamp "
                                  "base%+d, want offset %d timestamp base%+d"
                                  % (p, target - base_ms, got_pair[0], got_pair[1] - base_ms, offset, ts - base_ms))
             tps = [tp]
+            answers["offsets_for_times"].append([p, "beginning", consumer.beginning_offsets(tps)[tp],
+                                                 "end", consumer.end_offsets(tps)[tp]])
             check(consumer.beginning_offsets(tps)[tp] == 0, "beginning_offsets partition %d: %r"
                   % (p, consumer.beginning_offsets(tps)))
             check(consumer.end_offsets(tps)[tp] == count, "end_offsets partition %d: %r, want %d"
@@ -1030,6 +1075,7 @@ def scenario_list_offsets_time(ctx):
         queries = [("-2", 0), ("-1", count)] + [(str(t), expected(p, t)[0]) for t in targets[p][:8]]
         argvs = [["kcat", "-b", broker.bootstrap, "-Q", "-t", "%s:%d:%s" % (topic, p, ts)] for ts, _ in queries]
         for (ts, want), (_, out, _) in zip(queries, ctx.run_parallel(argvs)):
+            answers["kcat -Q"].append([p, since_base(int(ts)), out.split()])
             if out.split() != [topic, "[%d]" % p, "offset", str(want)]:
                 wrong.append("kcat -Q -t %s:%d:%s printed %r, want offset %d" % (topic, p, ts, out.strip(), want))
 
@@ -1041,12 +1087,16 @@ def scenario_list_offsets_time(ctx):
                     (targets[p][6], expected(p, targets[p][6])), (base_ms + 10 * count, (-1, -1))]
             for n, (ts, (offset, stamp)) in enumerate(asks):
                 got = wire.list_offsets_v7(s, 700 + 10 * p + n, topic, [(p, ts)])[p]
+                answers["ListOffsets v7"].append([p, since_base(ts), got["error_code"], got["offset"],
+                                                  since_base(got["timestamp"])])
                 if (got["error_code"], got["offset"], got["timestamp"]) != (0, offset, stamp):
                     wrong.append("ListOffsets v7 partition %d timestamp %s: error %d offset %d timestamp %s, want "
                                  "error 0 offset %d timestamp %s"
                                  % (p, ts if ts < 0 else "base%+d" % (ts - base_ms), got["error_code"], got["offset"],
                                     got["timestamp"] if got["timestamp"] < 0 else "base%+d" % (got["timestamp"] - base_ms),
                                     offset, stamp if stamp < 0 else "base%+d" % (stamp - base_ms)))
+    for what, seen in answers.items():
+        ctx.observe(what, seen)
     broker.check_alive()
     check(not wrong, "%d of the ListOffsets answers differ from Kafka's (base = %d; partitions 0 (lz4) and 2 "
           "(uncompressed) hold base+10*offset, 1 (lz4) and 3 (uncompressed) the same shuffled):\n      %s"
@@ -1076,6 +1126,8 @@ def scenario_long_poll(ctx):
             wire.fetch_v4_send(s, 801, topic, 0, 1, max_wait_ms=3000, min_bytes=1)
             got = wire.fetch_v4_read(s, 801, timeout_s=15)[(topic, 0)]
             idle_s = timings["idle (max_wait 3000 ms)"] = time.monotonic() - started
+            ctx.observe("idle Fetch at offset 1 (error, high watermark, bytes)",
+                        [got["error_code"], got["high_watermark"], len(got["records"])])
             check(got["error_code"] == 0 and got["high_watermark"] == 1 and not got["records"],
                   "idle Fetch at offset 1: %r, want error 0, high watermark 1, no records" % got)
             if not 2.7 <= idle_s <= 4.5:
@@ -1092,6 +1144,8 @@ def scenario_long_poll(ctx):
             timings["wake after ack"] = answered - acked
             timings["wake total (max_wait 5000 ms)"] = answered - started
             batches = wire.record_batches(got["records"], whole_only=False)
+            ctx.observe("waiting Fetch at offset 1 (error, high watermark, batch offsets)",
+                        [got["error_code"], got["high_watermark"], [b["base_offset"] for b in batches]])
             check(got["error_code"] == 0 and batches and batches[0]["base_offset"] == 1,
                   "waiting Fetch at offset 1: error %d, batches %r, want the record at offset 1"
                   % (got["error_code"], batches))
@@ -1108,6 +1162,8 @@ def scenario_long_poll(ctx):
             got = wire.fetch_v4_read(s, 803, timeout_s=15)[(topic, 0)]
             waited_s = timings["min_bytes 100000 (max_wait 2000 ms)"] = time.monotonic() - started
             batches = wire.record_batches(got["records"], whole_only=False)
+            ctx.observe("Fetch at offset 2 with min_bytes (error, high watermark, batch offsets)",
+                        [got["error_code"], got["high_watermark"], [b["base_offset"] for b in batches]])
             check(got["error_code"] == 0 and batches and batches[0]["base_offset"] == 2,
                   "Fetch at offset 2 with min_bytes: error %d batches %r, want the record at offset 2"
                   % (got["error_code"], batches))
@@ -1138,6 +1194,8 @@ def scenario_long_poll(ctx):
             while not records and time.monotonic() - acked < 8:
                 records = consumer.poll(timeout_ms=100).get(tp, [])
             latency_s = timings["kafka-python consumer after ack"] = time.monotonic() - acked
+            ctx.observe("kafka-python consumer parked at the end reads",
+                        [[r.offset, r.value] for r in records])
             check([r.value for r in records] == [b"for the consumer"],
                   "kafka-python consumer (fetch_max_wait_ms 5000) read %r" % records)
             if latency_s >= 2.0:
@@ -1293,6 +1351,8 @@ def scenario_dump_log(ctx):
                     records.append((r["offset"], r["key"], r["payload"] or "", r["header_keys"], r["type"]))
                     codecs_read.append(b["codec"])
             check(position == os.path.getsize(path), "%s: batches end at byte %d of %d" % (path, position, os.path.getsize(path)))
+        ctx.observe("partition %d as DumpLogSegments reads it (offset, key, payload, header keys, type)" % p,
+                    records_summary(records))
         expected = [(o, m[0], m[1], ",".join(h for h, _ in m[2]), "CreateTime") for o, m in enumerate(want[p])]
         first_difference("%s-%d as DumpLogSegments reads it (offset, key, payload, header keys, timestamp type)"
                          % (topic, p), records, expected)

@@ -16,11 +16,17 @@ answers do not share fail the run.
 A cell passes when every scenario covering it passed; it is "not
 advertised" when the broker under test does not advertise an API the cell
 needs (listed in NEEDS), whatever its scenarios did - such a cell is never
-counted as a pass. With a reference file each cell shows both brokers.
+counted as a pass. With a reference file each cell shows both brokers, and
+a scenario whose observations against runnel differ from those against
+Kafka (compare.py) fails its cells as DIFF; both sides are printed under
+the matrix. What differs on purpose is listed in differences.py.
 """
 
 import json
 import sys
+
+sys.dont_write_bytecode = True  # keep compat-tests/ free of __pycache__
+import compare  # noqa: E402
 
 COLUMNS = ["metadata", "admin", "produce/consume", "offsets by time", "groups", "idempotence", "transactions",
            "KIP-848 groups"]
@@ -130,8 +136,9 @@ def load(path):
         return json.load(f)
 
 
-def cell(results, advertised, client, column):
-    """(text, state) of one cell for one broker; state is pass, fail, na, none."""
+def cell(results, advertised, client, column, differing=()):
+    """(text, state) of one cell for one broker; state is pass, fail, na, none.
+    differing: the scenarios whose observations differ from Kafka's."""
     needs = NEEDS.get(column, [])
     missing = [k for k in needs if k not in advertised]
     names = [n for n, cells in COVERS.items() if (client, column) in cells and n in results]
@@ -145,6 +152,9 @@ def cell(results, advertised, client, column):
     skipped = [n for n in names if results[n]["status"] == "skip"]
     if failed:
         return "FAIL (%s)" % ", ".join(failed), "fail"
+    diff = [n for n in names if n in differing]
+    if diff:
+        return "DIFF (%s)" % ", ".join(diff), "fail"
     if len(skipped) == len(names):
         return "skipped (%s)" % results[skipped[0]]["reason"][:60], "none"
     return "pass", "pass"
@@ -159,10 +169,12 @@ def render(runnel, kafka=None):
     lines.append("| client | " + " | ".join(COLUMNS) + " |")
     lines.append("|---" * (len(COLUMNS) + 1) + "|")
     passed = failed = 0
+    diffs = compare.differences_of(runnel, kafka) if kafka else {}
+    differing = set(compare.failing(diffs))
     for client in CLIENTS:
         row = []
         for column in COLUMNS:
-            text, state = cell(runnel["scenarios"], runnel["advertised"], client, column)
+            text, state = cell(runnel["scenarios"], runnel["advertised"], client, column, differing)
             if state == "pass":
                 passed += 1
             elif state == "fail":
@@ -180,6 +192,15 @@ def render(runnel, kafka=None):
     if uncovered:
         lines.append("Scenarios not in the matrix: %s" % ", ".join(sorted(uncovered)))
         lines.append("")
+    if kafka:
+        scenarios, keys = compare.counted(runnel, kafka)
+        lines.append("Observations compared with Apache Kafka's: %d scenarios, %d observations; %s"
+                     % (scenarios, keys, "%d scenarios differ (DIFF):" % len(differing) if differing
+                        else "no difference that is not on purpose"))
+        lines += compare.describe(diffs)
+        lines.append("")
+        # A scenario outside the matrix fails the run by differing too.
+        failed += len([n for n in differing if n not in COVERS])
     if "malformed" in runnel:
         # What tshark's dissector cannot read in Kafka's own answers too is
         # the dissector's gap, not a fault of runnel.

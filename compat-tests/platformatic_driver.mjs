@@ -312,14 +312,22 @@ async function commitAndClose (member, topic, consumed) {
 async function groupShare (bootstrap, topic, group, partitions, n) {
   const consumed = new Consumed(n)
   const members = [await startMember(bootstrap, topic, group, 'a', consumed), await startMember(bootstrap, topic, group, 'b', consumed)]
+  // Shared, and unchanged for a second: against Kafka a member may still be
+  // rejoining when both views first cover the topic, and records produced
+  // then are read by one member and again by the next owner.
   let views = {}
+  let steady = 0
+  let last = null
   for (let i = 0; ; i++) {
     views = {}
     for (const m of members) {
       views[m.name] = (m.consumer.assignments ?? []).filter(a => a.topic === topic).flatMap(a => a.partitions).sort((x, y) => x - y)
     }
     const seen = Object.values(views).flat().sort((x, y) => x - y)
-    if (JSON.stringify(seen) === JSON.stringify([...Array(partitions).keys()]) && Object.values(views).every(v => v.length)) break
+    const shared = JSON.stringify(seen) === JSON.stringify([...Array(partitions).keys()]) && Object.values(views).every(v => v.length)
+    steady = shared && JSON.stringify(views) === last ? steady + 1 : 0
+    last = JSON.stringify(views)
+    if (steady >= 10) break
     if (i >= 300) throw new Error(`group ${group} never shared: ${JSON.stringify(views)}`)
     await sleep(100)
   }

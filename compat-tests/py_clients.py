@@ -50,7 +50,8 @@ import os
 import shutil
 import subprocess
 
-from go_clients import b64, check_group_of_two, check_group_run, check_topic, one, produced_and_consumed
+from go_clients import (b64, check_gone, check_group_of_two, check_group_run, check_topic, observe_metadata,
+                        observe_steps, one, produced_and_consumed)
 from harness import BROKER_ID, HERE, REPO, Failure, check
 from logs import create_topics, disk_batches
 from transactions import read_all
@@ -154,6 +155,7 @@ def metadata_story(ctx, clients):
         if v.get("guess"):
             ctx.say("%s takes the broker for Kafka %s" % (NAMES[client], v["guess"]))
         md = one(ev, "metadata", what)
+        observe_metadata(ctx, NAMES[client], broker, md, one(ev, "topic", what))
         want = [{"id": BROKER_ID, "host": "127.0.0.1", "port": broker.port}]
         check(md["brokers"] == want, "%s: brokers %r, want %r" % (what, md["brokers"], want))
         check(md["controller"] == BROKER_ID, "%s: controller %r" % (what, md["controller"]))
@@ -169,6 +171,7 @@ def admin_story(ctx, clients):
         topic = "admin-" + client
         _, ev = drive(ctx, client, "admin", broker, topic)
         what = "%s admin" % NAMES[client]
+        observe_steps(ctx, "%s admin steps" % NAMES[client], ev)
 
         def ok(step):
             e = one(ev, step, what)
@@ -214,8 +217,7 @@ def admin_story(ctx, clients):
         refused("create-partitions-fewer", 37)  # INVALID_PARTITIONS
         check_topic(what, one(ev, "after-partitions", what), 5)
         ok("delete")
-        gone = one(ev, "gone", what)
-        check("error" not in gone, "%s: %s" % (what, gone.get("error")))
+        check_gone(ctx, broker, topic, one(ev, "gone", what), what)
 
 
 def produce_story(ctx, clients):
@@ -244,7 +246,7 @@ def groups_story(ctx, clients):
     for client in clients:
         topic = group = "group-" + client
         _, ev = drive(ctx, client, "group-share", broker, topic, group, partitions, first)
-        ends[client] = check_group_of_two("%s group of two" % NAMES[client], ev, partitions, first)
+        ends[client] = check_group_of_two("%s group of two" % NAMES[client], ev, partitions, first, ctx)
 
     # The commits are in __consumer_offsets: they outlive the broker.
     broker.stop()
@@ -252,7 +254,10 @@ def groups_story(ctx, clients):
     for client in clients:
         topic = group = "group-" + client
         _, ev = drive(ctx, client, "group-resume", broker, topic, group, partitions, second)
-        check_group_run("%s member after a broker restart" % NAMES[client], ev, partitions, second, ends[client])
+        resumed, _ = check_group_run("%s member after a broker restart" % NAMES[client], ev, partitions, second,
+                                     ends[client])
+        ctx.observe("%s member after a broker restart: read (partition, offset), committed" % NAMES[client],
+                    [sorted([e["p"], e["o"]] for e in ev.get("got", [])), resumed])
         for e in ev.get("got", []):
             check(b64(e["value"]).startswith(b"resume-"), "%s: the new member read %r, written before the restart"
                   % (NAMES[client], b64(e["value"])))
@@ -309,8 +314,12 @@ def txn_story(ctx, clients):
             for e in read:
                 if e["event"] == "got":
                     got[e["p"]].append(text(e))
+            ctx.observe("%s %s reads" % (NAMES[client], isolation), got)
             check(got == expected, "%s %s read %r, want %r" % (NAMES[client], isolation, got, expected))
+        ctx.observe("%s acknowledged (partition, offset, committed)" % NAMES[client],
+                    [[e["p"], e["o"], e["commit"]] for e in sent])
         rd = read_all(broker, topic, list(range(partitions)), "read_committed", expect=sum(map(len, want.values())))
+        ctx.observe("librdkafka read_committed reads %s's transactions" % NAMES[client], rd)
         check(rd == want, "librdkafka read_committed read %r of %s's transactions, want %r"
               % (rd, NAMES[client], want))
     broker.check_alive()

@@ -59,9 +59,9 @@ sys.dont_write_bytecode = True  # keep compat-tests/ free of __pycache__
 from wire import (API_API_VERSIONS, API_METADATA, WireError, api_versions_v0,  # noqa: E402
                   decode_api_versions_v0, encode_request, metadata_v10, read_frame)
 from harness import (BROKER_ID, INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,  # noqa: E402
-                     INVALID_TOPIC, LOG_TAIL_LINES, SCENARIO_TIMEOUT_S, SEGMENT_BYTES_DEFAULT,
+                     INVALID_TOPIC, LOG_TAIL_LINES, SCENARIO_TIMEOUT_S, SEGMENT_BYTES_DEFAULT, STARTUP_TIMEOUT_S,
                      TOPIC_ALREADY_EXISTS, UNSUPPORTED_VERSION, Context, Failure, ScenarioTimeout,
-                     admin_client, check, check_partitions, describe_topic, eventually,
+                     admin_client, check, check_partitions, describe_topic, described, eventually,
                      expect_kafka_error, kafka_python, kcat_metadata, kcat_topic, resource_configs,
                      topic_configs, HERE, REPO)
 import ck_clients  # noqa: E402
@@ -94,6 +94,9 @@ def scenario_kcat_metadata(ctx):
     check(isinstance(md.get("topics"), list), "kcat topics: %r" % md.get("topics"))
     check(all(t["topic"].startswith("__") for t in md["topics"]),
           "a new broker lists user topics: %r" % [t["topic"] for t in md["topics"]])
+    ctx.observe("new broker: brokers, controller, topics",
+                {"brokers": [(b["id"], b["name"] == broker.bootstrap) for b in md["brokers"]],
+                 "controller": md.get("controllerid"), "topics": sorted(t["topic"] for t in md["topics"])})
 
     # Created with librdkafka too (python3-confluent-kafka), as a kcat user would.
     try:
@@ -121,11 +124,15 @@ def scenario_kcat_metadata(ctx):
         check("error" not in p, "kcat-three partition %r: %r" % (p["partition"], p.get("error")))
     check(sorted(p["partition"] for p in t["partitions"]) == [0, 1, 2],
           "kcat-three partitions: %r" % [p["partition"] for p in t["partitions"]])
+    ctx.observe("kcat-three partitions (leader, replicas, isrs)",
+                {p["partition"]: [p.get("leader"), p.get("replicas"), p.get("isrs"), p.get("error")]
+                 for p in t["partitions"]})
 
     # Asking for one topic returns just it.
     one = kcat_metadata(ctx, broker, "kcat-three")
     check([t["topic"] for t in one["topics"]] == ["kcat-three"],
           "kcat -L -t kcat-three listed %r" % [t["topic"] for t in one["topics"]])
+    ctx.observe("kcat -L -t kcat-three lists", [t["topic"] for t in one["topics"]])
 
 
 def scenario_kafka_python_admin(ctx):
@@ -142,6 +149,7 @@ def scenario_kafka_python_admin(ctx):
             NewTopic("kp-orders", 3, 1, topic_configs={"retention.ms": "3600000", "cleanup.policy": "compact"}),
             NewTopic("kp-defaults", 1, 1)])
         ctx.note("create_topics kp-orders kp-defaults", response)
+        ctx.observe("create_topics kp-orders kp-defaults", sorted(tuple(e) for e in response.topic_errors))
         check(sorted(tuple(e[:2]) for e in response.topic_errors) == [("kp-defaults", 0), ("kp-orders", 0)],
               "create_topics answered %r" % (response.topic_errors,))
 
@@ -150,15 +158,18 @@ def scenario_kafka_python_admin(ctx):
         check(topic["topic"] == "kp-orders", "describe_topics named %r" % topic["topic"])
         check(not topic["is_internal"], "kp-orders is internal")
         check_partitions(topic, 3)
+        ctx.observe("describe_topics kp-orders", described(topic))
 
         configs = topic_configs(admin, "kp-orders")
         ctx.note("describe_configs kp-orders", configs)
+        ctx.observe("describe_configs kp-orders", configs)
         check(configs.get("retention.ms") == "3600000", "retention.ms = %r, want the set 3600000" % configs.get("retention.ms"))
         check(configs.get("cleanup.policy") == "compact", "cleanup.policy = %r, want compact" % configs.get("cleanup.policy"))
         check(configs.get("segment.bytes") == SEGMENT_BYTES_DEFAULT,
               "segment.bytes = %r, want the default %s" % (configs.get("segment.bytes"), SEGMENT_BYTES_DEFAULT))
         configs = topic_configs(admin, "kp-defaults")
         ctx.note("describe_configs kp-defaults", configs)
+        ctx.observe("describe_configs kp-defaults", configs)
         check(configs.get("retention.ms") == str(48 * 3600 * 1000),
               "kp-defaults retention.ms = %r, want 172800000 from the broker's log.retention.hours=48"
               % configs.get("retention.ms"))
@@ -168,6 +179,11 @@ def scenario_kafka_python_admin(ctx):
         responses = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(BROKER_ID))])
         bconf = resource_configs(responses, str(BROKER_ID))
         ctx.note("describe_configs broker 1", bconf)
+        ctx.observe("describe_configs broker 1 (the keys topics inherit and one overridden)",
+                    {k: bconf.get(k) for k in ("log.segment.bytes", "log.retention.hours", "log.retention.ms",
+                                               "log.cleanup.policy", "num.partitions", "num.network.threads",
+                                               "message.max.bytes", "compression.type",
+                                               "auto.create.topics.enable")})
         check(bconf.get("log.segment.bytes") == SEGMENT_BYTES_DEFAULT,
               "broker log.segment.bytes = %r, want %s" % (bconf.get("log.segment.bytes"), SEGMENT_BYTES_DEFAULT))
         check(bconf.get("num.network.threads") == "2",
@@ -181,7 +197,9 @@ def scenario_kafka_python_admin(ctx):
         res = response.to_object()["resources"]
         check([(r["error_code"], r["resource_name"]) for r in res] == [(0, "kp-orders")],
               "alter_configs answered %r" % res)
+        ctx.observe("alter_configs kp-orders", [(r["error_code"], r["resource_name"]) for r in res])
         configs = topic_configs(admin, "kp-orders")
+        ctx.observe("describe_configs kp-orders after alter_configs", configs)
         check(configs.get("retention.ms") == "7200000", "after alter_configs retention.ms = %r" % configs.get("retention.ms"))
         check(configs.get("cleanup.policy") == "delete",
               "after alter_configs (which replaces every topic config) cleanup.policy = %r, want the default delete"
@@ -191,6 +209,7 @@ def scenario_kafka_python_admin(ctx):
         ctx.note("create_partitions kp-orders 5", response)
         eventually(lambda: len(describe_topic(admin, "kp-orders")["partitions"]) == 5, "kp-orders has 5 partitions")
         check_partitions(describe_topic(admin, "kp-orders"), 5)
+        ctx.observe("describe_topics kp-orders after create_partitions 5", described(describe_topic(admin, "kp-orders")))
 
         expect_kafka_error(ctx, errors.InvalidPartitionsError, INVALID_PARTITIONS,
                            lambda: admin.create_partitions({"kp-orders": NewPartitions(2)}),
@@ -211,10 +230,14 @@ def scenario_kafka_python_admin(ctx):
         names = admin.list_topics()
         for bad in ("kp-badconfig", "kp-rf3", "kp bad/name"):
             check(bad not in names, "a refused create_topics left %r behind: %r" % (bad, names))
+        ctx.observe("list_topics after the refusals", sorted(n for n in names if not n.startswith("__")))
 
         response = admin.delete_topics(["kp-orders"])
         ctx.note("delete_topics kp-orders", response)
+        ctx.observe("delete_topics kp-orders", sorted(tuple(e) for e in response.topic_error_codes))
         eventually(lambda: "kp-orders" not in admin.list_topics(), "kp-orders gone from list_topics")
+        ctx.observe("list_topics after delete_topics",
+                    sorted(n for n in admin.list_topics() if not n.startswith("__")))
     finally:
         admin.close()
     broker.check_alive()
@@ -233,6 +256,7 @@ def scenario_kafkajs_admin(ctx):
         raise Failure("kafkajs_admin.js printed no JSON result (%s)" % e)
     check(code == 0 and "failed" not in r,
           "kafkajs step %r failed: %s" % (r.get("failed"), json.dumps(r.get("error"))))
+    observe_kafkajs_admin(ctx, r)
 
     check(r["created"] is True, "createTopics returned %r, want true" % r["created"])
     check(r["createdAgain"] is False, "createTopics of an existing topic returned %r, want false" % r["createdAgain"])
@@ -291,6 +315,39 @@ def scenario_kafkajs_admin(ctx):
     broker.check_alive()
 
 
+def observe_kafkajs_admin(ctx, r):
+    """What kafkajs_admin.js's steps answered, ids and messages left out."""
+    def error_types(step):
+        e = r[step]
+        return {"threw": e["threw"], "types": [x.get("type") for x in (e["error"].get("errors") or [e["error"]])]
+                if e["threw"] else None}
+
+    def partitions(md):
+        return {t["name"]: {p["partitionId"]: [p["partitionErrorCode"], p["leader"], p["replicas"], p["isr"]]
+                            for p in t["partitions"]} for t in md["topics"]}
+
+    def configs(step):
+        return [{"error": res["errorCode"], "name": res["resourceName"],
+                 "entries": {e["configName"]: {k: e.get(k) for k in ("configValue", "isDefault", "configSource",
+                                                                      "readOnly", "isSensitive")}
+                             for e in res["configEntries"]}} for res in r[step]["resources"]]
+
+    ctx.observe("createTopics", r["created"])
+    ctx.observe("createTopics again", r["createdAgain"])
+    ctx.observe("createTopics replication factor 3", error_types("createReplicationFactor3"))
+    ctx.observe("listTopics after create", sorted(t for t in r["listAfterCreate"] if not t.startswith("__")))
+    ctx.observe("fetchTopicMetadata after create", partitions(r["metadataAfterCreate"]))
+    ctx.observe("describeConfigs of 3 names", configs("configs"))
+    ctx.observe("describeConfigs of all", configs("allConfigs"))
+    ctx.observe("alterConfigs", [(a["errorCode"], a["resourceName"]) for a in r["altered"]["resources"]])
+    ctx.observe("describeConfigs after alterConfigs", configs("configsAfterAlter"))
+    ctx.observe("createPartitions 4", r.get("partitionsCreated"))
+    ctx.observe("fetchTopicMetadata after createPartitions", partitions(r["metadataAfterPartitions"]))
+    ctx.observe("createPartitions 4 -> 1", error_types("shrinkPartitions"))
+    ctx.observe("deleteTopics", r.get("deleted"))
+    ctx.observe("listTopics after delete", sorted(t for t in r["listAfterDelete"] if not t.startswith("__")))
+
+
 def read_properties(path):
     props = {}
     with open(path, "r") as f:
@@ -339,6 +396,15 @@ def scenario_restart(ctx):
         ctx.note(label, {"names": names, "cluster": cluster, "ids": ids,
                          "configs": {n: {k: configs[n].get(k) for k in ("retention.ms", "cleanup.policy")}
                                      for n in names}})
+        # The ids are generated: observed is that each topic has one, and that
+        # the cluster id has Kafka's shape (a UUID in 22 characters of base64).
+        ctx.observe("topics %s" % label, {n: {"partitions": described(topics[n])["partitions"],
+                                               "has topic id": (ids or {}).get(n) not in (None, "", "A" * 22),
+                                               "configs": configs[n]} for n in names})
+        ctx.observe("cluster %s" % label, {"controller": cluster.get("controller_id"),
+                                            "brokers": [(b["node_id"], b["port"] == broker.port)
+                                                        for b in cluster.get("brokers", [])],
+                                            "cluster id length": len(cluster.get("cluster_id") or "")})
         return names, topics, configs, cluster, ids
 
     admin = admin_client(broker)
@@ -366,6 +432,7 @@ def scenario_restart(ctx):
     check(os.path.isfile(meta_path), "no meta.properties in the data dir: %r" % sorted(os.listdir(data)))
     meta = read_properties(meta_path)
     ctx.note("meta.properties", meta)
+    ctx.observe("meta.properties keys", sorted(meta))
     check(meta.get("node.id") == str(BROKER_ID), "meta.properties node.id = %r" % meta.get("node.id"))
     check(meta.get("cluster.id") and meta.get("cluster.id") == cluster.get("cluster_id"),
           "meta.properties cluster.id %r, Metadata said %r" % (meta.get("cluster.id"), cluster.get("cluster_id")))
@@ -489,6 +556,8 @@ def scenario_hostile_input(ctx):
             check(payload is not None, "ApiVersions v99: connection closed, want an UNSUPPORTED_VERSION answer")
             got, err, keys, trailing = decode_api_versions_v0(payload)
             ctx.note("ApiVersions v99 answer", {"corr": got, "error": err, "keys": keys, "trailing": trailing})
+            ctx.observe("ApiVersions v99: error, and whether ApiVersions v0 is among the keys listed",
+                        [err, keys.get(API_API_VERSIONS, [None])[0]])
             check(got == corr, "ApiVersions v99: correlation id %d, sent %d" % (got, corr))
             check(err == UNSUPPORTED_VERSION, "ApiVersions v99: error %d, want %d" % (err, UNSUPPORTED_VERSION))
             # Kafka lists just ApiVersions itself here (ApiVersionsRequest.getErrorResponse);
@@ -540,7 +609,7 @@ def scenario_metadata_at_start(ctx):
                 errors.append(str(e))
                 time.sleep(0.0005)
 
-    rounds = 10
+    rounds = METADATA_AT_START_ROUNDS
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     try:
@@ -563,10 +632,15 @@ def scenario_metadata_at_start(ctx):
     broker.start()
 
 
+# Each round is a start: the reference broker's take some 10 s each, more
+# than the default scenario time allows for ten of them.
+METADATA_AT_START_ROUNDS = 10
+scenario_metadata_at_start.timeout_s = 60 + (METADATA_AT_START_ROUNDS + 1) * (STARTUP_TIMEOUT_S + 5)
+
+
 def scenario_port_in_use(ctx):
     """A second broker on a port already in use fails at start with "Address already in use"; the first serves on."""
     import subprocess
-    from harness import STARTUP_TIMEOUT_S
     first = ctx.broker()
     # Issue 8: the listeners share their port with SO_REUSEPORT, so a second
     # runnel joined the first one's group and started without a word.
@@ -660,7 +734,8 @@ def run_scenario(name, fn, binary, keep):
     RESULTS[name] = {"status": "pass" if ok and not ctx.skipped else "skip" if ok else "fail",
                      "reason": "; ".join(ctx.skipped) if ok else (error or "; ".join(problems)).strip()[-300:],
                      "seconds": round(elapsed_s, 2),
-                     "ports": [b.port for b in ctx.brokers]}
+                     "ports": [b.port for b in ctx.brokers],
+                     "observed": ctx.observations}
     # SKIP: it passed, but some of its checks could not be made (a client
     # not installed, an API the broker lacks); the notes say which.
     label = {"pass": "PASS", "skip": "SKIP", "fail": "FAIL"}[RESULTS[name]["status"]]
@@ -728,11 +803,20 @@ def main():
             skipped += 1
         else:
             passed += 1
+        if args.results:  # after each scenario: a long run cut short still says what it found
+            write_results(args.results, binary)
     print("%d passed, %d failed%s" % (passed, failed, ", %d skipped" % skipped if skipped else ""), flush=True)
-    if args.results:
-        with open(args.results, "w") as f:
-            json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
     return 0 if failed == 0 else 1
+
+
+def write_results(path, binary):
+    """Rewrites the results file; a failure (a full disk) is said, and the run goes on."""
+    try:
+        with open(path + ".tmp", "w") as f:
+            json.dump({"broker": binary, "scenarios": RESULTS, "advertised": sorted(ADVERTISED)}, f, indent=1)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        print("compat-tests: could not write %s: %s" % (path, e), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

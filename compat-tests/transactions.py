@@ -129,6 +129,7 @@ def scenario_txn_commit_abort(ctx):
     producer.flush(30)
     lso, high = last_stable_offsets(broker, topic, [0, 1])
     ctx.note("LSO and high watermark with a transaction open on partition 0", (lso, high))
+    ctx.observe("with a transaction open on partition 0: last stable offsets, high watermarks", [lso, high])
     check(lso[0] < high[0], "partition 0: read_committed latest offset %d, high watermark %d: the open "
           "transaction's record must be past the last stable offset" % (lso[0], high[0]))
     producer.commit_transaction(30)
@@ -137,8 +138,12 @@ def scenario_txn_commit_abort(ctx):
 
     def verify(when):
         committed = read_all(broker, topic, [0, 1], "read_committed", expect=sum(map(len, want.values())))
+        ctx.observe("%s, read_committed reads" % when, committed)
         check(committed == want, "%s, read_committed: got %r, want %r" % (when, committed, want))
         uncommitted = read_all(broker, topic, [0, 1], "read_uncommitted", expect=sum(map(len, every.values())))
+        ctx.observe("%s, read_uncommitted reads" % when, uncommitted)
+        ctx.observe("%s, last stable offsets and high watermarks" % when,
+                    last_stable_offsets(broker, topic, [0, 1]))
         check(uncommitted == every, "%s, read_uncommitted: got %r, want every record %r" % (when, uncommitted, every))
 
     verify("before any restart")
@@ -185,9 +190,13 @@ def scenario_txn_zombie(ctx):
     except ck.KafkaException as e:
         err = e.args[0]
         ctx.note("the zombie's commit", "%s (fatal=%s)" % (err.str(), err.fatal()))
+        ctx.observe("the zombie's commit fails with", {"error": err.name(), "fatal": err.fatal(),
+                                                        "abortable": err.txn_requires_abort()})
         check(err.fatal() or err.txn_requires_abort(), "the zombie's failure is neither fatal nor abortable: %s"
               % err.str())
     committed = read_all(broker, topic, [0, 1], "read_committed", expect=2)
+    ctx.observe("read_committed after the fencing", committed)
+    ctx.observe("last stable offsets and high watermarks after the fencing", last_stable_offsets(broker, topic, [0, 1]))
     check(committed == {0: ["fresh-0"], 1: ["fresh-1"]},
           "read_committed after the fencing holds %r, want only the new producer's records" % (committed,))
     broker.check_alive()
@@ -214,6 +223,8 @@ def scenario_txn_timeout(ctx):
     eventually(moved, "the last stable offset of partition 0 to reach the high watermark once the abandoned "
                "transaction timed out", timeout_s=20.0, interval_s=0.5)
     committed = read_all(broker, topic, [0, 1], "read_committed", expect=2)
+    ctx.observe("read_committed once the abandoned transaction timed out", committed)
+    ctx.observe("last stable offsets and high watermarks then", last_stable_offsets(broker, topic, [0, 1]))
     check(committed == {0: ["after-0"], 1: ["after-1"]},
           "read_committed holds %r, want the other producer's records only" % (committed,))
     broker.check_alive()
@@ -242,15 +253,24 @@ def scenario_txn_admin(ctx):
     open_one.produce(topic, value=b"o0", partition=1)
     open_one.flush(30)
 
-    listed = {row[0]: row for row in tool(ctx, broker, "list")[1:]}
+    rows = tool(ctx, broker, "list")
+    listed = {row[0]: row for row in rows[1:]}
+    # Columns: TransactionalId Coordinator ProducerId TransactionState; the producer id is the broker's choice.
+    ctx.observe("list", [rows[0]] + sorted([r[0], r[1], r[3]] for r in rows[1:]))
     check(set(listed) >= {"tx-done", "tx-open"}, "list shows %r" % sorted(listed))
     check(listed["tx-done"][3] == "CompleteCommit" and listed["tx-open"][3] == "Ongoing",
           "list states: %r" % listed)
     rows = tool(ctx, broker, "describe", "--transactional-id", "tx-open")
+    # CoordinatorId TransactionalId ProducerId ProducerEpoch TransactionState TransactionTimeoutMs
+    # CurrentTransactionStartTimeMs TransactionDurationMs TopicPartitions: ids and times left out.
+    ctx.observe("describe tx-open", [rows[0]] + [[r[0], r[1], r[3], r[4], r[5], r[-1]] for r in rows[1:]])
     check(len(rows) == 2 and rows[1][1] == "tx-open" and rows[1][4] == "Ongoing" and
           rows[1][-1] == "%s-1" % topic, "describe tx-open: %r" % rows)
     producers = tool(ctx, broker, "describe-producers", "--topic", topic, "--partition", "1")
     starts = [row[5] for row in producers[1:]]
+    # ProducerId ProducerEpoch LatestCoordinatorEpoch LastSequence LastTimestamp CurrentTransactionStartOffset
+    ctx.observe("describe-producers of partition 1 (without ids and times)",
+                [producers[0]] + sorted([r[1], r[2], r[3], r[5]] for r in producers[1:]))
     check(len(producers) == 3 and "None" in starts and any(s.isdigit() for s in starts),
           "describe-producers of partition 1: %r (want the committed producer and the open one with its "
           "transaction's first offset)" % producers)
@@ -268,6 +288,7 @@ class TxnWire:
     def __init__(self, broker):
         self.sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10.0)
         self.correlation_id = 0
+        self.answers = []  # [request, what it answered], ids left out, to be observed
 
     def close(self):
         self.sock.close()
@@ -289,6 +310,8 @@ class TxnWire:
         while True:
             got = fn()
             if got[0] not in RETRIABLE or time.monotonic() > deadline:
+                seen = [got[0], got[2]] if what == "InitProducerId" else list(got)  # not the producer id
+                self.answers.append([what, [sorted(x.items()) if isinstance(x, dict) else x for x in seen]])
                 return got
             time.sleep(0.2)
 
@@ -354,6 +377,7 @@ class TxnWire:
             r.tagged_fields()
             out[tid] = {(name, index): code for name, parts in topics for index, code in parts}
         r.compact_array(result)
+        self.answers.append(["AddPartitionsToTxn v5", top, {tid: sorted(codes.items()) for tid, codes in out.items()}])
         return top, out
 
     def end_txn(self, transactional_id, pid, epoch, commit):
@@ -402,7 +426,11 @@ def scenario_txn_wire(ctx):
         check(w.end_txn("tw-a", pid, epoch, False) == 0, "EndTxn abort tw-a failed")
         check(w.end_txn("tw-b", pid_b, epoch_b, True) == 0, "EndTxn commit tw-b failed")
         # The transaction is over: nothing is in it any more.
+        ctx.observe("the coordinator's answers, in order", w.answers)
+        # Refused as TRANSACTION_ABORTABLE, or, while the abort's markers are
+        # still being written, CONCURRENT_TRANSACTIONS (or INVALID_TXN_STATE).
         top, out = w.add_partitions_v5([("tw-a", pid, epoch, True, topic, [0])])
+        ctx.observe("v5 verify-only after the abort: refused", out.get("tw-a", {}).get((topic, 0)) in (120, 51, 48))
         check(out.get("tw-a", {}).get((topic, 0)) in (120, 51, 48),
               "v5 verify-only after the abort: %r, want the partition refused" % (out,))
     finally:

@@ -65,13 +65,15 @@ Test(topic_config_table, has_kafka_4_keys_and_not_removed_ones)
 {
         const char *present[] = {
                 "cleanup.policy", "compression.type", "compression.gzip.level", "compression.lz4.level",
-                "compression.zstd.level", "delete.retention.ms", "file.delete.delay.ms", "flush.messages",
+                "compression.zstd.level", "delete.retention.ms", "errors.deadletterqueue.group.enable",
+                "file.delete.delay.ms", "flush.messages",
                 "flush.ms", "follower.replication.throttled.replicas", "index.interval.bytes",
                 "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
                 "max.compaction.lag.ms", "max.message.bytes", "message.timestamp.after.max.ms",
                 "message.timestamp.before.max.ms", "message.timestamp.type", "min.cleanable.dirty.ratio",
                 "min.compaction.lag.ms", "min.insync.replicas", "preallocate", "remote.storage.enable",
-                "remote.log.copy.disable", "remote.log.delete.on.disable", "retention.bytes",
+                "remote.log.copy.disable", "remote.log.delete.on.disable", "remote.copy.lag.bytes",
+                "remote.copy.lag.ms", "retention.bytes",
                 "retention.ms", "segment.bytes", "segment.index.bytes", "segment.jitter.ms", "segment.ms",
                 "unclean.leader.election.enable",
         };

@@ -425,6 +425,12 @@ static const struct config_def topic_defs[TOPIC_CONFIG_COUNT] = {
                        "reader starting from the beginning still sees deletes.",
                 .synonyms = { { "log.cleaner.delete.retention.ms", 1 } },
         },
+        [TOPIC_CONFIG_ERRORS_DEADLETTERQUEUE_GROUP_ENABLE] = {
+                .name = "errors.deadletterqueue.group.enable", .type = CONFIG_TYPE_BOOLEAN,
+                .default_text = "false",
+                .doc = "Whether a group's dead-letter queue may be this topic (Kafka 4.4); "
+                       "accepted, no effect in runnel.",
+        },
         [TOPIC_CONFIG_FILE_DELETE_DELAY_MS] = {
                 .name = "file.delete.delay.ms", .type = CONFIG_TYPE_LONG, .default_text = "60000",
                 AT_LEAST(0),
@@ -531,6 +537,20 @@ static const struct config_def topic_defs[TOPIC_CONFIG_COUNT] = {
                 .name = "preallocate", .type = CONFIG_TYPE_BOOLEAN, .default_text = "false",
                 .doc = "Reserve a segment's full size on disk when it is created.",
                 .synonyms = { { "log.preallocate", 1 } },
+        },
+        [TOPIC_CONFIG_REMOTE_COPY_LAG_BYTES] = {
+                .name = "remote.copy.lag.bytes", .type = CONFIG_TYPE_LONG, .default_text = "-1",
+                AT_LEAST(-1),
+                .doc = "With tiered storage, bytes a segment waits locally before its "
+                       "upload; runnel has no tiered storage.",
+                .synonyms = { { "log.remote.copy.lag.bytes", 1 } },
+        },
+        [TOPIC_CONFIG_REMOTE_COPY_LAG_MS] = {
+                .name = "remote.copy.lag.ms", .type = CONFIG_TYPE_LONG, .default_text = "0",
+                AT_LEAST(-1),
+                .doc = "With tiered storage, time a segment waits locally before its "
+                       "upload; runnel has no tiered storage.",
+                .synonyms = { { "log.remote.copy.lag.ms", 1 } },
         },
         [TOPIC_CONFIG_REMOTE_LOG_COPY_DISABLE] = {
                 .name = "remote.log.copy.disable", .type = CONFIG_TYPE_BOOLEAN, .default_text = "false",
@@ -736,6 +756,7 @@ static void topic_config_store(struct topic_config *cfg, enum topic_config_key k
         case TOPIC_CONFIG_COMPRESSION_TYPE: cfg->compression_type = parse_compression(s, s_len); break;
         case TOPIC_CONFIG_COMPRESSION_ZSTD_LEVEL: cfg->compression_zstd_level = (int32_t)i; break;
         case TOPIC_CONFIG_DELETE_RETENTION_MS: cfg->delete_retention_ms = i; break;
+        case TOPIC_CONFIG_ERRORS_DEADLETTERQUEUE_GROUP_ENABLE: cfg->is_errors_deadletterqueue_group_enabled = b; break;
         case TOPIC_CONFIG_FILE_DELETE_DELAY_MS: cfg->file_delete_delay_ms = i; break;
         case TOPIC_CONFIG_FLUSH_MESSAGES: cfg->flush_messages = i; break;
         case TOPIC_CONFIG_FLUSH_MS: cfg->flush_ms = i; break;
@@ -757,6 +778,8 @@ static void topic_config_store(struct topic_config *cfg, enum topic_config_key k
         case TOPIC_CONFIG_MIN_COMPACTION_LAG_MS: cfg->min_compaction_lag_ms = i; break;
         case TOPIC_CONFIG_MIN_INSYNC_REPLICAS: cfg->min_insync_replicas = (int32_t)i; break;
         case TOPIC_CONFIG_PREALLOCATE: cfg->is_preallocated = b; break;
+        case TOPIC_CONFIG_REMOTE_COPY_LAG_BYTES: cfg->remote_copy_lag_bytes = i; break;
+        case TOPIC_CONFIG_REMOTE_COPY_LAG_MS: cfg->remote_copy_lag_ms = i; break;
         case TOPIC_CONFIG_REMOTE_LOG_COPY_DISABLE: cfg->is_remote_log_copy_disabled = b; break;
         case TOPIC_CONFIG_REMOTE_LOG_DELETE_ON_DISABLE: cfg->is_remote_log_deleted_on_disable = b; break;
         case TOPIC_CONFIG_REMOTE_STORAGE_ENABLE: cfg->is_remote_storage_enabled = b; break;

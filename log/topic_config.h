@@ -156,6 +156,7 @@ enum topic_config_key {
         TOPIC_CONFIG_COMPRESSION_TYPE,
         TOPIC_CONFIG_COMPRESSION_ZSTD_LEVEL,
         TOPIC_CONFIG_DELETE_RETENTION_MS,
+        TOPIC_CONFIG_ERRORS_DEADLETTERQUEUE_GROUP_ENABLE,
         TOPIC_CONFIG_FILE_DELETE_DELAY_MS,
         TOPIC_CONFIG_FLUSH_MESSAGES,
         TOPIC_CONFIG_FLUSH_MS,
@@ -173,6 +174,8 @@ enum topic_config_key {
         TOPIC_CONFIG_MIN_COMPACTION_LAG_MS,
         TOPIC_CONFIG_MIN_INSYNC_REPLICAS,
         TOPIC_CONFIG_PREALLOCATE,
+        TOPIC_CONFIG_REMOTE_COPY_LAG_BYTES,
+        TOPIC_CONFIG_REMOTE_COPY_LAG_MS,
         TOPIC_CONFIG_REMOTE_LOG_COPY_DISABLE,
         TOPIC_CONFIG_REMOTE_LOG_DELETE_ON_DISABLE,
         TOPIC_CONFIG_REMOTE_STORAGE_ENABLE,
@@ -223,6 +226,8 @@ struct topic_config {
         int64_t retention_bytes;
         int64_t local_retention_ms;
         int64_t local_retention_bytes;
+        int64_t remote_copy_lag_ms;
+        int64_t remote_copy_lag_bytes;
         int64_t file_delete_delay_ms;
         int64_t delete_retention_ms;
         int64_t min_compaction_lag_ms;
@@ -244,6 +249,7 @@ struct topic_config {
         bool is_remote_storage_enabled;
         bool is_remote_log_copy_disabled;
         bool is_remote_log_deleted_on_disable;
+        bool is_errors_deadletterqueue_group_enabled;
 };
 
 /* The definition of a key, or NULL if Kafka has no such topic config. */

@@ -124,6 +124,61 @@ bool config_lookup(const struct broker_config *cfg, const char *key, const char 
         return true;
 }
 
+size_t config_synonyms(const struct broker_config *cfg, const char *const *names, size_t count,
+                       const char *primary, struct config_synonym_value *out, size_t cap)
+{
+        assert(cfg && cfg->slots && names && primary && out);
+        size_t n = 0;
+        bool is_past_primary = false;
+        /* Kafka's order: every set key first, then every default. */
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; i < count; i++) {
+                        const struct broker_key_def *bk = config_find_broker_key(names[i]);
+                        if (!bk)
+                                continue;
+                        enum broker_key k = (enum broker_key)(bk - config_broker_keys);
+                        const char *value = pass == 0 ? cfg->slots[k].text : default_text(cfg, k);
+                        if (!value)
+                                continue;
+                        is_past_primary = is_past_primary || strcmp(names[i], primary) == 0;
+                        if (!is_past_primary || n == cap)
+                                continue;
+                        out[n].name = bk->def.name;
+                        out[n].value = value;
+                        out[n].source = pass == 0 ? cfg->slots[k].source : CONFIG_SOURCE_DEFAULT;
+                        n++;
+                }
+        }
+        assert(n <= cap);
+        return n;
+}
+
+size_t config_key_synonyms(const char *key, const char **names, size_t cap)
+{
+        assert(key && names && cap >= CONFIG_SYNONYM_MAX);
+        /* The families are the topic configs fed by several broker keys. A key
+         * of a family other than its first counts only as a unit of it
+         * (log.retention.hours): log.flush.scheduler.interval.ms, which feeds
+         * flush.ms at factor 1, stands alone, as in Kafka. */
+        for (int t = 0; t < TOPIC_CONFIG_COUNT; t++) {
+                const struct config_def *def = topic_config_def((enum topic_config_key)t);
+                if (!def->synonyms[0].name || !def->synonyms[1].name)
+                        continue;
+                for (int i = 0; i < CONFIG_SYNONYM_MAX && def->synonyms[i].name; i++) {
+                        if (strcmp(def->synonyms[i].name, key) != 0)
+                                continue;
+                        if (i > 0 && def->synonyms[i].factor == 1)
+                                break;
+                        size_t n = 0;
+                        for (int j = 0; j < CONFIG_SYNONYM_MAX && def->synonyms[j].name; j++)
+                                names[n++] = def->synonyms[j].name;
+                        return n;
+                }
+        }
+        names[0] = key;
+        return 1;
+}
+
 /* ---- loading ---- */
 
 struct load_ctx {

@@ -204,6 +204,33 @@ void config_free(struct broker_config *cfg);
 bool config_lookup(const struct broker_config *cfg, const char *key, const char **value,
                    enum config_source *source);
 
+/* One synonym of a config as DescribeConfigs lists it. */
+struct config_synonym_value {
+        const char *name;               /* a broker key */
+        const char *value;              /* never NULL: a key without a value is no synonym */
+        enum config_source source;      /* STATIC_BROKER or DEFAULT */
+};
+
+/*
+ * Kafka's synonyms (ConfigHelper.configSynonyms) of a config fed by the broker
+ * keys names[0..count): each of them set in server.properties or --override,
+ * then each with a non-null default, in the order of names; the entries
+ * before the first one named primary are left out. So retention.ms lists
+ * log.retention.hours only when log.retention.ms itself has a value, and
+ * then after it, as Kafka does. Fills out[] (at most cap); returns the count.
+ */
+size_t config_synonyms(const struct broker_config *cfg, const char *const *names, size_t count,
+                       const char *primary, struct config_synonym_value *out, size_t cap);
+
+/*
+ * The broker keys whose values feed broker key `key`, in precedence order
+ * (Kafka's DynamicBrokerConfig.brokerConfigSynonyms): the time-unit families
+ * (log.retention.ms/.minutes/.hours, log.roll.ms/.hours, log.roll.jitter.*),
+ * log.flush.interval.ms with log.flush.scheduler.interval.ms, else key alone.
+ * Fills names[] (cap at least CONFIG_SYNONYM_MAX); returns the count.
+ */
+size_t config_key_synonyms(const char *key, const char **names, size_t cap);
+
 /* Iteration over every known broker key, in a stable order grouped by concern. */
 size_t config_count_keys(void);
 const struct config_def *config_get_key(size_t index);

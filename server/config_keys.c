@@ -292,6 +292,16 @@ const struct broker_key_def config_broker_keys[BK_COUNT] = {
                 .default_text = "-2", AT_LEAST(-2),
                 .doc = "Default local.retention.ms for tiered topics; -2 follows retention.ms.",
         ) },
+        [BK_LOG_REMOTE_COPY_LAG_BYTES] = { BROKER_KEY(
+                .name = "log.remote.copy.lag.bytes", .type = CONFIG_TYPE_LONG,
+                .default_text = "-1", AT_LEAST(-1),
+                .doc = "Default remote.copy.lag.bytes for tiered topics.",
+        ) },
+        [BK_LOG_REMOTE_COPY_LAG_MS] = { BROKER_KEY(
+                .name = "log.remote.copy.lag.ms", .type = CONFIG_TYPE_LONG,
+                .default_text = "0", AT_LEAST(-1),
+                .doc = "Default remote.copy.lag.ms for tiered topics.",
+        ) },
         [BK_LOG_CLEANUP_POLICY] = { BROKER_KEY(
                 .name = "log.cleanup.policy", .type = CONFIG_TYPE_LIST, .default_text = "delete",
                 .valid_values = cleanup_policies,

@@ -138,41 +138,45 @@ static int add_synonym(struct describe_ctx *d, describe_entry *e, const char *na
 }
 
 /*
- * Synonyms of a topic key in Kafka's order: the topic's override, each
- * broker key that sets it, then the default under the broker key that
- * carries one (log.retention.hours=168 for retention.ms).
+ * Appends the entry of one config with its synonyms (when asked for) in
+ * Kafka's order: syn[0..n). The entry's source is its first synonym's, or
+ * DEFAULT without one, as Kafka reports it (retention.ms reads DEFAULT_CONFIG
+ * while log.retention.ms is unset, whatever log.retention.hours says).
  */
-static int add_topic_synonyms(struct describe_ctx *d, const struct broker *b, describe_entry *e,
-                              const struct config_entry *ce)
+static int add_entry_with_synonyms(struct describe_ctx *d, const struct config_def *def, const char *value,
+                                   const struct config_synonym_value *syn, size_t n)
+{
+        describe_entry *e = add_entry(d, def, value, n ? syn[0].source : CONFIG_SOURCE_DEFAULT);
+        for (size_t i = 0; i < n; i++) {
+                if (add_synonym(d, e, syn[i].name, syn[i].value, syn[i].source, def->is_sensitive) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/*
+ * A topic key (ConfigHelper.createTopicConfigEntry): the topic's override,
+ * then the synonyms of its broker keys from the first one on. A key without
+ * broker keys (remote.storage.enable) has no synonyms but its override.
+ */
+static int add_topic_entry(struct describe_ctx *d, const struct broker *b, const struct config_entry *ce)
 {
         const struct config_def *def = ce->def;
-        if (ce->source == CONFIG_SOURCE_DYNAMIC_TOPIC &&
-            add_synonym(d, e, def->name, ce->value, CONFIG_SOURCE_DYNAMIC_TOPIC, def->is_sensitive) < 0)
-                return -ENOMEM;
-        const char *default_name = NULL;
-        const char *default_value = NULL;
-        for (int i = 0; i < CONFIG_SYNONYM_MAX && def->synonyms[i].name; i++) {
-                const char *bkey = def->synonyms[i].name;
-                const char *value;
-                enum config_source src;
-                if (!config_lookup(b->config, bkey, &value, &src))
-                        continue;
-                if (src == CONFIG_SOURCE_STATIC_BROKER) {
-                        if (add_synonym(d, e, bkey, value, src, def->is_sensitive) < 0)
-                                return -ENOMEM;
-                } else if (!default_name && value) {
-                        default_name = bkey;
-                        default_value = value;
-                }
+        struct config_synonym_value syn[2 * CONFIG_SYNONYM_MAX + 1];
+        size_t n = 0;
+        if (ce->source == CONFIG_SOURCE_DYNAMIC_TOPIC && ce->value) {
+                syn[n].name = def->name;
+                syn[n].value = ce->value;
+                syn[n].source = CONFIG_SOURCE_DYNAMIC_TOPIC;
+                n++;
         }
-        if (!default_name && !def->synonyms[0].name) {
-                default_name = def->name;
-                default_value = def->default_text;
-        }
-        if (default_name && add_synonym(d, e, default_name, default_value, CONFIG_SOURCE_DEFAULT,
-                                        def->is_sensitive) < 0)
-                return -ENOMEM;
-        return 0;
+        const char *names[CONFIG_SYNONYM_MAX];
+        size_t count = 0;
+        for (int i = 0; i < CONFIG_SYNONYM_MAX && def->synonyms[i].name; i++)
+                names[count++] = def->synonyms[i].name;
+        if (count > 0)
+                n += config_synonyms(b->config, names, count, names[0], syn + n, sizeof(syn) / sizeof(syn[0]) - n);
+        return add_entry_with_synonyms(d, def, ce->value, syn, n);
 }
 
 static int describe_topic_configs(struct describe_ctx *d, const struct broker *b,
@@ -210,8 +214,7 @@ static int describe_topic_configs(struct describe_ctx *d, const struct broker *b
         for (int i = 0; i < n; i++) {
                 if (!is_key_wanted(d, ce[i].def->name))
                         continue;
-                describe_entry *e = add_entry(d, ce[i].def, ce[i].value, ce[i].source);
-                if (add_topic_synonyms(d, b, e, &ce[i]) < 0)
+                if (add_topic_entry(d, b, &ce[i]) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -251,8 +254,12 @@ static int describe_broker_configs(struct describe_ctx *d, const struct broker *
                 enum config_source source;
                 if (!is_key_wanted(d, def->name) || !config_lookup(b->config, def->name, &value, &source))
                         continue;
-                describe_entry *e = add_entry(d, def, value, source);
-                if (add_synonym(d, e, def->name, value, source, def->is_sensitive) < 0)
+                /* ConfigHelper.createBrokerConfigEntry: the key's family from the key on. */
+                const char *names[CONFIG_SYNONYM_MAX];
+                size_t count = config_key_synonyms(def->name, names, CONFIG_SYNONYM_MAX);
+                struct config_synonym_value syn[2 * CONFIG_SYNONYM_MAX];
+                size_t m = config_synonyms(b->config, names, count, def->name, syn, sizeof(syn) / sizeof(syn[0]));
+                if (add_entry_with_synonyms(d, def, value, syn, m) < 0)
                         return -ENOMEM;
         }
         return 0;

@@ -153,6 +153,10 @@ static void fail_part(struct produce_response_partition_produce_response *out, i
  * What can be checked before the partition's home: there is a batch, and a
  * zstd batch comes in Produce v7 or later (KIP-110). The rest, which needs
  * the topic's config, is checked at home by partition_append.
+ *
+ * As Kafka's ProduceRequest.validateRecords: records that hold no whole
+ * batch (none at all, or one whose length runs past the bytes sent) are
+ * INVALID_RECORD; a header that cannot be a batch is CORRUPT_MESSAGE.
  */
 static int16_t check_records(struct request *req, const struct kbytes *records,
                              struct produce_response_partition_produce_response *out, struct record_batch_header *header)
@@ -160,8 +164,14 @@ static int16_t check_records(struct request *req, const struct kbytes *records,
         struct record_batch_header h;
         memset(header, 0, sizeof(*header));
         header->producer_id = RECORD_BATCH_NO_PRODUCER_ID;
-        if (records->len <= 0 || record_batch_parse_header(records->ptr, (size_t)records->len, &h) !=
-                                         RECORD_BATCH_FRAME_OK) {
+        enum record_batch_frame frame = records->len < 0 ? RECORD_BATCH_FRAME_BAD_LENGTH :
+                                        record_batch_frame(records->ptr, (size_t)records->len, &h);
+        if (frame == RECORD_BATCH_FRAME_END || frame == RECORD_BATCH_FRAME_PARTIAL) {
+                fail_part(out, KAFKA_INVALID_RECORD, arena_printf(&req->arena, "Produce requests with version %d "
+                          "must have at least one record batch per partition", req->api_version));
+                return KAFKA_INVALID_RECORD;
+        }
+        if (frame != RECORD_BATCH_FRAME_OK) {
                 fail_part(out, KAFKA_CORRUPT_MESSAGE, "The records are not a record batch of magic 2.");
                 return KAFKA_CORRUPT_MESSAGE;
         }
@@ -309,6 +319,7 @@ void handle_produce(struct broker *b, struct request *req, struct kreader *body)
                         struct produce_response_partition_produce_response *out = &tr->partition_responses.items[i];
                         produce_response_partition_produce_response_init(out);
                         out->index = pd->index;
+                        out->base_offset = -1;  /* Kafka's INVALID_OFFSET, until an append succeeds */
                         if (req->api_version < 3) {
                                 fail_part(out, KAFKA_UNSUPPORTED_VERSION,
                                           "Produce v0-v2 (message format v0/v1) is not supported; use v3 or later.");

@@ -711,3 +711,58 @@ Test(config, internal_topic_replication_is_clamped_but_reported_raw)
         cr_assert_eq(src, CONFIG_SOURCE_STATIC_BROKER);
         config_free(&cfg);
 }
+
+/* ---- DescribeConfigs synonyms (Kafka's ConfigHelper.configSynonyms) ---- */
+
+/* retention.ms with log.retention.hours=48 set: Kafka lists nothing under
+ * it (log.retention.ms has no value), and under log.retention.hours the set
+ * value then the default; a bug listed the topic key's own name instead. */
+Test(synonyms, time_unit_family_starts_at_the_key_described)
+{
+        struct broker_config cfg;
+        char err[CONFIG_ERR_BYTES];
+        cr_assert_eq(load(&cfg, "log.retention.hours=48\nnum.network.threads=2\n", err), 0, "%s", err);
+        const char *names[CONFIG_SYNONYM_MAX];
+        struct config_synonym_value syn[2 * CONFIG_SYNONYM_MAX];
+
+        size_t count = config_key_synonyms("log.retention.ms", names, CONFIG_SYNONYM_MAX);
+        cr_assert_eq(count, 3);
+        cr_assert_str_eq(names[2], "log.retention.hours");
+        cr_assert_eq(config_synonyms(&cfg, names, count, "log.retention.ms", syn, 6), 0,
+                     "nothing before log.retention.ms, which has no value");
+
+        count = config_key_synonyms("log.retention.hours", names, CONFIG_SYNONYM_MAX);
+        cr_assert_eq(count, 3);
+        size_t n = config_synonyms(&cfg, names, count, "log.retention.hours", syn, 6);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(syn[0].name, "log.retention.hours");
+        cr_assert_str_eq(syn[0].value, "48");
+        cr_assert_eq(syn[0].source, CONFIG_SOURCE_STATIC_BROKER);
+        cr_assert_str_eq(syn[1].name, "log.retention.hours");
+        cr_assert_str_eq(syn[1].value, "168");
+        cr_assert_eq(syn[1].source, CONFIG_SOURCE_DEFAULT);
+
+        /* A key set at start lists its default after the set value. */
+        count = config_key_synonyms("num.network.threads", names, CONFIG_SYNONYM_MAX);
+        cr_assert_eq(count, 1);
+        n = config_synonyms(&cfg, names, count, "num.network.threads", syn, 6);
+        cr_assert_eq(n, 2);
+        cr_assert_eq(syn[0].source, CONFIG_SOURCE_STATIC_BROKER);
+        cr_assert_eq(syn[1].source, CONFIG_SOURCE_DEFAULT);
+
+        /* A key whose default is null and which is not set has no synonym. */
+        names[0] = "advertised.listeners";
+        cr_assert_eq(config_synonyms(&cfg, names, 1, "advertised.listeners", syn, 6), 0);
+        config_free(&cfg);
+}
+
+Test(synonyms, flush_scheduler_interval_stands_alone)
+{
+        const char *names[CONFIG_SYNONYM_MAX];
+        cr_assert_eq(config_key_synonyms("log.flush.interval.ms", names, CONFIG_SYNONYM_MAX), 2);
+        cr_assert_str_eq(names[1], "log.flush.scheduler.interval.ms");
+        cr_assert_eq(config_key_synonyms("log.flush.scheduler.interval.ms", names, CONFIG_SYNONYM_MAX), 1);
+        cr_assert_eq(config_key_synonyms("log.roll.hours", names, CONFIG_SYNONYM_MAX), 2);
+        cr_assert_str_eq(names[0], "log.roll.ms");
+        cr_assert_eq(config_key_synonyms("message.max.bytes", names, CONFIG_SYNONYM_MAX), 1);
+}
