@@ -2511,10 +2511,14 @@ static int64_t find_sources(const struct partition *p, const struct cleaner_job 
 }
 
 /*
- * Swaps the groups in, each phase over every group with one directory
- * sync, so that the home thread waits for three syncs, not three per
- * group: (1) .cleaned -> .swap, the commit of each group, in order, as
- * far as they go; (2) the old files of the committed groups removed;
+ * Swaps the groups in: (1) .cleaned -> .swap, the commit of each group,
+ * in order, as far as they go, each made durable (a directory sync)
+ * before the next, so that a power loss never keeps a later group's
+ * commit without an earlier one's (recovery deletes [the first swap's
+ * base, the last swap's end): a missing earlier swap would leave its old
+ * segments beside later ones whose tombstones are gone); the later phases
+ * take one directory sync each over every group: (2) the old files of
+ * the committed groups removed;
  * (3) .swap -> final names; (4) the new handles in place of the old.
  * Returns the groups swapped; *rc_out gets the first error. A failure
  * after a commit leaves the partition failed (reads go on from the old
@@ -2525,14 +2529,14 @@ static uint32_t swap_groups(struct partition *p, const struct cleaner_job *job, 
         uint32_t committed = 0;
         int rc = 0;
         while (committed < job->group_count && rc == 0) {
-                rc = cleaner_commit_group(p->dir, &job->groups[committed], false);
+                rc = cleaner_commit_group(p->dir, &job->groups[committed], true);
                 if (rc == 0)
                         committed++;
         }
         *rc_out = rc;           /* a group that could not commit: it and those after it are not swapped */
         if (committed == 0)
-                return 0;       /* nothing replaced: a stray index .swap goes at the next start */
-        int step_rc = logdir_ref_fsync(p->dir);
+                return 0;       /* nothing replaced */
+        int step_rc = 0;        /* each commit was synced */
         /* From here the old files' names are going, or go to the new
          * segments: the old handles must never write or delete by name. */
         uint32_t seg = at;

@@ -996,6 +996,9 @@ static void swap_fails_to_commit_group(uint32_t bad)
         cr_assert_eq(unlinkat(root_fd, path, 0), 0);
         partition_cleaner_finish(p, job);
         cr_assert_not(partition_is_failed(p));
+        /* The index .swap files its commit renamed before the .log failed
+         * go: a later job for the base would rename them into place. */
+        cr_assert_not(dir_has_tail(".swap"), "a failed commit leaves no .swap file");
         read_all(p);
         if (bad == 0)
                 cr_assert_eq(seen_count, before, "nothing was swapped");
@@ -1020,4 +1023,53 @@ Test(cleaner, a_swap_that_cannot_commit_changes_nothing)
 Test(cleaner, a_swap_that_commits_part_keeps_the_rest)
 {
         swap_fails_to_commit_group(3);
+}
+
+/* Every group committed (.swap), then a crash before any old segment went.
+ * Round one leaves small cleaned segments, each holding a few keys; round
+ * two rewrites every key, so those segments, grouped into one, lose every
+ * record: their group's cleaned file ends below their bases. Recovery
+ * must still delete them (Kafka's LogLoader: the union of the swaps'
+ * ranges), or their old values come back. */
+Test(cleaner, a_crash_after_every_commit_deletes_every_replaced_segment)
+{
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        char key[16];
+        for (int i = 0; i < 120; i++) {
+                snprintf(key, sizeof(key), "a%d", i);
+                put(p, key, "old");
+                put(p, "hot", "h");
+                put(p, "hot", "h");
+        }
+        cr_assert(clean(p));
+        for (int i = 0; i < 120; i++) {
+                snprintf(key, sizeof(key), "a%d", i);
+                put(p, key, "new");
+        }
+        put(p, "hot", "last");
+        for (int i = 0; i < 40; i++)
+                put(p, "pad", "p");     /* the new values leave the active segment */
+        struct cleaner_job *job = prepare_and_run(p);
+        bool has_emptied_source = false;
+        for (uint32_t g = 0; g < job->group_count; g++) {
+                cr_assert_eq(cleaner_commit_group(job->dir, &job->groups[g], true), 0);
+                has_emptied_source = has_emptied_source || job->groups[g].count > 1;
+        }
+        cr_assert(has_emptied_source, "a group of several cleaned segments");
+        job->result = -ECANCELED;
+        partition_cleaner_finish(p, job);
+        partition_close(p);
+
+        o.is_clean_shutdown = false;
+        p = open_partition(&o);
+        cr_assert_not(dir_has_tail(".swap"));
+        read_all(p);
+        for (int i = 0; i < 120; i++) {
+                snprintf(key, sizeof(key), "a%d", i);
+                cr_assert_eq(count_key(key), 1, "%s: %d records", key, count_key(key));
+                cr_assert_str_eq(find_key(key)->value, "new");
+        }
+        cr_assert_eq(count_key("hot"), 1);
+        close_partition(p);
 }
