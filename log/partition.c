@@ -2468,23 +2468,32 @@ int partition_cleaner_prepare(struct partition *p, int64_t now_ms, const struct 
 }
 
 /* The aborted transactions of the cleaned range [from, to) become those
- * the cleaned .txnindex files list (Kafka rebuilds the index so). */
+ * the cleaned .txnindex files list (Kafka rebuilds the index so). kept
+ * lists the whole job's: groups past `to` may not have been swapped, and
+ * DeleteRecords may have moved the log start into the range meanwhile,
+ * dropping the entries below it from memory; only those in [the later of
+ * from and the log start, to) replace the range's. */
 static void splice_aborted(struct partition *p, int64_t from, int64_t to, const struct txn_aborted *kept,
                            uint32_t kept_count)
 {
+        int64_t start = from > p->log_start_offset ? from : p->log_start_offset;
         uint32_t lo = 0, hi;
-        while (lo < p->aborted_count && p->aborted[lo].last_offset < from)
+        while (lo < p->aborted_count && p->aborted[lo].last_offset < start)
                 lo++;
         hi = lo;
         while (hi < p->aborted_count && p->aborted[hi].last_offset < to)
                 hi++;
-        /* Kept entries are a subset of those removed: no room needed. */
-        assert(kept_count <= hi - lo);
+        uint32_t kept_in_range = 0;
+        for (uint32_t k = 0; k < kept_count; k++)
+                kept_in_range += kept[k].last_offset >= start && kept[k].last_offset < to;
+        /* Those kept were in memory at prepare and are at or past the log
+         * start, so still there: a subset of those removed, no room needed. */
+        assert(kept_in_range <= hi - lo);
         if (hi == lo)
                 return;
         uint32_t n = 0;
         for (uint32_t k = 0; k < kept_count && n < hi - lo; k++)
-                if (kept[k].last_offset >= from && kept[k].last_offset < to)
+                if (kept[k].last_offset >= start && kept[k].last_offset < to)
                         p->aborted[lo + n++] = (struct partition_aborted_txn){
                                 kept[k].producer_id, kept[k].first_offset, kept[k].last_offset,
                                 kept[k].last_stable_offset,

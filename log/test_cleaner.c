@@ -1073,3 +1073,60 @@ Test(cleaner, a_crash_after_every_commit_deletes_every_replaced_segment)
         cr_assert_eq(count_key("hot"), 1);
         close_partition(p);
 }
+
+/* A group past the first fails to commit, and an abort marker the job
+ * kept lies in it: only the entries of the swapped range replace the
+ * partition's (the whole job's would trip the splice's assert). */
+Test(cleaner, a_partial_swap_keeps_the_aborted_transactions_past_it)
+{
+        struct partition_options o = options();
+        int64_t last[10];
+        struct partition *p = open_with_versions(&o, last);
+        struct rec r = { "t", "x" };
+        append_recs(p, &r, 1, 100, 0, true);
+        int64_t abort_at = marker(p, 100, false);
+        write_versions(p, 10, 3, last);
+        struct cleaner_job *job = prepare_and_run(p);
+        cr_assert_gt(job->group_count, 1);
+        cr_assert_eq(job->kept_aborted_count, 1, "the abort marker is kept until its horizon");
+        cr_assert_geq(job->kept_aborted[0].last_offset, job->groups[1].base_offset);
+        char name[SEGMENT_FILE_NAME_BYTES], path[96];
+        segment_file_name_tail(name, job->groups[1].base_offset, ".log", CLEANER_CLEANED_TAIL);
+        snprintf(path, sizeof(path), TEST_DIR "/%s", name);
+        cr_assert_eq(unlinkat(root_fd, path, 0), 0);
+        partition_cleaner_finish(p, job);
+        cr_assert_not(partition_is_failed(p));
+        read_all(p);
+        expect_latest(10, last, "v2");
+        /* The abort is still known: a second cleaning removes its record. */
+        cr_assert(clean(p));
+        read_all(p);
+        cr_assert_null(find_key("t"), "the aborted record at %lld is gone", (long long)abort_at - 1);
+        close_partition(p);
+}
+
+/* DeleteRecords moves the log start past an aborted transaction inside
+ * the first segment while a cleaning runs (compact,delete): the entry
+ * leaves memory, the job still keeps it; the swap must not trip. */
+Test(cleaner, delete_records_during_a_cleaning_drops_the_aborts_below_the_start)
+{
+        struct partition_options o = options();
+        o.config.is_cleanup_delete = true;
+        struct partition *p = open_partition(&o);
+        struct rec r = { "t", "x" };
+        append_recs(p, &r, 1, 100, 0, true);
+        int64_t abort_at = marker(p, 100, false);
+        int64_t last[10];
+        write_versions(p, 10, 20, last);
+        struct cleaner_job *job = prepare_and_run(p);
+        cr_assert_eq(job->kept_aborted_count, 1);
+        cr_assert_lt(abort_at + 1, job->sources[0].end_offset, "the new start is inside the first segment");
+        int64_t low = -1;
+        cr_assert_eq(partition_delete_records(p, abort_at + 1, &low), KAFKA_NONE);
+        cr_assert_eq(low, abort_at + 1);
+        partition_cleaner_finish(p, job);
+        cr_assert_not(partition_is_failed(p));
+        read_all(p);
+        expect_latest(10, last, "v19");
+        close_partition(p);
+}
