@@ -240,7 +240,8 @@ int cleaner_grow(void **v, uint32_t *cap, uint32_t count, size_t elem);
  * logdir_fd: 0 with *offset_out, -ENOENT when none, or -errno. */
 int cleaner_checkpoint_read(int logdir_fd, const char *topic, int32_t partition, int64_t *offset_out);
 
-/* Sets (offset >= 0) or removes (offset < 0) the entry. Blocking. */
+/* Sets (offset >= 0) or removes (offset < 0) the entry; a removal of no
+ * entry writes nothing. Blocking. */
 int cleaner_checkpoint_update(int logdir_fd, const char *topic, int32_t partition, int64_t offset);
 
 /* ---- the pool: threads that run jobs ---- */

@@ -324,6 +324,10 @@ int cleaner_checkpoint_update(int logdir_fd, const char *topic, int32_t partitio
         for (uint32_t i = 0; i < c.count; i++)
                 if (c.entries[i].partition != partition || strcmp(c.entries[i].topic, topic) != 0)
                         v[n++] = c.entries[i];
+        if (offset < 0 && n == c.count) {
+                free(v);        /* nothing to remove: the file stays as it is */
+                goto out;
+        }
         if (offset >= 0)
                 v[n++] = (struct checkpoint_offset){ topic, partition, offset };
         rc = checkpoint_offsets_write(logdir_fd, CLEANER_CHECKPOINT_FILE, v, n);

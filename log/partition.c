@@ -678,6 +678,21 @@ static int snapshot_producers(struct partition *p, bool is_synced)
         return 0;
 }
 
+/* A log begun anew: a cleaner-offset-checkpoint line for its name is a
+ * deleted topic's (the catalog removes it at deletion, but a crash, or a
+ * cleaning that finished late, may leave it); kept, it would count the new
+ * log's first offsets as cleaned. */
+static void forget_cleaner_checkpoint(struct partition *p, int64_t log_start_offset)
+{
+        p->cleaner_first_dirty_offset = log_start_offset;
+        if (p->partition_index < 0)
+                return;
+        int rc = cleaner_checkpoint_update(p->dir->parent_fd, p->topic, p->partition_index, -1);
+        if (rc < 0)
+                log_warn("%s: cannot remove its line from %s: %s; remove it by hand before the next start",
+                         p->name, CLEANER_CHECKPOINT_FILE, strerror(-rc));
+}
+
 int partition_open(const struct partition_options *o, const struct log_io *io, struct partition **out,
                    char *err, size_t err_bytes)
 {
@@ -798,6 +813,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                                  strerror(-rc));
                         goto fail;
                 }
+                forget_cleaner_checkpoint(p, base);
         }
         p->log_end_offset = active(p)->seg.next_offset;
         p->high_watermark = p->log_end_offset;
@@ -2299,10 +2315,14 @@ static int64_t cleaner_first_dirty(struct partition *p)
                         offset = 0;     /* never cleaned: from the log start */
                 p->cleaner_first_dirty_offset = offset;
         }
-        int64_t d = p->cleaner_first_dirty_offset;
-        if (d < p->log_start_offset || d > p->log_end_offset)
-                d = p->log_start_offset;
-        return d;
+        /* Out of range, the offset is reset for good, not only for this
+         * call: a cached offset past a short log would count [log start,
+         * it) as cleaned once the log grows past it, and that range never
+         * enters the offset map while its tombstones get horizons. */
+        if (p->cleaner_first_dirty_offset < p->log_start_offset ||
+            p->cleaner_first_dirty_offset > p->log_end_offset)
+                p->cleaner_first_dirty_offset = p->log_start_offset;
+        return p->cleaner_first_dirty_offset;
 }
 
 /*

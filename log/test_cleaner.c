@@ -1130,3 +1130,44 @@ Test(cleaner, delete_records_during_a_cleaning_drops_the_aborts_below_the_start)
         expect_latest(10, last, "v19");
         close_partition(p);
 }
+
+/* A deleted topic's line in cleaner-offset-checkpoint, beyond the new log
+ * of the same name: a check while the log is short must not keep it, or
+ * once the log grows past it [0, it) counts as cleaned and a tombstone
+ * there outlives the value it deleted. */
+Test(cleaner, a_checkpoint_past_the_log_end_is_reset_for_good)
+{
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        close_partition(p);
+        /* The old topic's line, written after the new log began. */
+        cr_assert_eq(cleaner_checkpoint_update(root_fd, "t", 0, 300), 0);
+        o.is_clean_shutdown = true;
+        p = open_partition(&o);
+        put(p, "gone", "alive");
+        put(p, "gone", NULL);
+        double ratio;
+        cr_assert_not(partition_cleaner_check(p, now_ms, &ratio), "one segment: nothing to clean");
+        int64_t last[10];
+        write_versions(p, 10, 35, last);
+        cr_assert_gt(partition_high_watermark(p), 300);
+        cr_assert(clean(p));
+        read_all(p);
+        cr_assert_eq(count_key("gone"), 1, "the value the tombstone deleted is gone");
+        cr_assert(find_key("gone")->is_tombstone);
+        close_partition(p);
+}
+
+/* A log begun anew drops its name's line: the topic it was is deleted. */
+Test(cleaner, a_new_log_forgets_a_deleted_topics_checkpoint)
+{
+        cr_assert_eq(cleaner_checkpoint_update(root_fd, "t", 0, 300), 0);
+        cr_assert_eq(cleaner_checkpoint_update(root_fd, "u", 0, 7), 0);
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        int64_t offset = -1;
+        cr_assert_eq(cleaner_checkpoint_read(root_fd, "t", 0, &offset), -ENOENT, "still %lld", (long long)offset);
+        cr_assert_eq(cleaner_checkpoint_read(root_fd, "u", 0, &offset), 0, "another's line stays");
+        cr_assert_eq(offset, 7);
+        close_partition(p);
+}
