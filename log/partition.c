@@ -172,6 +172,7 @@ struct partition {
 
         /* compaction (cleaner.h) */
         struct cleaner_job *cleaning;           /* a job out on the pool: the partition waits for it to close */
+        bool is_uncleanable;    /* a cleaning failed: none until a restart (Kafka's markPartitionUncleanable) */
         int64_t cleaner_first_dirty_offset;     /* -1 until read from cleaner-offset-checkpoint */
         uint64_t rewind_count;                  /* rewinds after a full disk: a job prepared before one is void */
         char topic[256];
@@ -2379,7 +2380,8 @@ static struct log_limit cleaner_log_limit;
 bool partition_cleaner_check(struct partition *p, int64_t now_ms, double *ratio_out)
 {
         *ratio_out = 0;
-        if (!p->config.is_cleanup_compact || p->is_failed || p->is_closing || p->cleaning || p->is_disk_full)
+        if (!p->config.is_cleanup_compact || p->is_failed || p->is_closing || p->cleaning || p->is_disk_full ||
+            p->is_uncleanable)
                 return false;
         struct cleaner_candidate c;
         int64_t first_dirty;
@@ -2625,10 +2627,21 @@ void partition_cleaner_finish(struct partition *p, struct cleaner_job *job)
                             p->high_watermark >= job->prepared_log_end_offset;
         int64_t at = is_swappable ? find_sources(p, job, used) : -1;
         unsigned long long suppressed;
-        if (job->result < 0 && job->result != -ECANCELED &&
-            log_limit_allow(&cleaner_log_limit, PARTITION_CLEANER_LOG_INTERVAL_MS, &suppressed))
-                log_warn("%s: cleaning failed: %s; it is tried again after log.cleaner.backoff.ms; %llu such lines "
-                         "suppressed", p->name, strerror(-job->result), suppressed);
+        /* Kafka marks a partition whose cleaning threw uncleanable until a
+         * restart rather than failing on it every backoff; a full disk is
+         * the exception: it passes, and the disk-full state holds the
+         * cleaner back meanwhile. */
+        bool is_transient = job->result == -ENOSPC || job->result == -EDQUOT || job->result == -ENOMEM;
+        if (job->result < 0 && job->result != -ECANCELED) {
+                if (!is_transient)
+                        p->is_uncleanable = true;
+                if (log_limit_allow(&cleaner_log_limit, PARTITION_CLEANER_LOG_INTERVAL_MS, &suppressed))
+                        log_warn("%s: cleaning failed: %s; %s; %llu such lines suppressed", p->name,
+                                 strerror(-job->result),
+                                 is_transient ? "it is tried again after log.cleaner.backoff.ms"
+                                              : "the partition is not cleaned again until the broker restarts",
+                                 suppressed);
+        }
         if (at < 0) {
                 cleaner_discard_files(job);
                 cleaner_job_free(job);

@@ -1171,3 +1171,26 @@ Test(cleaner, a_new_log_forgets_a_deleted_topics_checkpoint)
         cr_assert_eq(offset, 7);
         close_partition(p);
 }
+
+/* A cleaning that fails marks the partition uncleanable until a restart,
+ * as Kafka does, rather than failing on it every backoff. */
+Test(cleaner, a_failed_cleaning_makes_the_partition_uncleanable_until_a_restart)
+{
+        struct partition_options o = options();
+        int64_t last[10];
+        struct partition *p = open_with_versions(&o, last);
+        struct cleaner_job *job = prepare_and_run(p);
+        cleaner_discard_files(job);
+        job->result = -EIO;     /* as a read error would leave it */
+        partition_cleaner_finish(p, job);
+        double ratio;
+        cr_assert_not(partition_cleaner_check(p, now_ms, &ratio), "not cleaned again");
+        cr_assert_not(clean(p));
+        close_partition(p);
+        o.is_clean_shutdown = true;
+        p = open_partition(&o);
+        cr_assert(clean(p), "a restart clears the mark");
+        read_all(p);
+        expect_latest(10, last, "v19");
+        close_partition(p);
+}
