@@ -47,6 +47,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleaner.h"
+
 #define CATALOG_FILE_VERSION 1
 #define CATALOG_FILE_BYTES_MAX (256u << 20)
 #define CATALOG_LOG_LINE_BYTES 1024
@@ -1941,6 +1943,16 @@ static int catalog_delete_locked(struct catalog *cat, struct catalog_topic *t)
         }
         pthread_mutex_unlock(&cat->admin_mutex);
 
+        /* Kafka removes a deleted log's line from cleaner-offset-checkpoint:
+         * a later topic of the same name must not start cleaning from it. */
+        for (int32_t i = 0; i < t->partition_count; i++) {
+                const struct catalog_partition *p = t->partitions[i];
+                const struct logdir *dir = &cat->dirs->dirs[p->logdir_index];
+                int r = cleaner_checkpoint_update(dir->dir_fd, t->name, p->index, -1);
+                if (r < 0)
+                        catalog_log(cat, "cannot remove %s-%d from %s/%s: %s; a new log of that name drops it",
+                                    t->name, p->index, dir->path, CLEANER_CHECKPOINT_FILE, strerror(-r));
+        }
         /* Removal can take long for big partitions; no lock is needed for it. */
         for (int32_t i = 0; i < renamed; i++) {
                 const struct logdir *dir = &cat->dirs->dirs[dirs_of[i]];

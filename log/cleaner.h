@@ -49,7 +49,8 @@
  * cleaner_recover_dir, run when a partition opens, deletes `.cleaned`
  * files and finishes every swap it finds (the old segments whose base
  * offsets fall in [swap base, swap's next offset) deleted, the `.swap`
- * files renamed).
+ * files renamed), the range being the union over all swaps, as Kafka's
+ * LogLoader: a group whose last sources lost every record ends below them.
  *
  * cleaner-offset-checkpoint (log dir): each partition's first dirty offset,
  * Kafka's CheckpointFile format; cleaner_checkpoint_* read and update it
@@ -204,7 +205,9 @@ void cleaner_job_free_results(struct cleaner_job *job);
 
 /* Renames a cleaned group's files `.cleaned` -> `.swap` (the .log last)
  * and, when is_synced, fsyncs the directory: once its .log.swap name is
- * durable a restart completes the swap. */
+ * durable a restart completes the swap. Any `.swap` file of the base is
+ * removed first, and again when the commit fails: no .swap is left but a
+ * committed one. */
 int cleaner_commit_group(const struct logdir_ref *dir, const struct cleaner_group *g, bool is_synced);
 
 /* Renames a group's `.swap` files to their final names (the .log last)
@@ -217,8 +220,8 @@ void cleaner_unlink_segment(const struct logdir_ref *dir, int64_t base_offset);
 /*
  * At open, before the segments are listed: deletes `*.cleaned` and
  * `*.deleted` files, and finishes every `<base>.log.swap` (Kafka's
- * LogLoader: segments with base offsets in [base, the swap's next offset)
- * are deleted, then the swap files renamed); stray index `.swap` files
+ * LogLoader: segments with base offsets in [the least swap base, the
+ * greatest swap next offset) are deleted, then the swap files renamed); stray index `.swap` files
  * without their .log are deleted. Returns the swaps finished, or -errno.
  */
 int cleaner_recover_dir(const struct logdir_ref *dir);
@@ -237,7 +240,8 @@ int cleaner_grow(void **v, uint32_t *cap, uint32_t count, size_t elem);
  * logdir_fd: 0 with *offset_out, -ENOENT when none, or -errno. */
 int cleaner_checkpoint_read(int logdir_fd, const char *topic, int32_t partition, int64_t *offset_out);
 
-/* Sets (offset >= 0) or removes (offset < 0) the entry. Blocking. */
+/* Sets (offset >= 0) or removes (offset < 0) the entry; a removal of no
+ * entry writes nothing. Blocking. */
 int cleaner_checkpoint_update(int logdir_fd, const char *topic, int32_t partition, int64_t offset);
 
 /* ---- the pool: threads that run jobs ---- */

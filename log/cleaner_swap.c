@@ -9,9 +9,12 @@
  * point: a `<base>.log.swap` exists); the replaced segments' files are
  * removed and the directory synced; the `.swap` files take their final
  * names, the .log last, and the directory is synced. A start finds either
- * `.cleaned` files (deleted: the old segments are whole) or a
- * `.log.swap` (the swap is finished: every segment with a base offset in
- * [swap base, swap's next offset) deleted, the `.swap` files renamed).
+ * `.cleaned` files (deleted: the old segments are whole) or `.log.swap`
+ * files (the swap is finished: every segment with a base offset in [the
+ * least swap base, the greatest swap next offset) deleted, as Kafka's
+ * LogLoader does, the `.swap` files renamed). Groups commit in offset
+ * order, each rename made durable before the next, so the swaps a crash
+ * leaves are always a prefix of the job's groups.
  *
  * Blocking file I/O, called by a partition's home thread (swap, recovery)
  * or a cleaner thread (discarding a failed job's files); the checkpoint is
@@ -98,7 +101,15 @@ static int rename_group(const struct logdir_ref *dir, int64_t base, const char *
 
 int cleaner_commit_group(const struct logdir_ref *dir, const struct cleaner_group *g, bool is_synced)
 {
-        return rename_group(dir, g->base_offset, CLEANER_CLEANED_TAIL, CLEANER_SWAP_TAIL, is_synced);
+        /* An index .swap left by an earlier commit that failed would be
+         * renamed into place with this group when this one has no such
+         * index (a stale .txnindex makes committed data look aborted):
+         * none is left before, nor after a failure. */
+        cleaner_unlink_files(dir, g->base_offset, CLEANER_SWAP_TAIL);
+        int rc = rename_group(dir, g->base_offset, CLEANER_CLEANED_TAIL, CLEANER_SWAP_TAIL, is_synced);
+        if (rc < 0)
+                cleaner_unlink_files(dir, g->base_offset, CLEANER_SWAP_TAIL);
+        return rc;
 }
 
 int cleaner_finish_group(const struct logdir_ref *dir, int64_t base_offset, bool is_synced)
@@ -223,20 +234,36 @@ int cleaner_recover_dir(const struct logdir_ref *dir)
                 log_info("%s: deleting %s, left by an interrupted cleaning", dir->name, doomed[i]);
                 (void)logdir_ref_unlink(dir, doomed[i]);
         }
-        /* Each swap: the segments it replaces go, then its files take their names. */
+        /* Kafka's LogLoader: every segment with a base offset in [the
+         * least swap base, the greatest swap next offset) goes, across all
+         * swaps, not per swap. A group whose last sources lost every record
+         * ends below their bases, yet they were replaced: kept, their old
+         * values would come back while a later group's tombstone is gone. */
+        int64_t range_start = INT64_MAX, range_end = INT64_MIN;
         for (uint32_t k = 0; rc == 0 && k < n.swap_count; k++) {
                 int64_t base = n.swap_bases[k], next = base;
                 rc = swap_next_offset(dir, base, &next);
                 if (rc < 0)
                         break;
-                for (uint32_t i = 0; i < n.log_count; i++) {
-                        if (n.log_bases[i] >= base && (n.log_bases[i] < next || n.log_bases[i] == base)) {
-                                log_info("%s: deleting segment %020" PRId64 ", replaced by the cleaned segment "
-                                         "%020" PRId64 " of an interrupted swap", dir->name, n.log_bases[i], base);
-                                cleaner_unlink_segment(dir, n.log_bases[i]);
-                        }
+                if (base < range_start)
+                        range_start = base;
+                if (next > range_end)
+                        range_end = next;
+        }
+        for (uint32_t i = 0; rc == 0 && i < n.log_count; i++) {
+                int64_t b = n.log_bases[i];
+                bool is_swap_base = false;
+                for (uint32_t k = 0; k < n.swap_count; k++)
+                        is_swap_base = is_swap_base || n.swap_bases[k] == b;
+                if (is_swap_base || (b >= range_start && b < range_end)) {
+                        log_info("%s: deleting segment %020" PRId64 ", replaced by the cleaned segments of an "
+                                 "interrupted swap", dir->name, b);
+                        cleaner_unlink_segment(dir, b);
                 }
-                rc = cleaner_finish_group(dir, base, true);
+        }
+        /* Then the swaps' files take their names. */
+        for (uint32_t k = 0; rc == 0 && k < n.swap_count; k++) {
+                rc = cleaner_finish_group(dir, n.swap_bases[k], true);
                 if (rc == 0)
                         finished++;
         }
@@ -297,6 +324,10 @@ int cleaner_checkpoint_update(int logdir_fd, const char *topic, int32_t partitio
         for (uint32_t i = 0; i < c.count; i++)
                 if (c.entries[i].partition != partition || strcmp(c.entries[i].topic, topic) != 0)
                         v[n++] = c.entries[i];
+        if (offset < 0 && n == c.count) {
+                free(v);        /* nothing to remove: the file stays as it is */
+                goto out;
+        }
         if (offset >= 0)
                 v[n++] = (struct checkpoint_offset){ topic, partition, offset };
         rc = checkpoint_offsets_write(logdir_fd, CLEANER_CHECKPOINT_FILE, v, n);

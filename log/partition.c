@@ -172,6 +172,7 @@ struct partition {
 
         /* compaction (cleaner.h) */
         struct cleaner_job *cleaning;           /* a job out on the pool: the partition waits for it to close */
+        bool is_uncleanable;    /* a cleaning failed: none until a restart (Kafka's markPartitionUncleanable) */
         int64_t cleaner_first_dirty_offset;     /* -1 until read from cleaner-offset-checkpoint */
         uint64_t rewind_count;                  /* rewinds after a full disk: a job prepared before one is void */
         char topic[256];
@@ -678,6 +679,21 @@ static int snapshot_producers(struct partition *p, bool is_synced)
         return 0;
 }
 
+/* A log begun anew: a cleaner-offset-checkpoint line for its name is a
+ * deleted topic's (the catalog removes it at deletion, but a crash, or a
+ * cleaning that finished late, may leave it); kept, it would count the new
+ * log's first offsets as cleaned. */
+static void forget_cleaner_checkpoint(struct partition *p, int64_t log_start_offset)
+{
+        p->cleaner_first_dirty_offset = log_start_offset;
+        if (p->partition_index < 0)
+                return;
+        int rc = cleaner_checkpoint_update(p->dir->parent_fd, p->topic, p->partition_index, -1);
+        if (rc < 0)
+                log_warn("%s: cannot remove its line from %s: %s; remove it by hand before the next start",
+                         p->name, CLEANER_CHECKPOINT_FILE, strerror(-rc));
+}
+
 int partition_open(const struct partition_options *o, const struct log_io *io, struct partition **out,
                    char *err, size_t err_bytes)
 {
@@ -798,6 +814,7 @@ int partition_open(const struct partition_options *o, const struct log_io *io, s
                                  strerror(-rc));
                         goto fail;
                 }
+                forget_cleaner_checkpoint(p, base);
         }
         p->log_end_offset = active(p)->seg.next_offset;
         p->high_watermark = p->log_end_offset;
@@ -2299,10 +2316,14 @@ static int64_t cleaner_first_dirty(struct partition *p)
                         offset = 0;     /* never cleaned: from the log start */
                 p->cleaner_first_dirty_offset = offset;
         }
-        int64_t d = p->cleaner_first_dirty_offset;
-        if (d < p->log_start_offset || d > p->log_end_offset)
-                d = p->log_start_offset;
-        return d;
+        /* Out of range, the offset is reset for good, not only for this
+         * call: a cached offset past a short log would count [log start,
+         * it) as cleaned once the log grows past it, and that range never
+         * enters the offset map while its tombstones get horizons. */
+        if (p->cleaner_first_dirty_offset < p->log_start_offset ||
+            p->cleaner_first_dirty_offset > p->log_end_offset)
+                p->cleaner_first_dirty_offset = p->log_start_offset;
+        return p->cleaner_first_dirty_offset;
 }
 
 /*
@@ -2359,7 +2380,8 @@ static struct log_limit cleaner_log_limit;
 bool partition_cleaner_check(struct partition *p, int64_t now_ms, double *ratio_out)
 {
         *ratio_out = 0;
-        if (!p->config.is_cleanup_compact || p->is_failed || p->is_closing || p->cleaning || p->is_disk_full)
+        if (!p->config.is_cleanup_compact || p->is_failed || p->is_closing || p->cleaning || p->is_disk_full ||
+            p->is_uncleanable)
                 return false;
         struct cleaner_candidate c;
         int64_t first_dirty;
@@ -2468,23 +2490,32 @@ int partition_cleaner_prepare(struct partition *p, int64_t now_ms, const struct 
 }
 
 /* The aborted transactions of the cleaned range [from, to) become those
- * the cleaned .txnindex files list (Kafka rebuilds the index so). */
+ * the cleaned .txnindex files list (Kafka rebuilds the index so). kept
+ * lists the whole job's: groups past `to` may not have been swapped, and
+ * DeleteRecords may have moved the log start into the range meanwhile,
+ * dropping the entries below it from memory; only those in [the later of
+ * from and the log start, to) replace the range's. */
 static void splice_aborted(struct partition *p, int64_t from, int64_t to, const struct txn_aborted *kept,
                            uint32_t kept_count)
 {
+        int64_t start = from > p->log_start_offset ? from : p->log_start_offset;
         uint32_t lo = 0, hi;
-        while (lo < p->aborted_count && p->aborted[lo].last_offset < from)
+        while (lo < p->aborted_count && p->aborted[lo].last_offset < start)
                 lo++;
         hi = lo;
         while (hi < p->aborted_count && p->aborted[hi].last_offset < to)
                 hi++;
-        /* Kept entries are a subset of those removed: no room needed. */
-        assert(kept_count <= hi - lo);
+        uint32_t kept_in_range = 0;
+        for (uint32_t k = 0; k < kept_count; k++)
+                kept_in_range += kept[k].last_offset >= start && kept[k].last_offset < to;
+        /* Those kept were in memory at prepare and are at or past the log
+         * start, so still there: a subset of those removed, no room needed. */
+        assert(kept_in_range <= hi - lo);
         if (hi == lo)
                 return;
         uint32_t n = 0;
         for (uint32_t k = 0; k < kept_count && n < hi - lo; k++)
-                if (kept[k].last_offset >= from && kept[k].last_offset < to)
+                if (kept[k].last_offset >= start && kept[k].last_offset < to)
                         p->aborted[lo + n++] = (struct partition_aborted_txn){
                                 kept[k].producer_id, kept[k].first_offset, kept[k].last_offset,
                                 kept[k].last_stable_offset,
@@ -2511,10 +2542,14 @@ static int64_t find_sources(const struct partition *p, const struct cleaner_job 
 }
 
 /*
- * Swaps the groups in, each phase over every group with one directory
- * sync, so that the home thread waits for three syncs, not three per
- * group: (1) .cleaned -> .swap, the commit of each group, in order, as
- * far as they go; (2) the old files of the committed groups removed;
+ * Swaps the groups in: (1) .cleaned -> .swap, the commit of each group,
+ * in order, as far as they go, each made durable (a directory sync)
+ * before the next, so that a power loss never keeps a later group's
+ * commit without an earlier one's (recovery deletes [the first swap's
+ * base, the last swap's end): a missing earlier swap would leave its old
+ * segments beside later ones whose tombstones are gone); the later phases
+ * take one directory sync each over every group: (2) the old files of
+ * the committed groups removed;
  * (3) .swap -> final names; (4) the new handles in place of the old.
  * Returns the groups swapped; *rc_out gets the first error. A failure
  * after a commit leaves the partition failed (reads go on from the old
@@ -2525,14 +2560,14 @@ static uint32_t swap_groups(struct partition *p, const struct cleaner_job *job, 
         uint32_t committed = 0;
         int rc = 0;
         while (committed < job->group_count && rc == 0) {
-                rc = cleaner_commit_group(p->dir, &job->groups[committed], false);
+                rc = cleaner_commit_group(p->dir, &job->groups[committed], true);
                 if (rc == 0)
                         committed++;
         }
         *rc_out = rc;           /* a group that could not commit: it and those after it are not swapped */
         if (committed == 0)
-                return 0;       /* nothing replaced: a stray index .swap goes at the next start */
-        int step_rc = logdir_ref_fsync(p->dir);
+                return 0;       /* nothing replaced */
+        int step_rc = 0;        /* each commit was synced */
         /* From here the old files' names are going, or go to the new
          * segments: the old handles must never write or delete by name. */
         uint32_t seg = at;
@@ -2592,10 +2627,21 @@ void partition_cleaner_finish(struct partition *p, struct cleaner_job *job)
                             p->high_watermark >= job->prepared_log_end_offset;
         int64_t at = is_swappable ? find_sources(p, job, used) : -1;
         unsigned long long suppressed;
-        if (job->result < 0 && job->result != -ECANCELED &&
-            log_limit_allow(&cleaner_log_limit, PARTITION_CLEANER_LOG_INTERVAL_MS, &suppressed))
-                log_warn("%s: cleaning failed: %s; it is tried again after log.cleaner.backoff.ms; %llu such lines "
-                         "suppressed", p->name, strerror(-job->result), suppressed);
+        /* Kafka marks a partition whose cleaning threw uncleanable until a
+         * restart rather than failing on it every backoff; a full disk is
+         * the exception: it passes, and the disk-full state holds the
+         * cleaner back meanwhile. */
+        bool is_transient = job->result == -ENOSPC || job->result == -EDQUOT || job->result == -ENOMEM;
+        if (job->result < 0 && job->result != -ECANCELED) {
+                if (!is_transient)
+                        p->is_uncleanable = true;
+                if (log_limit_allow(&cleaner_log_limit, PARTITION_CLEANER_LOG_INTERVAL_MS, &suppressed))
+                        log_warn("%s: cleaning failed: %s; %s; %llu such lines suppressed", p->name,
+                                 strerror(-job->result),
+                                 is_transient ? "it is tried again after log.cleaner.backoff.ms"
+                                              : "the partition is not cleaned again until the broker restarts",
+                                 suppressed);
+        }
         if (at < 0) {
                 cleaner_discard_files(job);
                 cleaner_job_free(job);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log/catalog.h"
+#include "log/cleaner.h"
 #include "log/test_util.h"
 
 /* ---- fixture ---- */
@@ -485,9 +486,17 @@ Test(catalog, delete_removes_dirs_and_survives_reload)
         cr_assert_null(catalog_partition_set_log(held->partitions[0], &log_token));
         cr_assert_eq(catalog_partition_log(held->partitions[0]), &log_token);
 
+        /* Cleaned partitions of it: Kafka drops their cleaner lines. */
+        cr_assert_eq(cleaner_checkpoint_update(dirs.dirs[0].dir_fd, "gone", 1, 40), 0);
+        cr_assert_eq(cleaner_checkpoint_update(dirs.dirs[0].dir_fd, "kept", 0, 9), 0);
+
         uint64_t v = catalog_version(cat);
         cr_assert_eq(catalog_delete_topic(cat, KSTR("gone"), &err), 0);
         cr_assert_eq(err.code, CATALOG_ERR_NONE);
+        int64_t dirty = -1;
+        cr_assert_eq(cleaner_checkpoint_read(dirs.dirs[0].dir_fd, "gone", 1, &dirty), -ENOENT);
+        cr_assert_eq(cleaner_checkpoint_read(dirs.dirs[0].dir_fd, "kept", 0, &dirty), 0);
+        cr_assert_eq(dirty, 9);
         cr_assert_gt(catalog_version(cat), v);
         cr_assert_null(catalog_get_topic(cat, KSTR("gone")));
         cr_assert_null(catalog_get_topic_by_id(cat, id));

@@ -996,6 +996,9 @@ static void swap_fails_to_commit_group(uint32_t bad)
         cr_assert_eq(unlinkat(root_fd, path, 0), 0);
         partition_cleaner_finish(p, job);
         cr_assert_not(partition_is_failed(p));
+        /* The index .swap files its commit renamed before the .log failed
+         * go: a later job for the base would rename them into place. */
+        cr_assert_not(dir_has_tail(".swap"), "a failed commit leaves no .swap file");
         read_all(p);
         if (bad == 0)
                 cr_assert_eq(seen_count, before, "nothing was swapped");
@@ -1020,4 +1023,174 @@ Test(cleaner, a_swap_that_cannot_commit_changes_nothing)
 Test(cleaner, a_swap_that_commits_part_keeps_the_rest)
 {
         swap_fails_to_commit_group(3);
+}
+
+/* Every group committed (.swap), then a crash before any old segment went.
+ * Round one leaves small cleaned segments, each holding a few keys; round
+ * two rewrites every key, so those segments, grouped into one, lose every
+ * record: their group's cleaned file ends below their bases. Recovery
+ * must still delete them (Kafka's LogLoader: the union of the swaps'
+ * ranges), or their old values come back. */
+Test(cleaner, a_crash_after_every_commit_deletes_every_replaced_segment)
+{
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        char key[16];
+        for (int i = 0; i < 120; i++) {
+                snprintf(key, sizeof(key), "a%d", i);
+                put(p, key, "old");
+                put(p, "hot", "h");
+                put(p, "hot", "h");
+        }
+        cr_assert(clean(p));
+        for (int i = 0; i < 120; i++) {
+                snprintf(key, sizeof(key), "a%d", i);
+                put(p, key, "new");
+        }
+        put(p, "hot", "last");
+        for (int i = 0; i < 40; i++)
+                put(p, "pad", "p");     /* the new values leave the active segment */
+        struct cleaner_job *job = prepare_and_run(p);
+        bool has_emptied_source = false;
+        for (uint32_t g = 0; g < job->group_count; g++) {
+                cr_assert_eq(cleaner_commit_group(job->dir, &job->groups[g], true), 0);
+                has_emptied_source = has_emptied_source || job->groups[g].count > 1;
+        }
+        cr_assert(has_emptied_source, "a group of several cleaned segments");
+        job->result = -ECANCELED;
+        partition_cleaner_finish(p, job);
+        partition_close(p);
+
+        o.is_clean_shutdown = false;
+        p = open_partition(&o);
+        cr_assert_not(dir_has_tail(".swap"));
+        read_all(p);
+        for (int i = 0; i < 120; i++) {
+                snprintf(key, sizeof(key), "a%d", i);
+                cr_assert_eq(count_key(key), 1, "%s: %d records", key, count_key(key));
+                cr_assert_str_eq(find_key(key)->value, "new");
+        }
+        cr_assert_eq(count_key("hot"), 1);
+        close_partition(p);
+}
+
+/* A group past the first fails to commit, and an abort marker the job
+ * kept lies in it: only the entries of the swapped range replace the
+ * partition's (the whole job's would trip the splice's assert). */
+Test(cleaner, a_partial_swap_keeps_the_aborted_transactions_past_it)
+{
+        struct partition_options o = options();
+        int64_t last[10];
+        struct partition *p = open_with_versions(&o, last);
+        struct rec r = { "t", "x" };
+        append_recs(p, &r, 1, 100, 0, true);
+        int64_t abort_at = marker(p, 100, false);
+        write_versions(p, 10, 3, last);
+        struct cleaner_job *job = prepare_and_run(p);
+        cr_assert_gt(job->group_count, 1);
+        cr_assert_eq(job->kept_aborted_count, 1, "the abort marker is kept until its horizon");
+        cr_assert_geq(job->kept_aborted[0].last_offset, job->groups[1].base_offset);
+        char name[SEGMENT_FILE_NAME_BYTES], path[96];
+        segment_file_name_tail(name, job->groups[1].base_offset, ".log", CLEANER_CLEANED_TAIL);
+        snprintf(path, sizeof(path), TEST_DIR "/%s", name);
+        cr_assert_eq(unlinkat(root_fd, path, 0), 0);
+        partition_cleaner_finish(p, job);
+        cr_assert_not(partition_is_failed(p));
+        read_all(p);
+        expect_latest(10, last, "v2");
+        /* The abort is still known: a second cleaning removes its record. */
+        cr_assert(clean(p));
+        read_all(p);
+        cr_assert_null(find_key("t"), "the aborted record at %lld is gone", (long long)abort_at - 1);
+        close_partition(p);
+}
+
+/* DeleteRecords moves the log start past an aborted transaction inside
+ * the first segment while a cleaning runs (compact,delete): the entry
+ * leaves memory, the job still keeps it; the swap must not trip. */
+Test(cleaner, delete_records_during_a_cleaning_drops_the_aborts_below_the_start)
+{
+        struct partition_options o = options();
+        o.config.is_cleanup_delete = true;
+        struct partition *p = open_partition(&o);
+        struct rec r = { "t", "x" };
+        append_recs(p, &r, 1, 100, 0, true);
+        int64_t abort_at = marker(p, 100, false);
+        int64_t last[10];
+        write_versions(p, 10, 20, last);
+        struct cleaner_job *job = prepare_and_run(p);
+        cr_assert_eq(job->kept_aborted_count, 1);
+        cr_assert_lt(abort_at + 1, job->sources[0].end_offset, "the new start is inside the first segment");
+        int64_t low = -1;
+        cr_assert_eq(partition_delete_records(p, abort_at + 1, &low), KAFKA_NONE);
+        cr_assert_eq(low, abort_at + 1);
+        partition_cleaner_finish(p, job);
+        cr_assert_not(partition_is_failed(p));
+        read_all(p);
+        expect_latest(10, last, "v19");
+        close_partition(p);
+}
+
+/* A deleted topic's line in cleaner-offset-checkpoint, beyond the new log
+ * of the same name: a check while the log is short must not keep it, or
+ * once the log grows past it [0, it) counts as cleaned and a tombstone
+ * there outlives the value it deleted. */
+Test(cleaner, a_checkpoint_past_the_log_end_is_reset_for_good)
+{
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        close_partition(p);
+        /* The old topic's line, written after the new log began. */
+        cr_assert_eq(cleaner_checkpoint_update(root_fd, "t", 0, 300), 0);
+        o.is_clean_shutdown = true;
+        p = open_partition(&o);
+        put(p, "gone", "alive");
+        put(p, "gone", NULL);
+        double ratio;
+        cr_assert_not(partition_cleaner_check(p, now_ms, &ratio), "one segment: nothing to clean");
+        int64_t last[10];
+        write_versions(p, 10, 35, last);
+        cr_assert_gt(partition_high_watermark(p), 300);
+        cr_assert(clean(p));
+        read_all(p);
+        cr_assert_eq(count_key("gone"), 1, "the value the tombstone deleted is gone");
+        cr_assert(find_key("gone")->is_tombstone);
+        close_partition(p);
+}
+
+/* A log begun anew drops its name's line: the topic it was is deleted. */
+Test(cleaner, a_new_log_forgets_a_deleted_topics_checkpoint)
+{
+        cr_assert_eq(cleaner_checkpoint_update(root_fd, "t", 0, 300), 0);
+        cr_assert_eq(cleaner_checkpoint_update(root_fd, "u", 0, 7), 0);
+        struct partition_options o = options();
+        struct partition *p = open_partition(&o);
+        int64_t offset = -1;
+        cr_assert_eq(cleaner_checkpoint_read(root_fd, "t", 0, &offset), -ENOENT, "still %lld", (long long)offset);
+        cr_assert_eq(cleaner_checkpoint_read(root_fd, "u", 0, &offset), 0, "another's line stays");
+        cr_assert_eq(offset, 7);
+        close_partition(p);
+}
+
+/* A cleaning that fails marks the partition uncleanable until a restart,
+ * as Kafka does, rather than failing on it every backoff. */
+Test(cleaner, a_failed_cleaning_makes_the_partition_uncleanable_until_a_restart)
+{
+        struct partition_options o = options();
+        int64_t last[10];
+        struct partition *p = open_with_versions(&o, last);
+        struct cleaner_job *job = prepare_and_run(p);
+        cleaner_discard_files(job);
+        job->result = -EIO;     /* as a read error would leave it */
+        partition_cleaner_finish(p, job);
+        double ratio;
+        cr_assert_not(partition_cleaner_check(p, now_ms, &ratio), "not cleaned again");
+        cr_assert_not(clean(p));
+        close_partition(p);
+        o.is_clean_shutdown = true;
+        p = open_partition(&o);
+        cr_assert(clean(p), "a restart clears the mark");
+        read_all(p);
+        expect_latest(10, last, "v19");
+        close_partition(p);
 }

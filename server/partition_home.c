@@ -117,6 +117,10 @@ struct home {
         reactor_timer_id producer_expiry_timer;
         reactor_timer_id cleaner_timer;
         uint32_t cleanings_in_flight;   /* jobs of partitions here out on the cleaner pool */
+        /* Under homes->cleaning_lock: set when the stopping home stops
+         * waiting for its jobs; a job coming back later must not post to a
+         * reactor that may be freed by then. */
+        bool is_cleaning_closed;
         uint64_t config_version;        /* the catalog's when configs were last applied */
 
         struct reactor_task collect_task;
@@ -149,6 +153,7 @@ struct partition_homes {
         pthread_mutex_t collect_lock;
         pthread_cond_t collect_cond;
         uint32_t collect_answered;      /* under collect_lock */
+        pthread_mutex_t cleaning_lock;  /* each home's is_cleaning_closed */
 
         uint32_t count;
         struct home homes[];
@@ -332,6 +337,7 @@ int partition_homes_create(struct broker *b, uint32_t reactor_count, struct part
                 atomic_init(&hs->is_dir_failed[i], false);
         pthread_mutex_init(&hs->collect_lock, NULL);
         pthread_cond_init(&hs->collect_cond, NULL);
+        pthread_mutex_init(&hs->cleaning_lock, NULL);
         for (uint32_t i = 0; i < reactor_count; i++) {
                 hs->homes[i].broker = b;
                 hs->homes[i].homes = hs;
@@ -368,6 +374,7 @@ void partition_homes_destroy(struct partition_homes *hs)
         }
         pthread_cond_destroy(&hs->collect_cond);
         pthread_mutex_destroy(&hs->collect_lock);
+        pthread_mutex_destroy(&hs->cleaning_lock);
         free(hs);
 }
 
@@ -671,10 +678,16 @@ static void home_on_cleaned(void *arg)
 static void home_on_job_done(struct cleaner_job *job)
 {
         struct home_cleaning *c = job->ctx;
+        struct home *h = c->home;       /* freed only after the pool's threads are joined */
         reactor_task_init(&c->task, home_on_cleaned, c);
-        if (reactor_post_task(c->home->reactor, &c->task) < 0)
+        pthread_mutex_lock(&h->homes->cleaning_lock);
+        int rc = h->is_cleaning_closed ? -ESHUTDOWN : reactor_post_task(h->reactor, &c->task);
+        pthread_mutex_unlock(&h->homes->cleaning_lock);
+        /* Not posted: the process is exiting; the job and its partition
+         * are left as they are, and the next start deletes its files. */
+        if (rc < 0)
                 log_error("reactor %u: stopped before a cleaning of %s came back; its files are sorted out at the "
-                          "next start", c->home->index, job->name);
+                          "next start", h->index, job->name);
 }
 
 /* Kafka's grabFilthiestCompactedLog over the partitions of this home:
@@ -1045,6 +1058,11 @@ void partition_homes_on_reactor_stop(struct reactor *r, uint32_t index, void *ct
         if (h->cleanings_in_flight > 0)
                 log_error("reactor %u: %u cleaning(s) still running after %d ms of shutdown", index,
                           h->cleanings_in_flight, HOME_STOP_CLEANING_MS);
+        /* The reactor may be freed once this thread returns: the jobs still
+         * out never post to it (those posted before run just below). */
+        pthread_mutex_lock(&h->homes->cleaning_lock);
+        h->is_cleaning_closed = true;
+        pthread_mutex_unlock(&h->homes->cleaning_lock);
         /* Closes of deleted topics' partitions deferred meanwhile. */
         reactor_run_once(r, 0);
 }
