@@ -24,7 +24,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(REPO, "compat-tests")
 
 STARTUP_TIMEOUT_S = float(os.environ.get("RUNNEL_STARTUP_TIMEOUT_S", "20"))
-STOP_TIMEOUT_S = float(os.environ.get("RUNNEL_STOP_TIMEOUT_S", "10"))
+# Above runnel's own bound on a shutdown (10 s for connections to drain), so
+# that a slow stop ends with the broker's own line saying what held it.
+STOP_TIMEOUT_S = float(os.environ.get("RUNNEL_STOP_TIMEOUT_S", "20"))
+SLOW_STOP_S = 5.0  # a stop slower than this is said under the scenario, pass or not
 SCENARIO_TIMEOUT_S = 90 + STARTUP_TIMEOUT_S
 CLIENT_TIMEOUT_S = 60
 LOG_TAIL_LINES = 200
@@ -132,6 +135,7 @@ class Broker:
         self.ready_s = None  # the last start(): seconds from exec to the first ApiVersions answer
         self.runs = []  # (argv, stdout path, stderr path, exit code)
         self.problems = []  # things noticed at stop: sanitizer reports, bad exits
+        self.stop_notes = []  # said under the scenario even when it passes
         self.api_keys = {}  # what ApiVersions v0 advertised when the broker became ready
 
     @property
@@ -198,8 +202,12 @@ class Broker:
         died_early = proc.poll() is not None
         if not died_early:
             proc.send_signal(signal.SIGTERM)
+            asked = time.monotonic()
             try:
                 proc.wait(timeout=STOP_TIMEOUT_S)
+                took_s = time.monotonic() - asked
+                if took_s > SLOW_STOP_S:
+                    self.stop_notes.append("the broker took %.1f s to stop after SIGTERM (see its log)" % took_s)
             except subprocess.TimeoutExpired:
                 self.problems.append("broker did not exit within %.0f s of SIGTERM; sent SIGKILL"
                                      % STOP_TIMEOUT_S)

@@ -34,7 +34,7 @@ reads the broker's segments). Only the standard library and those clients
 are used.
 
 Environment: RUNNEL (broker binary), RUNNEL_STARTUP_TIMEOUT_S (default 20),
-RUNNEL_STOP_TIMEOUT_S (default 10), and those logs.py names. The broker's
+RUNNEL_STOP_TIMEOUT_S (default 20), and those logs.py names. The broker's
 command line is Kafka's, `$RUNNEL --override key=value ...`, so a script that
 starts Apache Kafka the same way (compat-tests/kafka/reference-broker) runs
 this suite against the reference broker.
@@ -727,6 +727,7 @@ def run_scenario(name, fn, binary, keep):
     elapsed_s = time.monotonic() - started
 
     problems = [p for b in ctx.brokers for p in b.problems]
+    ctx.notes.extend(n for b in ctx.brokers for n in b.stop_notes)
     ok = error is None and not problems
     for b in ctx.brokers:
         if b.api_keys:

@@ -244,6 +244,9 @@ int main(int argc, char **argv)
 
         server_wait(srv);
         running_server = NULL;
+        /* A line between the reactors' part of a stop and the rest, so that
+         * a stop that takes long says which half held it. */
+        log_info("runnel stopping: connections closed and partitions flushed; writing the checkpoints");
         exit_code = 0;
 out_finish:
         /* Every reactor has flushed and closed its partitions: the final
